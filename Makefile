@@ -1,0 +1,41 @@
+# Two entry points (see README): `make demo` and `make test`. Both set up .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# torch 2.13.0: a CPU wheel on the project's machines; elsewhere pip picks the platform build.
+TORCH ?= torch==2.13.0
+EXAMPLE := examples/astronaut_qf10.jpg
+DEMO_OUT := out/demo
+
+.PHONY: setup demo test test-slow lint results benchmarks clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check "$(TORCH)"
+	$(BIN)/pip install -q --disable-pip-version-check -e ".[test]"
+	touch $@
+
+demo: setup
+	$(BIN)/fbcnn restore $(EXAMPLE) -o $(DEMO_OUT) --compare
+	@echo "restored image: $(DEMO_OUT)/astronaut_qf10.png"
+	@echo "side by side (JPEG | restored): $(DEMO_OUT)/astronaut_qf10_compare.png"
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-slow: setup
+	$(BIN)/python -m pytest -q -m slow
+
+lint: setup
+	$(BIN)/ruff check src tests scripts
+
+results: setup
+	$(BIN)/python scripts/make_results.py
+
+benchmarks: setup
+	$(BIN)/python scripts/make_benchmarks.py
+
+clean:
+	rm -rf $(VENV) out build *.egg-info

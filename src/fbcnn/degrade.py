@@ -1,0 +1,94 @@
+"""Degradation models for training and evaluation: single JPEG, double JPEG with a grid
+shift (FBCNN-A), and colour -> grey (BT.601 Y), as in the paper.
+
+Each function takes clean uint8 arrays (HxWx3 colour or HxWx1 grey) and returns
+(degraded, clean) pairs of the same size; `qf` labels are in 1..100, and double-compressed
+samples carry no QF label (None).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .jpeg import compress
+
+# The paper draws QF from these with probability 3/4, else uniformly from a range.
+COMMON_QFS = (10, 20, 30, 40, 50, 60)
+COLOR_QF_RANGE = (8, 96)
+GRAY_QF_RANGE = (5, 95)
+
+
+def rgb_to_y(image: np.ndarray) -> np.ndarray:
+    """BT.601 luma of an RGB uint8 image, rounded to uint8, shape HxWx1 (the paper's grey)."""
+    rgb = image.astype(np.float64)
+    y = 16.0 + (65.481 * rgb[..., 0] + 128.553 * rgb[..., 1] + 24.966 * rgb[..., 2]) / 255.0
+    return np.clip(np.round(y), 0, 255).astype(np.uint8)[..., None]
+
+
+def rgb_to_gray_plain(image: np.ndarray) -> np.ndarray:
+    """A plain full-range RGB -> grey conversion (ITU-R 601 weights), HxWx1 uint8."""
+    rgb = image.astype(np.float64)
+    y = 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
+    return np.clip(np.round(y), 0, 255).astype(np.uint8)[..., None]
+
+
+def draw_qf(rng: np.random.Generator, gray: bool = False) -> int:
+    """QF drawn as in the paper: a common QF with probability 3/4, else uniform in a range."""
+    if rng.random() < 0.75:
+        return int(rng.choice(COMMON_QFS))
+    lo, hi = GRAY_QF_RANGE if gray else COLOR_QF_RANGE
+    return int(rng.integers(lo, hi + 1))
+
+
+@dataclass
+class DegradedPatch:
+    degraded: np.ndarray
+    clean: np.ndarray
+    qf: int | None  # None: double compressed, no QF target
+    qf2: int | None = None
+    shift: tuple[int, int] | None = None
+
+
+def single_jpeg(patch_with_margin: np.ndarray, size: int, qf: int,
+                rng: np.random.Generator) -> DegradedPatch:
+    """Compress a (size+8)-square patch at `qf`; with probability 1/2 take a random
+    `size` crop (grid not aligned with the patch), else the top-left one (aligned)."""
+    degraded = compress(patch_with_margin, qf)
+    if rng.random() < 0.5:
+        dy, dx = (int(v) for v in rng.integers(0, patch_with_margin.shape[0] - size + 1, 2))
+    else:
+        dy = dx = 0
+    return DegradedPatch(degraded[dy:dy + size, dx:dx + size],
+                         patch_with_margin[dy:dy + size, dx:dx + size], qf)
+
+
+def double_jpeg(image: np.ndarray, qf1: int, qf2: int, shift: tuple[int, int]) -> DegradedPatch:
+    """JPEG(shift(JPEG(x, qf1)), qf2): compress, decode, crop [dy:, dx:], compress again.
+    The clean image is cropped alike."""
+    dy, dx = shift
+    first = compress(image, qf1)[dy:, dx:]
+    second = compress(np.ascontiguousarray(first), qf2)
+    return DegradedPatch(second, image[dy:, dx:], None, qf2, (dy, dx))
+
+
+def random_double_jpeg(patch_with_margin: np.ndarray, size: int, rng: np.random.Generator,
+                       gray: bool = False) -> DegradedPatch:
+    """The FBCNN-A degradation: both QFs drawn like single ones, a random 0..7 shift per axis,
+    then a `size` crop; no QF label."""
+    qf1, qf2 = draw_qf(rng, gray), draw_qf(rng, gray)
+    shift = (int(rng.integers(0, 8)), int(rng.integers(0, 8)))
+    out = double_jpeg(patch_with_margin, qf1, qf2, shift)
+    return DegradedPatch(out.degraded[:size, :size], out.clean[:size, :size], None, qf2, shift)
+
+
+def augment(images: tuple[np.ndarray, ...], mode: int) -> tuple[np.ndarray, ...]:
+    """One of the 8 flip/rotate variants (mode 0..7), applied alike to every array."""
+    out = []
+    for im in images:
+        im = np.rot90(im, k=mode % 4)
+        if mode >= 4:
+            im = im[:, ::-1]
+        out.append(np.ascontiguousarray(im))
+    return tuple(out)

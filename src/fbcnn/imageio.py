@@ -1,0 +1,394 @@
+"""Image files <-> uint8 arrays: the only module of the library that touches image paths.
+
+Reading checks the header before decoding (size limits, colour mode, frame count), applies
+the EXIF orientation and keeps what restoration needs from the original file: alpha, ICC
+profile and, for JPEGs, the quantisation tables, their QF and the chroma subsampling.
+Writing is atomic (temp file in the same folder, then os.replace) and never overwrites an
+input. Every failure is an ImageError with a one-line message "<path>: <reason>".
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from fbcnn import jpeg
+
+MAX_PIXELS = 200_000_000  # refuse bigger images before decoding
+MIN_SIDE = 8
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
+SKIP_FOLDER = "restored"
+
+# output suffix -> (Pillow format, save options)
+_WRITE_FORMATS: dict[str, tuple[str, dict[str, object]]] = {
+    ".png": ("PNG", {}),
+    ".jpg": ("JPEG", {"quality": 95}),
+    ".jpeg": ("JPEG", {"quality": 95}),
+    ".webp": ("WEBP", {"lossless": True}),
+    ".bmp": ("BMP", {}),
+    ".tif": ("TIFF", {}),
+    ".tiff": ("TIFF", {}),
+}
+_NO_ALPHA_FORMATS = frozenset({"JPEG"})
+_NO_ICC_FORMATS = frozenset({"BMP"})
+
+# first bytes of the formats we read: an unidentifiable file starting with one is corrupt
+_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00",
+          b"MM\x00*")
+
+
+class ImageError(Exception):
+    """A file that cannot be read or written; str() is one user-facing line naming it."""
+
+    def __init__(self, path: str | Path, reason: str | None = None) -> None:
+        if reason is None:  # ImageError("path: reason") also works
+            self.path: Path | None = None
+            self.reason = _one_line(str(path))
+            super().__init__(self.reason)
+        else:
+            self.path = Path(path)
+            self.reason = _one_line(reason)
+            super().__init__(f"{path}: {self.reason}")
+
+
+@dataclass(eq=False)
+class LoadedImage:
+    """Decoded pixels of an image file plus what is needed to restore and re-save it."""
+
+    path: Path
+    pixels: np.ndarray  # uint8 HxWx3 or HxWx1, EXIF orientation applied
+    alpha: np.ndarray | None  # uint8 HxW, or None
+    icc_profile: bytes | None
+    format: str  # Pillow format ("JPEG", "PNG", ...)
+    mode: str  # original Pillow mode ("RGB", "L", "RGBA", "LA", ...)
+    header_qf: int | None
+    subsampling: str | None
+    quantization: dict[int, list[int]] | None
+
+    @property
+    def is_gray(self) -> bool:
+        """True for one-channel (HxWx1) pixels."""
+        return self.pixels.shape[2] == 1
+
+    @property
+    def width(self) -> int:
+        """Width in pixels, after EXIF orientation."""
+        return int(self.pixels.shape[1])
+
+    @property
+    def height(self) -> int:
+        """Height in pixels, after EXIF orientation."""
+        return int(self.pixels.shape[0])
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split()) or "unknown error"
+
+
+def _os_reason(exc: OSError) -> str:
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, FileNotFoundError):
+        return "no such file or folder"
+    if isinstance(exc, NotADirectoryError):
+        return "a parent path is not a folder"
+    if isinstance(exc, IsADirectoryError):
+        return "is a folder"
+    if exc.errno == errno.ENOSPC:
+        return "no space left on device"
+    if exc.errno == errno.EROFS:
+        return "read-only file system"
+    return exc.strerror or str(exc)
+
+
+def _pillow_reason(exc: BaseException) -> str:
+    if isinstance(exc, MemoryError):
+        return "not enough memory to decode"
+    detail = _one_line(str(exc)) if str(exc) else type(exc).__name__
+    return f"corrupt or truncated image ({detail})"
+
+
+# ------------------------------------------------------------------------------- reading
+
+
+def _check_mode(path: Path, mode: str) -> None:
+    if mode.startswith("I;16") or mode == "I":
+        raise ImageError(path, f"16-bit images are not supported (mode {mode}); "
+                               "convert to 8 bits per channel first")
+    if mode == "F":
+        raise ImageError(path, "floating-point images are not supported (mode F); "
+                               "convert to 8 bits per channel first")
+    if mode == "CMYK":
+        raise ImageError(path, "CMYK images are not supported; convert to RGB first")
+    if mode in ("P", "PA"):
+        raise ImageError(path, "palette images are not supported; convert to RGB first")
+    if mode not in ("1", "L", "LA", "La", "RGB", "RGBA", "RGBa", "RGBX", "YCbCr"):
+        raise ImageError(path, f"colour mode {mode} is not supported")
+
+
+def _split(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """uint8 HxWx3 / HxWx1 pixels and optional HxW alpha of a loaded image."""
+    mode = img.mode
+    if mode in ("L", "RGB") and "transparency" in img.info:  # PNG/GIF colour key
+        mode = "LA" if mode == "L" else "RGBA"
+        img = img.convert(mode)
+    if mode in ("1", "L"):
+        return np.array(img.convert("L"))[:, :, None], None
+    if mode in ("LA", "La"):
+        arr = np.array(img.convert("LA"))
+        return np.ascontiguousarray(arr[:, :, :1]), np.ascontiguousarray(arr[:, :, 1])
+    if mode in ("RGBA", "RGBa"):
+        arr = np.array(img.convert("RGBA"))
+        return np.ascontiguousarray(arr[:, :, :3]), np.ascontiguousarray(arr[:, :, 3])
+    return np.array(img.convert("RGB")), None
+
+
+def _open_checked(path: Path, fh: BinaryIO) -> Image.Image:
+    try:
+        with warnings.catch_warnings():
+            # MAX_PIXELS is our limit; Pillow still raises DecompressionBombError far above it
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(fh)
+    except Image.DecompressionBombError:
+        limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+        raise ImageError(path, f"image too large (over {limit} pixels, possible "
+                               f"decompression bomb)") from None
+    except UnidentifiedImageError:
+        fh.seek(0)
+        head = fh.read(16)
+        known = head.startswith(_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+        reason = "corrupt or truncated image (unreadable header)" if known else "not an image"
+        raise ImageError(path, reason) from None
+    except ImageError:
+        raise
+    except Exception as exc:  # Pillow raises many types on bad headers
+        raise ImageError(path, _pillow_reason(exc)) from None
+
+
+def read_image(path: str | Path) -> LoadedImage:
+    """Decode an image file into uint8 pixels (EXIF orientation applied) and metadata.
+
+    Raises ImageError (one line, naming the file) for anything that is not a readable
+    8-bit grey/RGB image of at least MIN_SIDE and at most MAX_PIXELS pixels.
+    """
+    path = Path(path)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise ImageError(path, "no such file") from None
+    except OSError as exc:
+        raise ImageError(path, f"cannot read: {_os_reason(exc)}") from None
+    if path.is_dir():
+        raise ImageError(path, "is a folder, not an image file")
+    if not path.is_file():
+        raise ImageError(path, "not a regular file")
+    if st.st_size == 0:
+        raise ImageError(path, "empty file")
+    try:
+        fh = open(path, "rb")
+    except OSError as exc:
+        raise ImageError(path, f"cannot read: {_os_reason(exc)}") from None
+    with fh:
+        img = _open_checked(path, fh)
+        with img:
+            return _decode(path, img)
+
+
+def _decode(path: Path, img: Image.Image) -> LoadedImage:
+    width, height = img.size
+    if width * height > MAX_PIXELS:
+        raise ImageError(path, f"image too large: {width}x{height} pixels "
+                               f"(limit {MAX_PIXELS} pixels)")
+    if min(width, height) < MIN_SIDE:
+        raise ImageError(path, f"image too small: {width}x{height} "
+                               f"(each side must be at least {MIN_SIDE} pixels)")
+    try:
+        if img.format == "MPO":
+            # camera JPEGs with embedded previews: the first frame is the JPEG itself
+            img.format = "JPEG"
+        else:
+            frames = int(getattr(img, "n_frames", 1))
+            if frames > 1:
+                raise ImageError(path, f"animated or multi-frame images are not supported "
+                                       f"({frames} frames)")
+        mode = img.mode
+        _check_mode(path, mode)
+        fmt = str(img.format)
+        icc = img.info.get("icc_profile") or None
+        qf = jpeg.header_qf(img)
+        subsampling = jpeg.subsampling_of(img)
+        tables = getattr(img, "quantization", None) if fmt == "JPEG" else None
+        quantization = {int(k): [int(v) for v in t] for k, t in tables.items()} if tables else None
+        img.load()
+    except ImageError:
+        raise
+    except Exception as exc:
+        raise ImageError(path, _pillow_reason(exc)) from None
+    try:
+        oriented = ImageOps.exif_transpose(img)
+    except Exception:  # unreadable EXIF: keep the stored orientation
+        oriented = img
+    try:
+        pixels, alpha = _split(oriented)
+    except Exception as exc:
+        raise ImageError(path, _pillow_reason(exc)) from None
+    return LoadedImage(path=path, pixels=pixels, alpha=alpha, icc_profile=icc, format=fmt,
+                       mode=mode, header_qf=qf, subsampling=subsampling,
+                       quantization=quantization)
+
+
+# ------------------------------------------------------------------------------- writing
+
+
+def _to_pil(path: Path, pixels: np.ndarray, alpha: np.ndarray | None) -> Image.Image:
+    if not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8:
+        raise ValueError(f"{path}: pixels must be a uint8 array, got "
+                         f"{getattr(pixels, 'dtype', type(pixels).__name__)}")
+    if pixels.ndim == 2:
+        pixels = pixels[:, :, None]
+    if pixels.ndim != 3 or pixels.shape[2] not in (1, 3):
+        raise ValueError(f"{path}: pixels must be HxWx3 or HxWx1, got shape {pixels.shape}")
+    if alpha is not None:
+        alpha = np.asarray(alpha)
+        if alpha.ndim == 3 and alpha.shape[2] == 1:
+            alpha = alpha[:, :, 0]
+        if alpha.dtype != np.uint8 or alpha.shape != pixels.shape[:2]:
+            raise ValueError(f"{path}: alpha must be uint8 {pixels.shape[:2]}, got "
+                             f"{alpha.dtype} {alpha.shape}")
+        arr = np.concatenate([pixels, alpha[:, :, None]], axis=2)
+        mode = "LA" if pixels.shape[2] == 1 else "RGBA"
+    else:
+        arr = pixels[:, :, 0] if pixels.shape[2] == 1 else pixels
+        mode = "L" if pixels.shape[2] == 1 else "RGB"
+    return Image.frombytes(mode, (arr.shape[1], arr.shape[0]), np.ascontiguousarray(arr))
+
+
+def _is_protected(target: Path, protect: Iterable[Path]) -> bool:
+    resolved = target.resolve()
+    for p in protect:
+        p = Path(p)
+        if p.resolve() == resolved:
+            return True
+        try:  # hard links, case-insensitive file systems
+            if target.exists() and os.path.samefile(target, p):
+                return True
+        except OSError:
+            pass
+    return False
+
+
+def _umask() -> int:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
+
+
+def write_image(path: str | Path, pixels: np.ndarray, *, alpha: np.ndarray | None = None,
+                icc_profile: bytes | None = None, protect: Iterable[Path] = ()) -> Path:
+    """Atomically save uint8 HxWx3 / HxWx1 pixels (plus optional HxW alpha and ICC profile).
+
+    The format follows the suffix (none -> .png appended; .jpg/.jpeg quality 95, alpha
+    dropped; .webp lossless). Refuses to overwrite any path in `protect`. Returns the path
+    written; raises ImageError on failure, leaving nothing behind.
+    """
+    path = Path(path)
+    if path.suffix == "":
+        path = path.with_name(path.name + ".png")
+    suffix = path.suffix.lower()
+    if suffix not in _WRITE_FORMATS:
+        known = " ".join(sorted(_WRITE_FORMATS))
+        raise ImageError(path, f"cannot write {suffix} files (use one of: {known})")
+    fmt, options = _WRITE_FORMATS[suffix]
+    if fmt in _NO_ALPHA_FORMATS:
+        alpha = None
+    img = _to_pil(path, pixels, alpha)
+    options = dict(options)
+    if icc_profile and fmt not in _NO_ICC_FORMATS:
+        options["icc_profile"] = icc_profile
+
+    if _is_protected(path, protect):
+        raise ImageError(path, "refusing to overwrite an input image")
+    if path.is_dir():
+        raise ImageError(path, "cannot write: is a folder")
+    parent = path.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ImageError(path, f"cannot write: {parent} is not a folder") from None
+    except OSError as exc:
+        raise ImageError(path, f"cannot create folder {parent}: {_os_reason(exc)}") from None
+
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+    except FileNotFoundError:
+        raise ImageError(path, "cannot write: no such folder") from None
+    except OSError as exc:
+        raise ImageError(path, f"cannot write: {_os_reason(exc)}") from None
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            img.save(f, format=fmt, **options)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600
+        os.replace(tmp, path)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise ImageError(path, f"cannot write: {_os_reason(exc)}") from None
+        if isinstance(exc, Exception):
+            raise ImageError(path, f"cannot write: {_one_line(str(exc))}") from None
+        raise
+    return path
+
+
+# ------------------------------------------------------------------------------- inputs
+
+
+def _folder_images(folder: Path, recursive: bool) -> list[Path]:
+    found: list[Path] = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if d != SKIP_FOLDER and not d.startswith(".")]
+        if not recursive:
+            dirs[:] = []
+        for name in files:
+            if name.startswith("."):  # temp files, macOS "._" resource forks
+                continue
+            p = Path(root, name)
+            if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file():
+                found.append(p)
+    return sorted(found, key=lambda p: p.parts)
+
+
+def list_inputs(inputs: Sequence[str | Path], recursive: bool = False) -> list[Path]:
+    """Files to process: files (and missing paths) as given, folders expanded to the images
+    inside (sorted; `restored` and hidden folders skipped), duplicates dropped."""
+    out: list[Path] = []
+    seen: set[Path] = set()
+    for item in inputs:
+        p = Path(item)
+        candidates = _folder_images(p, recursive) if p.is_dir() else [p]
+        for c in candidates:
+            try:
+                key = c.resolve()
+            except OSError:
+                key = c.absolute()
+            if key not in seen:
+                seen.add(key)
+                out.append(c)
+    return out

@@ -1,0 +1,105 @@
+"""JPEG codec facts: encode and decode at a quality factor, quantisation tables, the QF that
+a file's tables correspond to, chroma subsampling.
+
+Encoding uses Pillow (libjpeg-turbo) with the standard IJG tables scaled by quality, like
+OpenCV and the paper; colour is 4:2:0 unless asked otherwise.
+"""
+
+from __future__ import annotations
+
+import io
+from functools import lru_cache
+
+import numpy as np
+from PIL import Image
+
+# Pillow's subsampling codes
+SUBSAMPLING = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
+SUBSAMPLING_NAMES = {v: k for k, v in SUBSAMPLING.items()}
+
+
+def _to_pil(image: np.ndarray) -> Image.Image:
+    if image.dtype != np.uint8:
+        raise ValueError(f"expected uint8 image, got {image.dtype}")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    return Image.fromarray(image)
+
+
+def encode(image: np.ndarray, qf: int, subsampling: str = "4:2:0") -> bytes:
+    """JPEG bytes of a uint8 HxW, HxWx1 or HxWx3 array at quality `qf` (1..100)."""
+    if not 1 <= int(qf) <= 100:
+        raise ValueError(f"quality factor must be in 1..100, got {qf}")
+    buf = io.BytesIO()
+    pil = _to_pil(image)
+    options: dict[str, object] = {"quality": int(qf)}
+    if pil.mode == "RGB":
+        options["subsampling"] = SUBSAMPLING[subsampling]
+    pil.save(buf, format="JPEG", **options)
+    return buf.getvalue()
+
+
+def decode(data: bytes) -> np.ndarray:
+    """uint8 array (HxW for grey, HxWx3 for colour) of JPEG bytes."""
+    with Image.open(io.BytesIO(data)) as im:
+        return np.asarray(im.convert("L" if im.mode == "L" else "RGB"))
+
+
+def compress(image: np.ndarray, qf: int, subsampling: str = "4:2:0") -> np.ndarray:
+    """decode(encode(image, qf)), keeping the input's shape (HxWx1 stays HxWx1)."""
+    out = decode(encode(image, qf, subsampling))
+    if image.ndim == 3 and image.shape[2] == 1:
+        out = out[:, :, None]
+    return out
+
+
+@lru_cache(maxsize=1)
+def _standard_tables() -> np.ndarray:
+    """(100, 2, 64) IJG luma/chroma tables at QF 1..100, in Pillow's order."""
+    tiny = np.zeros((16, 16, 3), np.uint8)
+    tables = np.zeros((100, 2, 64), np.float64)
+    for q in range(1, 101):
+        with Image.open(io.BytesIO(encode(tiny, q))) as im:
+            qt = im.quantization
+        tables[q - 1, 0] = qt[0]
+        tables[q - 1, 1] = qt[1]
+    return tables
+
+
+def qf_from_tables(tables: dict[int, list[int]]) -> int:
+    """The IJG quality whose scaled standard tables are nearest to these (exact for IJG
+    encoders such as libjpeg, Pillow and OpenCV; the nearest fit for others)."""
+    standard = _standard_tables()
+    luma = np.asarray(tables[0], np.float64)
+    err = np.abs(np.log(standard[:, 0]) - np.log(np.maximum(luma, 1))).sum(axis=1)
+    if 1 in tables:
+        chroma = np.asarray(tables[1], np.float64)
+        err = err + np.abs(np.log(standard[:, 1]) - np.log(np.maximum(chroma, 1))).sum(axis=1)
+    return int(np.argmin(err)) + 1
+
+
+def header_qf(image: Image.Image) -> int | None:
+    """The QF written in a JPEG's quantisation tables, or None for other formats."""
+    if image.format != "JPEG":
+        return None
+    tables = getattr(image, "quantization", None)
+    if not tables:
+        return None
+    return qf_from_tables(tables)
+
+
+def subsampling_of(image: Image.Image) -> str | None:
+    """'4:2:0', '4:2:2', '4:4:4' for a colour JPEG, None otherwise."""
+    if image.format != "JPEG" or image.mode not in ("RGB", "YCbCr"):
+        return None
+    from PIL import JpegImagePlugin
+
+    code = JpegImagePlugin.get_sampling(image)
+    return SUBSAMPLING_NAMES.get(code)
+
+
+def grid_multiple(subsampling: str | None, channels: int) -> int:
+    """Tile starts must be multiples of this to keep JPEG blocks (MCUs) in place."""
+    if channels == 3 and subsampling in (None, "4:2:0", "4:2:2"):
+        return 16
+    return 8

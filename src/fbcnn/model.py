@@ -1,0 +1,88 @@
+"""The plain user-facing API: `load_model(name_or_path)` and `model.restore(image, qf=None)`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Generic, TypeVar
+
+import numpy as np
+from PIL import Image
+
+from .checkpoints import load_network, resolve_model
+from .network import FBCNN
+from .restore import DEFAULT_TILE, Restorer
+
+ImageT = TypeVar("ImageT", np.ndarray, Image.Image)
+
+
+@dataclass
+class Result(Generic[ImageT]):
+    image: ImageT  # same type and size as the input
+    predicted_qf: float  # the QF the network reads from the image (1..100)
+    used_qf: float  # the QF fed to the network (the prediction, or the one asked for)
+
+
+class Model:
+    """A loaded FBCNN model. `network` is the underlying torch module: called on an
+    (N, C, H, W) float tensor in [0, 1] it returns `(restored, qf)`."""
+
+    def __init__(self, network: FBCNN, name: str = "model", device: str = "auto",
+                 tile: int | None = DEFAULT_TILE) -> None:
+        self.name = name
+        self.restorer = Restorer(network, device=device, tile=tile)
+        self.network = self.restorer.network
+
+    @property
+    def channels(self) -> int:
+        return self.network.config.in_channels
+
+    def _fit_channels(self, pixels: np.ndarray) -> tuple[np.ndarray, bool]:
+        """Grey images on a colour model are restored as RGB and turned back into grey."""
+        if pixels.ndim == 2:
+            pixels = pixels[:, :, None]
+        if pixels.shape[2] == self.channels:
+            return pixels, False
+        if pixels.shape[2] == 1 and self.channels == 3:
+            return np.repeat(pixels, 3, axis=2), True
+        raise ValueError(f"model '{self.name}' takes {self.channels}-channel images, "
+                         f"got {pixels.shape[2]} channels (use a colour model)")
+
+    def predict_qf(self, pixels: np.ndarray, grid: int = 8) -> float:
+        return self.restorer.predict_qf(self._fit_channels(pixels)[0], grid)
+
+    def restore_array(self, pixels: np.ndarray, qf: float | None = None,
+                      grid: int = 8) -> Result[np.ndarray]:
+        """Restore a uint8 HxW, HxWx1 or HxWx3 array; the result has the input's shape."""
+        fitted, grey_on_colour = self._fit_channels(pixels)
+        out = self.restorer.restore(fitted, qf=qf, grid=grid)
+        result = out.pixels
+        if grey_on_colour:
+            result = np.round(result.astype(np.float32).mean(axis=2, keepdims=True)).astype(np.uint8)
+        return Result(result.reshape(pixels.shape), out.predicted_qf, out.used_qf)
+
+    def restore(self, image: ImageT, qf: float | None = None) -> Result[ImageT]:
+        """Restore a numpy uint8 array or a PIL image (L, LA, RGB, RGBA; alpha is kept)."""
+        if isinstance(image, np.ndarray):
+            return self.restore_array(image, qf)  # type: ignore[return-value]
+        if not isinstance(image, Image.Image):
+            raise TypeError(f"expected a numpy array or PIL image, got {type(image).__name__}")
+        alpha = image.getchannel("A") if image.mode in ("RGBA", "LA") else None
+        base = image.convert("L" if image.mode in ("L", "LA") else "RGB")
+        result = self.restore_array(np.asarray(base), qf)
+        restored = Image.fromarray(result.image.squeeze() if result.image.ndim == 3
+                                   and result.image.shape[2] == 1 else result.image)
+        if alpha is not None:
+            restored.putalpha(alpha)
+        return Result(restored, result.predicted_qf, result.used_qf)  # type: ignore[arg-type]
+
+
+def load_model(name_or_path: str | Path = "color", device: str = "auto",
+               tile: int | None = DEFAULT_TILE) -> Model:
+    """A shipped model by name ('color', 'gray', 'color-double', 'gray-double') or a
+    checkpoint file (.safetensors, or the published .pth files)."""
+    path = resolve_model(name_or_path)
+    loaded = load_network(path)
+    name = str(name_or_path) if str(name_or_path) in ("color", "gray", "color-double",
+                                                       "gray-double") else path.name
+    return Model(loaded.network, name=name, device=device, tile=tile)

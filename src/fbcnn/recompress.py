@@ -1,0 +1,380 @@
+"""Blind double-JPEG detection by recompression analysis (the paper's FBCNN-D).
+
+A decoded JPEG is nearly idempotent under recompression with its own tables on its own 8x8
+grid: the error ``MSE(x, JPEG_q(x))`` over q = 1..100 has a sharp dip at the image's QF. A
+non-aligned double JPEG ``JPEG(shift(JPEG(x, QF1)), QF2)`` carries two grids: the last one at
+(0, 0) and the older one at ``((8 - dy) % 8, (8 - dx) % 8)`` for a crop of (dy, dx). When
+QF1 < QF2 the older, stronger compression dominates the artifacts, and cropping the image so
+that its grid is aligned gives a dip at q = QF1 that no other crop offset shows.
+
+Method (luma only, pure numpy + Pillow):
+
+* **Luma.** Colour input is turned into the JPEG encoder's own full-range luma
+  (Y = 0.299 R + 0.587 G + 0.114 B). The studio-range BT.601 Y (16..235) rescales the DCT
+  coefficients by 219/255 and wipes out the quantisation lattice the method looks for.
+* **Sample.** Images above a pixel budget are analysed on a seeded random set of 64x64 tiles
+  whose windows start at multiples of 8, so both grids keep their positions; every tile is
+  cropped at the same offset and the crops are packed, on the 8x8 grid, into one mosaic per
+  JPEG call (grey JPEG blocks are independent, so this equals compressing each crop).
+* **Offset scan.** For all 64 offsets (oy, ox) and q = 5, 10, ... up to ``last_qf - 3``,
+  ``L = log(MSE + eps)``. Crops that share rows or columns with either grid are partly
+  aligned, so the score is the two-way interaction
+  ``R(o, q) = L(o, q) - median_row(oy) - median_col(ox) + median_ref`` (medians of L over
+  the 8 offsets of the row, of the column, and over 7 reference offsets that share no row or
+  column with each other or with (0, 0)). Offset (0, 0) is the last grid and is skipped. The
+  offset with the lowest R is refined over q* - 4 .. q* + 4 on the full sample;
+  ``strength = -min R`` and QF1 is its argmin.
+* **Decision.** ``strength >= NONALIGNED_THRESHOLD`` means non-aligned double JPEG.
+* **Aligned.** Otherwise the aligned curve ``L(0, 0, q) - reference trend`` is scanned over
+  every q up to ``last_qf - 3``; an earlier aligned compression at QF1 leaves a sharp local
+  dip there (coefficients are multiples of Q2 lying near multiples of Q1). The dip contrast
+  (the lower of the two sides' minima at q +- 2..3, minus the value at q) at or above
+  ``ALIGNED_THRESHOLD`` means aligned double JPEG; QF1 is the lowest q whose contrast is at
+  least half the largest (later dips are harmonics, e.g. q = 20 for QF1 = 10).
+* **Last QF.** When not given (from the file's tables), it is estimated on the aligned curve:
+  the lowest q whose recompression is as idempotent as the best one (see `estimate_qf`).
+
+Only earlier compressions stronger than the last one (QF1 <= last_qf - 3) are searched: the
+weaker ones leave little trace and do not dominate the artifacts. Thresholds were calibrated
+on synthetic textures (see the module's tests and the report that came with it).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .degrade import rgb_to_gray_plain
+from .jpeg import compress
+
+# decisions, on the scores described above
+NONALIGNED_THRESHOLD = 0.1
+ALIGNED_THRESHOLD = 0.25
+_ALIGNED_OVER_SHIFTED = 2.0  # aligned wins when its contrast is >= 2x the shifted strength
+# confidences are logistic in (score - threshold) / scale
+_NONALIGNED_SCALE = 0.03
+_ALIGNED_SCALE = 0.05
+
+_EPS = 0.02  # MSE floor inside the logs: flat crops carry no evidence
+_TILE = 64  # tile side of the sample of large images (a multiple of 8)
+_SCAN_PIXELS = 262_144  # sample size for the 64-offset scan and the aligned curve
+_MOSAIC_PIXELS = 1 << 24  # largest mosaic per JPEG call
+_FAR_MARGIN = 1.0  # see _nonaligned
+_MARGIN = 3  # earlier compressions are searched at q <= last_qf - _MARGIN
+_COARSE_STEP = 5
+_REFINE = 4
+_ALL_OFFSETS = tuple((oy, ox) for oy in range(8) for ox in range(8))
+# seven offsets, one per row 1..7 and column 1..7: none shares a row or column with (0, 0)
+# or with another, so an older grid and its half-aligned neighbours touch at most two of them
+_REF_OFFSETS = ((1, 3), (2, 6), (3, 1), (4, 4), (5, 7), (6, 2), (7, 5))
+
+
+@dataclass
+class DoubleJpegVerdict:
+    """What `analyse` found.
+
+    ``offset`` is the position (dy, dx) of the older 8x8 grid in this image: its blocks
+    start at rows dy + 8k and columns dx + 8k. It is (0, 0) for an aligned double JPEG and
+    None for a single one. ``confidence`` is in 0..1 and is the confidence in the verdict
+    given (single or double), logistic in the distance of the score from its threshold.
+    """
+
+    detected: bool
+    kind: str  # "single", "aligned", "non-aligned"
+    qf1: int | None
+    offset: tuple[int, int] | None
+    confidence: float
+    last_qf: int | None
+
+    def to_json(self) -> dict:
+        return {
+            "detected": bool(self.detected),
+            "kind": self.kind,
+            "qf1": None if self.qf1 is None else int(self.qf1),
+            "offset": None if self.offset is None else [int(v) for v in self.offset],
+            "confidence": float(self.confidence),
+            "last_qf": None if self.last_qf is None else int(self.last_qf),
+        }
+
+    def dominant_qf(self, predicted_qf: float) -> float:
+        """The QF to restore with: the earlier compression's when a non-aligned one was found
+        (it dominates the artifacts, FBCNN-D), else `predicted_qf`."""
+        if self.detected and self.kind == "non-aligned" and self.qf1 is not None:
+            return float(min(self.qf1, predicted_qf))
+        return predicted_qf
+
+
+# --- sampling and batched recompression ----------------------------------------------------
+
+
+def _as_luma(pixels: np.ndarray) -> np.ndarray:
+    """HxW uint8 luma of HxW, HxWx1 or HxWx3 uint8 pixels (full-range JPEG Y for colour)."""
+    pixels = np.asarray(pixels)
+    if pixels.dtype != np.uint8:
+        raise ValueError(f"expected uint8 pixels, got {pixels.dtype}")
+    if pixels.ndim == 2:
+        return pixels
+    if pixels.ndim == 3 and pixels.shape[2] == 1:
+        return pixels[:, :, 0]
+    if pixels.ndim == 3 and pixels.shape[2] == 3:
+        return rgb_to_gray_plain(pixels)[:, :, 0]
+    raise ValueError(f"expected HxW, HxWx1 or HxWx3 pixels, got shape {pixels.shape}")
+
+
+class _Sample:
+    """Windows of the luma that start at multiples of 8 (so grid positions are kept), each
+    (th + 7) x (tw + 7): the crop at offset (oy, ox) is window[oy:oy + th, ox:ox + tw].
+    Errors of (offset, q) pairs are cached."""
+
+    def __init__(self, windows: np.ndarray, th: int, tw: int):
+        self.windows, self.th, self.tw = windows, th, tw
+        self._cache: dict[tuple[int, int, int], float] = {}
+
+    @property
+    def pixels(self) -> int:
+        return len(self.windows) * self.th * self.tw
+
+    @classmethod
+    def of(cls, luma: np.ndarray, max_pixels: int, rng: np.random.Generator) -> _Sample | None:
+        h, w = luma.shape
+        th, tw = (h - 7) // 8 * 8, (w - 7) // 8 * 8
+        if th < 8 or tw < 8:
+            return None
+        if th * tw <= max_pixels or min(th, tw) < _TILE + 8:
+            if th * tw > max_pixels:  # a long thin strip: a centred piece of it
+                if th > tw:
+                    th = max(8, max_pixels // tw // 8 * 8)
+                else:
+                    tw = max(8, max_pixels // th // 8 * 8)
+            y0 = ((h - 7 - th) // 2) // 8 * 8
+            x0 = ((w - 7 - tw) // 2) // 8 * 8
+            return cls(luma[None, y0:y0 + th + 7, x0:x0 + tw + 7], th, tw)
+        stride = _TILE + 8
+        ys = np.arange(0, h - (_TILE + 7) + 1, stride)
+        xs = np.arange(0, w - (_TILE + 7) + 1, stride)
+        cells = [(int(y), int(x)) for y in ys for x in xs]
+        n = max(1, min(len(cells), max_pixels // (_TILE * _TILE)))
+        pick = np.sort(rng.choice(len(cells), size=n, replace=False))
+        windows = np.stack([luma[cells[i][0]:cells[i][0] + _TILE + 7,
+                                 cells[i][1]:cells[i][1] + _TILE + 7] for i in pick])
+        return cls(windows, _TILE, _TILE)
+
+    def errors(self, offsets: Sequence[tuple[int, int]], qfs: Sequence[int]) -> np.ndarray:
+        """(len(offsets), len(qfs)) recompression MSE of the crops at each offset."""
+        offsets = [(int(a), int(b)) for a, b in offsets]
+        qfs = [int(q) for q in qfs]
+        for q in qfs:
+            todo = [o for o in dict.fromkeys(offsets) if (o[0], o[1], q) not in self._cache]
+            if todo:
+                for o, e in zip(todo, self._compute(todo, q), strict=True):
+                    self._cache[(o[0], o[1], q)] = e
+        return np.array([[self._cache[(a, b, q)] for q in qfs] for a, b in offsets],
+                        dtype=np.float64).reshape(len(offsets), len(qfs))
+
+    def _compute(self, offsets: list[tuple[int, int]], q: int) -> list[float]:
+        th, tw, t = self.th, self.tw, len(self.windows)
+        crops = np.stack([self.windows[:, oy:oy + th, ox:ox + tw] for oy, ox in offsets])
+        crops = crops.reshape(len(offsets) * t, th, tw)
+        per_call = max(1, _MOSAIC_PIXELS // (th * tw))
+        sums = np.empty(len(crops))
+        for start in range(0, len(crops), per_call):
+            chunk = crops[start:start + per_call]
+            mosaic, rows, cols = _mosaic(chunk)
+            rec = compress(mosaic[:, :, None], q)[:, :, 0]
+            rec = rec.reshape(rows, th, cols, tw).transpose(0, 2, 1, 3).reshape(-1, th, tw)
+            diff = rec[:len(chunk)].astype(np.float32) - chunk
+            sums[start:start + len(chunk)] = np.einsum("nij,nij->n", diff, diff)
+        return list(sums.reshape(len(offsets), t).sum(axis=1) / (t * th * tw))
+
+
+def _mosaic(tiles: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """Tiles (n, th, tw) laid out on a near-square grid (zero padding), with rows, cols."""
+    n, th, tw = tiles.shape
+    cols = max(1, min(n, math.ceil(math.sqrt(n * th / tw))))
+    rows = -(-n // cols)
+    grid = np.zeros((rows * cols, th, tw), np.uint8)
+    grid[:n] = tiles
+    return grid.reshape(rows, cols, th, tw).transpose(0, 2, 1, 3).reshape(rows * th, cols * tw), \
+        rows, cols
+
+
+# --- public helpers -------------------------------------------------------------------------
+
+
+def recompression_errors(luma: np.ndarray, qfs: Sequence[int],
+                         offset: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """MSE between the crop of `luma` starting at `offset` (trimmed to whole 8x8 blocks) and
+    its grey JPEG recompression at each q of `qfs`; float64 array of len(qfs)."""
+    luma = _as_luma(luma)
+    oy, ox = (int(v) for v in offset)
+    crop = luma[oy:, ox:]
+    h, w = crop.shape[0] // 8 * 8, crop.shape[1] // 8 * 8
+    if h == 0 or w == 0:
+        raise ValueError(f"image too small for offset {offset}: {luma.shape}")
+    sample = _Sample(crop[None, :h, :w], h, w)
+    return sample.errors([(0, 0)], qfs)[0]
+
+
+def estimate_qf(luma: np.ndarray) -> int:
+    """QF of a single JPEG by recompression.
+
+    The aligned recompression error relative to misaligned crops, ratio(q), is near zero at
+    the QF and at its harmonics above it (q whose steps divide the QF's); the estimate is the
+    lowest q with ratio(q) <= 1.5 min + 0.003. For a non-aligned double JPEG this is the last
+    QF; for an aligned one whose last QF is much higher (about 85+) the earlier, dominant QF
+    can come out instead."""
+    luma = _as_luma(luma)
+    sample = _Sample.of(luma, _SCAN_PIXELS, np.random.default_rng(0))
+    if sample is None:
+        raise ValueError(f"image too small to estimate a QF: {luma.shape}")
+    return _estimate_qf(sample)
+
+
+def _log(errors: np.ndarray) -> np.ndarray:
+    return np.log(errors + _EPS)
+
+
+def _reference_trend(sample: _Sample, coarse: Sequence[int], qfs: Sequence[int]) -> np.ndarray:
+    """log MSE of misaligned crops (median over the reference offsets) at `coarse` q's,
+    interpolated to `qfs`."""
+    ref = np.median(_log(sample.errors(_REF_OFFSETS, coarse)), axis=0)
+    return np.interp(np.asarray(qfs, np.float64), np.asarray(coarse, np.float64), ref)
+
+
+def _estimate_qf(sample: _Sample) -> int:
+    qfs = list(range(1, 101))
+    aligned = sample.errors([(0, 0)], qfs)[0]
+    coarse = list(range(_COARSE_STEP, 101, _COARSE_STEP))
+    ratio = np.exp(_log(aligned) - _reference_trend(sample, coarse, qfs))
+    ok = ratio <= 1.5 * ratio.min() + 0.003
+    return int(np.flatnonzero(ok)[0]) + 1
+
+
+# --- analysis -------------------------------------------------------------------------------
+
+
+def _interaction(logs: dict[tuple[int, int], np.ndarray], offset: tuple[int, int]) -> np.ndarray:
+    """R(offset, q): log error less its row's and column's medians, plus the reference
+    median (per q)."""
+    oy, ox = offset
+    row = np.median(np.stack([logs[(oy, b)] for b in range(8)]), axis=0)
+    col = np.median(np.stack([logs[(a, ox)] for a in range(8)]), axis=0)
+    ref = np.median(np.stack([logs[o] for o in _REF_OFFSETS]), axis=0)
+    return logs[offset] - row - col + ref
+
+
+def _logs(sample: _Sample, offsets: Sequence[tuple[int, int]],
+          qfs: Sequence[int]) -> dict[tuple[int, int], np.ndarray]:
+    offsets = list(dict.fromkeys(offsets))
+    values = _log(sample.errors(offsets, qfs))
+    return {o: values[i] for i, o in enumerate(offsets)}
+
+
+def _near_last(offset: tuple[int, int]) -> bool:
+    """Offsets one pixel or less from the last grid (on the 8x8 torus)."""
+    return offset[0] in (0, 1, 7) and offset[1] in (0, 1, 7)
+
+
+def _nonaligned(scan: _Sample, full: _Sample, top: int) -> tuple[float, tuple[int, int], int]:
+    """(strength, offset, qf1) of the best non-aligned candidate, q searched up to `top`.
+
+    A candidate (o, q) only counts when its R is below R((0, 0), q) + margin: crops one
+    pixel off a blocky aligned grid, or half a block off it, inherit some of that grid's dip,
+    and must not be taken for a shifted grid (margin 0 next to (0, 0), else _FAR_MARGIN).
+    """
+    coarse = list(range(_COARSE_STEP, top + 1, _COARSE_STEP))
+    logs = _logs(scan, _ALL_OFFSETS, coarse)
+    aligned = _interaction(logs, (0, 0))
+    best = (math.inf, (0, 0), 0)
+    for o in _ALL_OFFSETS[1:]:
+        r = _interaction(logs, o)
+        r = np.where(r < aligned + (0.0 if _near_last(o) else _FAR_MARGIN), r, math.inf)
+        j = int(np.argmin(r))
+        if r[j] < best[0]:
+            best = (float(r[j]), o, coarse[j])
+    if not np.isfinite(best[0]):
+        return 0.0, (0, 0), 0
+    _, offset, q0 = best
+    fine = list(range(max(1, q0 - _REFINE), min(top, q0 + _REFINE) + 1))
+    oy, ox = offset
+    needed = [(oy, b) for b in range(8)] + [(a, ox) for a in range(8)] + list(_REF_OFFSETS)
+    needed += [(0, b) for b in range(8)] + [(a, 0) for a in range(8)]
+    logs = _logs(full, needed, fine)
+    r = _interaction(logs, offset)
+    aligned = _interaction(logs, (0, 0))
+    r = np.where(r < aligned + (0.0 if _near_last(offset) else _FAR_MARGIN), r, math.inf)
+    j = int(np.argmin(r))
+    if not np.isfinite(r[j]):
+        return 0.0, offset, fine[j]
+    return max(0.0, -float(r[j])), offset, fine[j]
+
+
+def _aligned(scan: _Sample, top: int) -> tuple[float, int]:
+    """(contrast, qf1) of the sharpest dip of the aligned curve at q <= top - 3."""
+    qfs = list(range(1, top + 1))
+    coarse = list(range(_COARSE_STEP, top + 1, _COARSE_STEP))
+    lr = _log(scan.errors([(0, 0)], qfs)[0]) - _reference_trend(scan, coarse, qfs)
+    contrast = np.full(len(qfs), -math.inf)
+    for i in range(3, len(qfs) - 3):
+        sides = min(min(lr[i - 2], lr[i - 3]), min(lr[i + 2], lr[i + 3]))
+        contrast[i] = sides - lr[i]
+    peak = float(contrast.max())
+    if not np.isfinite(peak):
+        return 0.0, 0
+    first = int(np.flatnonzero(contrast >= max(ALIGNED_THRESHOLD, 0.5 * peak))[0]) \
+        if peak >= ALIGNED_THRESHOLD else int(np.argmax(contrast))
+    return peak, qfs[first]
+
+
+def _confidence(score: float, threshold: float, scale: float, detected: bool) -> float:
+    p = 1.0 / (1.0 + math.exp(-(score - threshold) / scale))
+    return float(p if detected else 1.0 - p)
+
+
+def _analyse(pixels: np.ndarray, last_qf: int | None, max_pixels: int,
+             seed: int) -> tuple[DoubleJpegVerdict, dict]:
+    luma = _as_luma(pixels)
+    rng = np.random.default_rng(seed)
+    scan = _Sample.of(luma, min(max_pixels, _SCAN_PIXELS), rng)
+    stats: dict = {}
+    if scan is None:
+        return DoubleJpegVerdict(False, "single", None, None, 0.0, last_qf), stats
+    full = scan if scan.pixels >= max_pixels else _Sample.of(luma, max_pixels, rng) or scan
+    if last_qf is None:
+        last_qf = _estimate_qf(scan)
+    last_qf = int(last_qf)
+    top = last_qf - _MARGIN
+    if top < _COARSE_STEP:
+        return DoubleJpegVerdict(False, "single", None, None, 1.0, last_qf), stats
+
+    strength, offset, qf1 = _nonaligned(scan, full, top)
+    contrast, aligned_qf1 = _aligned(scan, top)
+    stats.update(strength=strength, offset=offset, qf1=qf1, contrast=contrast,
+                 aligned_qf1=aligned_qf1)
+    if contrast >= ALIGNED_THRESHOLD and contrast >= _ALIGNED_OVER_SHIFTED * strength:
+        # a strong aligned dip also leaks into crops that share the last grid's rows or
+        # columns; a shifted grid leaves at most a weak dip on the aligned curve
+        conf = _confidence(contrast, ALIGNED_THRESHOLD, _ALIGNED_SCALE, True)
+        return DoubleJpegVerdict(True, "aligned", aligned_qf1, (0, 0), conf, last_qf), stats
+    if strength >= NONALIGNED_THRESHOLD:
+        conf = _confidence(strength, NONALIGNED_THRESHOLD, _NONALIGNED_SCALE, True)
+        return DoubleJpegVerdict(True, "non-aligned", qf1, offset, conf, last_qf), stats
+    conf = min(_confidence(strength, NONALIGNED_THRESHOLD, _NONALIGNED_SCALE, False),
+               _confidence(contrast, ALIGNED_THRESHOLD, _ALIGNED_SCALE, False))
+    return DoubleJpegVerdict(False, "single", None, None, conf, last_qf), stats
+
+
+def analyse(pixels: np.ndarray, last_qf: int | None = None, *, max_pixels: int = 1_000_000,
+            seed: int = 0) -> DoubleJpegVerdict:
+    """Blind double-JPEG detection on decoded JPEG pixels (uint8 HxW, HxWx1 or HxWx3).
+
+    `last_qf` is the QF of the last compression (from the file's tables, see
+    `fbcnn.jpeg.header_qf`); None estimates it by recompression. Images above `max_pixels`
+    (crops trimmed to whole blocks) are analysed on a seeded random sample of 64x64 tiles
+    (`seed`); the 64-offset scan and the aligned curve use at most 262,144 of those pixels,
+    the refinement of the found offset all of them.
+    """
+    return _analyse(pixels, last_qf, max_pixels, seed)[0]

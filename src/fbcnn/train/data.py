@@ -1,0 +1,104 @@
+"""Training data: images held in memory, random patches, 8-fold augmentation, and the
+paper's degradations. Deterministic given the generator, so a resumed run sees the same
+patches it would have seen."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..degrade import (
+    augment,
+    draw_qf,
+    random_double_jpeg,
+    rgb_to_gray_plain,
+    rgb_to_y,
+    single_jpeg,
+)
+from .config import DataConfig
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def find_images(folders: list[str]) -> list[Path]:
+    paths: list[Path] = []
+    for folder in folders:
+        root = Path(folder)
+        if not root.is_dir():
+            raise FileNotFoundError(f"no such data folder: {root}")
+        paths += sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise FileNotFoundError(f"no images in {', '.join(folders)}")
+    return paths
+
+
+def load_images(paths: list[Path], min_side: int) -> list[np.ndarray]:
+    """uint8 arrays, HxWx3 for colour files and HxWx1 for grey ones."""
+    images = []
+    for p in paths:
+        with Image.open(p) as im:
+            arr = np.asarray(im.convert("L" if im.mode in ("L", "I;16", "I") else "RGB"))
+        if arr.ndim == 2:
+            arr = arr[:, :, None]
+        if min(arr.shape[:2]) >= min_side:
+            images.append(arr)
+    return images
+
+
+@dataclass
+class Batch:
+    degraded: torch.Tensor  # (N, C, P, P) float in [0, 1]
+    clean: torch.Tensor
+    qf_target: torch.Tensor  # (N, 1) in the network's convention (100 - QF) / 100
+    qf_mask: torch.Tensor  # (N, 1) 1 where the sample has a QF target (single JPEG)
+
+
+class PatchSampler:
+    """Draws batches of (degraded, clean, QF) patches from images in memory."""
+
+    def __init__(self, config: DataConfig, images: list[np.ndarray]) -> None:
+        self.config = config
+        self.images = images
+        self.margin = 8
+
+    def _clean_patch(self, rng: np.random.Generator) -> np.ndarray:
+        size = self.config.patch_size + self.margin
+        image = self.images[int(rng.integers(len(self.images)))]
+        h, w = image.shape[:2]
+        y, x = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
+        patch = image[y:y + size, x:x + size]
+        (patch,) = augment((patch,), int(rng.integers(8)))
+        if self.config.gray and patch.shape[2] == 3:
+            use_plain = rng.random() < self.config.plain_gray_probability
+            patch = rgb_to_gray_plain(patch) if use_plain else rgb_to_y(patch)
+        elif not self.config.gray and patch.shape[2] == 1:
+            patch = np.repeat(patch, 3, axis=2)
+        return patch
+
+    def sample(self, rng: np.random.Generator) -> Batch:
+        p = self.config.patch_size
+        degraded, clean, targets, mask = [], [], [], []
+        for _ in range(self.config.batch_size):
+            patch = self._clean_patch(rng)
+            if rng.random() < self.config.double_probability:
+                out = random_double_jpeg(patch, p, rng, gray=self.config.gray)
+            else:
+                out = single_jpeg(patch, p, draw_qf(rng, self.config.gray), rng)
+            degraded.append(out.degraded)
+            clean.append(out.clean)
+            targets.append(0.0 if out.qf is None else 1.0 - out.qf / 100.0)
+            mask.append(0.0 if out.qf is None else 1.0)
+        return Batch(
+            degraded=_to_tensor(np.stack(degraded)),
+            clean=_to_tensor(np.stack(clean)),
+            qf_target=torch.tensor(targets, dtype=torch.float32)[:, None],
+            qf_mask=torch.tensor(mask, dtype=torch.float32)[:, None],
+        )
+
+
+def _to_tensor(batch: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(batch).permute(0, 3, 1, 2).float().div_(255.0)

@@ -1,0 +1,49 @@
+"""Shared fixtures: tiny photos made here, tiny models saved as files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fbcnn.checkpoints import save_network
+from fbcnn.network import FBCNN, FBCNNConfig
+
+torch.set_num_threads(1)
+
+
+def make_photo(h: int = 96, w: int = 128, channels: int = 3, seed: int = 0) -> np.ndarray:
+    """A smooth, photo-like uint8 image with edges (gradients, blobs, a bar, fine noise)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    base = []
+    for c in range(channels):
+        f = 90 + 60 * np.sin(x / (9 + 4 * c) + rng.uniform(0, 6)) * np.cos(y / (13 + c))
+        f += 40 * ((x - w / 2) ** 2 + (y - h / 2) ** 2 < (min(h, w) / 4) ** 2)
+        f += 30 * ((x // 16 + y // 24) % 2)
+        f += rng.normal(0, 4, (h, w))
+        base.append(f)
+    return np.clip(np.stack(base, axis=2), 0, 255).astype(np.uint8)
+
+
+def tiny_network(channels: int = 3, seed: int = 0, residual: bool = True) -> FBCNN:
+    torch.manual_seed(seed)
+    net = FBCNN(FBCNNConfig(in_channels=channels, out_channels=channels, widths=(8, 8, 16, 16),
+                            blocks=1, qf_width=16, global_residual=residual))
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    return net.eval()
+
+
+@pytest.fixture
+def photo() -> np.ndarray:
+    return make_photo()
+
+
+@pytest.fixture
+def tiny_model_files(tmp_path):
+    """Paths of a tiny colour and a tiny grey model."""
+    color, gray = tmp_path / "tiny_color.safetensors", tmp_path / "tiny_gray.safetensors"
+    save_network(tiny_network(3), color)
+    save_network(tiny_network(1), gray)
+    return {"color": color, "gray": gray}

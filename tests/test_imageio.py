@@ -1,0 +1,397 @@
+"""fbcnn.imageio: reading, writing and listing image files (tiny images, fast)."""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageCms
+
+from fbcnn.imageio import (
+    MIN_SIDE,
+    ImageError,
+    LoadedImage,
+    list_inputs,
+    read_image,
+    write_image,
+)
+
+
+def _rgb(h: int = 16, w: int = 24, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def _save(path: Path, array: np.ndarray, **options: object) -> Path:
+    Image.fromarray(array).save(path, **options)
+    return path
+
+
+def _srgb_profile() -> bytes:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def _expect_error(path: Path, match: str) -> ImageError:
+    with pytest.raises(ImageError) as info:
+        read_image(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: "), message
+    assert "\n" not in message
+    assert match in message, message
+    return info.value
+
+
+# ------------------------------------------------------------------------- round trips
+
+
+def test_round_trip_colour(tmp_path: Path) -> None:
+    pixels = _rgb()
+    out = write_image(tmp_path / "out.png", pixels)
+    assert out == tmp_path / "out.png"
+    img = read_image(out)
+    assert isinstance(img, LoadedImage)
+    assert img.pixels.dtype == np.uint8 and img.pixels.shape == (16, 24, 3)
+    np.testing.assert_array_equal(img.pixels, pixels)
+    assert img.alpha is None and not img.is_gray
+    assert (img.width, img.height) == (24, 16)
+    assert (img.format, img.mode) == ("PNG", "RGB")
+    assert img.header_qf is None and img.subsampling is None and img.quantization is None
+    img.pixels[0, 0, 0] ^= 1  # writable
+
+
+def test_round_trip_grey(tmp_path: Path) -> None:
+    pixels = _rgb()[:, :, :1].copy()
+    img = read_image(write_image(tmp_path / "grey.png", pixels))
+    assert img.is_gray and img.pixels.shape == (16, 24, 1) and img.mode == "L"
+    np.testing.assert_array_equal(img.pixels, pixels)
+    assert img.alpha is None
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_round_trip_alpha(tmp_path: Path, channels: int) -> None:
+    pixels = _rgb()[:, :, :channels].copy()
+    alpha = _rgb(seed=1)[:, :, 0].copy()
+    img = read_image(write_image(tmp_path / "a.png", pixels, alpha=alpha))
+    assert img.mode == ("LA" if channels == 1 else "RGBA")
+    np.testing.assert_array_equal(img.pixels, pixels)
+    assert img.alpha is not None
+    np.testing.assert_array_equal(img.alpha, alpha)
+
+
+def test_round_trip_webp_lossless_and_jpeg(tmp_path: Path) -> None:
+    pixels = _rgb()
+    np.testing.assert_array_equal(read_image(write_image(tmp_path / "x.webp", pixels)).pixels,
+                                  pixels)
+    img = read_image(write_image(tmp_path / "x.jpg", pixels, alpha=pixels[:, :, 0]))
+    assert img.format == "JPEG" and img.header_qf == 95 and img.alpha is None
+
+
+def test_write_without_suffix_is_png(tmp_path: Path) -> None:
+    out = write_image(tmp_path / "noext", _rgb())
+    assert out == tmp_path / "noext.png"
+    assert read_image(out).format == "PNG"
+
+
+def test_read_one_bit_and_1bit_to_grey(tmp_path: Path) -> None:
+    path = tmp_path / "bw.png"
+    Image.fromarray(_rgb()[:, :, 0] > 127).save(path)
+    img = read_image(path)
+    assert img.mode == "1" and img.is_gray
+    assert set(np.unique(img.pixels)) <= {0, 255}
+
+
+def test_exif_orientation_applied(tmp_path: Path) -> None:
+    pil = Image.fromarray(_rgb(8, 16))  # 16 wide, 8 high
+    exif = pil.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    path = tmp_path / "rot.jpg"
+    pil.save(path, quality=90, exif=exif.tobytes())
+    img = read_image(path)
+    assert (img.width, img.height) == (8, 16)
+    assert img.header_qf == 90  # read before transposing
+    assert img.quantization is not None
+
+
+def test_icc_profile_carried(tmp_path: Path) -> None:
+    icc = _srgb_profile()
+    src = _save(tmp_path / "in.png", _rgb(), icc_profile=icc)
+    img = read_image(src)
+    assert img.icc_profile == icc
+    for name in ("out.png", "out.jpg", "out.webp"):
+        out = write_image(tmp_path / name, img.pixels, icc_profile=img.icc_profile)
+        assert read_image(out).icc_profile == icc, name
+
+
+@pytest.mark.parametrize("qf", [10, 50, 90])
+def test_header_qf(tmp_path: Path, qf: int) -> None:
+    img = read_image(_save(tmp_path / "q.jpg", _rgb(), quality=qf))
+    assert img.format == "JPEG" and img.header_qf == qf
+    assert img.quantization is not None and sorted(img.quantization) == [0, 1]
+    assert all(len(t) == 64 for t in img.quantization.values())
+
+
+def test_header_qf_grey_jpeg(tmp_path: Path) -> None:
+    img = read_image(_save(tmp_path / "g.jpg", _rgb()[:, :, 0], quality=30))
+    assert img.is_gray and img.header_qf == 30 and img.subsampling is None
+
+
+def test_header_qf_none_for_png(tmp_path: Path) -> None:
+    assert read_image(_save(tmp_path / "p.png", _rgb())).header_qf is None
+
+
+@pytest.mark.parametrize(("option", "expected"), [(None, "4:2:0"), (0, "4:4:4"), (1, "4:2:2")])
+def test_subsampling(tmp_path: Path, option: int | None, expected: str) -> None:
+    options = {} if option is None else {"subsampling": option}
+    img = read_image(_save(tmp_path / "s.jpg", _rgb(), quality=75, **options))
+    assert img.subsampling == expected
+
+
+# ------------------------------------------------------------------------- bad inputs
+
+
+def test_truncated_jpeg(tmp_path: Path) -> None:
+    data = _save(tmp_path / "full.jpg", _rgb(64, 64)).read_bytes()
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(data[: len(data) // 2])
+    _expect_error(path, "corrupt or truncated")
+
+
+def test_corrupt_bytes(tmp_path: Path) -> None:
+    data = bytearray(_save(tmp_path / "ok.png", _rgb(32, 32)).read_bytes())
+    data[data.find(b"IDAT") + 20] ^= 0xFF  # damaged compressed data, CRC mismatch
+    path = tmp_path / "bad.png"
+    path.write_bytes(bytes(data))
+    _expect_error(path, "corrupt or truncated")
+
+
+def test_corrupt_header(tmp_path: Path) -> None:
+    path = tmp_path / "garbage.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + np.random.default_rng(0).bytes(500))
+    _expect_error(path, "corrupt or truncated")
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "empty.jpg"
+    path.touch()
+    _expect_error(path, "empty file")
+
+
+def test_text_file_named_jpg(tmp_path: Path) -> None:
+    path = tmp_path / "notes.jpg"
+    path.write_text("this is not a picture\n")
+    _expect_error(path, "not an image")
+
+
+def _png_with_size(small_png: bytes, width: int, height: int) -> bytes:
+    assert small_png[12:16] == b"IHDR"
+    ihdr = bytearray(small_png[12:29])  # type + 13 data bytes
+    ihdr[4:12] = struct.pack(">II", width, height)
+    crc = struct.pack(">I", zlib.crc32(bytes(ihdr)) & 0xFFFFFFFF)
+    return small_png[:12] + bytes(ihdr) + crc + small_png[33:]
+
+
+def test_decompression_bomb_refused_fast(tmp_path: Path) -> None:
+    small = _save(tmp_path / "small.png", _rgb(8, 8)).read_bytes()
+    path = tmp_path / "bomb.png"
+    path.write_bytes(_png_with_size(small, 100_000, 100_000))
+    start = time.perf_counter()
+    _expect_error(path, "image too large")
+    assert time.perf_counter() - start < 2.0
+
+
+def test_over_max_pixels_refused_before_decoding(tmp_path: Path, monkeypatch) -> None:
+    import fbcnn.imageio as imageio
+
+    monkeypatch.setattr(imageio, "MAX_PIXELS", 100)
+    _expect_error(_save(tmp_path / "big.png", _rgb()), "image too large: 24x16")
+
+
+def test_16bit_png(tmp_path: Path) -> None:
+    path = _save(tmp_path / "deep.png", np.arange(256, dtype=np.uint16).reshape(16, 16) * 200)
+    assert Image.open(path).mode.startswith("I")
+    _expect_error(path, "16-bit images are not supported")
+
+
+def test_cmyk_jpeg(tmp_path: Path) -> None:
+    path = tmp_path / "cmyk.jpg"
+    Image.fromarray(np.zeros((16, 16, 4), np.uint8), "CMYK").save(path)
+    _expect_error(path, "CMYK")
+
+
+def test_palette_gif(tmp_path: Path) -> None:
+    path = _save(tmp_path / "pal.gif", _rgb())
+    assert Image.open(path).mode == "P"
+    _expect_error(path, "palette images are not supported")
+
+
+def test_animated_gif(tmp_path: Path) -> None:
+    frames = [Image.fromarray(np.full((16, 16, 3), v, np.uint8)) for v in (0, 200)]
+    path = tmp_path / "anim.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    _expect_error(path, "animated")
+
+
+def test_tiny_image(tmp_path: Path) -> None:
+    dot = _save(tmp_path / "dot.png", np.zeros((1, 1, 3), np.uint8))
+    _expect_error(dot, "image too small: 1x1")
+    side = MIN_SIDE
+    assert read_image(_save(tmp_path / "ok.png", np.zeros((side, side, 3), np.uint8))).width == side
+
+
+def test_missing_path(tmp_path: Path) -> None:
+    _expect_error(tmp_path / "nope.jpg", "no such file")
+
+
+def test_directory(tmp_path: Path) -> None:
+    folder = tmp_path / "folder.jpg"
+    folder.mkdir()
+    _expect_error(folder, "folder")
+
+
+def test_error_message_for_string_path(tmp_path: Path) -> None:
+    with pytest.raises(ImageError, match=r"nope\.png: no such file$"):
+        read_image(str(tmp_path / "nope.png"))
+
+
+# ------------------------------------------------------------------------- writing
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def test_write_atomic_no_temp_left(tmp_path: Path) -> None:
+    out = write_image(tmp_path / "sub" / "dir" / "o.png", _rgb())  # parents created
+    assert out.is_file()
+    assert _leftovers(out.parent) == []
+    assert (out.stat().st_mode & 0o777) != 0o600  # not mkstemp's private mode
+    write_image(out, _rgb(seed=3))  # overwriting a non-protected output is fine
+    np.testing.assert_array_equal(read_image(out).pixels, _rgb(seed=3))
+    assert _leftovers(out.parent) == []
+
+
+def test_write_under_a_file_fails_cleanly(tmp_path: Path) -> None:
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    for target in (blocker / "o.png", blocker / "deeper" / "o.png"):
+        with pytest.raises(ImageError) as info:
+            write_image(target, _rgb())
+        message = str(info.value)
+        assert message.startswith(str(target)) and "\n" not in message
+        assert "cannot" in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
+
+
+def test_write_failure_removes_temp(tmp_path: Path) -> None:
+    # LA cannot be stored as BMP: Pillow fails mid-save, the temp file must go
+    with pytest.raises(ImageError, match="cannot write"):
+        write_image(tmp_path / "o.bmp", _rgb()[:, :, :1], alpha=_rgb()[:, :, 0])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_unknown_suffix(tmp_path: Path) -> None:
+    with pytest.raises(ImageError, match=r"o\.xyz: cannot write \.xyz"):
+        write_image(tmp_path / "o.xyz", _rgb())
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
+                    reason="root ignores folder permissions")
+def test_write_unwritable_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        with pytest.raises(ImageError, match="permission denied"):
+            write_image(folder / "o.png", _rgb())
+        assert list(folder.iterdir()) == []
+    finally:
+        folder.chmod(0o700)
+
+
+def test_write_permission_denied_message(tmp_path: Path, monkeypatch) -> None:
+    # runs as root too: the folder refuses the temp file
+    import fbcnn.imageio as imageio
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(imageio.tempfile, "mkstemp", refuse)
+    with pytest.raises(ImageError, match=r"o\.png: cannot write: permission denied$"):
+        write_image(tmp_path / "o.png", _rgb())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_failure_in_replace_removes_temp(tmp_path: Path, monkeypatch) -> None:
+    import fbcnn.imageio as imageio
+
+    def broken(src: object, dst: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(imageio.os, "replace", broken)
+    with pytest.raises(ImageError, match="no space left on device"):
+        write_image(tmp_path / "o.png", _rgb())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_mpo_reads_as_jpeg(tmp_path: Path) -> None:
+    # camera JPEGs often carry an embedded preview and open as two-frame MPO
+    first, second = Image.fromarray(_rgb()), Image.fromarray(_rgb(seed=2))
+    path = tmp_path / "camera.jpg"
+    first.save(path, format="MPO", save_all=True, append_images=[second], quality=70)
+    assert Image.open(path).format == "MPO"
+    img = read_image(path)
+    assert img.format == "JPEG" and img.header_qf == 70 and img.subsampling == "4:2:0"
+    assert img.pixels.shape == (16, 24, 3)
+
+
+def test_refuses_to_overwrite_input(tmp_path: Path) -> None:
+    src = _save(tmp_path / "in.png", _rgb())
+    before = src.read_bytes()
+    other = tmp_path / "x" / ".." / "in.png"
+    (tmp_path / "x").mkdir()
+    for target in (src, other):
+        with pytest.raises(ImageError, match="overwrite"):
+            write_image(target, _rgb(seed=5), protect=[tmp_path / "other.png", src])
+    assert src.read_bytes() == before
+    assert write_image(tmp_path / "out.png", _rgb(), protect=[src]).is_file()
+
+
+def test_write_rejects_bad_arrays(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        write_image(tmp_path / "f.png", _rgb().astype(np.float32))
+    with pytest.raises(ValueError):
+        write_image(tmp_path / "f.png", _rgb(), alpha=np.zeros((3, 3), np.uint8))
+
+
+# ------------------------------------------------------------------------- list_inputs
+
+
+def test_list_inputs(tmp_path: Path) -> None:
+    folder = tmp_path / "photos"
+    (folder / "nested").mkdir(parents=True)
+    (folder / "restored").mkdir()
+    for name in ("b.JPG", "a.png", "notes.txt", ".hidden.png", "nested/c.webp",
+                 "restored/a.png"):
+        (folder / name).write_bytes(b"x")
+    loose = tmp_path / "loose.xyz"
+    loose.write_bytes(b"x")
+    missing = tmp_path / "missing.jpg"
+
+    flat = list_inputs([folder, loose, missing, folder / "a.png"])
+    assert flat == [folder / "a.png", folder / "b.JPG", loose, missing]
+    deep = list_inputs([str(folder)], recursive=True)
+    assert deep == [folder / "a.png", folder / "b.JPG", folder / "nested" / "c.webp"]
+    assert list_inputs([]) == []
+
+
+def test_loaded_image_from_bytes_like_pillow(tmp_path: Path) -> None:
+    # pixels must match what Pillow decodes (no colour conversions of our own)
+    path = _save(tmp_path / "p.jpg", _rgb(), quality=60)
+    expected = np.asarray(Image.open(io.BytesIO(path.read_bytes())).convert("RGB"))
+    np.testing.assert_array_equal(read_image(path).pixels, expected)

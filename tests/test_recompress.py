@@ -1,0 +1,195 @@
+"""Blind double-JPEG detection by recompression (fbcnn.recompress) on synthetic textures."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fbcnn.degrade import double_jpeg
+from fbcnn.jpeg import compress
+from fbcnn.recompress import (
+    DoubleJpegVerdict,
+    analyse,
+    estimate_qf,
+    recompression_errors,
+)
+
+
+def texture(seed: int, h: int = 256, w: int = 256, noise: float = 2.0) -> np.ndarray:
+    """A natural-ish colour image: multi-scale smooth noise, gradients, disks and rectangles
+    with sharp edges, fine grain."""
+    rng = np.random.default_rng(seed)
+    img = np.zeros((h, w, 3))
+    for scale in (4, 8, 16, 32, 64):
+        for c in range(3):
+            small = rng.normal(size=(max(2, h // scale), max(2, w // scale))).astype(np.float32)
+            up = Image.fromarray(small, mode="F").resize((w, h), Image.Resampling.BICUBIC)
+            img[..., c] += np.asarray(up) * 3 * scale ** 0.6
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    img += rng.uniform(-60, 60, 3) * (yy / h)[..., None] + rng.uniform(-60, 60, 3) * (xx / w)[..., None]
+    for _ in range(6):
+        cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(10, min(h, w) / 3)
+        img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] += rng.uniform(-50, 50, 3)
+    for _ in range(4):
+        y0, x0 = rng.integers(0, h), rng.integers(0, w)
+        img[y0:y0 + rng.integers(8, h // 2), x0:x0 + rng.integers(8, w // 2)] += rng.uniform(-40, 40, 3)
+    img += rng.normal(0, noise, img.shape)
+    return np.clip(np.round(img - img.mean() + 128), 0, 255).astype(np.uint8)
+
+
+def old_grid(shift: tuple[int, int]) -> tuple[int, int]:
+    """Where the first compression's grid sits after double_jpeg's crop of `shift`."""
+    return (8 - shift[0]) % 8, (8 - shift[1]) % 8
+
+
+@pytest.fixture(scope="module")
+def image() -> np.ndarray:
+    return texture(0)
+
+
+# --- non-aligned double JPEG: found, offset exact, QF1 within 5 ---------------------------
+
+NONALIGNED = [
+    ((10, 30), (4, 4)),
+    ((10, 50), (3, 5)),
+    ((20, 60), (1, 6)),
+    ((30, 50), (4, 4)),
+    ((20, 60), (0, 3)),  # the old grid shares rows with the last one
+]
+NONALIGNED_FULL = [(qfs, shift) for qfs in [(10, 30), (10, 50), (20, 60), (30, 50), (40, 90)]
+                   for shift in [(4, 4), (3, 5), (1, 6), (0, 3), (7, 7)]]
+
+
+def check_nonaligned(verdict: DoubleJpegVerdict, qf1: int, shift: tuple[int, int]) -> None:
+    assert verdict.detected, verdict
+    assert verdict.kind == "non-aligned"
+    assert verdict.offset == old_grid(shift)
+    assert abs(verdict.qf1 - qf1) <= 5
+    assert 0.5 < verdict.confidence <= 1.0
+
+
+@pytest.mark.parametrize(("qfs", "shift"), NONALIGNED)
+def test_nonaligned_double_jpeg_is_found(image, qfs, shift):
+    (qf1, qf2) = qfs
+    degraded = double_jpeg(image, qf1, qf2, shift).degraded
+    verdict = analyse(degraded, qf2)
+    check_nonaligned(verdict, qf1, shift)
+    assert verdict.last_qf == qf2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize(("qfs", "shift"), NONALIGNED_FULL)
+def test_nonaligned_double_jpeg_sweep(qfs, shift, seed):
+    (qf1, qf2) = qfs
+    degraded = double_jpeg(texture(seed), qf1, qf2, shift).degraded
+    check_nonaligned(analyse(degraded, qf2), qf1, shift)
+
+
+def test_last_qf_is_estimated_when_not_given(image):
+    degraded = double_jpeg(image, 10, 50, (3, 5)).degraded
+    verdict = analyse(degraded)
+    check_nonaligned(verdict, 10, (3, 5))
+    assert abs(verdict.last_qf - 50) <= 2
+
+
+def test_large_images_are_sampled_on_the_grid():
+    """Tiles of a sample must keep both grids: a crop off the 8-pixel lattice would move
+    the offsets."""
+    big = texture(3, 520, 600)
+    degraded = double_jpeg(big, 20, 70, (2, 5)).degraded
+    verdict = analyse(degraded, 70, max_pixels=60_000, seed=1)
+    check_nonaligned(verdict, 20, (2, 5))
+
+
+# --- single and aligned ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("qf", [10, 30, 50, 75, 90])
+def test_single_jpeg_is_not_called_double(image, qf):
+    verdict = analyse(compress(image, qf), qf)
+    assert not verdict.detected, verdict
+    assert verdict.kind == "single"
+    assert verdict.qf1 is None and verdict.offset is None
+    assert verdict.confidence > 0.5
+
+
+@pytest.mark.parametrize(("qf1", "qf2"), [(10, 50), (20, 60)])
+def test_aligned_double_jpeg_is_found(image, qf1, qf2):
+    verdict = analyse(double_jpeg(image, qf1, qf2, (0, 0)).degraded, qf2)
+    assert verdict.detected, verdict
+    assert verdict.kind == "aligned"
+    assert verdict.offset == (0, 0)
+    assert abs(verdict.qf1 - qf1) <= 5
+    # an aligned earlier compression does not change the QF to restore with
+    assert verdict.dominant_qf(qf2) == qf2
+
+
+def test_grey_input_shapes_agree():
+    grey = compress(texture(4)[..., :1], 40)
+    flat = analyse(grey[..., 0], 40)
+    assert analyse(grey, 40) == flat
+    assert not flat.detected
+
+
+def test_too_small_image_is_single_without_confidence():
+    verdict = analyse(np.zeros((10, 40, 3), np.uint8), 50)
+    assert verdict.kind == "single" and verdict.confidence == 0.0
+
+
+# --- QF estimation and recompression curves ---------------------------------------------------
+
+
+@pytest.mark.parametrize("qf", [10, 30, 50, 75, 90])
+def test_estimate_qf_of_single_jpeg(image, qf):
+    assert abs(estimate_qf(compress(image, qf)) - qf) <= 2
+
+
+def test_recompression_errors_dip_at_the_qf_on_its_grid(image):
+    luma = compress(image[..., :1], 40)
+    qfs = [30, 35, 40, 45, 50]
+    errors = recompression_errors(luma, qfs)
+    assert errors.shape == (5,)
+    assert int(np.argmin(errors)) == 2 and errors[2] < 0.2 * errors[[1, 3]].min()
+    # off the grid there is no dip
+    shifted = recompression_errors(luma, qfs, offset=(3, 5))
+    assert shifted[2] > 10 * errors[2]
+
+
+def test_recompression_errors_reveal_the_older_grid(image):
+    luma = double_jpeg(image[..., :1], 20, 60, (4, 4)).degraded
+    qfs = [15, 20, 25]
+    on_old = recompression_errors(luma, qfs, offset=(4, 4))
+    off = recompression_errors(luma, qfs, offset=(2, 6))
+    ratio = on_old / off
+    assert int(np.argmin(ratio)) == 1 and ratio[1] < 0.8
+
+
+# --- verdict helpers ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("verdict", "predicted", "expected"), [
+    (DoubleJpegVerdict(True, "non-aligned", 20, (4, 4), 0.9, 60), 55.0, 20.0),
+    (DoubleJpegVerdict(True, "non-aligned", 40, (4, 4), 0.9, 60), 35.0, 35.0),
+    (DoubleJpegVerdict(True, "aligned", 20, (0, 0), 0.9, 60), 55.0, 55.0),
+    (DoubleJpegVerdict(False, "single", None, None, 0.9, 60), 55.0, 55.0),
+])
+def test_dominant_qf(verdict, predicted, expected):
+    assert verdict.dominant_qf(predicted) == expected
+
+
+@pytest.mark.parametrize("verdict", [
+    DoubleJpegVerdict(True, "non-aligned", np.int64(20), (np.int64(4), 3), np.float64(0.9), 60),
+    DoubleJpegVerdict(False, "single", None, None, 0.8, None),
+])
+def test_to_json_shape(verdict):
+    out = verdict.to_json()
+    assert set(out) == {"detected", "kind", "qf1", "offset", "confidence", "last_qf"}
+    assert json.loads(json.dumps(out)) == out
+    if verdict.offset is None:
+        assert out["offset"] is None
+    else:
+        assert out["offset"] == [4, 3] and out["qf1"] == 20
