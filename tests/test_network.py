@@ -40,7 +40,7 @@ def published_keys(channels: int) -> dict[str, tuple[int, ...]]:
             conv(f"{prefix}.{i}.res.2", c, c, 3)
 
     conv("m_head", NC[0], channels, 3)
-    for stage, (c_in, c_out) in enumerate(zip(NC[:3], NC[1:]), start=1):
+    for stage, (c_in, c_out) in enumerate(zip(NC[:3], NC[1:], strict=False), start=1):
         resblocks(f"m_down{stage}", c_in)
         conv(f"m_down{stage}.{NB}", c_out, c_in, 2)
     resblocks("m_body_encoder", 512)

@@ -18,7 +18,7 @@ def test_tile_starts_cover_on_grid_with_overlap(length, tile, overlap, grid) -> 
     starts = tile_starts(length, tile, overlap, grid)
     assert starts[0] == 0 and all(s % grid == 0 for s in starts)
     assert min(starts[-1] + tile, length) == length  # reaches the end
-    for a, b in zip(starts, starts[1:]):
+    for a, b in zip(starts, starts[1:], strict=False):
         assert a + tile - b >= overlap  # neighbours overlap
 
 

@@ -81,8 +81,9 @@ def network_from_state_dict(state: Mapping[str, torch.Tensor],
     try:
         network.load_state_dict(state, strict=True)
     except RuntimeError as e:
-        first = str(e).strip().splitlines()
-        raise CheckpointError(f"state dict does not match FBCNN: {first[1] if len(first) > 1 else first[0]}") from None
+        lines = str(e).strip().splitlines()
+        detail = lines[1] if len(lines) > 1 else lines[0]
+        raise CheckpointError(f"state dict does not match FBCNN: {detail}") from None
     return network.eval()
 
 
@@ -139,7 +140,8 @@ def available_models() -> list[str]:
     return [n for n in NAMED_MODELS if named_model_path(n).is_file()]
 
 
-def save_network(network: FBCNN, path: str | Path, metadata: Mapping[str, str] | None = None) -> None:
+def save_network(network: FBCNN, path: str | Path,
+                 metadata: Mapping[str, str] | None = None) -> None:
     """Save as safetensors with the config in the metadata (atomic: temp file, then rename)."""
     path = Path(path)
     meta = {CONFIG_KEY: json.dumps(network.config.to_dict())}

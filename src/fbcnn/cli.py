@@ -37,6 +37,16 @@ def parse_int_list(value: str | None, what: str = "QF") -> list[int] | None:
     return items
 
 
+def write_json(path: str, value: object) -> None:
+    from .imageio import ImageError, write_text_atomic
+
+    try:
+        write_text_atomic(Path(path), json.dumps(value, indent=1))
+    except ImageError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"wrote {path}", err=True)
+
+
 def fail(message: str) -> None:
     click.echo(f"error: {message}", err=True)
 
@@ -150,7 +160,8 @@ def restore(inputs: tuple[str, ...], outdir: str | None, model: str | None, qf_t
 
 @main.command()
 @click.argument("images", nargs=-1, required=True)
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per image (a list if several).")
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object per image (a list if several).")
 @click.option("--model", default=None, help="Model for the QF prediction (default: by image).")
 @click.option("--device", type=DEVICES, default="auto", show_default=True)
 def inspect(images: tuple[str, ...], as_json: bool, model: str | None, device: str) -> None:
@@ -182,3 +193,168 @@ def inspect(images: tuple[str, ...], as_json: bool, model: str | None, device: s
                        f"predicted QF {info['predicted_qf']:.1f}, double JPEG: {verdict}")
     if failed:
         sys.exit(1)
+
+
+def parse_pairs(value: str | None) -> list[tuple[int, int]] | None:
+    if not value:
+        return None
+    pairs = []
+    for item in value.split(","):
+        try:
+            a, b = (int(v) for v in item.split(":"))
+        except ValueError:
+            raise click.BadParameter(
+                f"expected QF1:QF2 pairs like 10:30,30:50, got '{value}'") from None
+        if not (1 <= a <= 100 and 1 <= b <= 100):
+            raise click.BadParameter(f"QFs must be in 1..100, got '{item}'")
+        pairs.append((a, b))
+    return pairs
+
+
+def parse_shift(value: str) -> tuple[int, int]:
+    try:
+        dy, dx = (int(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected DY,DX like 4,4, got '{value}'") from None
+    if not (0 <= dy < 8 and 0 <= dx < 8):
+        raise click.BadParameter(f"shift must be in 0..7 per axis, got '{value}'")
+    return dy, dx
+
+
+@main.command()
+@click.option("--data", required=True, help="Folder of clean images.")
+@click.option("--gray", is_flag=True, help="Evaluate the BT.601 Y channel (grey), as the paper.")
+@click.option("--qf", "qf_text", default=None, help="Single-JPEG QFs [default: 10,20,30,40 "
+              "unless --double is given].")
+@click.option("--double", "double_text", default=None,
+              help="Double-JPEG QF1:QF2 pairs, e.g. 10:30,10:50,30:50.")
+@click.option("--shift", "shift_text", default="4,4", show_default=True,
+              help="Crop between the two compressions (dy,dx).")
+@click.option("--model", default=None, help="Model name or path [default: color, or gray "
+              "with --gray].")
+@click.option("--correction", type=click.Choice(["none", "dominant"]), default="none",
+              show_default=True, help="dominant: FBCNN-D, feed the dominant QF found by "
+              "recompression analysis.")
+@click.option("--qf-input", "qf_input_text", default="auto", show_default=True,
+              help="QF fed to the network: auto (predicted) or N.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="First N images only.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+              help="Write the full result (with per-image rows) as JSON.")
+@click.option("--device", type=DEVICES, default="auto", show_default=True)
+def evaluate(data: str, gray: bool, qf_text: str | None, double_text: str | None,
+             shift_text: str, model: str | None, correction: str, qf_input_text: str,
+             limit: int | None, json_path: str | None, device: str) -> None:
+    """Degrade clean images with JPEG, restore them, and print PSNR | SSIM | PSNR-B."""
+    from .evaluate import evaluate as run_evaluation
+    from .evaluate import format_table
+
+    double = parse_pairs(double_text)
+    qfs = parse_int_list(qf_text) or ([] if double else [10, 20, 30, 40])
+    qf_input = parse_qf(qf_input_text)
+    try:
+        result = run_evaluation(data, model or ("gray" if gray else "color"),
+                                gray=True if gray else None,
+                                qfs=qfs, double=double, shift=parse_shift(shift_text),
+                                correction=correction,
+                                qf_input=None if qf_input is None else int(qf_input),
+                                limit=limit, device=device)
+    except ValueError as e:
+        raise click.ClickException(str(e).splitlines()[0]) from None
+    click.echo(format_table(result))
+    if json_path:
+        write_json(json_path, result)
+
+
+@main.command()
+@click.option("--model", "model_names", multiple=True,
+              help="Model name or path (repeatable) [default: every shipped model].")
+@click.option("--sizes", default="256,512,1024", show_default=True,
+              help="Square image sides to measure.")
+@click.option("--published/--no-published", default=True, show_default=True,
+              help="Also measure the published-size architecture (random weights).")
+@click.option("--device", type=DEVICES, default="cpu", show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="torch CPU threads [default: torch's default].")
+@click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--tile", type=click.IntRange(min=0), default=512, show_default=True,
+              help="Tile side of the tiled runs (0: untiled only).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
+def benchmark(model_names: tuple[str, ...], sizes: str, published: bool, device: str,
+              threads: int | None, repeats: int, tile: int, json_path: str | None) -> None:
+    """Megapixels per second and peak memory per model, size, tiled and untiled."""
+    from .benchmark import format_benchmark, published_architecture, run_benchmark
+    from .checkpoints import CheckpointError, available_models, load_network, resolve_model
+    from .restore import pick_device
+
+    try:
+        device = str(pick_device(device))
+        sides = [int(v) for v in sizes.split(",")]
+        models = [(n, load_network(resolve_model(n)).network)
+                  for n in (model_names or available_models())]
+    except (CheckpointError, ValueError) as e:
+        raise click.ClickException(str(e).splitlines()[0]) from None
+    if published:
+        models.append(("published size (random weights)", published_architecture()))
+    result = run_benchmark(models, [(s, s) for s in sides], device=device, threads=threads,
+                           repeats=repeats, tile=tile, progress=True)
+    click.echo(format_benchmark(result))
+    if json_path:
+        write_json(json_path, result)
+
+
+@main.command("export")
+@click.option("--model", "model_name", required=True, metavar="NAME|PATH",
+              help="Model name (color, gray, color-double, gray-double) or checkpoint path.")
+@click.option("--format", "fmt", required=True, type=click.Choice(["onnx", "torchscript"]),
+              help="onnx (onnxruntime and other ONNX runtimes) or torchscript (torch.jit.load).")
+@click.option("-o", "--output", required=True, type=click.Path(), metavar="FILE",
+              help="File to write (replaced only once the export is complete).")
+@click.option("--qf-input", is_flag=True,
+              help="Add a second input 'qf': (N, 1) float, the QF to use, in 1..100.")
+@click.option("--opset", type=click.IntRange(min=11), default=None,
+              help="ONNX opset version, 11..23 (default 17).")
+def export_command(model_name: str, fmt: str, output: str, qf_input: bool,
+                   opset: int | None) -> None:
+    """Export a model to ONNX or TorchScript.
+
+    Input 'image': (N, C, H, W) float in [0, 1], any batch and size. Outputs: the restored
+    image (not clamped), then the predicted QF as (N, 1) in the network's convention
+    (100 - QF) / 100, like model.network. With --qf-input, a second input 'qf' (N, 1) gives
+    the QF to use in 1..100 (the QF output is then named 'predicted_qf').
+    """
+    from .checkpoints import CheckpointError
+    from .export import ExportError, export_model
+
+    try:
+        path = export_model(model_name, fmt, output, qf_input=qf_input, opset=opset)
+    except (CheckpointError, ExportError) as e:
+        raise click.ClickException(str(e)) from None
+    qf_note = ", input qf in 1..100" if qf_input else ""
+    click.echo(f"wrote {path} ({fmt}{qf_note})", err=True)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0: every interface; the page has no login).")
+@click.option("--port", type=click.IntRange(1, 65535), default=7860, show_default=True)
+@click.option("--device", type=DEVICES, default="auto", show_default=True)
+@click.option("--tile", type=click.IntRange(min=0), default=512, show_default=True,
+              help="Tile size for big images (0: whole image at once).")
+@click.option("--max-megapixels", type=click.FloatRange(min=0, min_open=True), default=50.0,
+              show_default=True, help="Refuse bigger images (with a message).")
+@click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True), default=200.0,
+              show_default=True, help="Refuse bigger uploads.")
+def serve(host: str, port: int, device: str, tile: int, max_megapixels: float,
+          max_upload_mb: float) -> None:
+    """Open the web app: upload a JPEG, compare before/after, download the PNG.
+
+    Needs the app extra: pip install 'fbcnn[app]'. Requests run one at a time (queued).
+    """
+    try:
+        from . import app
+    except ImportError as e:
+        if (e.name or "").split(".")[0] != "gradio":
+            raise
+        raise click.ClickException("the web app needs Gradio: pip install 'fbcnn[app]'") from None
+    app.serve(host=host, port=port, device=device, tile=tile, max_megapixels=max_megapixels,
+              max_upload_mb=max_upload_mb)

@@ -250,7 +250,8 @@ def _triple(m: dict) -> str:
 
 def format_table(result: dict) -> str:
     """A plain-text table of an `evaluate` result: per row the JPEG and restored
-    PSNR|SSIM|PSNR-B (2/3/2 decimals as in the paper), the PSNR gain and the mean QF."""
+    PSNR|SSIM|PSNR-B (2/3/2 decimals as in the paper), the PSNR gain, the mean predicted
+    QF and, when something else was fed (dominant correction, qf_input), the mean used QF."""
     kind = "grey" if result["gray"] else "colour"
     title = (f"{result['dataset']} ({kind}), model {result['model']}, "
              f"correction {result['correction']}")
@@ -258,12 +259,16 @@ def format_table(result: dict) -> str:
         title += f", QF input {result['qf_input']}"
     if "images" in result:
         title += f", {result['images']} images"
+    fed = result["correction"] != "none" or result.get("qf_input") is not None
     header = (f"{'QF':<8}{'JPEG PSNR|SSIM|PSNR-B':<24}{'restored PSNR|SSIM|PSNR-B':<28}"
-              f"{'gain dB':>8}{'pred. QF':>10}")
+              f"{'gain dB':>8}{'pred. QF':>10}" + (f"{'used QF':>9}" if fed else ""))
     lines = [title, header, "-" * len(header)]
     for row in result["rows"]:
         label = f"{row['qf']}:{row['qf2']}" if row.get("qf2") is not None else str(row["qf"])
         gain = row["restored"]["psnr"] - row["jpeg"]["psnr"]
-        lines.append(f"{label:<8}{_triple(row['jpeg']):<24}{_triple(row['restored']):<28}"
-                     f"{gain:>+8.2f}{row['predicted_qf']:>10.1f}")
+        line = (f"{label:<8}{_triple(row['jpeg']):<24}{_triple(row['restored']):<28}"
+                f"{gain:>+8.2f}{row['predicted_qf']:>10.1f}")
+        if fed:
+            line += f"{row.get('used_qf', float('nan')):>9.1f}"
+        lines.append(line)
     return "\n".join(lines)

@@ -9,6 +9,7 @@ input. Every failure is an ImageError with a one-line message "<path>: <reason>"
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import tempfile
@@ -392,3 +393,25 @@ def list_inputs(inputs: Sequence[str | Path], recursive: bool = False) -> list[P
                 seen.add(key)
                 out.append(c)
     return out
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write a text file (a JSON report) atomically; ImageError on failure."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise ImageError(path, f"cannot write: {_os_reason(e)}") from None
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise ImageError(path, f"cannot write: {_os_reason(e)}") from None
+        raise
+    return path

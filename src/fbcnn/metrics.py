@@ -83,37 +83,32 @@ def gaussian_kernel(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> np.nd
 
 
 def _filter_valid(x: np.ndarray, taps: np.ndarray) -> np.ndarray:
-    """Separable correlation of HxWxC `x` with taps x taps, valid region only
-    (output (H-n+1) x (W-n+1) x C)."""
+    """Separable correlation of the last two axes of `x` (..., H, W) with the 2-D window
+    taps x taps, valid region only: (..., H-n+1, W-n+1)."""
     n = len(taps)
-    h, w = x.shape[:2]
-    rows = taps[0] * x[0:h - n + 1]
-    for k in range(1, n):
-        rows += taps[k] * x[k:h - n + 1 + k]
-    out = taps[0] * rows[:, 0:w - n + 1]
-    for k in range(1, n):
-        out += taps[k] * rows[:, k:w - n + 1 + k]
-    return out
+    windows = np.lib.stride_tricks.sliding_window_view
+    columns = windows(x, n, axis=-2) @ taps  # (..., H-n+1, W)
+    return windows(columns, n, axis=-1) @ taps
 
 
 def ssim_per_channel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """SSIM of each channel of two uint8 images (valid region, Gaussian 11x11, sigma 1.5)."""
     _check_pair(a, b)
-    x = _channels(a).astype(np.float64)
-    y = _channels(b).astype(np.float64)
-    if min(x.shape[:2]) < SSIM_WINDOW:
+    x = _channels(a).astype(np.float64).transpose(2, 0, 1)  # C x H x W
+    y = _channels(b).astype(np.float64).transpose(2, 0, 1)
+    if min(x.shape[1:]) < SSIM_WINDOW:
         raise ValueError(f"SSIM needs images of at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels, "
-                         f"got {x.shape[1]}x{x.shape[0]}")
-    taps = gaussian_kernel()
-    mu_x = _filter_valid(x, taps)
-    mu_y = _filter_valid(y, taps)
+                         f"got {x.shape[2]}x{x.shape[1]}")
+    # the five local means under the window, in one pass
+    mu_x, mu_y, mean_xx, mean_yy, mean_xy = _filter_valid(
+        np.stack([x, y, x * x, y * y, x * y]), gaussian_kernel())
     mu_xx, mu_yy, mu_xy = mu_x * mu_x, mu_y * mu_y, mu_x * mu_y
-    var_x = _filter_valid(x * x, taps) - mu_xx
-    var_y = _filter_valid(y * y, taps) - mu_yy
-    cov_xy = _filter_valid(x * y, taps) - mu_xy
+    var_x = mean_xx - mu_xx
+    var_y = mean_yy - mu_yy
+    cov_xy = mean_xy - mu_xy
     ssim_map = ((2 * mu_xy + SSIM_C1) * (2 * cov_xy + SSIM_C2)) / (
         (mu_xx + mu_yy + SSIM_C1) * (var_x + var_y + SSIM_C2))
-    return ssim_map.mean(axis=(0, 1))
+    return ssim_map.mean(axis=(1, 2))
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:

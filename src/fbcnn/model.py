@@ -58,7 +58,8 @@ class Model:
         out = self.restorer.restore(fitted, qf=qf, grid=grid)
         result = out.pixels
         if grey_on_colour:
-            result = np.round(result.astype(np.float32).mean(axis=2, keepdims=True)).astype(np.uint8)
+            grey = result.astype(np.float32).mean(axis=2, keepdims=True)
+            result = np.round(grey).astype(np.uint8)
         return Result(result.reshape(pixels.shape), out.predicted_qf, out.used_qf)
 
     def restore(self, image: ImageT, qf: float | None = None) -> Result[ImageT]:
@@ -80,9 +81,15 @@ class Model:
 def load_model(name_or_path: str | Path = "color", device: str = "auto",
                tile: int | None = DEFAULT_TILE) -> Model:
     """A shipped model by name ('color', 'gray', 'color-double', 'gray-double') or a
-    checkpoint file (.safetensors, or the published .pth files)."""
+    checkpoint file (.safetensors, or the published .pth files), or an exported .onnx file
+    (run with onnxruntime; see `fbcnn.export`)."""
     path = resolve_model(name_or_path)
-    loaded = load_network(path)
     name = str(name_or_path) if str(name_or_path) in ("color", "gray", "color-double",
                                                        "gray-double") else path.name
+    if path.suffix.lower() == ".onnx":  # an `fbcnn export --format onnx` file: onnxruntime
+        from .onnx_backend import OnnxFBCNN
+
+        return Model(OnnxFBCNN(path, device=device), name=name,  # type: ignore[arg-type]
+                     device=device, tile=tile)
+    loaded = load_network(path)
     return Model(loaded.network, name=name, device=device, tile=tile)

@@ -180,8 +180,8 @@ class FBCNN(nn.Module):
         """The decoupler alone: (N, 1) in the network's convention, half the cost of forward."""
         return self.qf_pred(self.encode(self.pad_to_grid(x))[-1])
 
-    def forward(self, x: torch.Tensor,
-                qf_override: torch.Tensor | float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, qf_override: torch.Tensor | float | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         h, w = x.shape[-2], x.shape[-1]
         padded = self.pad_to_grid(x)
         x1, x2, x3, x4, encoded = self.encode(padded)

@@ -99,7 +99,7 @@ def restore_file(path: Path, models: ModelSet, *, outdir: Path | None = None,
             report.double = verdict.to_json()
             used_qf = verdict.dominant_qf(predicted)
     qfs: list[float | None] = [float(q) for q in sweep] if sweep else [used_qf]
-    for q, target in zip(qfs, targets):
+    for q, target in zip(qfs, targets, strict=False):
         result = model.restore_array(image.pixels, q, grid)
         if np.isnan(report.predicted_qf):
             report.predicted_qf = result.predicted_qf

@@ -14,44 +14,59 @@ Method (luma only, pure numpy + Pillow):
   coefficients by 219/255 and wipes out the quantisation lattice the method looks for.
 * **Sample.** Images above a pixel budget are analysed on a seeded random set of 64x64 tiles
   whose windows start at multiples of 8, so both grids keep their positions; every tile is
-  cropped at the same offset and the crops are packed, on the 8x8 grid, into one mosaic per
+  cropped at the same offset and the crops are stacked, on the 8x8 grid, into one image per
   JPEG call (grey JPEG blocks are independent, so this equals compressing each crop).
 * **Offset scan.** For all 64 offsets (oy, ox) and q = 5, 10, ... up to ``last_qf - 3``,
   ``L = log(MSE + eps)``. Crops that share rows or columns with either grid are partly
   aligned, so the score is the two-way interaction
   ``R(o, q) = L(o, q) - median_row(oy) - median_col(ox) + median_ref`` (medians of L over
   the 8 offsets of the row, of the column, and over 7 reference offsets that share no row or
-  column with each other or with (0, 0)). Offset (0, 0) is the last grid and is skipped. The
-  offset with the lowest R is refined over q* - 4 .. q* + 4 on the full sample;
-  ``strength = -min R`` and QF1 is its argmin.
-* **Decision.** ``strength >= NONALIGNED_THRESHOLD`` means non-aligned double JPEG.
-* **Aligned.** Otherwise the aligned curve ``L(0, 0, q) - reference trend`` is scanned over
-  every q up to ``last_qf - 3``; an earlier aligned compression at QF1 leaves a sharp local
-  dip there (coefficients are multiples of Q2 lying near multiples of Q1). The dip contrast
-  (the lower of the two sides' minima at q +- 2..3, minus the value at q) at or above
-  ``ALIGNED_THRESHOLD`` means aligned double JPEG; QF1 is the lowest q whose contrast is at
-  least half the largest (later dips are harmonics, e.g. q = 20 for QF1 = 10).
+  column with each other or with (0, 0)). Offset (0, 0) is the last grid; a candidate must
+  beat it (R(o, q) < R((0, 0), q), + 1.0 for offsets more than a pixel away), because crops
+  next to a blocky aligned grid inherit part of its dip. The two deepest local minima are
+  refined over q* - 3 .. q* + 3 (the dip at QF1 is sharp, and its harmonic near 2 x QF1
+  is broad), the best again on the full sample: ``strength = -min R``, QF1 = its argmin.
+* **Aligned curve.** ``L(0, 0, q)`` less the reference trend, at every q up to
+  ``last_qf - 3``: an earlier aligned compression at QF1 leaves a sharp local dip there
+  (the coefficients, multiples of Q2, lie near multiples of Q1). ``contrast`` = the lower
+  of the two sides' minima at q +- 2..3, minus the value at q; QF1 is the lowest q whose
+  contrast is at least half the largest (later dips are harmonics, e.g. q = 20 for QF1 =
+  10).
+* **Decision.** Aligned when ``contrast >= ALIGNED_THRESHOLD`` (0.25) and contrast >= 2 x
+  strength (a strong aligned dip leaks into the crops that share the last grid's rows or
+  columns; a shifted grid leaves at most a weak one on the aligned curve); else non-aligned
+  when ``strength >= NONALIGNED_THRESHOLD`` (0.1; ``NEAR_NONALIGNED_THRESHOLD`` = 0.2 for
+  an offset within a pixel of the last grid); else single. Calibrated on synthetic
+  textures: single JPEGs at QF 5..95 reached strength 0.06 (0.14 next to the last grid,
+  on images with block-periodic edges) and contrast 0.13; see the tests.
 * **Last QF.** When not given (from the file's tables), it is estimated on the aligned curve:
   the lowest q whose recompression is as idempotent as the best one (see `estimate_qf`).
 
-Only earlier compressions stronger than the last one (QF1 <= last_qf - 3) are searched: the
-weaker ones leave little trace and do not dominate the artifacts. Thresholds were calibrated
-on synthetic textures (see the module's tests and the report that came with it).
+``offset`` in the verdict is where the older grid's blocks start: (dy, dx) of a crop gives
+``((8 - dy) % 8, (8 - dx) % 8)``. Only earlier compressions stronger than the last one
+(QF1 <= last_qf - 3) are searched: weaker ones leave little trace and do not dominate the
+artifacts. Harder cases: QF1 within ~15 of the last QF (the second compression erases most
+of the first), and content with edges on a regular 8-pixel lattice.
 """
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 
 from .degrade import rgb_to_gray_plain
-from .jpeg import compress
+from .jpeg import encode
 
 # decisions, on the scores described above
 NONALIGNED_THRESHOLD = 0.1
+# a candidate grid within one pixel of the last one (dy, dx in {7, 0, 1}) shares most of its
+# blocks and needs more: singles with block-periodic content reached 0.14 there
+NEAR_NONALIGNED_THRESHOLD = 0.2
 ALIGNED_THRESHOLD = 0.25
 _ALIGNED_OVER_SHIFTED = 2.0  # aligned wins when its contrast is >= 2x the shifted strength
 # confidences are logistic in (score - threshold) / scale
@@ -61,11 +76,13 @@ _ALIGNED_SCALE = 0.05
 _EPS = 0.02  # MSE floor inside the logs: flat crops carry no evidence
 _TILE = 64  # tile side of the sample of large images (a multiple of 8)
 _SCAN_PIXELS = 262_144  # sample size for the 64-offset scan and the aligned curve
-_MOSAIC_PIXELS = 1 << 24  # largest mosaic per JPEG call
+_MOSAIC_PIXELS = 1 << 24  # most pixels per JPEG call
+_MAX_JPEG_SIDE = 65528  # JPEG's 65535 limit, rounded down to whole blocks
 _FAR_MARGIN = 1.0  # see _nonaligned
 _MARGIN = 3  # earlier compressions are searched at q <= last_qf - _MARGIN
 _COARSE_STEP = 5
-_REFINE = 4
+_REFINE = 3
+_CANDIDATES = 2  # coarse minima refined
 _ALL_OFFSETS = tuple((oy, ox) for oy in range(8) for ox in range(8))
 # seven offsets, one per row 1..7 and column 1..7: none shares a row or column with (0, 0)
 # or with another, so an older grid and its half-aligned neighbours touch at most two of them
@@ -177,28 +194,21 @@ class _Sample:
     def _compute(self, offsets: list[tuple[int, int]], q: int) -> list[float]:
         th, tw, t = self.th, self.tw, len(self.windows)
         crops = np.stack([self.windows[:, oy:oy + th, ox:ox + tw] for oy, ox in offsets])
-        crops = crops.reshape(len(offsets) * t, th, tw)
-        per_call = max(1, _MOSAIC_PIXELS // (th * tw))
-        sums = np.empty(len(crops))
-        for start in range(0, len(crops), per_call):
-            chunk = crops[start:start + per_call]
-            mosaic, rows, cols = _mosaic(chunk)
-            rec = compress(mosaic[:, :, None], q)[:, :, 0]
-            rec = rec.reshape(rows, th, cols, tw).transpose(0, 2, 1, 3).reshape(-1, th, tw)
-            diff = rec[:len(chunk)].astype(np.float32) - chunk
-            sums[start:start + len(chunk)] = np.einsum("nij,nij->n", diff, diff)
-        return list(sums.reshape(len(offsets), t).sum(axis=1) / (t * th * tw))
+        # crops stacked vertically: whole 8x8 blocks, so one JPEG call = one per crop
+        rows = crops.reshape(-1, tw)
+        per_call = max(th, min(_MAX_JPEG_SIDE, _MOSAIC_PIXELS // tw) // th * th)
+        row_sums = np.empty(len(rows), np.int64)
+        for start in range(0, len(rows), per_call):
+            part = rows[start:start + per_call]
+            diff = np.subtract(_roundtrip(part, q), part, dtype=np.int32)
+            row_sums[start:start + len(part)] = np.einsum("ij,ij->i", diff, diff)
+        return list(row_sums.reshape(len(offsets), -1).sum(axis=1) / (t * th * tw))
 
 
-def _mosaic(tiles: np.ndarray) -> tuple[np.ndarray, int, int]:
-    """Tiles (n, th, tw) laid out on a near-square grid (zero padding), with rows, cols."""
-    n, th, tw = tiles.shape
-    cols = max(1, min(n, math.ceil(math.sqrt(n * th / tw))))
-    rows = -(-n // cols)
-    grid = np.zeros((rows * cols, th, tw), np.uint8)
-    grid[:n] = tiles
-    return grid.reshape(rows, cols, th, tw).transpose(0, 2, 1, 3).reshape(rows * th, cols * tw), \
-        rows, cols
+def _roundtrip(gray: np.ndarray, q: int) -> np.ndarray:
+    """Grey JPEG recompression at `q` of an HxW uint8 array (fbcnn.jpeg's encoder)."""
+    with Image.open(io.BytesIO(encode(gray, q))) as im:
+        return np.asarray(im)
 
 
 # --- public helpers -------------------------------------------------------------------------
@@ -278,38 +288,56 @@ def _near_last(offset: tuple[int, int]) -> bool:
     return offset[0] in (0, 1, 7) and offset[1] in (0, 1, 7)
 
 
+def _refine(sample: _Sample, offset: tuple[int, int], q0: int,
+            top: int) -> tuple[float, int]:
+    """(min R, its q) of `offset` over q0 - _REFINE .. q0 + _REFINE (q <= top)."""
+    fine = list(range(max(1, q0 - _REFINE), min(top, q0 + _REFINE) + 1))
+    oy, ox = offset
+    needed = [(oy, b) for b in range(8)] + [(a, ox) for a in range(8)] + list(_REF_OFFSETS)
+    if _near_last(offset):  # far candidates were checked against (0, 0) in the scan
+        needed += [(0, b) for b in range(8)] + [(a, 0) for a in range(8)]
+    logs = _logs(sample, needed, fine)
+    r = _interaction(logs, offset)
+    if _near_last(offset):
+        r = np.where(r < _interaction(logs, (0, 0)), r, math.inf)
+    j = int(np.argmin(r))
+    return float(r[j]), fine[j]
+
+
 def _nonaligned(scan: _Sample, full: _Sample, top: int) -> tuple[float, tuple[int, int], int]:
     """(strength, offset, qf1) of the best non-aligned candidate, q searched up to `top`.
 
     A candidate (o, q) only counts when its R is below R((0, 0), q) + margin: crops one
     pixel off a blocky aligned grid, or half a block off it, inherit some of that grid's dip,
     and must not be taken for a shifted grid (margin 0 next to (0, 0), else _FAR_MARGIN).
+    The _CANDIDATES deepest local minima of the scan are refined on it (the dip at QF1 is
+    sharp, and its harmonic at about 2 x QF1 or a neighbouring offset can look deeper on the
+    coarse q grid); the best is measured again on the full sample.
     """
     coarse = list(range(_COARSE_STEP, top + 1, _COARSE_STEP))
     logs = _logs(scan, _ALL_OFFSETS, coarse)
     aligned = _interaction(logs, (0, 0))
-    best = (math.inf, (0, 0), 0)
+    minima: list[tuple[float, tuple[int, int], int]] = []
     for o in _ALL_OFFSETS[1:]:
         r = _interaction(logs, o)
         r = np.where(r < aligned + (0.0 if _near_last(o) else _FAR_MARGIN), r, math.inf)
-        j = int(np.argmin(r))
-        if r[j] < best[0]:
-            best = (float(r[j]), o, coarse[j])
-    if not np.isfinite(best[0]):
+        padded = np.concatenate([[math.inf], r, [math.inf]])
+        for j in np.flatnonzero(np.isfinite(r)):
+            if r[j] <= padded[j] and r[j] <= padded[j + 2]:
+                minima.append((float(r[j]), o, coarse[j]))
+    if not minima:
         return 0.0, (0, 0), 0
-    _, offset, q0 = best
-    fine = list(range(max(1, q0 - _REFINE), min(top, q0 + _REFINE) + 1))
-    oy, ox = offset
-    needed = [(oy, b) for b in range(8)] + [(a, ox) for a in range(8)] + list(_REF_OFFSETS)
-    needed += [(0, b) for b in range(8)] + [(a, 0) for a in range(8)]
-    logs = _logs(full, needed, fine)
-    r = _interaction(logs, offset)
-    aligned = _interaction(logs, (0, 0))
-    r = np.where(r < aligned + (0.0 if _near_last(offset) else _FAR_MARGIN), r, math.inf)
-    j = int(np.argmin(r))
-    if not np.isfinite(r[j]):
-        return 0.0, offset, fine[j]
-    return max(0.0, -float(r[j])), offset, fine[j]
+    minima.sort()
+    refined = [(*_refine(scan, o, q0, top), o) for _, o, q0 in minima[:_CANDIDATES]]
+    value, _, offset = min(refined)
+    if not np.isfinite(value):
+        return 0.0, offset, 0
+    q0 = min(refined)[1]
+    if full is not scan:
+        value, q0 = _refine(full, offset, q0, top)
+        if not np.isfinite(value):
+            return 0.0, offset, q0
+    return max(0.0, -value), offset, q0
 
 
 def _aligned(scan: _Sample, top: int) -> tuple[float, int]:
@@ -330,7 +358,7 @@ def _aligned(scan: _Sample, top: int) -> tuple[float, int]:
 
 
 def _confidence(score: float, threshold: float, scale: float, detected: bool) -> float:
-    p = 1.0 / (1.0 + math.exp(-(score - threshold) / scale))
+    p = 1.0 / (1.0 + math.exp(min(50.0, -(score - threshold) / scale)))
     return float(p if detected else 1.0 - p)
 
 
@@ -342,13 +370,17 @@ def _analyse(pixels: np.ndarray, last_qf: int | None, max_pixels: int,
     stats: dict = {}
     if scan is None:
         return DoubleJpegVerdict(False, "single", None, None, 0.0, last_qf), stats
-    full = scan if scan.pixels >= max_pixels else _Sample.of(luma, max_pixels, rng) or scan
+    h, w = luma.shape
+    if max_pixels <= _SCAN_PIXELS or ((h - 7) // 8 * 8) * ((w - 7) // 8 * 8) <= _SCAN_PIXELS:
+        full = scan  # the same budget, or the whole image already
+    else:
+        full = _Sample.of(luma, max_pixels, rng) or scan
     if last_qf is None:
         last_qf = _estimate_qf(scan)
     last_qf = int(last_qf)
     top = last_qf - _MARGIN
-    if top < _COARSE_STEP:
-        return DoubleJpegVerdict(False, "single", None, None, 1.0, last_qf), stats
+    if top < _COARSE_STEP:  # no room for a stronger earlier compression: not examined
+        return DoubleJpegVerdict(False, "single", None, None, 0.5, last_qf), stats
 
     strength, offset, qf1 = _nonaligned(scan, full, top)
     contrast, aligned_qf1 = _aligned(scan, top)
@@ -359,10 +391,11 @@ def _analyse(pixels: np.ndarray, last_qf: int | None, max_pixels: int,
         # columns; a shifted grid leaves at most a weak dip on the aligned curve
         conf = _confidence(contrast, ALIGNED_THRESHOLD, _ALIGNED_SCALE, True)
         return DoubleJpegVerdict(True, "aligned", aligned_qf1, (0, 0), conf, last_qf), stats
-    if strength >= NONALIGNED_THRESHOLD:
-        conf = _confidence(strength, NONALIGNED_THRESHOLD, _NONALIGNED_SCALE, True)
+    threshold = NEAR_NONALIGNED_THRESHOLD if _near_last(offset) else NONALIGNED_THRESHOLD
+    if strength >= threshold:
+        conf = _confidence(strength, threshold, _NONALIGNED_SCALE, True)
         return DoubleJpegVerdict(True, "non-aligned", qf1, offset, conf, last_qf), stats
-    conf = min(_confidence(strength, NONALIGNED_THRESHOLD, _NONALIGNED_SCALE, False),
+    conf = min(_confidence(strength, threshold, _NONALIGNED_SCALE, False),
                _confidence(contrast, ALIGNED_THRESHOLD, _ALIGNED_SCALE, False))
     return DoubleJpegVerdict(False, "single", None, None, conf, last_qf), stats
 

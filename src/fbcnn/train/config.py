@@ -71,8 +71,10 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
         raise ValueError(f"unknown key(s) in {where}: {', '.join(sorted(unknown))}")
     kwargs = {}
     for name, value in values.items():
-        default = known[name].default_factory() if callable(known[name].default_factory) else None  # type: ignore[misc]
-        if is_dataclass(default) and not isinstance(default, FBCNNConfig) and isinstance(value, dict):
+        factory = known[name].default_factory
+        default = factory() if callable(factory) else None
+        nested = is_dataclass(default) and not isinstance(default, FBCNNConfig)
+        if nested and isinstance(value, dict):
             value = _build(type(default), value, f"{where}.{name}")
         kwargs[name] = value
     return cls(**kwargs)

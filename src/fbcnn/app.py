@@ -1,0 +1,363 @@
+"""`fbcnn serve`: a Gradio page over the library (`pip install 'fbcnn[app]'`).
+
+Upload or paste an image: the page shows the QF the network predicts, the QF written in the
+file and the double-JPEG verdict, restores the image (tiled, with progress) and offers the
+restored PNG. That PNG is exactly what `fbcnn restore [--qf N]` writes for the same file: the
+handlers call `pipeline.restore_file` on the uploaded file itself, never on pixels the
+browser or Gradio re-encoded. Everything heavy runs one request at a time; other users wait
+in the queue.
+"""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import tempfile
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from .checkpoints import CheckpointError, available_models
+from .imageio import ImageError, LoadedImage, read_image, write_image
+from .jpeg import grid_multiple
+from .model import Model
+from .pipeline import ModelSet, analyse_double, restore_file
+
+DEFAULT_MAX_MEGAPIXELS = 50.0
+DEFAULT_MAX_UPLOAD_MB = 200
+KINDS = ("auto", "colour", "grey")
+# model variants: (label, suffix of the named model)
+VARIANTS = (("FBCNN (color / gray)", ""),
+            ("FBCNN-D, double JPEG (color-double / gray-double)", "-double"))
+BROWSER_FORMATS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"})
+KEEP_RESULTS_S = 3600
+QUEUE = "fbcnn"  # one concurrency group: one model call at a time, whoever asks
+
+CSS = "#fbcnn-info table {font-size: 0.95em} #fbcnn-compare img {image-rendering: pixelated}"
+
+
+@dataclass
+class Analysis:
+    """What the page shows about an upload before restoring it."""
+
+    name: str  # the file name as uploaded
+    model: str
+    width: int
+    height: int
+    format: str
+    mode: str
+    subsampling: str | None
+    header_qf: int | None
+    predicted_qf: float
+    double: dict[str, Any] | None  # DoubleJpegVerdict.to_json(), None if not a JPEG
+    auto_qf: float  # what `fbcnn restore` uses: the prediction, or the double-JPEG QF
+
+
+@dataclass
+class Restored:
+    png: Path  # the restored PNG (what the page offers for download)
+    before: Path  # the input, in a format the browser shows
+    used_qf: float
+    model: str
+    seconds: float
+    command: str  # the equivalent command line
+
+
+class _Pinned:
+    """A ModelSet stand-in that always answers one model (what restore_file asks for)."""
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+
+    def for_image(self, image: LoadedImage) -> Model:
+        return self.model
+
+
+def uploaded_file(**kwargs: Any) -> gr.Image:
+    """An image input whose value reaches the handlers as the uploaded file's path, untouched:
+    Gradio does not decode it, so bad files reach fbcnn.imageio, which explains them in one
+    line. (An instance attribute, not a subclass: Gradio writes .pyi stubs next to modules
+    that define components.)"""
+    image = gr.Image(type="filepath", image_mode=None, **kwargs)
+    decode = image.preprocess
+
+    def keep_path(payload: Any) -> Any:
+        path = getattr(payload, "path", None)
+        if path and not (getattr(payload, "url", None) or "").startswith("data:"):
+            return str(path)
+        return decode(payload)  # pasted data: URLs: Gradio writes them to a file
+
+    image.preprocess = keep_path  # type: ignore[method-assign]
+    return image
+
+
+@contextmanager
+def _tile_progress(model: Model, callback: Callable[[int, int], None]) -> Iterator[None]:
+    """Report the restorer's tiles to `callback` for the calls inside the block (the
+    restorer takes a progress callback; Model.restore_array does not pass one on)."""
+    restorer = model.restorer
+    restorer.restore = functools.partial(type(restorer).restore, restorer,  # type: ignore[method-assign]
+                                         progress=callback)
+    try:
+        yield
+    finally:
+        del restorer.restore
+
+
+def _message(exc: Exception, path: str | Path) -> str:
+    """One line for the page; the uploaded file is named as the user named it."""
+    if isinstance(exc, ImageError) and exc.path is not None:
+        return f"{Path(path).name}: {exc.reason}"
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+class Handlers:
+    """The page's actions as plain methods over the library (tests call them directly)."""
+
+    def __init__(self, models: ModelSet | None = None,
+                 max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
+                 workdir: str | Path | None = None) -> None:
+        self.models = models if models is not None else ModelSet()
+        self.max_megapixels = float(max_megapixels)
+        self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="fbcnn-app-"))
+        self._analyses: OrderedDict[tuple[str, int, str], Analysis] = OrderedDict()
+
+    # ---------------------------------------------------------------- choices
+
+    def variants(self) -> list[tuple[str, str]]:
+        """The model variants that have at least one shipped model."""
+        named = set(available_models())
+        found = [(label, suffix) for label, suffix in VARIANTS
+                 if {"color" + suffix, "gray" + suffix} & named]
+        return found or [VARIANTS[0]]
+
+    @staticmethod
+    def model_name(kind: str, variant: str, is_gray: bool) -> str:
+        if kind not in KINDS:
+            raise ValueError(f"unknown model kind '{kind}' (choose {', '.join(KINDS)})")
+        base = {"auto": "gray" if is_gray else "color", "colour": "color", "grey": "gray"}[kind]
+        return base + (variant or "")
+
+    # ---------------------------------------------------------------- library calls
+
+    def _read(self, path: str | Path) -> LoadedImage:
+        image = read_image(path)
+        megapixels = image.width * image.height / 1e6
+        if megapixels > self.max_megapixels:
+            raise ValueError(
+                f"{Path(path).name}: {image.width}x{image.height} is {megapixels:.1f} "
+                f"megapixels, over this server's limit of {self.max_megapixels:g}; restore it "
+                f"with the command line instead (fbcnn restore FILE)")
+        return image
+
+    def analyse(self, path: str | Path, kind: str = "auto", variant: str = "",
+                progress: Callable[..., Any] | None = None) -> Analysis:
+        """Predicted QF, header QF and double-JPEG verdict of an uploaded file (cached)."""
+        path = Path(path)
+        stat = path.stat() if path.exists() else None
+        key = (str(path), stat.st_mtime_ns if stat else 0, f"{kind}{variant}")
+        if key in self._analyses:
+            self._analyses.move_to_end(key)
+            return self._analyses[key]
+        if progress:
+            progress(0, desc="reading the image")
+        image = self._read(path)
+        name = self.model_name(kind, variant, image.is_gray)
+        model = self.models.get(name)
+        if progress:
+            progress(0, desc="predicting the QF")
+        predicted = model.predict_qf(image.pixels, grid_multiple(image.subsampling,
+                                                                 image.pixels.shape[2]))
+        if progress:
+            progress(0, desc="looking for an earlier compression")
+        verdict = analyse_double(image)
+        result = Analysis(
+            name=path.name, model=model.name, width=image.width, height=image.height,
+            format=image.format, mode=image.mode, subsampling=image.subsampling,
+            header_qf=image.header_qf, predicted_qf=predicted,
+            double=verdict.to_json() if verdict is not None else None,
+            auto_qf=verdict.dominant_qf(predicted) if verdict is not None else predicted)
+        self._analyses[key] = result
+        while len(self._analyses) > 32:
+            self._analyses.popitem(last=False)
+        return result
+
+    def restore(self, path: str | Path, qf: float | None = None, kind: str = "auto",
+                variant: str = "", progress: Callable[..., Any] | None = None) -> Restored:
+        """`fbcnn restore [--qf QF]` of the uploaded file, into a fresh folder."""
+        path = Path(path)
+        self._prune()
+        image = self._read(path)
+        name = self.model_name(kind, variant, image.is_gray)
+        model = self.models.get(name)
+        folder = self.workdir / uuid.uuid4().hex
+        started = time.perf_counter()
+
+        def tiles(done: int, total: int) -> None:
+            if progress:
+                progress((done, total), desc="restoring", unit="tiles")
+
+        if progress:
+            progress(0, desc="restoring")
+        with _tile_progress(model, tiles):
+            report = restore_file(path, _Pinned(model), outdir=folder,  # type: ignore[arg-type]
+                                  qf=qf, protect=(path,))
+        seconds = time.perf_counter() - started
+        suffix = "" if qf is None else f"_qf{qf:g}"
+        png = report.outputs[0].rename(folder / f"{path.stem}_restored{suffix}.png")
+        before = path
+        if path.suffix.lower() not in BROWSER_FORMATS:  # e.g. TIFF: show the decoded pixels
+            before = write_image(folder / f"{path.stem}_input.png", image.pixels,
+                                 alpha=image.alpha)
+        default = "gray" if image.is_gray else "color"
+        command = "fbcnn restore" + ("" if qf is None else f" --qf {qf:g}") + (
+            "" if name == default else f" --model {name}") + f" {path.name}"
+        return Restored(png, before, report.used_qf, model.name, seconds, command)
+
+    def _prune(self) -> None:
+        """Forget results older than KEEP_RESULTS_S (Gradio keeps its own copies)."""
+        now = time.time()
+        for folder in self.workdir.glob("*"):
+            try:
+                if now - folder.stat().st_mtime > KEEP_RESULTS_S:
+                    shutil.rmtree(folder, ignore_errors=True)
+            except OSError:
+                pass
+
+    # ---------------------------------------------------------------- page events
+
+    def process(self, path: str | None, auto: bool, strength: float, kind: str, variant: str,
+                progress: Any = None) -> tuple[Any, ...]:
+        """Analyse and restore: (info, strength, auto, comparison, download, status).
+        Expected failures (bad file, too big, wrong model) raise gr.Error with one line."""
+        if not path:
+            return ("", gr.update(), gr.update(), None, gr.update(value=None, interactive=False),
+                    "")
+        try:
+            info = self.analyse(path, kind, variant, progress)
+            qf = None if auto else float(strength)
+            done = self.restore(path, qf, kind, variant, progress)
+        except (ImageError, CheckpointError, ValueError, OSError) as e:
+            raise gr.Error(_message(e, path), print_exception=False) from None
+        status = (f"Restored with QF **{done.used_qf:.1f}**"
+                  f"{' (auto)' if auto else ''}, model `{done.model}`, in {done.seconds:.1f} s. "
+                  f"Same PNG as `{done.command}`.")
+        return (info_markdown(info), round(done.used_qf), auto, (str(done.before), str(done.png)),
+                gr.update(value=str(done.png), interactive=True), status)
+
+    def on_upload(self, path: str | None, kind: str, variant: str,
+                  progress: Any = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008
+        """A new image starts at the prediction (auto)."""
+        return self.process(path, True, 50, kind, variant, progress)
+
+    def on_strength(self, path: str | None, strength: float, kind: str, variant: str,
+                    progress: Any = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008
+        """Moving the strength restores at that QF (auto off)."""
+        return self.process(path, False, strength, kind, variant, progress)
+
+    def on_settings(self, path: str | None, auto: bool, strength: float, kind: str,
+                    variant: str, progress: Any = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008
+        """Auto switched, or another model: restore again."""
+        if not path:
+            return (gr.skip(),) * 6
+        return self.process(path, auto, strength, kind, variant, progress)
+
+
+def info_markdown(info: Analysis) -> str:
+    header = "-" if info.header_qf is None else str(info.header_qf)
+    d = info.double
+    if d is None:
+        double = "- (not a JPEG)"
+    elif not d["detected"]:
+        double = f"no (confidence {d['confidence']:.2f})"
+    else:
+        offset = "" if d["offset"] is None else f", grid offset {tuple(d['offset'])}"
+        first = "" if d["qf1"] is None else f", earlier QF {d['qf1']}"
+        double = f"**yes**: {d['kind']}{first}{offset} (confidence {d['confidence']:.2f})"
+    detail = f"{info.width}x{info.height} {info.format} {info.mode}"
+    if info.subsampling:
+        detail += f", {info.subsampling}"
+    return "\n".join([
+        "| Image analysis | |", "|---|---|",
+        f"| Predicted QF | **{info.predicted_qf:.1f}** |",
+        f"| QF in the file | {header} |",
+        f"| Double JPEG | {double} |",
+        f"| Auto strength | {info.auto_qf:.1f} |",
+        f"| Image | {detail} |",
+        f"| Model | `{info.model}` |",
+    ])
+
+
+def build_app(models: ModelSet | None = None,
+              max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> gr.Blocks:
+    """The page (not launched). `models` gives the device and tile size (default: auto, 512)."""
+    h = Handlers(models, max_megapixels)
+    variants = h.variants()
+    with gr.Blocks(title="FBCNN: JPEG artifact removal", analytics_enabled=False,
+                   delete_cache=(3600, 3600)) as demo:
+        gr.Markdown("## FBCNN: JPEG artifact removal\nUpload or paste a JPEG. The network "
+                    "reads its quality factor (QF) and removes the artifacts; raise the "
+                    "strength to smooth more, lower it to keep more detail.")
+        with gr.Row():
+            with gr.Column(scale=2, min_width=300):
+                image = uploaded_file(label="Image", sources=["upload", "clipboard"],
+                                      height=260, elem_id="fbcnn-input")
+                with gr.Row():
+                    strength = gr.Slider(1, 100, value=50, step=1, label="Strength (QF)",
+                                         info="The QF fed to the network.", scale=3,
+                                         elem_id="fbcnn-strength")
+                    auto = gr.Checkbox(True, label="auto", info="predicted QF", scale=1,
+                                       min_width=90, elem_id="fbcnn-auto")
+                kind = gr.Radio(list(KINDS), value="auto", label="Colour or grey model",
+                                elem_id="fbcnn-kind")
+                variant = gr.Dropdown(variants, value=variants[0][1], label="Model",
+                                      elem_id="fbcnn-model")
+                info = gr.Markdown(elem_id="fbcnn-info")
+                download = gr.DownloadButton("Download restored PNG", interactive=False,
+                                             variant="primary", elem_id="fbcnn-download")
+                status = gr.Markdown(elem_id="fbcnn-status")
+            with gr.Column(scale=3, min_width=400):
+                compare = gr.ImageSlider(label="Before | after (scroll to zoom, drag to pan)",
+                                         type="filepath", format="png", max_height=720,
+                                         buttons=["fullscreen"], interactive=False,
+                                         elem_id="fbcnn-compare")
+        outputs = [info, strength, auto, compare, download, status]
+        run = {"outputs": outputs, "concurrency_id": QUEUE, "concurrency_limit": 1,
+               "show_progress_on": [compare, info]}
+        image.change(lambda: (None, gr.update(value=None, interactive=False), "", ""),
+                     None, [compare, download, status, info], queue=False,
+                     show_progress="hidden").then(
+            h.on_upload, [image, kind, variant], **run)
+        strength.release(h.on_strength, [image, strength, kind, variant], **run)
+        settings = [image, auto, strength, kind, variant]
+        auto.input(h.on_settings, settings, **run)
+        kind.input(h.on_settings, settings, **run)
+        variant.input(h.on_settings, settings, **run)
+    demo.queue(default_concurrency_limit=1, max_size=64)
+    demo.fbcnn_handlers = h  # type: ignore[attr-defined]
+    return demo
+
+
+def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860,
+           max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, block: bool = True,
+           quiet: bool = False) -> Any:
+    """Serve the page (blocks until Ctrl-C unless block=False)."""
+    return demo.launch(server_name=host, server_port=port, prevent_thread_lock=not block,
+                       max_file_size=f"{max_upload_mb:g}mb", ssr_mode=False, quiet=quiet,
+                       theme=gr.themes.Default(), css=CSS, footer_links=["gradio"],
+                       mcp_server=False)
+
+
+def serve(host: str = "127.0.0.1", port: int = 7860, device: str = "auto", tile: int = 512,
+          max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
+          max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB) -> None:
+    """What `fbcnn serve` runs."""
+    demo = build_app(ModelSet(device=device, tile=tile), max_megapixels)
+    launch(demo, host, port, max_upload_mb)

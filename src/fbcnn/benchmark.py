@@ -1,0 +1,303 @@
+"""Speed and memory of restoration: megapixels per second and peak memory, per model, image
+size and tiling, with the machine they were measured on.
+
+Each measurement restores a fixed test image (a gradient with noise, JPEG-compressed at QF
+30) through `Restorer` exactly as `fbcnn restore` does: one warm-up run, then `repeats`
+timed runs; the time reported is their median.
+
+Peak memory is the extra memory the restoration needs on top of the loaded model and the
+input (activations, workspaces, tiles, outputs):
+
+* CPU: every measurement runs in a fresh Python process (`isolate=True`, the default), so
+  memory freed by an earlier, bigger run and kept by the allocator cannot hide a peak, and
+  nothing from the parent process counts. In that process the model is loaded, the input
+  made, then the resident-set high-water mark is reset (Linux: writing 5 to
+  /proc/self/clear_refs) and the peak is VmHWM after the runs minus VmRSS before them. Where
+  the reset is not available (macOS, old kernels) the fallback is the process' ru_maxrss
+  before and after, which is still right in a fresh process unless loading the model peaked
+  higher than the restoration. `memory_method` in the result says which was used.
+* CUDA: `torch.cuda.max_memory_allocated()` after `reset_peak_memory_stats()`, minus the
+  memory allocated before the runs (tensors only; the caching allocator's reserve is not
+  counted).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .network import FBCNN, FBCNNConfig
+from .restore import DEFAULT_TILE, Restorer
+
+DEFAULT_SIZES = ((256, 256), (512, 512), (1024, 1024))
+TEST_IMAGE_QF = 30
+MIB = 1024 * 1024
+
+
+def published_architecture(channels: int = 3) -> FBCNN:
+    """The published FBCNN layout (about 72 M parameters) with random weights: timings do
+    not depend on the weights."""
+    return FBCNN(FBCNNConfig(in_channels=channels, out_channels=channels)).eval()
+
+
+def parameter_count(network: FBCNN) -> int:
+    return sum(p.numel() for p in network.parameters())
+
+
+def sample_image(height: int, width: int, channels: int = 3, seed: int = 0) -> np.ndarray:
+    """A deterministic uint8 test image: smooth gradients plus noise, JPEG-compressed at
+    QF 30 (4:2:0 for colour), like a real compressed photo for the network's cost."""
+    from .jpeg import compress
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
+    base = 128 + 60 * np.sin(xx / 37.0 + yy / 91.0) + 45 * np.cos(yy / 23.0)
+    phases = np.arange(channels, dtype=np.float64)[None, None, :]
+    image = base[:, :, None] + 20 * np.sin(xx[:, :, None] / 11.0 + phases)
+    image += rng.normal(0, 12, (height, width, channels))
+    return compress(np.clip(np.round(image), 0, 255).astype(np.uint8), TEST_IMAGE_QF)
+
+
+# -------------------------------------------------------------------------- machine info
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo, else what the platform says."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith(("model name", "hardware", "processor\t: ")):
+                    name = line.split(":", 1)[1].strip()
+                    if name and not name.isdigit():
+                        return name
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def machine_info(device: str = "cpu", threads: int | None = None) -> dict:
+    """Versions and hardware: torch, numpy, Python, OS, CPU model and count, device name,
+    torch threads."""
+    info = {
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "device": device,
+        "device_name": cpu_model(),
+        "threads": threads if threads else torch.get_num_threads(),
+    }
+    if device.startswith("cuda") and torch.cuda.is_available():
+        info["device_name"] = torch.cuda.get_device_name(torch.device(device))
+        info["cuda"] = torch.version.cuda
+    return info
+
+
+# ---------------------------------------------------------------------------- measuring
+
+
+def _status_kib(field: str) -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _maxrss_bytes() -> int:
+    value = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return value if sys.platform == "darwin" else value * 1024  # bytes on macOS, KiB on Linux
+
+
+def _reset_peak_rss() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return False
+    return _status_kib("VmHWM") is not None
+
+
+def measure(network: FBCNN, height: int, width: int, *, device: str = "cpu",
+            threads: int | None = None, repeats: int = 3, tile: int | None = None) -> dict:
+    """Time and memory of restoring one test image in this process (see the module doc;
+    `run_benchmark` calls this in a fresh process for each measurement)."""
+    if threads:
+        torch.set_num_threads(threads)
+    channels = network.config.in_channels
+    restorer = Restorer(network, device=device, tile=tile or 0)
+    grid = 16 if channels == 3 else 8
+    pixels = sample_image(height, width, channels)
+    tiles = len(list(restorer._tiles(height, width, grid)))  # noqa: SLF001 - reporting only
+    cuda = restorer.device.type == "cuda"
+    gc.collect()
+
+    if cuda:
+        torch.cuda.synchronize(restorer.device)
+        torch.cuda.reset_peak_memory_stats(restorer.device)
+        before = torch.cuda.memory_allocated(restorer.device)
+        method = "cuda max_memory_allocated"
+    elif _reset_peak_rss():
+        before = (_status_kib("VmRSS") or 0) * 1024
+        method = "VmHWM after a reset"
+    else:
+        before = _maxrss_bytes()
+        method = "ru_maxrss"
+
+    out = restorer.restore(pixels, grid=grid)  # warm-up
+    seconds = []
+    for _ in range(max(1, repeats)):
+        start = time.perf_counter()
+        out = restorer.restore(pixels, grid=grid)
+        seconds.append(time.perf_counter() - start)
+
+    if cuda:
+        peak = torch.cuda.max_memory_allocated(restorer.device)
+    elif method.startswith("VmHWM"):
+        peak = (_status_kib("VmHWM") or 0) * 1024
+    else:
+        peak = _maxrss_bytes()
+    median = statistics.median(seconds)
+    return {
+        "height": height,
+        "width": width,
+        "tile": tile or None,
+        "tiles": tiles,
+        "seconds": median,
+        "runs": seconds,
+        "megapixels_per_s": height * width / 1e6 / median,
+        "peak_memory_mib": max(0, peak - before) / MIB,
+        "memory_method": method,
+        "threads": torch.get_num_threads(),
+        "device": str(restorer.device),
+        "predicted_qf": out.predicted_qf,
+    }
+
+
+def _worker() -> None:
+    """Entry point of the measuring subprocess: a JSON job on stdin, a JSON line out."""
+    job = json.loads(sys.stdin.read())
+    from .checkpoints import load_network
+
+    if job.get("threads"):
+        torch.set_num_threads(int(job["threads"]))
+    network = load_network(job["weights"]).network
+    result = measure(network, job["height"], job["width"], device=job["device"],
+                     threads=job.get("threads"), repeats=job["repeats"], tile=job["tile"])
+    print(json.dumps(result))
+
+
+def _measure_isolated(weights: Path, height: int, width: int, device: str,
+                      threads: int | None, repeats: int, tile: int | None) -> dict:
+    job = {"weights": str(weights), "height": height, "width": width, "device": device,
+           "threads": threads, "repeats": repeats, "tile": tile}
+    env = dict(os.environ)
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    done = subprocess.run([sys.executable, "-c", "from fbcnn.benchmark import _worker; _worker()"],
+                          input=json.dumps(job), capture_output=True, text=True, env=env,
+                          check=False)
+    if done.returncode != 0:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"benchmark run {height}x{width} tile={tile} failed: {tail}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run_benchmark(models: Sequence[tuple[str, FBCNN]],
+                  sizes: Sequence[tuple[int, int]] = DEFAULT_SIZES, device: str = "cpu",
+                  threads: int | None = None, repeats: int = 3, tile: int | None = None,
+                  *, isolate: bool = True, progress: bool = False) -> dict:
+    """Megapixels/s and peak memory of each (name, network) at each (height, width) size,
+    untiled and, for sizes with a side longer than the tile, tiled.
+
+    `tile`: tile side of the tiled runs (None: the restorer's default 512; 0: untiled only).
+    `threads`: torch CPU threads (None: torch's default). `isolate`: one fresh process per
+    measurement (see the module doc for why); False measures in this process (quicker,
+    memory less reliable).
+    """
+    tile_side = DEFAULT_TILE if tile is None else int(tile)
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("CUDA is not available on this machine")
+    results = []
+    with tempfile.TemporaryDirectory(prefix="fbcnn-bench-") as tmp:
+        for index, (name, network) in enumerate(models):
+            weights = Path(tmp, f"model{index}.safetensors")
+            if isolate:
+                from .checkpoints import save_network
+
+                save_network(network, weights)
+            for height, width in sizes:
+                modes: list[int | None] = [None]
+                if tile_side and max(height, width) > tile_side:
+                    modes.append(tile_side)
+                for mode in modes:
+                    if progress:
+                        print(f"benchmark {name} {width}x{height} "
+                              f"{'tile ' + str(mode) if mode else 'untiled'}",
+                              file=sys.stderr, flush=True)
+                    if isolate:
+                        row = _measure_isolated(weights, height, width, device, threads,
+                                                repeats, mode)
+                    else:
+                        row = measure(network, height, width, device=device, threads=threads,
+                                      repeats=repeats, tile=mode)
+                    row.update(model=name, parameters=parameter_count(network),
+                               channels=network.config.in_channels,
+                               weights_mib=parameter_count(network) * 4 / MIB)
+                    results.append(row)
+    used_threads = results[0]["threads"] if results else threads
+    methods = sorted({r["memory_method"] for r in results})
+    return {
+        "machine": machine_info(device, used_threads),
+        "device": device,
+        "threads": used_threads,
+        "repeats": repeats,
+        "tile": tile_side or None,
+        "isolated": isolate,
+        "memory_method": ", ".join(methods),
+        "results": results,
+    }
+
+
+def format_benchmark(result: dict) -> str:
+    """A markdown table of a `run_benchmark` result, with the machine above it."""
+    m = result["machine"]
+    lines = [
+        f"Machine: {m['device_name']} ({m['device']}), torch threads: {m['threads']}, "
+        f"{m['cpu_count']} CPUs ({m['cpu']}); torch {m['torch']}, Python {m['python']}, "
+        f"{m['platform']}.",
+        f"Median of {result['repeats']} timed run(s) after a warm-up; peak memory = extra "
+        "memory "
+        f"during restoration ({result['memory_method']}"
+        f"{', a fresh process per measurement' if result.get('isolated') else ''}).",
+        "",
+        "| model | parameters | image | tiling | tiles | s / image | MP/s | peak memory (MiB) |",
+        "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for r in result["results"]:
+        tiling = f"{r['tile']} px tiles" if r["tile"] else "one pass"
+        lines.append(
+            f"| {r['model']} | {r['parameters'] / 1e6:.2f} M | {r['width']}x{r['height']} | "
+            f"{tiling} | {r['tiles']} | {r['seconds']:.3f} | {r['megapixels_per_s']:.3f} | "
+            f"{r['peak_memory_mib']:.0f} |")
+    return "\n".join(lines)

@@ -1,0 +1,151 @@
+"""Run an exported .onnx file with onnxruntime, standing in for the torch `FBCNN` module.
+
+`OnnxFBCNN` has what `Restorer` uses: `.config`, `forward(x, qf_override=None)` (also by
+calling it), `predict_qf(x)`, and `.to(...)` / `.eval()`, which return it unchanged. Tensors
+go in and come out as torch tensors on the input's device; the session runs on CUDA when
+onnxruntime has it and the device asks for it, else on the CPU.
+
+An ONNX graph has no cheaper path to the QF alone, so `predict_qf` runs the whole graph. A
+graph exported with `--qf-input` needs a QF for every call; without an override, it is run
+once to read the predicted QF and again with it (twice the cost). A graph exported without
+`--qf-input` accepts an override only when it equals the graph's own prediction (which is
+what `fbcnn restore` passes for an image restored in one tile); any other QF raises
+ValueError: re-export with `--qf-input` to set the QF, to restore in tiles (one QF for the
+whole image) or to follow a detected double compression.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .checkpoints import CheckpointError
+from .network import FBCNNConfig, network_to_qf
+
+Outputs = tuple[torch.Tensor, torch.Tensor]
+OVERRIDE_ATOL = 1e-4  # network units: 0.01 QF
+NO_QF_INPUT = "this ONNX model was exported without --qf-input; re-export it to set the QF"
+
+
+def _providers(device: str | torch.device) -> list[str]:
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    kind = torch.device(device).type if str(device) != "auto" else "auto"
+    if kind in ("auto", "cuda") and "CUDAExecutionProvider" in available:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+class OnnxFBCNN:
+    """An exported FBCNN graph behind the `FBCNN` module's interface (inference only)."""
+
+    training = False
+
+    def __init__(self, path: str | Path, device: str | torch.device = "auto") -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise CheckpointError("running .onnx models needs onnxruntime: "
+                                  "pip install 'fbcnn[export]'") from None
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise CheckpointError(f"no such model: {self.path}")
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(self.path), sess_options=options,
+                                                providers=_providers(device))
+        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own error types
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise CheckpointError(f"cannot load ONNX model {self.path}: {reason}") from None
+        inputs = self.session.get_inputs()
+        outputs = self.session.get_outputs()
+        shape = inputs[0].shape
+        if len(inputs) not in (1, 2) or len(outputs) != 2 or len(shape) != 4:
+            raise CheckpointError(f"{self.path} is not an exported FBCNN graph "
+                                  "(expected inputs image[, qf] and outputs restored, qf)")
+        self.image_name = inputs[0].name
+        self.qf_name = inputs[1].name if len(inputs) == 2 else None
+        self.config = self._config(shape, outputs[0].shape)
+
+    def _config(self, in_shape: list[Any], out_shape: list[Any]) -> FBCNNConfig:
+        """Channels from the graph's shapes; the rest from the export's metadata if present."""
+        meta = self.session.get_modelmeta().custom_metadata_map
+        config = FBCNNConfig()
+        if "fbcnn.config" in meta:
+            try:
+                config = FBCNNConfig.from_dict(json.loads(meta["fbcnn.config"]))
+            except (ValueError, TypeError):
+                pass
+        c_in = in_shape[1] if isinstance(in_shape[1], int) else config.in_channels
+        c_out = out_shape[1] if len(out_shape) == 4 and isinstance(out_shape[1], int) else c_in
+        return replace(config, in_channels=int(c_in), out_channels=int(c_out))
+
+    @property
+    def has_qf_input(self) -> bool:
+        return self.qf_name is not None
+
+    # The module interface Restorer relies on ----------------------------------------------
+
+    def to(self, *args: Any, **kwargs: Any) -> OnnxFBCNN:
+        return self
+
+    def eval(self) -> OnnxFBCNN:
+        return self
+
+    def __call__(self, x: torch.Tensor,
+                 qf_override: torch.Tensor | float | None = None) -> Outputs:
+        return self.forward(x, qf_override)
+
+    def _run(self, x: np.ndarray, qf: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        feed = {self.image_name: x}
+        if self.qf_name is not None:
+            feed[self.qf_name] = qf if qf is not None else np.full((x.shape[0], 1), 50.0,
+                                                                   np.float32)
+        restored, predicted = self.session.run(None, feed)
+        return restored, predicted
+
+    def forward(self, x: torch.Tensor,
+                qf_override: torch.Tensor | float | None = None) -> Outputs:
+        """`(restored, qf)` like `FBCNN.forward`: qf and qf_override in the network's
+        convention (100 - QF) / 100."""
+        image = np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())
+        n = image.shape[0]
+        override = None
+        if qf_override is not None:
+            value = (qf_override.detach().to("cpu", torch.float32)
+                     if isinstance(qf_override, torch.Tensor)
+                     else torch.tensor(float(qf_override)))
+            override = value.reshape(-1, 1).expand(n, 1).contiguous()
+        if self.qf_name is None:
+            restored, predicted = self._run(image, None)
+            # Without a qf input the graph can only use its own prediction: an override equal
+            # to it (as `fbcnn restore` passes for one-tile images) changes nothing.
+            if override is not None and not np.allclose(override.numpy(), predicted,
+                                                        rtol=0, atol=OVERRIDE_ATOL):
+                raise ValueError(NO_QF_INPUT)
+        elif override is not None:
+            restored, predicted = self._run(image, network_to_qf(override).numpy())
+        else:
+            _, predicted = self._run(image, None)
+            restored, _ = self._run(image, network_to_qf(torch.from_numpy(predicted)).numpy())
+        return (torch.from_numpy(restored).to(x.device, x.dtype),
+                torch.from_numpy(predicted).to(x.device, x.dtype))
+
+    def predict_qf(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 1) predicted QF in the network's convention (runs the whole graph)."""
+        image = np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())
+        _, predicted = self._run(image, None)
+        return torch.from_numpy(predicted).to(x.device, x.dtype)
+
+    def __repr__(self) -> str:
+        qf = ", qf input" if self.qf_name else ""
+        return (f"OnnxFBCNN({self.path.name}, {self.config.in_channels}->"
+                f"{self.config.out_channels} channels{qf}, "
+                f"providers={self.session.get_providers()})")

@@ -1,0 +1,226 @@
+"""The web app's handlers (`fbcnn serve`), called directly with tiny models: what the page
+shows, and that its download is `fbcnn restore`'s PNG for the same file and QF."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import make_photo, tiny_network
+from PIL import Image
+
+import fbcnn.checkpoints as checkpoints
+from fbcnn.checkpoints import save_network
+from fbcnn.cli import main
+from fbcnn.jpeg import compress
+from fbcnn.pipeline import ModelSet
+
+gr = pytest.importorskip("gradio", reason="the web app needs gradio: pip install -e '.[app]'")
+app = pytest.importorskip("fbcnn.app")
+
+INFO, STRENGTH, AUTO, COMPARE, DOWNLOAD, STATUS = range(6)
+
+
+@pytest.fixture
+def tiny_named_models(tmp_path, monkeypatch) -> Path:
+    """'color' and 'gray' resolve to tiny random models."""
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    save_network(tiny_network(3), weights / "color.safetensors")
+    save_network(tiny_network(1), weights / "gray.safetensors")
+    monkeypatch.setattr(checkpoints, "WEIGHTS_DIR", weights)
+    return weights
+
+
+@pytest.fixture
+def handlers(tiny_named_models, tmp_path):
+    return app.Handlers(ModelSet(), workdir=tmp_path / "work")
+
+
+@pytest.fixture
+def files(tmp_path) -> dict[str, Path]:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    out = {"color": folder / "photo.jpg", "gray": folder / "grey.jpg",
+           "double": folder / "double.jpg", "png": folder / "plain.png"}
+    Image.fromarray(make_photo(96, 128)).save(out["color"], quality=20)
+    Image.fromarray(make_photo(64, 80, channels=1)[:, :, 0]).save(out["gray"], quality=35)
+    # QF 10, shifted by (3, 5), then saved at QF 60: a non-aligned double JPEG
+    first = np.ascontiguousarray(compress(make_photo(96, 128, seed=3), 10)[3:, 5:])
+    Image.fromarray(first).save(out["double"], quality=60)
+    Image.fromarray(make_photo(40, 48)).save(out["png"])
+    return out
+
+
+def cli_restore(path: Path, outdir: Path, *args: str) -> np.ndarray:
+    result = CliRunner().invoke(main, ["restore", str(path), "-o", str(outdir), *args],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    with Image.open(outdir / f"{path.stem}.png") as im:
+        return np.asarray(im)
+
+
+def pixels(path: str | Path) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(im)
+
+
+def test_upload_shows_predicted_and_header_qf_and_restores(handlers, files) -> None:
+    out = handlers.on_upload(str(files["color"]), "auto", "")
+    info = handlers.analyse(files["color"])
+    assert info.header_qf == 20 and info.model == "color" and info.double["detected"] is False
+    assert f"| Predicted QF | **{info.predicted_qf:.1f}** |" in out[INFO]
+    assert "| QF in the file | 20 |" in out[INFO]
+    assert "| Double JPEG | no (confidence" in out[INFO]
+    assert out[STRENGTH] == round(info.predicted_qf) and out[AUTO] is True
+    before, after = out[COMPARE]
+    assert Path(before) == files["color"]  # the original file, not a re-encoded copy
+    assert out[DOWNLOAD]["value"] == after and out[DOWNLOAD]["interactive"] is True
+    assert Path(after).suffix == ".png" and pixels(after).shape == (96, 128, 3)
+    assert "(auto)" in out[STATUS] and "`fbcnn restore photo.jpg`" in out[STATUS]
+
+
+@pytest.mark.parametrize("qf", [7, 37.5, 90])
+def test_download_is_cli_restore_at_same_qf(handlers, files, tmp_path, qf) -> None:
+    out = handlers.on_strength(str(files["color"]), qf, "auto", "")
+    assert out[AUTO] is False and out[STRENGTH] == round(qf)
+    assert f"fbcnn restore --qf {qf:g} photo.jpg" in out[STATUS]
+    png = Path(out[DOWNLOAD]["value"])
+    assert png.name == f"photo_restored_qf{qf:g}.png"
+    expected = cli_restore(files["color"], tmp_path / "cli", "--qf", str(qf))
+    assert np.array_equal(pixels(png), expected)
+
+
+def test_auto_is_cli_restore_default(handlers, files, tmp_path) -> None:
+    out = handlers.on_upload(str(files["color"]), "auto", "")
+    assert np.array_equal(pixels(out[DOWNLOAD]["value"]),
+                          cli_restore(files["color"], tmp_path / "cli"))
+
+
+def test_double_jpeg_verdict_and_auto_strength(handlers, files, tmp_path) -> None:
+    out = handlers.on_upload(str(files["double"]), "auto", "")
+    info = handlers.analyse(files["double"])
+    assert info.double["detected"] and info.double["kind"] == "non-aligned"
+    assert info.double["qf1"] == 10 and info.header_qf == 60
+    assert "| Double JPEG | **yes**: non-aligned, earlier QF 10" in out[INFO]
+    assert info.auto_qf == min(10, info.predicted_qf)  # the earlier, stronger compression
+    assert out[STRENGTH] == round(info.auto_qf)
+    assert np.array_equal(pixels(out[DOWNLOAD]["value"]),
+                          cli_restore(files["double"], tmp_path / "cli"))
+
+
+def test_png_has_no_header_qf_or_verdict(handlers, files) -> None:
+    out = handlers.on_upload(str(files["png"]), "auto", "")
+    assert "| QF in the file | - |" in out[INFO] and "not a JPEG" in out[INFO]
+
+
+def test_colour_and_grey_model_choice(handlers, files, tmp_path) -> None:
+    out = handlers.on_upload(str(files["gray"]), "auto", "")
+    assert "`gray`" in out[INFO] and pixels(out[DOWNLOAD]["value"]).shape == (64, 80)
+    # grey image on the colour model: what `fbcnn restore --model color` writes
+    out = handlers.on_settings(str(files["gray"]), False, 40, "colour", "")
+    assert "`color`" in out[INFO] and "--qf 40 --model color grey.jpg" in out[STATUS]
+    expected = cli_restore(files["gray"], tmp_path / "cli", "--qf", "40", "--model", "color")
+    assert np.array_equal(pixels(out[DOWNLOAD]["value"]), expected)
+    # a colour image on the grey model is refused in one line
+    with pytest.raises(gr.Error, match="3 channels") as err:
+        handlers.on_settings(str(files["color"]), True, 40, "grey", "")
+    assert "\n" not in err.value.message
+
+
+def test_model_variants_follow_shipped_models(handlers, tiny_named_models, files) -> None:
+    assert [v for _, v in handlers.variants()] == [""]
+    save_network(tiny_network(3, seed=1), tiny_named_models / "color-double.safetensors")
+    assert [v for _, v in handlers.variants()] == ["", "-double"]
+    out = handlers.on_settings(str(files["color"]), True, 50, "auto", "-double")
+    assert "`color-double`" in out[INFO] and "--model color-double" in out[STATUS]
+    with pytest.raises(gr.Error, match="not shipped"):  # no gray-double
+        handlers.on_settings(str(files["gray"]), True, 50, "auto", "-double")
+
+
+def test_big_image_is_tiled_with_progress(tiny_named_models, tmp_path) -> None:
+    path = tmp_path / "big.jpg"
+    Image.fromarray(make_photo(150, 200)).save(path, quality=25)
+    handlers = app.Handlers(ModelSet(tile=64), workdir=tmp_path / "work")
+    calls = []
+
+    def progress(value, desc=None, unit="steps"):
+        calls.append((value, desc))
+
+    out = handlers.process(str(path), False, 30, "auto", "", progress)
+    tiles = [v for v, d in calls if d == "restoring" and isinstance(v, tuple)]
+    assert len(tiles) > 4 and tiles[-1][0] == tiles[-1][1] == len(tiles)
+    assert any(d == "predicting the QF" for _, d in calls)
+    expected = cli_restore(path, tmp_path / "cli", "--qf", "30", "--tile", "64")
+    assert np.array_equal(pixels(out[DOWNLOAD]["value"]), expected)
+
+
+def test_too_many_megapixels_is_refused_clearly(tiny_named_models, files, tmp_path) -> None:
+    handlers = app.Handlers(ModelSet(), max_megapixels=0.01, workdir=tmp_path / "work")
+    with pytest.raises(gr.Error) as err:
+        handlers.on_upload(str(files["color"]), "auto", "")
+    assert err.value.message == ("photo.jpg: 128x96 is 0.0 megapixels, over this server's "
+                                 "limit of 0.01; restore it with the command line instead "
+                                 "(fbcnn restore FILE)")
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b"hello, not an image", "notes.jpg: not an image"),
+    (b"", "notes.jpg: empty file"),
+    ("truncated", "notes.jpg: corrupt or truncated image"),
+])
+def test_bad_files_give_one_line(handlers, files, tmp_path, content, reason) -> None:
+    bad = tmp_path / "upload" / "notes.jpg"  # Gradio keeps the uploaded name
+    bad.parent.mkdir()
+    if content == "truncated":
+        content = files["color"].read_bytes()[:300]
+    bad.write_bytes(content)
+    with pytest.raises(gr.Error) as err:
+        handlers.on_upload(str(bad), "auto", "")
+    assert err.value.message.startswith(reason) and "\n" not in err.value.message
+    assert str(tmp_path) not in err.value.message  # no server paths on the page
+
+
+def test_no_image_clears_and_settings_do_nothing(handlers) -> None:
+    out = handlers.on_upload(None, "auto", "")
+    assert out[INFO] == "" and out[COMPARE] is None and out[DOWNLOAD]["interactive"] is False
+    assert all(isinstance(v, dict) and v.get("__type__") == "update"
+               for v in handlers.on_settings(None, True, 50, "auto", ""))
+
+
+def test_upload_input_passes_the_original_file(files) -> None:
+    from gradio.data_classes import ImageData
+
+    image = app.uploaded_file()
+    bad = files["png"].with_name("x.jpg")
+    bad.write_bytes(b"not an image")  # gr.Image would fail to decode this itself
+    assert image.preprocess(ImageData(path=str(bad), orig_name="x.jpg")) == str(bad)
+    assert image.preprocess(None) is None
+
+
+def test_build_app_queues_one_model_call_at_a_time(tiny_named_models) -> None:
+    demo = app.build_app(ModelSet(), max_megapixels=12)
+    assert isinstance(demo, gr.Blocks)
+    assert demo._queue.default_concurrency_limit == 1
+    handlers = demo.fbcnn_handlers
+    assert handlers.max_megapixels == 12
+    kinds = {type(b).__name__ for b in demo.blocks.values()}
+    assert {"ImageSlider", "DownloadButton", "Slider", "Checkbox", "Radio"} <= kinds
+    model_calls = [fn for fn in demo.fns.values()
+                   if getattr(fn.fn, "__self__", None) is handlers]
+    assert len(model_calls) == 5  # upload, strength, auto, colour/grey, model
+    assert all(fn.concurrency_id == app.QUEUE and fn.concurrency_limit == 1
+               for fn in model_calls)
+
+
+def test_serve_command(monkeypatch) -> None:
+    seen = {}
+    monkeypatch.setattr(app, "serve", lambda **kw: seen.update(kw))
+    result = CliRunner().invoke(main, ["serve", "--port", "7999", "--max-megapixels", "20"])
+    assert result.exit_code == 0, result.output
+    assert seen["host"] == "127.0.0.1" and seen["port"] == 7999
+    assert seen["max_megapixels"] == 20
+    help_text = CliRunner().invoke(main, ["serve", "--help"]).output
+    assert "--host" in help_text and "--max-megapixels" in help_text

@@ -1,0 +1,86 @@
+"""Benchmark structure on a tiny model at tiny sizes (no timing asserts)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from fbcnn.benchmark import (
+    format_benchmark,
+    parameter_count,
+    published_architecture,
+    run_benchmark,
+    sample_image,
+)
+from fbcnn.network import FBCNN, FBCNNConfig
+
+
+def tiny_model(channels: int = 3) -> FBCNN:
+    torch.manual_seed(0)
+    return FBCNN(FBCNNConfig(widths=(8, 8, 8, 8), blocks=1, qf_width=8,
+                             in_channels=channels, out_channels=channels)).eval()
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+ROW_KEYS = {"model", "parameters", "channels", "height", "width", "tile", "tiles", "seconds",
+            "runs", "megapixels_per_s", "peak_memory_mib", "memory_method", "threads"}
+
+
+def test_in_process_untiled_and_tiled_rows():
+    result = run_benchmark([("tiny", tiny_model()), ("tiny-grey", tiny_model(1))],
+                           sizes=[(32, 48), (24, 24)], threads=1, repeats=2, tile=32,
+                           isolate=False)
+    json.dumps(result)
+    rows = result["results"]
+    # 48 > 32: untiled and tiled; 24x24 fits one tile: untiled only
+    assert [(r["model"], r["width"], r["tile"]) for r in rows] == [
+        ("tiny", 48, None), ("tiny", 48, 32), ("tiny", 24, None),
+        ("tiny-grey", 48, None), ("tiny-grey", 48, 32), ("tiny-grey", 24, None)]
+    for r in rows:
+        assert ROW_KEYS <= set(r)
+        assert len(r["runs"]) == 2 and r["seconds"] > 0 and r["megapixels_per_s"] > 0
+        assert r["peak_memory_mib"] >= 0 and r["threads"] == 1
+    assert rows[1]["tiles"] > 1 and rows[0]["tiles"] == 1
+    machine = result["machine"]
+    for key in ("torch", "device", "device_name", "threads", "cpu", "cpu_count"):
+        assert key in machine
+    assert machine["threads"] == 1 and result["device"] == "cpu"
+
+
+def test_isolated_measurement_runs_in_a_fresh_process():
+    result = run_benchmark([("tiny", tiny_model())], sizes=[(16, 24)], threads=1, repeats=1,
+                           tile=0)
+    (row,) = result["results"]
+    assert result["isolated"] is True and row["tile"] is None
+    assert row["parameters"] == parameter_count(tiny_model())
+    assert row["peak_memory_mib"] >= 0 and row["memory_method"]
+
+
+def test_format_benchmark_is_a_markdown_table():
+    result = run_benchmark([("tiny", tiny_model())], sizes=[(16, 40)], threads=1, repeats=1,
+                           tile=16, isolate=False)
+    text = format_benchmark(result)
+    rows = [line for line in text.splitlines() if line.startswith("| tiny |")]
+    assert len(rows) == 2 and "16 px tiles" in rows[1] and "40x16" in rows[0]
+    assert "| model |" in text and "torch" in text
+
+
+def test_sample_image_is_deterministic():
+    a, b = sample_image(24, 40, 3), sample_image(24, 40, 3)
+    assert a.dtype == np.uint8 and a.shape == (24, 40, 3) and np.array_equal(a, b)
+    assert sample_image(16, 16, 1).shape == (16, 16, 1)
+
+
+def test_published_architecture_size():
+    network = published_architecture(1)
+    assert network.config.in_channels == 1 and network.config.widths == (64, 128, 256, 512)
+    assert 71e6 < parameter_count(published_architecture()) < 73e6

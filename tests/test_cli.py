@@ -1,0 +1,135 @@
+"""`fbcnn restore` and `fbcnn inspect` end to end, on tiny models and tiny files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import make_photo, tiny_network
+from PIL import Image
+
+import fbcnn.checkpoints as checkpoints
+from fbcnn.checkpoints import save_network
+from fbcnn.cli import main
+
+
+@pytest.fixture
+def tiny_named_models(tmp_path, monkeypatch) -> Path:
+    """'color' and 'gray' resolve to tiny random models."""
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    save_network(tiny_network(3), weights / "color.safetensors")
+    save_network(tiny_network(1), weights / "gray.safetensors")
+    monkeypatch.setattr(checkpoints, "WEIGHTS_DIR", weights)
+    return weights
+
+
+@pytest.fixture
+def photos(tmp_path) -> Path:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.fromarray(make_photo(64, 80)).save(folder / "color.jpg", quality=15)
+    Image.fromarray(make_photo(48, 48, channels=1)[:, :, 0]).save(folder / "grey.jpg", quality=30)
+    rgba = Image.fromarray(make_photo(40, 40)).convert("RGBA")
+    rgba.putalpha(Image.fromarray(np.tile(np.arange(40, dtype=np.uint8) * 6, (40, 1))))
+    rgba.save(folder / "alpha.png")
+    return folder
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_restore_folder_picks_model_by_image_and_keeps_alpha(tiny_named_models, photos) -> None:
+    result = run("restore", str(photos))
+    assert result.exit_code == 0, result.output
+    out = photos / "restored"
+    assert sorted(p.name for p in out.iterdir()) == ["alpha.png", "color.png", "grey.png"]
+    assert "[gray]" in result.output and "[color]" in result.output
+    assert "predicted QF" in result.output and "restored 3 of 3" in result.output
+    with Image.open(out / "grey.png") as im:
+        assert im.mode == "L" and im.size == (48, 48)
+    with Image.open(out / "alpha.png") as im, Image.open(photos / "alpha.png") as orig:
+        assert im.mode == "RGBA"
+        assert np.array_equal(np.asarray(im)[..., 3], np.asarray(orig)[..., 3])
+
+
+def test_qf_override_and_sweep(tiny_named_models, photos, tmp_path) -> None:
+    result = run("restore", str(photos / "color.jpg"), "-o", str(tmp_path / "o"), "--qf", "40")
+    assert result.exit_code == 0 and "used QF 40.0" in result.output
+    result = run("restore", str(photos / "color.jpg"), "-o", str(tmp_path / "s"),
+                 "--qf-sweep", "10,90")
+    assert result.exit_code == 0, result.output
+    a = np.asarray(Image.open(tmp_path / "s" / "color_qf10.png"))
+    b = np.asarray(Image.open(tmp_path / "s" / "color_qf90.png"))
+    assert a.shape == b.shape == (64, 80, 3) and not np.array_equal(a, b)
+
+
+def test_skip_existing_resumes(tiny_named_models, photos, tmp_path) -> None:
+    out = tmp_path / "o"
+    run("restore", str(photos / "color.jpg"), "-o", str(out))
+    stamp = (out / "color.png").stat().st_mtime_ns
+    result = run("restore", str(photos), "-o", str(out), "--skip-existing")
+    assert result.exit_code == 0 and "skipped" in result.output
+    assert (out / "color.png").stat().st_mtime_ns == stamp and (out / "grey.png").exists()
+
+
+def test_bad_files_fail_alone_with_one_line(tiny_named_models, photos, tmp_path) -> None:
+    (photos / "broken.jpg").write_bytes((photos / "color.jpg").read_bytes()[:200])
+    (photos / "notes.jpg").write_text("hello")
+    result = run("restore", str(photos), "-o", str(tmp_path / "o"))
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2 and "broken.jpg" in errors[0] + errors[1]
+    assert "Traceback" not in result.output
+    written = sorted(p.name for p in (tmp_path / "o").iterdir())
+    assert written == ["alpha.png", "color.png", "grey.png"]  # nothing half-written
+
+
+def test_missing_input_unwritable_output_bad_qf_bad_model(tiny_named_models, photos,
+                                                          tmp_path) -> None:
+    assert run("restore", str(tmp_path / "nope.jpg")).exit_code == 1
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = run("restore", str(photos / "color.jpg"), "-o", str(blocker / "sub"))
+    assert result.exit_code == 1 and "error:" in result.output
+    assert run("restore", str(photos / "color.jpg"), "--qf", "0").exit_code == 2
+    assert run("restore", str(photos / "color.jpg"), "--qf-sweep", "10,x").exit_code == 2
+    result = run("restore", str(photos / "color.jpg"), "--model", str(tmp_path / "none.pth"))
+    assert result.exit_code == 1 and "unknown model" in result.output
+
+
+def test_never_overwrites_an_input(tiny_named_models, tmp_path) -> None:
+    folder = tmp_path / "x"
+    folder.mkdir()
+    Image.fromarray(make_photo(32, 32)).save(folder / "a.png")
+    before = (folder / "a.png").read_bytes()
+    result = run("restore", str(folder / "a.png"), "-o", str(folder))
+    assert result.exit_code == 1
+    assert (folder / "a.png").read_bytes() == before
+
+
+def test_inspect_json(tiny_named_models, photos) -> None:
+    result = run("inspect", "--json", str(photos / "color.jpg"))
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    assert info["header_qf"] == 15 and info["width"] == 80 and info["height"] == 64
+    assert info["mode"] == "RGB" and info["subsampling"] == "4:2:0"
+    assert isinstance(info["predicted_qf"], float)
+    assert set(info["double"]) >= {"detected", "kind", "qf1", "offset", "confidence"}
+    result = run("inspect", "--json", str(photos / "color.jpg"), str(photos / "alpha.png"))
+    infos = json.loads(result.output)
+    assert isinstance(infos, list) and infos[1]["header_qf"] is None
+    assert infos[1]["double"] is None
+
+
+def test_module_entry_point() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "fbcnn", "--help"], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0 and "restore" in done.stdout
