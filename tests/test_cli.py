@@ -133,3 +133,33 @@ def test_module_entry_point() -> None:
     done = subprocess.run([sys.executable, "-m", "fbcnn", "--help"], capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 0 and "restore" in done.stdout
+
+
+def test_evaluate_command_json_contract(tiny_named_models, tmp_path) -> None:
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    for i in range(2):
+        Image.fromarray(make_photo(40, 48, seed=i)).save(clean / f"img{i}.png")
+    out = tmp_path / "r.json"
+    result = run("evaluate", "--data", str(clean), "--qf", "10,40", "--double", "10:30",
+                 "--shift", "4,4", "--json", str(out))
+    assert result.exit_code == 0, result.output
+    d = json.loads(out.read_text())
+    assert d["dataset"] == "clean" and d["gray"] is False and d["correction"] == "none"
+    assert isinstance(d["model"], str)
+    single, double = d["rows"][0], d["rows"][2]
+    assert (single["qf"], single["qf2"], single["shift"]) == (10, None, None)
+    assert (double["qf"], double["qf2"], double["shift"]) == (10, 30, [4, 4])
+    for row in d["rows"]:
+        assert set(row["jpeg"]) == set(row["restored"]) == {"psnr", "ssim", "psnrb"}
+        assert isinstance(row["predicted_qf"], float)
+        assert [im["name"] for im in row["per_image"]] == ["img0.png", "img1.png"]
+    result = run("evaluate", "--data", str(clean), "--gray", "--qf", "20", "--limit", "1")
+    assert result.exit_code == 0 and "grey" in result.output
+
+
+def test_evaluate_command_bad_values(tiny_named_models, tmp_path) -> None:
+    result = run("evaluate", "--data", str(tmp_path / "missing"))
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
+    assert run("evaluate", "--data", str(tmp_path), "--double", "10-30").exit_code == 2
+    assert run("evaluate", "--data", str(tmp_path), "--shift", "9,9").exit_code == 2

@@ -44,7 +44,7 @@ MIN_OPSET = 11  # Pad with mode "edge" (replicate) needs opset 11
 try:
     from torch.onnx._constants import ONNX_MAX_OPSET as MAX_OPSET
     from torch.onnx._constants import ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET as LEGACY_MAX_OPSET
-except ImportError:  # private module: fall back to what torch 2.4..2.13 support
+except ImportError:  # a private module: if it moves, assume the legacy exporter's range
     MAX_OPSET, LEGACY_MAX_OPSET = 20, 20
 QF_OUTPUT_NOTE = "predicted QF in the network convention (100 - QF) / 100; QF = 100 * (1 - qf)"
 QF_INPUT_NOTE = "QF in 1..100, shape (N, 1), fed to the decoder instead of the prediction"
@@ -334,10 +334,7 @@ def export_model(model: str | Path, fmt: str, output: str | Path, qf_input: bool
     if opset is not None and fmt != "onnx":
         raise ExportError("--opset applies to --format onnx only")
     output = Path(output)
-    if output.is_dir():
-        raise ExportError(f"cannot write {output}: it is a folder")
-    if not (output.parent if str(output.parent) else Path(".")).is_dir():
-        raise ExportError(f"cannot write {output}: no such folder {output.parent}")
+    _check_writable(output)  # before the (slow) load and export
     path = resolve_model(model)
     if path.suffix.lower() in (".onnx", ".ts"):
         raise CheckpointError(f"{path} is already an exported model; export from a "

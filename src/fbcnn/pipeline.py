@@ -90,14 +90,16 @@ def restore_file(path: Path, models: ModelSet, *, outdir: Path | None = None,
     grid = grid_multiple(image.subsampling, image.pixels.shape[2])
     report = FileReport(path, model.name, float("nan"), float("nan"))
 
-    used_qf = qf
-    if qf is None:
-        predicted = model.predict_qf(image.pixels, grid)
-        report.predicted_qf = used_qf = predicted
-        verdict = analyse_double(image) if double == "auto" else None
+    used_qf = qf  # None: the network's own prediction
+    if qf is None and double == "auto":
+        verdict = analyse_double(image)
         if verdict is not None:
             report.double = verdict.to_json()
-            used_qf = verdict.dominant_qf(predicted)
+            if verdict.detected:
+                predicted = model.predict_qf(image.pixels, grid)
+                report.predicted_qf = predicted
+                dominant = verdict.dominant_qf(predicted)
+                used_qf = None if dominant == predicted else dominant
     qfs: list[float | None] = [float(q) for q in sweep] if sweep else [used_qf]
     for q, target in zip(qfs, targets, strict=False):
         result = model.restore_array(image.pixels, q, grid)
