@@ -40,6 +40,9 @@ class OptimConfig:
     warmup: int = 500
     iterations: int = 100_000  # length of the cosine schedule
     qf_loss_weight: float = 0.05
+    # learning-rate multiplier for the QF decoupler (qf_pred): its input features are tiny
+    # early in training, and a faster head keeps it from settling on a constant
+    qf_head_lr_scale: float = 1.0
     ema_decay: float = 0.999  # 0 disables the EMA
     grad_clip: float = 1.0
 

@@ -154,9 +154,13 @@ class Trainer:
         self.model: nn.Module = self.network
         if self.dist.world_size > 1:
             self.model = nn.parallel.DistributedDataParallel(self.network)
-        self.optimizer = torch.optim.AdamW(self.network.parameters(), lr=config.optim.lr,
-                                           weight_decay=config.optim.weight_decay)
         o = config.optim
+        head = list(self.network.qf_pred.parameters())
+        head_ids = {id(p) for p in head}
+        body = [p for p in self.network.parameters() if id(p) not in head_ids]
+        self.optimizer = torch.optim.AdamW(
+            [{"params": body, "lr": o.lr}, {"params": head, "lr": o.lr * o.qf_head_lr_scale}],
+            lr=o.lr, weight_decay=o.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda i: lr_factor(i, o.warmup, o.iterations, o.min_lr / o.lr))
         self.ema = EMA(self.network, o.ema_decay) if o.ema_decay > 0 else None

@@ -1,0 +1,110 @@
+"""scripts/make_results.py and scripts/make_model_card.py on tiny models and images."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import make_photo, tiny_network
+from PIL import Image
+
+from fbcnn.checkpoints import save_network
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+import make_model_card  # noqa: E402
+import make_results  # noqa: E402
+
+
+class Evaluated(Exception):
+    """Raised by a stand-in for `evaluate`: an evaluation was run."""
+
+
+@pytest.fixture
+def setup(tmp_path):
+    data, bsd68, weights = tmp_path / "data", tmp_path / "bsd68", tmp_path / "weights"
+    for folder in (data, bsd68, weights):
+        folder.mkdir()
+    for i in range(2):
+        Image.fromarray(make_photo(48, 64, 3, seed=i)).save(data / f"im{i}.png")
+        Image.fromarray(make_photo(48, 64, 1, seed=i)[:, :, 0]).save(bsd68 / f"g{i}.png")
+    meta = {"iterations": "12", "train_seconds": "3600", "name": "tiny"}
+    save_network(tiny_network(3), weights / "tiny.safetensors", meta)
+    save_network(tiny_network(1), weights / "tinyg-double.safetensors", meta)
+    return tmp_path
+
+
+def run_results(root: Path, *extra: str) -> int:
+    return make_results.main([
+        "--data", str(root / "data"), "--bsd68", str(root / "bsd68"),
+        "--models", f"{root / 'weights/tiny.safetensors'},"
+                    f"{root / 'weights/tinyg-double.safetensors'}",
+        "--limit", "2", "--double-limit", "1", "--qf-sweep-limit", "1",
+        "--out-dir", str(root / "docs"), "--threads", "1", "--device", "cpu", *extra])
+
+
+def test_make_results_and_model_card(setup, monkeypatch):
+    root = setup
+    assert run_results(root) == 0
+    results = root / "docs" / "results"
+    names = sorted(p.name for p in results.glob("*.json"))
+    assert names == sorted(["tiny-none.json", "tiny-none-double.json", "tiny-dominant.json",
+                            "tiny-qfsweep.json", "tinyg-double-none.json",
+                            "tinyg-double-none-double.json", "tinyg-double-bsd68-none.json",
+                            "tinyg-double-qfsweep.json"])
+    none = json.loads((results / "tiny-none.json").read_text())
+    assert none["images"] == 2 and len(none["rows"]) == 4 and none["rows"][0]["per_image"]
+    dominant = json.loads((results / "tiny-dominant.json").read_text())
+    assert dominant["images"] == 1 and len(dominant["rows"]) == 9
+    sweep = json.loads((results / "tiny-qfsweep.json").read_text())["qf_sweep"]
+    assert [r["qf"] for r in sweep["per_qf"]] == list(make_results.SWEEP_QFS)
+    assert sweep["mae_qf10_90"] >= 0
+    bsd = json.loads((results / "tinyg-double-bsd68-none.json").read_text())
+    assert bsd["gray"] and bsd["images"] == 2
+    doc = (root / "docs" / "results.md").read_text()
+    assert "## tiny" in doc and "## tinyg-double" in doc and "BSD68" in doc
+    assert "same 1 image" in doc and "fbcnn evaluate" in doc
+    # the dominant table compares with correction none on the same image, not the mean of 2
+    section = doc.split("## tinyg-double")[0]
+    dom_line = next(line for line in section.splitlines() if line.startswith("| 10 |")
+                    and line.count("|") == 8)
+    assert " - |" not in dom_line
+
+    # resume: matching settings are reused, other settings are not
+    stamps = {p.name: p.stat().st_mtime_ns for p in results.glob("*.json")}
+    def no_evaluation(*args, **kwargs):
+        raise Evaluated
+
+    monkeypatch.setattr(make_results, "evaluate", no_evaluation)
+    assert run_results(root, "--skip-existing-json") == 0
+    assert stamps == {p.name: p.stat().st_mtime_ns for p in results.glob("*.json")}
+    with pytest.raises(Evaluated):
+        run_results(root, "--skip-existing-json", "--qf-sweep-limit", "2")
+    monkeypatch.undo()
+
+    # the model card, from the JSON files above and a config + log
+    configs = root / "configs"
+    configs.mkdir()
+    (configs / "tiny.yaml").write_text(
+        "name: tiny\nthreads: 1\ndata:\n  folders: [a, b]\n  gray: false\n"
+        "  double_probability: 0.0\noptim:\n  iterations: 100\n")
+    val = {"10": {"jpeg": 25.0, "restored": 26.0, "predicted_qf": 12.0}}
+    (configs / "tiny.log.jsonl").write_text(
+        json.dumps({"iteration": 10, "elapsed_s": 5.0, "val": val}) + "\n"
+        + json.dumps({"iteration": 12, "elapsed_s": 6.0}) + "\n")
+    args = ["--results-dir", str(results), "--weights-dir", str(root / "weights"),
+            "--configs-dir", str(configs)]
+    assert make_model_card.main(["tiny", *args]) == 0
+    card = (root / "weights" / "tiny.md").read_text()
+    assert "widths 8/8/16/16" in card and "12 iterations" in card and "1.00 h" in card
+    assert "fbcnn train --config configs/tiny.yaml --resume" in card
+    assert "iteration 10" in card and "+1.00" in card and "MAE" in card
+    assert "Not measured yet" not in card.split("## Last validation")[0].split("BSD68")[0]
+
+    # nothing but the weights: every measured section says so, no crash
+    assert make_model_card.main(["tinyg-double", "--results-dir", str(root / "nowhere"),
+                                 "--weights-dir", str(root / "weights"),
+                                 "--configs-dir", str(root / "nowhere")]) == 0
+    card = (root / "weights" / "tinyg-double.md").read_text()
+    assert card.count("Not measured yet") == 5  # single, double, BSD68, QF sweep, log
