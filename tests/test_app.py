@@ -62,14 +62,24 @@ def cli_restore(path: Path, outdir: Path, *args: str) -> np.ndarray:
         return np.asarray(im)
 
 
+def last(events):
+    """What the page shows at the end of an event (handlers yield the analysis first)."""
+    *_, final = events
+    return final
+
+
 def pixels(path: str | Path) -> np.ndarray:
     with Image.open(path) as im:
         return np.asarray(im)
 
 
 def test_upload_shows_predicted_and_header_qf_and_restores(handlers, files) -> None:
-    out = handlers.on_upload(str(files["color"]), "auto", "")
+    first, out = handlers.on_upload(str(files["color"]), "auto", "")
     info = handlers.analyse(files["color"])
+    # the analysis shows before the restore (which may take minutes on a big image)
+    assert first[INFO] == out[INFO] and first[STRENGTH] == round(info.predicted_qf)
+    assert first[STATUS] == f"Restoring with QF {info.predicted_qf:.1f}..."
+    assert first[COMPARE] == first[DOWNLOAD] == gr.skip()
     assert info.header_qf == 20 and info.model == "color" and info.double["detected"] is False
     assert f"| Predicted QF | **{info.predicted_qf:.1f}** |" in out[INFO]
     assert "| QF in the file | 20 |" in out[INFO]
@@ -84,7 +94,7 @@ def test_upload_shows_predicted_and_header_qf_and_restores(handlers, files) -> N
 
 @pytest.mark.parametrize("qf", [7, 37.5, 90])
 def test_download_is_cli_restore_at_same_qf(handlers, files, tmp_path, qf) -> None:
-    out = handlers.on_strength(str(files["color"]), qf, "auto", "")
+    out = last(handlers.on_strength(str(files["color"]), qf, "auto", ""))
     assert out[AUTO] is False and out[STRENGTH] == round(qf)
     assert f"fbcnn restore --qf {qf:g} photo.jpg" in out[STATUS]
     png = Path(out[DOWNLOAD]["value"])
@@ -94,13 +104,13 @@ def test_download_is_cli_restore_at_same_qf(handlers, files, tmp_path, qf) -> No
 
 
 def test_auto_is_cli_restore_default(handlers, files, tmp_path) -> None:
-    out = handlers.on_upload(str(files["color"]), "auto", "")
+    out = last(handlers.on_upload(str(files["color"]), "auto", ""))
     assert np.array_equal(pixels(out[DOWNLOAD]["value"]),
                           cli_restore(files["color"], tmp_path / "cli"))
 
 
 def test_double_jpeg_verdict_and_auto_strength(handlers, files, tmp_path) -> None:
-    out = handlers.on_upload(str(files["double"]), "auto", "")
+    out = last(handlers.on_upload(str(files["double"]), "auto", ""))
     info = handlers.analyse(files["double"])
     assert info.double["detected"] and info.double["kind"] == "non-aligned"
     assert info.double["qf1"] == 10 and info.header_qf == 60
@@ -112,21 +122,21 @@ def test_double_jpeg_verdict_and_auto_strength(handlers, files, tmp_path) -> Non
 
 
 def test_png_has_no_header_qf_or_verdict(handlers, files) -> None:
-    out = handlers.on_upload(str(files["png"]), "auto", "")
+    out = last(handlers.on_upload(str(files["png"]), "auto", ""))
     assert "| QF in the file | - |" in out[INFO] and "not a JPEG" in out[INFO]
 
 
 def test_colour_and_grey_model_choice(handlers, files, tmp_path) -> None:
-    out = handlers.on_upload(str(files["gray"]), "auto", "")
+    out = last(handlers.on_upload(str(files["gray"]), "auto", ""))
     assert "`gray`" in out[INFO] and pixels(out[DOWNLOAD]["value"]).shape == (64, 80)
     # grey image on the colour model: what `fbcnn restore --model color` writes
-    out = handlers.on_settings(str(files["gray"]), False, 40, "colour", "")
+    out = last(handlers.on_settings(str(files["gray"]), False, 40, "colour", ""))
     assert "`color`" in out[INFO] and "--qf 40 --model color grey.jpg" in out[STATUS]
     expected = cli_restore(files["gray"], tmp_path / "cli", "--qf", "40", "--model", "color")
     assert np.array_equal(pixels(out[DOWNLOAD]["value"]), expected)
     # a colour image on the grey model is refused in one line
     with pytest.raises(gr.Error, match="3 channels") as err:
-        handlers.on_settings(str(files["color"]), True, 40, "grey", "")
+        last(handlers.on_settings(str(files["color"]), True, 40, "grey", ""))
     assert "\n" not in err.value.message
 
 
@@ -134,10 +144,10 @@ def test_model_variants_follow_shipped_models(handlers, tiny_named_models, files
     assert [v for _, v in handlers.variants()] == [""]
     save_network(tiny_network(3, seed=1), tiny_named_models / "color-double.safetensors")
     assert [v for _, v in handlers.variants()] == ["", "-double"]
-    out = handlers.on_settings(str(files["color"]), True, 50, "auto", "-double")
+    out = last(handlers.on_settings(str(files["color"]), True, 50, "auto", "-double"))
     assert "`color-double`" in out[INFO] and "--model color-double" in out[STATUS]
     with pytest.raises(gr.Error, match="not shipped"):  # no gray-double
-        handlers.on_settings(str(files["gray"]), True, 50, "auto", "-double")
+        last(handlers.on_settings(str(files["gray"]), True, 50, "auto", "-double"))
 
 
 def test_big_image_is_tiled_with_progress(tiny_named_models, tmp_path) -> None:
@@ -146,10 +156,15 @@ def test_big_image_is_tiled_with_progress(tiny_named_models, tmp_path) -> None:
     handlers = app.Handlers(ModelSet(tile=64), workdir=tmp_path / "work")
     calls = []
 
-    def progress(value, desc=None, unit="steps"):
-        calls.append((value, desc))
+    class Progress:  # like gr.Progress: callable, and falsy (it has a length)
+        def __call__(self, value, desc=None, unit="steps"):
+            calls.append((value, desc))
 
-    out = handlers.process(str(path), False, 30, "auto", "", progress)
+        def __len__(self) -> int:
+            return 0
+
+    progress = Progress()
+    out = last(handlers.process(str(path), False, 30, "auto", "", progress))
     tiles = [v for v, d in calls if d == "restoring" and isinstance(v, tuple)]
     assert len(tiles) > 4 and tiles[-1][0] == tiles[-1][1] == len(tiles)
     assert any(d == "predicting the QF" for _, d in calls)
@@ -160,7 +175,7 @@ def test_big_image_is_tiled_with_progress(tiny_named_models, tmp_path) -> None:
 def test_too_many_megapixels_is_refused_clearly(tiny_named_models, files, tmp_path) -> None:
     handlers = app.Handlers(ModelSet(), max_megapixels=0.01, workdir=tmp_path / "work")
     with pytest.raises(gr.Error) as err:
-        handlers.on_upload(str(files["color"]), "auto", "")
+        last(handlers.on_upload(str(files["color"]), "auto", ""))
     assert err.value.message == ("photo.jpg: 128x96 is 0.0 megapixels, over this server's "
                                  "limit of 0.01; restore it with the command line instead "
                                  "(fbcnn restore FILE)")
@@ -178,16 +193,16 @@ def test_bad_files_give_one_line(handlers, files, tmp_path, content, reason) -> 
         content = files["color"].read_bytes()[:300]
     bad.write_bytes(content)
     with pytest.raises(gr.Error) as err:
-        handlers.on_upload(str(bad), "auto", "")
+        last(handlers.on_upload(str(bad), "auto", ""))
     assert err.value.message.startswith(reason) and "\n" not in err.value.message
     assert str(tmp_path) not in err.value.message  # no server paths on the page
 
 
 def test_no_image_clears_and_settings_do_nothing(handlers) -> None:
-    out = handlers.on_upload(None, "auto", "")
+    out = last(handlers.on_upload(None, "auto", ""))
     assert out[INFO] == "" and out[COMPARE] is None and out[DOWNLOAD]["interactive"] is False
     assert all(isinstance(v, dict) and v.get("__type__") == "update"
-               for v in handlers.on_settings(None, True, 50, "auto", ""))
+               for v in last(handlers.on_settings(None, True, 50, "auto", "")))
 
 
 def test_upload_input_passes_the_original_file(files) -> None:

@@ -10,6 +10,7 @@ in the queue.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import shutil
 import tempfile
@@ -126,7 +127,10 @@ class Handlers:
                  workdir: str | Path | None = None) -> None:
         self.models = models if models is not None else ModelSet()
         self.max_megapixels = float(max_megapixels)
-        self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="fbcnn-app-"))
+        if workdir is None:
+            workdir = tempfile.mkdtemp(prefix="fbcnn-app-")
+            atexit.register(shutil.rmtree, workdir, ignore_errors=True)
+        self.workdir = Path(workdir)
         self._analyses: OrderedDict[tuple[str, int, str], Analysis] = OrderedDict()
 
     # ---------------------------------------------------------------- choices
@@ -166,16 +170,16 @@ class Handlers:
         if key in self._analyses:
             self._analyses.move_to_end(key)
             return self._analyses[key]
-        if progress:
+        if progress is not None:
             progress(0, desc="reading the image")
         image = self._read(path)
         name = self.model_name(kind, variant, image.is_gray)
         model = self.models.get(name)
-        if progress:
+        if progress is not None:
             progress(0, desc="predicting the QF")
         predicted = model.predict_qf(image.pixels, grid_multiple(image.subsampling,
                                                                  image.pixels.shape[2]))
-        if progress:
+        if progress is not None:
             progress(0, desc="looking for an earlier compression")
         verdict = analyse_double(image)
         result = Analysis(
@@ -201,10 +205,10 @@ class Handlers:
         started = time.perf_counter()
 
         def tiles(done: int, total: int) -> None:
-            if progress:
+            if progress is not None:
                 progress((done, total), desc="restoring", unit="tiles")
 
-        if progress:
+        if progress is not None:
             progress(0, desc="restoring")
         with _tile_progress(model, tiles):
             report = restore_file(path, _Pinned(model), outdir=folder,  # type: ignore[arg-type]
@@ -234,40 +238,46 @@ class Handlers:
     # ---------------------------------------------------------------- page events
 
     def process(self, path: str | None, auto: bool, strength: float, kind: str, variant: str,
-                progress: Any = None) -> tuple[Any, ...]:
-        """Analyse and restore: (info, strength, auto, comparison, download, status).
-        Expected failures (bad file, too big, wrong model) raise gr.Error with one line."""
+                progress: Any = None) -> Iterator[tuple[Any, ...]]:
+        """Analyse, then restore; yields (info, strength, auto, comparison, download, status)
+        twice: the analysis as soon as it is known, then the result. Expected failures (bad
+        file, too big, wrong model) raise gr.Error with one line."""
         if not path:
-            return ("", gr.update(), gr.update(), None, gr.update(value=None, interactive=False),
-                    "")
+            yield ("", gr.skip(), gr.skip(), None, gr.update(value=None, interactive=False), "")
+            return
+        qf = None if auto else float(strength)
         try:
             info = self.analyse(path, kind, variant, progress)
-            qf = None if auto else float(strength)
+            shown = info.auto_qf if qf is None else qf
+            yield (info_markdown(info), round(shown), auto, gr.skip(), gr.skip(),
+                   f"Restoring with QF {shown:.1f}...")
             done = self.restore(path, qf, kind, variant, progress)
         except (ImageError, CheckpointError, ValueError, OSError) as e:
             raise gr.Error(_message(e, path), print_exception=False) from None
         status = (f"Restored with QF **{done.used_qf:.1f}**"
                   f"{' (auto)' if auto else ''}, model `{done.model}`, in {done.seconds:.1f} s. "
                   f"Same PNG as `{done.command}`.")
-        return (info_markdown(info), round(done.used_qf), auto, (str(done.before), str(done.png)),
-                gr.update(value=str(done.png), interactive=True), status)
+        yield (info_markdown(info), round(done.used_qf), auto, (str(done.before), str(done.png)),
+               gr.update(value=str(done.png), interactive=True), status)
 
     def on_upload(self, path: str | None, kind: str, variant: str,
-                  progress: Any = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008
+                  progress: Any = gr.Progress()) -> Iterator[tuple[Any, ...]]:  # noqa: B008
         """A new image starts at the prediction (auto)."""
-        return self.process(path, True, 50, kind, variant, progress)
+        yield from self.process(path, True, 50, kind, variant, progress)
 
     def on_strength(self, path: str | None, strength: float, kind: str, variant: str,
-                    progress: Any = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008
+                    progress: Any = gr.Progress()) -> Iterator[tuple[Any, ...]]:  # noqa: B008
         """Moving the strength restores at that QF (auto off)."""
-        return self.process(path, False, strength, kind, variant, progress)
+        yield from self.process(path, False, strength, kind, variant, progress)
 
     def on_settings(self, path: str | None, auto: bool, strength: float, kind: str,
-                    variant: str, progress: Any = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008
+                    variant: str, progress: Any = gr.Progress()  # noqa: B008
+                    ) -> Iterator[tuple[Any, ...]]:
         """Auto switched, or another model: restore again."""
         if not path:
-            return (gr.skip(),) * 6
-        return self.process(path, auto, strength, kind, variant, progress)
+            yield (gr.skip(),) * 6
+            return
+        yield from self.process(path, auto, strength, kind, variant, progress)
 
 
 def info_markdown(info: Analysis) -> str:
@@ -312,7 +322,7 @@ def build_app(models: ModelSet | None = None,
                 with gr.Row():
                     strength = gr.Slider(1, 100, value=50, step=1, label="Strength (QF)",
                                          info="The QF fed to the network.", scale=3,
-                                         elem_id="fbcnn-strength")
+                                         buttons=[], elem_id="fbcnn-strength")
                     auto = gr.Checkbox(True, label="auto", info="predicted QF", scale=1,
                                        min_width=90, elem_id="fbcnn-auto")
                 kind = gr.Radio(list(KINDS), value="auto", label="Colour or grey model",
