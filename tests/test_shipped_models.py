@@ -1,0 +1,79 @@
+"""The shipped models on photos they never saw (scikit-image's samples): they must help.
+
+These use the real weights in src/fbcnn/weights (skipped where a build ships none)."""
+
+from __future__ import annotations
+
+import resource
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fbcnn.checkpoints import available_models
+from fbcnn.degrade import rgb_to_y
+from fbcnn.jpeg import compress
+from fbcnn.metrics import psnr
+from fbcnn.model import load_model
+
+skimage_data = pytest.importorskip("skimage.data")
+
+
+def needs(name: str):
+    return pytest.mark.skipif(name not in available_models(), reason=f"'{name}' not shipped")
+
+
+def coffee() -> np.ndarray:
+    return np.ascontiguousarray(skimage_data.coffee()[:256, :384])
+
+
+@needs("color")
+def test_color_model_beats_the_jpeg_at_qf10() -> None:
+    clean = coffee()
+    jpeg = compress(clean, 10)
+    result = load_model("color", device="cpu").restore(jpeg)
+    assert psnr(result.image, clean) > psnr(jpeg, clean) + 0.2
+    assert 1 <= result.predicted_qf <= 100
+
+
+@needs("gray")
+def test_gray_model_beats_the_jpeg_at_qf10() -> None:
+    clean = rgb_to_y(coffee())
+    jpeg = compress(clean, 10)
+    result = load_model("gray", device="cpu").restore(jpeg)
+    assert psnr(result.image, clean) > psnr(jpeg, clean) + 0.2
+
+
+@needs("color")
+def test_higher_qf_keeps_more_of_the_input() -> None:
+    jpeg = compress(coffee(), 10)
+    model = load_model("color", device="cpu")
+    change = {q: np.abs(model.restore(jpeg, qf=q).image.astype(int) - jpeg).mean()
+              for q in (10, 90)}
+    assert change[90] < change[10]
+
+
+@pytest.mark.slow
+@needs("color")
+def test_24_megapixel_jpeg_restores_within_1_5_gb(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 256, (750, 1000, 3), dtype=np.uint8)
+    big = Image.fromarray(small).resize((6000, 4000), Image.BILINEAR)
+    path = tmp_path / "big.jpg"
+    big.save(path, quality=30)
+    del big
+    code = ("import resource, sys; from fbcnn.cli import main; sys.argv = ['fbcnn', 'restore', "
+            f"{str(path)!r}, '-o', {str(tmp_path / 'out')!r}]\ntry:\n    main()\n"
+            "except SystemExit as e:\n    assert not e.code\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=3600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    peak_kib = int(done.stdout.strip().splitlines()[-1])
+    print(f"peak RSS {peak_kib / 1024:.0f} MiB")
+    assert peak_kib < 1.5 * 1024 * 1024
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss > 0
+    with Image.open(tmp_path / "out" / "big.png") as out:
+        assert out.size == (6000, 4000)
