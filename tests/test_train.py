@@ -103,3 +103,27 @@ def test_ddp_two_cpu_processes(tmp_path: Path) -> None:
     state = torch.load(Path(config.output) / "last.pt", weights_only=True)
     assert state["iteration"] == 2
     assert len(json.loads(state["rng_numpy"])) == 2  # both ranks' sampler states
+
+
+def test_teacher_forcing_and_revived_qf_attention(tmp_path: Path) -> None:
+    from fbcnn.checkpoints import save_network
+    from fbcnn.train.loop import revive_qf_attention
+
+    first = tiny_config(tmp_path, "first")
+    Trainer(first, iterations=2, quiet=True).train()
+    config = tiny_config(tmp_path, "second")
+    config.init_from = str(Path(first.output) / "model.safetensors")
+    config.revive_qf_attention = True
+    config.optim.qf_teacher_forcing = 0.5
+    trainer = Trainer(config, iterations=3, quiet=True)
+    assert torch.count_nonzero(trainer.network.to_gamma_1[0].weight) == 0
+    trainer.train()
+    # after a few steps the QF fed to the decoder changes the output again
+    net = trainer.network.eval()
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        a, _ = net(x, 0.9)
+        b, _ = net(x, 0.1)
+    assert not torch.equal(a, b)
+    revive_qf_attention(net)
+    save_network(net, tmp_path / "revived.safetensors")

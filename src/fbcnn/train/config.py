@@ -43,6 +43,9 @@ class OptimConfig:
     # learning-rate multiplier for the QF decoupler (qf_pred): its input features are tiny
     # early in training, and a faster head keeps it from settling on a constant
     qf_head_lr_scale: float = 1.0
+    # probability of feeding the true QF (instead of the prediction) to the decoder for
+    # single-JPEG samples, so that QF attention learns to follow the QF it is given
+    qf_teacher_forcing: float = 0.0
     ema_decay: float = 0.999  # 0 disables the EMA
     grad_clip: float = 1.0
 
@@ -60,6 +63,9 @@ class TrainConfig:
     checkpoint_minutes: float = 5.0
     init_from: str | None = None  # weights to start from (fine-tuning), e.g. a single-JPEG model
     channels_last: bool = False
+    # after init_from: fresh QF embedding (PyTorch's default init) and zeroed gamma/beta
+    # weights, so the function starts unchanged while the QF path can learn again
+    revive_qf_attention: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -25,7 +25,7 @@ from ..jpeg import compress
 from ..metrics import psnr
 from ..network import FBCNN, network_to_qf, orthogonal_init
 from .config import TrainConfig
-from .data import PatchSampler, find_images, load_images
+from .data import Batch, PatchSampler, find_images, load_images
 
 STATE_FILE = "last.pt"
 LOG_FILE = "log.jsonl"
@@ -66,6 +66,18 @@ def lr_factor(iteration: int, warmup: int, total: int, min_ratio: float) -> floa
         return (iteration + 1) / warmup
     t = min(1.0, (iteration - warmup) / max(1, total - warmup))
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def revive_qf_attention(network: FBCNN) -> None:
+    """Fresh QF embedding (default init) and zero gamma/beta weights (biases kept): the
+    network computes what it did (up to its old, near-zero embedding) but the QF path can
+    learn again. For models whose QF attention never learned to follow the QF."""
+    for m in network.qf_embed.modules():
+        if isinstance(m, nn.Linear):
+            m.reset_parameters()
+    for k in (1, 2, 3):
+        for name in (f"to_gamma_{k}", f"to_beta_{k}"):
+            nn.init.zeros_(getattr(network, name)[0].weight)
 
 
 class EMA:
@@ -148,6 +160,8 @@ class Trainer:
             nn.init.zeros_(self.network.m_tail.weight)
         if config.init_from:
             self.network.load_state_dict(load_network(config.init_from).network.state_dict())
+            if config.revive_qf_attention:
+                revive_qf_attention(self.network)
         self.network.to(self.device)
         if config.channels_last:
             self.network = self.network.to(memory_format=torch.channels_last)
@@ -231,13 +245,30 @@ class Trainer:
         save_network(self.export_network(), path, meta)
 
     # -- the loop ----------------------------------------------------------------------
+    def decoder_qf(self, degraded: torch.Tensor, batch: Batch) -> torch.Tensor | None:
+        """The QF fed to the decoder: with probability `qf_teacher_forcing` a sample's true
+        QF (single JPEG), else the network's own prediction (None: all predicted)."""
+        p = self.config.optim.qf_teacher_forcing
+        if p <= 0:
+            return None
+        forced = (torch.from_numpy(self.rng.random(len(batch.qf_mask)) < p).float()[:, None]
+                  * batch.qf_mask).to(self.device)
+        if not forced.any():
+            return None
+        target = batch.qf_target.to(self.device)
+        if forced.all():
+            return target
+        with torch.no_grad():
+            predicted = self.network.predict_qf(degraded)
+        return forced * target + (1 - forced) * predicted
+
     def step(self) -> dict[str, float]:
         batch = self.sampler.sample(self.rng)
         degraded = batch.degraded.to(self.device)
         clean = batch.clean.to(self.device)
         if self.config.channels_last:
             degraded = degraded.contiguous(memory_format=torch.channels_last)
-        restored, qf_pred = self.model(degraded)
+        restored, qf_pred = self.model(degraded, self.decoder_qf(degraded, batch))
         image_loss = F.l1_loss(restored, clean)
         mask = batch.qf_mask.to(self.device)
         qf_err = (qf_pred - batch.qf_target.to(self.device)).abs() * mask
