@@ -229,6 +229,27 @@ def section_results(name: str, results_dir: Path, sha: str, gray: bool) -> list[
     return lines
 
 
+def log_totals(path: Path) -> list[str]:
+    """All stages of the log (records may carry a "stage"): iterations and step time."""
+    stages: dict[int, tuple[int, float]] = {}
+    for line in path.read_text().splitlines():
+        try:
+            r = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        st = int(r.get("stage", 1))
+        it, el = stages.get(st, (0, 0.0))
+        stages[st] = (max(it, int(r.get("iteration", 0))), max(el, float(r.get("elapsed_s", 0))))
+    iters = sum(i for i, _ in stages.values())
+    secs = sum(e for _, e in stages.values())
+    parts = ", ".join(f"stage {k}: {i} iterations, {e / 3600:.2f} h" for k, (i, e) in
+                      sorted(stages.items()))
+    return [f"All training stages in the log ({parts}): {iters} iterations, "
+            f"{secs / 3600:.2f} h of training steps in total, one 1-thread process at a time "
+            f"(about {secs / 3600:.2f} CPU-core-hours; stages before a model's last stage "
+            "are those of the model it started from where its config has `init_from`)."]
+
+
 def section_log(name: str, configs_dir: Path) -> list[str]:
     path = configs_dir / f"{name}.log.jsonl"
     lines = ["## Last validation in the training log", ""]
@@ -244,6 +265,7 @@ def section_log(name: str, configs_dir: Path) -> list[str]:
         except (KeyError, TypeError):
             continue
     elapsed = record.get("elapsed_s")
+    lines += [*log_totals(path), ""]
     lines += [f"`{display_path(path)}`, iteration {record.get('iteration')}"
               + (f", after {hours(float(elapsed))} of training steps" if elapsed else "")
               + " (validation images of the config; PSNR):", "",

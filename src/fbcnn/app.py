@@ -313,8 +313,8 @@ def build_app(models: ModelSet | None = None,
     with gr.Blocks(title="FBCNN: JPEG artifact removal", analytics_enabled=False,
                    delete_cache=(3600, 3600)) as demo:
         gr.Markdown("## FBCNN: JPEG artifact removal\nUpload or paste a JPEG. The network "
-                    "reads its quality factor (QF) and removes the artifacts; raise the "
-                    "strength to smooth more, lower it to keep more detail.")
+                    "reads its quality factor (QF) and removes the artifacts; a lower QF "
+                    "removes more, a higher one keeps more detail.")
         with gr.Row():
             with gr.Column(scale=2, min_width=300):
                 image = uploaded_file(label="Image", sources=["upload", "clipboard"],
