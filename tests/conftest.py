@@ -41,6 +41,19 @@ def photo() -> np.ndarray:
 
 
 @pytest.fixture
+def tiny_named_models(tmp_path, monkeypatch):
+    """'color' and 'gray' resolve to tiny random models."""
+    import fbcnn.checkpoints as checkpoints
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    save_network(tiny_network(3), weights / "color.safetensors")
+    save_network(tiny_network(1), weights / "gray.safetensors")
+    monkeypatch.setattr(checkpoints, "WEIGHTS_DIR", weights)
+    return weights
+
+
+@pytest.fixture
 def tiny_model_files(tmp_path):
     """Paths of a tiny colour and a tiny grey model."""
     color, gray = tmp_path / "tiny_color.safetensors", tmp_path / "tiny_gray.safetensors"

@@ -11,7 +11,6 @@ from click.testing import CliRunner
 from conftest import make_photo, tiny_network
 from PIL import Image
 
-import fbcnn.checkpoints as checkpoints
 from fbcnn.checkpoints import save_network
 from fbcnn.cli import main
 from fbcnn.jpeg import compress
@@ -21,17 +20,6 @@ gr = pytest.importorskip("gradio", reason="the web app needs gradio: pip install
 app = pytest.importorskip("fbcnn.app")
 
 INFO, STRENGTH, AUTO, COMPARE, DOWNLOAD, STATUS = range(6)
-
-
-@pytest.fixture
-def tiny_named_models(tmp_path, monkeypatch) -> Path:
-    """'color' and 'gray' resolve to tiny random models."""
-    weights = tmp_path / "weights"
-    weights.mkdir()
-    save_network(tiny_network(3), weights / "color.safetensors")
-    save_network(tiny_network(1), weights / "gray.safetensors")
-    monkeypatch.setattr(checkpoints, "WEIGHTS_DIR", weights)
-    return weights
 
 
 @pytest.fixture

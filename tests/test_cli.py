@@ -8,23 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import make_photo, tiny_network
+from conftest import make_photo
 from PIL import Image
 
-import fbcnn.checkpoints as checkpoints
-from fbcnn.checkpoints import save_network
 from fbcnn.cli import main
-
-
-@pytest.fixture
-def tiny_named_models(tmp_path, monkeypatch) -> Path:
-    """'color' and 'gray' resolve to tiny random models."""
-    weights = tmp_path / "weights"
-    weights.mkdir()
-    save_network(tiny_network(3), weights / "color.safetensors")
-    save_network(tiny_network(1), weights / "gray.safetensors")
-    monkeypatch.setattr(checkpoints, "WEIGHTS_DIR", weights)
-    return weights
 
 
 @pytest.fixture
