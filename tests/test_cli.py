@@ -150,3 +150,15 @@ def test_evaluate_command_bad_values(tiny_named_models, tmp_path) -> None:
     assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
     assert run("evaluate", "--data", str(tmp_path), "--double", "10-30").exit_code == 2
     assert run("evaluate", "--data", str(tmp_path), "--shift", "9,9").exit_code == 2
+
+
+def test_evaluate_json_to_unwritable_path_fails_cleanly(tiny_named_models, tmp_path) -> None:
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    Image.fromarray(make_photo(32, 32)).save(clean / "a.png")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = run("evaluate", "--data", str(clean), "--qf", "10", "--json",
+                 str(blocker / "r.json"))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert blocker.read_text() == "x"
