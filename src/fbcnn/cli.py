@@ -66,18 +66,24 @@ def main() -> None:
 @click.option("--iterations", type=click.IntRange(min=1), default=None,
               help="Stop after this many more iterations.")
 @click.option("--output", default=None, help="Override the config's output folder.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config value, e.g. --set data.workers=8 (repeatable).")
 def train(config_path: str, resume: bool, minutes: float | None, iterations: int | None,
-          output: str | None) -> None:
+          output: str | None, overrides: tuple[str, ...]) -> None:
     """Train a model (torchrun for several processes or GPUs)."""
     from .train import Trainer, load_config
+    from .train.config import apply_overrides
 
     try:
-        config = load_config(config_path)
-    except (OSError, ValueError) as e:
+        config = apply_overrides(load_config(config_path), overrides)
+    except (OSError, ValueError, TypeError) as e:
         raise click.ClickException(str(e).splitlines()[0]) from None
     if output:
         config.output = output
-    trainer = Trainer(config, resume=resume, minutes=minutes, iterations=iterations)
+    try:
+        trainer = Trainer(config, resume=resume, minutes=minutes, iterations=iterations)
+    except (OSError, ValueError) as e:
+        raise click.ClickException(str(e).splitlines()[0]) from None
     done = trainer.train()
     if trainer.dist.is_main:
         click.echo(f"stopped at iteration {done}; checkpoint {config.output}/last.pt, "

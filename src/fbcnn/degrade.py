@@ -14,7 +14,9 @@ import numpy as np
 
 from .jpeg import compress
 
-# The paper draws QF from these with probability 3/4, else uniformly from a range.
+# The paper draws QF from these with probability 3/4, else uniformly from a range. Our recipe
+# (QFDistribution) keeps the common QFs but reaches QF 100 and oversamples 85..100, so that
+# near-lossless JPEGs are seen often enough to be left alone.
 COMMON_QFS = (10, 20, 30, 40, 50, 60)
 COLOR_QF_RANGE = (8, 96)
 GRAY_QF_RANGE = (5, 95)
@@ -34,12 +36,33 @@ def rgb_to_gray_plain(image: np.ndarray) -> np.ndarray:
     return np.clip(np.round(y), 0, 255).astype(np.uint8)[..., None]
 
 
-def draw_qf(rng: np.random.Generator, gray: bool = False) -> int:
-    """QF drawn as in the paper: a common QF with probability 3/4, else uniform in a range."""
-    if rng.random() < 0.75:
-        return int(rng.choice(COMMON_QFS))
-    lo, hi = GRAY_QF_RANGE if gray else COLOR_QF_RANGE
-    return int(rng.integers(lo, hi + 1))
+@dataclass(frozen=True)
+class QFDistribution:
+    """Where training QFs come from: a common QF with probability `common`, a QF in
+    `high_range` with probability `high`, else one uniformly in `full_range`."""
+
+    common: float = 0.5
+    high: float = 0.2
+    full_range: tuple[int, int] = (5, 100)
+    high_range: tuple[int, int] = (85, 100)
+
+    def draw(self, rng: np.random.Generator) -> int:
+        u = rng.random()
+        if u < self.common:
+            return int(rng.choice(COMMON_QFS))
+        lo, hi = self.high_range if u < self.common + self.high else self.full_range
+        return int(rng.integers(lo, hi + 1))
+
+
+PAPER_COLOR = QFDistribution(common=0.75, high=0.0, full_range=COLOR_QF_RANGE)
+PAPER_GRAY = QFDistribution(common=0.75, high=0.0, full_range=GRAY_QF_RANGE)
+
+
+def draw_qf(rng: np.random.Generator, gray: bool = False,
+            distribution: QFDistribution | None = None) -> int:
+    """A training QF: from `distribution`, or as in the paper (a common QF with probability
+    3/4, else uniform in a range) when none is given."""
+    return (distribution or (PAPER_GRAY if gray else PAPER_COLOR)).draw(rng)
 
 
 @dataclass
@@ -74,10 +97,11 @@ def double_jpeg(image: np.ndarray, qf1: int, qf2: int, shift: tuple[int, int]) -
 
 
 def random_double_jpeg(patch_with_margin: np.ndarray, size: int, rng: np.random.Generator,
-                       gray: bool = False) -> DegradedPatch:
+                       gray: bool = False,
+                       distribution: QFDistribution | None = None) -> DegradedPatch:
     """The FBCNN-A degradation: both QFs drawn like single ones, a random 0..7 shift per axis,
     then a `size` crop; no QF label."""
-    qf1, qf2 = draw_qf(rng, gray), draw_qf(rng, gray)
+    qf1, qf2 = draw_qf(rng, gray, distribution), draw_qf(rng, gray, distribution)
     shift = (int(rng.integers(0, 8)), int(rng.integers(0, 8)))
     out = double_jpeg(patch_with_margin, qf1, qf2, shift)
     return DegradedPatch(out.degraded[:size, :size], out.clean[:size, :size], None, qf2, shift)

@@ -21,6 +21,17 @@ class DataConfig:
     batch_size: int = 16
     # FBCNN-A: share of double-JPEG samples (no QF target); 0 for single-JPEG models
     double_probability: float = 0.0
+    # training QFs (see fbcnn.degrade.QFDistribution): a common QF (10..60) with probability
+    # qf_common, one in qf_high_range with probability qf_high, else one in qf_range
+    qf_common: float = 0.5
+    qf_high: float = 0.2
+    qf_range: list[int] = field(default_factory=lambda: [5, 100])
+    qf_high_range: list[int] = field(default_factory=lambda: [85, 100])
+    # share of samples that are not compressed at all (a PNG), labelled QF 100
+    clean_probability: float = 0.02
+    # background processes that make batches (0: in the training process, exactly
+    # reproducible on resume; N: N DataLoader workers, for fast accelerators)
+    workers: int = 0
 
 
 @dataclass
@@ -40,14 +51,11 @@ class OptimConfig:
     warmup: int = 500
     iterations: int = 100_000  # length of the cosine schedule
     qf_loss_weight: float = 0.05
-    # learning-rate multiplier for the QF decoupler (qf_pred): its input features are tiny
-    # early in training, and a faster head keeps it from settling on a constant
-    qf_head_lr_scale: float = 1.0
-    # probability of feeding the true QF (instead of the prediction) to the decoder for
-    # single-JPEG samples, so that QF attention learns to follow the QF it is given
-    qf_teacher_forcing: float = 0.0
     ema_decay: float = 0.999  # 0 disables the EMA
     grad_clip: float = 1.0
+    # when set, the warm-up + cosine runs over this many minutes of training time instead of
+    # `iterations` (a run of fixed length on hardware of unknown speed, e.g. a lent GPU)
+    schedule_minutes: float | None = None
 
 
 @dataclass
@@ -61,11 +69,14 @@ class TrainConfig:
     seed: int = 0
     threads: int = 0  # 0: all cores
     checkpoint_minutes: float = 5.0
-    init_from: str | None = None  # weights to start from (fine-tuning), e.g. a single-JPEG model
+    # weights to start from (fine-tuning), e.g. a single-JPEG model; pinned by init_sha256
+    # (the run refuses a file whose hash differs), never a file that a run overwrites
+    init_from: str | None = None
+    init_sha256: str | None = None
     channels_last: bool = False
-    # after init_from: fresh QF embedding (PyTorch's default init) and zeroed gamma/beta
-    # weights, so the function starts unchanged while the QF path can learn again
-    revive_qf_attention: bool = False
+    # fp32, bf16 (autocast), or auto: bf16 on CUDA and on CPUs with native bf16 (AMX /
+    # AVX512-BF16), fp32 elsewhere
+    precision: str = "auto"
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -102,3 +113,26 @@ def load_config(path: str | Path) -> TrainConfig:
             raise ValueError(f"unknown key(s) in {path}.model: {', '.join(sorted(unknown))}")
         config.model = FBCNNConfig.from_dict(model)
     return config
+
+
+def apply_overrides(config: TrainConfig, items: list[str] | tuple[str, ...]) -> TrainConfig:
+    """Apply `section.key=value` overrides (values read as YAML), e.g. `data.workers=8`;
+    unknown keys are an error. The result is checked by building it again."""
+    raw = config.to_dict()
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"override must look like section.key=value, got {item!r}")
+        *parents, leaf = key.split(".")
+        node = raw
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                raise ValueError(f"unknown config key: {key}")
+            node = node[part]
+        if leaf not in node:
+            raise ValueError(f"unknown config key: {key}")
+        node[leaf] = yaml.safe_load(text)
+    model = raw.pop("model")
+    built: TrainConfig = _build(TrainConfig, raw, "overrides")
+    built.model = FBCNNConfig.from_dict(model)
+    return built

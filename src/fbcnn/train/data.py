@@ -12,8 +12,9 @@ import torch
 from PIL import Image
 
 from ..degrade import (
+    DegradedPatch,
+    QFDistribution,
     augment,
-    draw_qf,
     random_double_jpeg,
     rgb_to_gray_plain,
     rgb_to_y,
@@ -56,6 +57,11 @@ class Batch:
     qf_target: torch.Tensor  # (N, 1) in the network's convention (100 - QF) / 100
     qf_mask: torch.Tensor  # (N, 1) 1 where the sample has a QF target (single JPEG)
 
+    def pin_memory(self) -> Batch:
+        """Page-locked copies (DataLoader's pin_memory calls this), for fast GPU transfers."""
+        return Batch(self.degraded.pin_memory(), self.clean.pin_memory(),
+                     self.qf_target.pin_memory(), self.qf_mask.pin_memory())
+
 
 class PatchSampler:
     """Draws batches of (degraded, clean, QF) patches from images in memory."""
@@ -64,6 +70,10 @@ class PatchSampler:
         self.config = config
         self.images = images
         self.margin = 8
+        self.qfs = QFDistribution(common=config.qf_common, high=config.qf_high,
+                                  full_range=(int(config.qf_range[0]), int(config.qf_range[1])),
+                                  high_range=(int(config.qf_high_range[0]),
+                                              int(config.qf_high_range[1])))
 
     def _clean_patch(self, rng: np.random.Generator) -> np.ndarray:
         size = self.config.patch_size + self.margin
@@ -84,10 +94,14 @@ class PatchSampler:
         degraded, clean, targets, mask = [], [], [], []
         for _ in range(self.config.batch_size):
             patch = self._clean_patch(rng)
-            if rng.random() < self.config.double_probability:
-                out = random_double_jpeg(patch, p, rng, gray=self.config.gray)
+            u = rng.random()
+            if u < self.config.clean_probability:
+                out = DegradedPatch(patch[:p, :p], patch[:p, :p], 100)
+            elif u < self.config.clean_probability + self.config.double_probability:
+                out = random_double_jpeg(patch, p, rng, gray=self.config.gray,
+                                         distribution=self.qfs)
             else:
-                out = single_jpeg(patch, p, draw_qf(rng, self.config.gray), rng)
+                out = single_jpeg(patch, p, self.qfs.draw(rng), rng)
             degraded.append(out.degraded)
             clean.append(out.clean)
             targets.append(0.0 if out.qf is None else 1.0 - out.qf / 100.0)
@@ -102,3 +116,19 @@ class PatchSampler:
 
 def _to_tensor(batch: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(batch).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+class PatchStream(torch.utils.data.IterableDataset):
+    """Endless batches from a PatchSampler in DataLoader workers, one random stream per
+    (seed, rank, start iteration, worker): a resumed run draws fresh patches, not the ones
+    an uninterrupted run would have drawn (use workers: 0 for that)."""
+
+    def __init__(self, sampler: PatchSampler, seed: int, rank: int, start: int) -> None:
+        self.sampler = sampler
+        self.key = [seed, rank, start]
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        info = torch.utils.data.get_worker_info()
+        rng = np.random.default_rng([*self.key, info.id if info else 0])
+        while True:
+            yield self.sampler.sample(rng)

@@ -1,13 +1,19 @@
 """The training loop: L1 image loss + L1 QF loss, AdamW, warm-up + cosine schedule, EMA,
-periodic validation (JSONL log), checkpoints that resume exactly, DDP via torchrun."""
+periodic validation (JSONL log, with the QF sensitivity of the decoder), checkpoints that
+resume exactly, bf16 autocast where the hardware runs it fast, DDP via torchrun, and weights
+that carry their provenance (every stage's config, parent hash, commit, time)."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import math
 import os
 import signal
+import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,12 +29,13 @@ from ..checkpoints import load_network, save_network
 from ..degrade import rgb_to_y
 from ..jpeg import compress
 from ..metrics import psnr
-from ..network import FBCNN, network_to_qf, orthogonal_init
+from ..network import FBCNN, network_to_qf, orthogonal_init, qf_to_network
 from .config import TrainConfig
-from .data import Batch, PatchSampler, find_images, load_images
+from .data import Batch, PatchSampler, PatchStream, find_images, load_images
 
 STATE_FILE = "last.pt"
 LOG_FILE = "log.jsonl"
+PROVENANCE_KEY = "fbcnn.provenance"
 
 
 @dataclass
@@ -60,24 +67,86 @@ def pick_device() -> torch.device:
     return torch.device("cpu")
 
 
-def lr_factor(iteration: int, warmup: int, total: int, min_ratio: float) -> float:
-    """Linear warm-up, then cosine decay to min_ratio at `total` (flat after)."""
+def lr_factor(iteration: int, warmup: int, progress: float, min_ratio: float) -> float:
+    """Linear warm-up over `warmup` iterations, then a cosine from 1 to min_ratio as
+    `progress` (the share of the schedule done after warm-up) goes from 0 to 1, flat after."""
     if iteration < warmup:
         return (iteration + 1) / warmup
-    t = min(1.0, (iteration - warmup) / max(1, total - warmup))
+    t = min(1.0, max(0.0, progress))
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * t))
 
 
-def revive_qf_attention(network: FBCNN) -> None:
-    """Fresh QF embedding (default init) and zero gamma/beta weights (biases kept): the
-    network computes what it did (up to its old, near-zero embedding) but the QF path can
-    learn again. For models whose QF attention never learned to follow the QF."""
-    for m in network.qf_embed.modules():
-        if isinstance(m, nn.Linear):
-            m.reset_parameters()
-    for k in (1, 2, 3):
-        for name in (f"to_gamma_{k}", f"to_beta_{k}"):
-            nn.init.zeros_(getattr(network, name)[0].weight)
+def init_network(network: FBCNN) -> None:
+    """Our initialisation: orthogonal (gain 0.2) for the image path, as published; with a
+    global residual the tail starts at zero, so the network starts as the identity. The QF
+    path starts live: the decoupler's and the QF embedding's linear layers and the
+    gamma/beta heads keep PyTorch's default (fan-in) init, so from the first iteration the
+    predicted QF depends on the image and gamma/beta on the QF they are given (with gain 0.2
+    they stay near constants and the QF path may never learn)."""
+    orthogonal_init(network)
+    if network.config.global_residual:
+        nn.init.zeros_(network.m_tail.weight)
+    heads = [network.qf_embed] + [getattr(network, f"to_{p}_{k}")
+                                  for p in ("gamma", "beta") for k in (1, 2, 3)]
+    heads += [m for m in network.qf_pred if isinstance(m, nn.Linear)]
+    for head in heads:
+        for m in head.modules():
+            if isinstance(m, nn.Linear):
+                m.reset_parameters()
+
+
+def cpu_has_native_bf16() -> bool:
+    """True on CPUs with AMX-BF16 or AVX512-BF16 (Linux /proc/cpuinfo flags)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """'auto' -> 'bf16' on CUDA (with bf16 support) and on CPUs with native bf16, else 'fp32'."""
+    if precision not in ("auto", "fp32", "bf16"):
+        raise ValueError(f"precision must be auto, fp32 or bf16, got {precision!r}")
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if device.type == "cpu":
+        return "bf16" if cpu_has_native_bf16() else "fp32"
+    return "fp32"
+
+
+def sha256_of(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def git_commit() -> str:
+    """The repository's commit (with '-dirty' for local changes), FBCNN_GIT_COMMIT if set
+    (a copy of the tree without .git, e.g. on a lent GPU machine), else 'unknown'."""
+    if os.environ.get("FBCNN_GIT_COMMIT"):
+        return os.environ["FBCNN_GIT_COMMIT"]
+    try:
+        root = Path(__file__).resolve().parents[3]
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                                text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=root, capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (commit + ("-dirty" if dirty.strip() else "")) if commit else "unknown"
+
+
+def device_description(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    if device.type == "cpu":
+        return f"cpu ({torch.get_num_threads()} threads)"
+    return device.type
 
 
 class EMA:
@@ -89,10 +158,12 @@ class EMA:
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
-        for k, v in model.state_dict().items():
-            if v.dtype.is_floating_point:
-                self.shadow[k].lerp_(v.detach(), 1 - self.decay)
-            else:
+        state = model.state_dict()
+        floats = [k for k, v in state.items() if v.dtype.is_floating_point]
+        torch._foreach_lerp_([self.shadow[k] for k in floats],
+                             [state[k].detach() for k in floats], 1 - self.decay)
+        for k, v in state.items():
+            if not v.dtype.is_floating_point:
                 self.shadow[k].copy_(v)
 
 
@@ -114,25 +185,42 @@ def load_validation(config: TrainConfig) -> list[np.ndarray]:
     return images
 
 
+SENSITIVITY_OFFSET = 40
+
+
 @torch.no_grad()
 def validate(network: FBCNN, images: list[np.ndarray], qfs: list[int],
              device: torch.device) -> dict[str, dict[str, float]]:
-    """Mean PSNR of the JPEG and of the restored image, and mean predicted QF, per QF."""
+    """Per QF: mean PSNR of the JPEG and of the restored image (blind), mean predicted QF,
+    and the QF sensitivity: PSNR with the true QF fed minus PSNR with QF + 40 fed (capped
+    at 100). Near 0 dB means the decoder ignores its QF input (a collapsed QF path)."""
     network.eval()
+
+    def run(x: torch.Tensor, qf: float | None) -> tuple[np.ndarray, float]:
+        override = None if qf is None else float(qf_to_network(qf))
+        out, qf_pred = network(x, override)
+        restored = (out.float().clamp(0, 1) * 255).round().byte()[0].permute(1, 2, 0)
+        return restored.cpu().numpy(), float(network_to_qf(qf_pred.float()).item())
+
     result = {}
     for qf in qfs:
-        jpeg_psnr, restored_psnr, predicted = [], [], []
+        jpeg_psnr, restored_psnr, true_psnr, off_psnr, predicted = [], [], [], [], []
+        higher = min(100, qf + SENSITIVITY_OFFSET)
         for clean in images:
             degraded = compress(clean, qf)
             x = torch.from_numpy(degraded.copy()).permute(2, 0, 1)[None].float().div(255).to(device)
-            out, qf_pred = network(x)
-            restored = (out.clamp(0, 1) * 255).round().byte()[0].permute(1, 2, 0).cpu().numpy()
+            restored, qf_pred = run(x, None)
             jpeg_psnr.append(psnr(degraded, clean))
             restored_psnr.append(psnr(restored, clean))
-            predicted.append(float(network_to_qf(qf_pred).item()))
+            predicted.append(qf_pred)
+            if higher > qf:
+                true_psnr.append(psnr(run(x, qf)[0], clean))
+                off_psnr.append(psnr(run(x, higher)[0], clean))
         result[str(qf)] = {"jpeg": float(np.mean(jpeg_psnr)),
                            "restored": float(np.mean(restored_psnr)),
-                           "predicted_qf": float(np.mean(predicted))}
+                           "predicted_qf": float(np.mean(predicted)),
+                           "qf_sensitivity_db": (float(np.mean(true_psnr) - np.mean(off_psnr))
+                                                 if true_psnr else 0.0)}
     network.train()
     return result
 
@@ -148,20 +236,27 @@ class Trainer:
             torch.set_num_threads(config.threads)
         self.device = pick_device()
         self.dist = setup_distributed(self.device)
+        self.precision = resolve_precision(config.precision, self.device)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
         self.output = Path(config.output)
         if self.dist.is_main:
             self.output.mkdir(parents=True, exist_ok=True)
 
         torch.manual_seed(config.seed)
         self.network = FBCNN(config.model)
-        orthogonal_init(self.network)
-        if config.model.global_residual:
-            # start as the identity: the network learns the correction only
-            nn.init.zeros_(self.network.m_tail.weight)
+        init_network(self.network)
+        self.parent_stages: list[dict[str, Any]] = []
+        self.init_sha256: str | None = None
         if config.init_from:
-            self.network.load_state_dict(load_network(config.init_from).network.state_dict())
-            if config.revive_qf_attention:
-                revive_qf_attention(self.network)
+            self.init_sha256 = sha256_of(config.init_from) if Path(
+                config.init_from).is_file() else None
+            if config.init_sha256 and self.init_sha256 != config.init_sha256:
+                raise ValueError(f"init_from {config.init_from} has sha256 {self.init_sha256}, "
+                                 f"the config pins {config.init_sha256}")
+            parent = load_network(config.init_from)
+            self.network.load_state_dict(parent.network.state_dict())
+            self.parent_stages = json.loads(parent.metadata.get(PROVENANCE_KEY, "[]"))
         self.network.to(self.device)
         if config.channels_last:
             self.network = self.network.to(memory_format=torch.channels_last)
@@ -169,26 +264,33 @@ class Trainer:
         if self.dist.world_size > 1:
             self.model = nn.parallel.DistributedDataParallel(self.network)
         o = config.optim
-        head = list(self.network.qf_pred.parameters())
-        head_ids = {id(p) for p in head}
-        body = [p for p in self.network.parameters() if id(p) not in head_ids]
-        self.optimizer = torch.optim.AdamW(
-            [{"params": body, "lr": o.lr}, {"params": head, "lr": o.lr * o.qf_head_lr_scale}],
-            lr=o.lr, weight_decay=o.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda i: lr_factor(i, o.warmup, o.iterations, o.min_lr / o.lr))
+        self.optimizer = torch.optim.AdamW(self.network.parameters(), lr=o.lr,
+                                           weight_decay=o.weight_decay,
+                                           fused=self.device.type == "cuda" or None)
         self.ema = EMA(self.network, o.ema_decay) if o.ema_decay > 0 else None
         self.rng = np.random.default_rng([config.seed, self.dist.rank])
         self.iteration = 0
         self.elapsed = 0.0
+        self.patches = 0
         self.best_gain = -math.inf
         if resume and (self.output / STATE_FILE).is_file():
             self.load_state(self.output / STATE_FILE)
 
         images = load_images(find_images(config.data.folders), config.data.patch_size + 8)
         self.sampler = PatchSampler(config.data, images)
+        self.batches = self._batches()
         self.val_images = load_validation(config) if self.dist.is_main else []
         self.stop_requested = False
+
+    def _batches(self) -> Iterator[Batch]:
+        if self.config.data.workers <= 0:
+            while True:
+                yield self.sampler.sample(self.rng)
+        stream = PatchStream(self.sampler, self.config.seed, self.dist.rank, self.iteration)
+        loader = torch.utils.data.DataLoader(
+            stream, batch_size=None, num_workers=self.config.data.workers,
+            pin_memory=self.device.type == "cuda", prefetch_factor=4, persistent_workers=True)
+        yield from loader
 
     # -- checkpoints -------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -201,9 +303,9 @@ class Trainer:
             "model": self.network.state_dict(),
             "ema": self.ema.shadow if self.ema else None,
             "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
             "iteration": self.iteration,
             "elapsed": self.elapsed,
+            "patches": self.patches,
             "best_gain": self.best_gain,
             "rng_numpy": json.dumps(rng_states),
             "rng_torch": torch.get_rng_state(),
@@ -225,9 +327,9 @@ class Trainer:
         if self.ema and state["ema"] is not None:
             self.ema.shadow = {k: v.to(self.device) for k, v in state["ema"].items()}
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
         self.iteration = int(state["iteration"])
         self.elapsed = float(state["elapsed"])
+        self.patches = int(state.get("patches", 0))
         self.best_gain = float(state["best_gain"])
         rng_states = json.loads(state["rng_numpy"])
         self.rng.bit_generator.state = rng_states[min(self.dist.rank, len(rng_states) - 1)]
@@ -238,40 +340,62 @@ class Trainer:
         network.load_state_dict(self.ema.shadow if self.ema else self.network.state_dict())
         return network.eval()
 
+    def stage_record(self) -> dict[str, Any]:
+        """This run's entry in the weights' provenance."""
+        return {
+            "name": self.config.name,
+            "config": self.config.to_dict(),
+            "init_from": self.config.init_from,
+            "init_sha256": self.init_sha256,
+            "git_commit": git_commit(),
+            "iterations": self.iteration,
+            "patches": self.patches,
+            "train_seconds": round(self.elapsed, 1),
+            "device": device_description(self.device),
+            "world_size": self.dist.world_size,
+            "precision": self.precision,
+            "torch": torch.__version__,
+        }
+
     def export(self, path: Path, extra: dict[str, str] | None = None) -> None:
+        stages = [*self.parent_stages, self.stage_record()]
         meta = {"iterations": str(self.iteration), "train_seconds": f"{self.elapsed:.0f}",
-                "name": self.config.name}
+                "name": self.config.name,
+                "total_train_seconds": f"{sum(s['train_seconds'] for s in stages):.0f}",
+                PROVENANCE_KEY: json.dumps(stages)}
         meta.update(extra or {})
         save_network(self.export_network(), path, meta)
 
     # -- the loop ----------------------------------------------------------------------
-    def decoder_qf(self, degraded: torch.Tensor, batch: Batch) -> torch.Tensor | None:
-        """The QF fed to the decoder: with probability `qf_teacher_forcing` a sample's true
-        QF (single JPEG), else the network's own prediction (None: all predicted)."""
-        p = self.config.optim.qf_teacher_forcing
-        if p <= 0:
-            return None
-        forced = (torch.from_numpy(self.rng.random(len(batch.qf_mask)) < p).float()[:, None]
-                  * batch.qf_mask).to(self.device)
-        if not forced.any():
-            return None
-        target = batch.qf_target.to(self.device)
-        if forced.all():
-            return target
-        with torch.no_grad():
-            predicted = self.network.predict_qf(degraded)
-        return forced * target + (1 - forced) * predicted
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
-    def step(self) -> dict[str, float]:
-        batch = self.sampler.sample(self.rng)
-        degraded = batch.degraded.to(self.device)
-        clean = batch.clean.to(self.device)
+    def set_learning_rate(self) -> None:
+        o = self.config.optim
+        if o.schedule_minutes:
+            progress = self.elapsed / (60 * o.schedule_minutes)
+        else:
+            progress = (self.iteration - o.warmup) / max(1, o.iterations - o.warmup)
+        lr = o.lr * lr_factor(self.iteration, o.warmup, progress, o.min_lr / o.lr)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def step(self) -> dict[str, torch.Tensor]:
+        batch = next(self.batches)
+        self.set_learning_rate()
+        non_blocking = self.device.type == "cuda"
+        degraded = batch.degraded.to(self.device, non_blocking=non_blocking)
+        clean = batch.clean.to(self.device, non_blocking=non_blocking)
+        target = batch.qf_target.to(self.device, non_blocking=non_blocking)
+        mask = batch.qf_mask.to(self.device, non_blocking=non_blocking)
         if self.config.channels_last:
             degraded = degraded.contiguous(memory_format=torch.channels_last)
-        restored, qf_pred = self.model(degraded, self.decoder_qf(degraded, batch))
-        image_loss = F.l1_loss(restored, clean)
-        mask = batch.qf_mask.to(self.device)
-        qf_err = (qf_pred - batch.qf_target.to(self.device)).abs() * mask
+        with self.autocast():
+            restored, qf_pred = self.model(degraded)
+        image_loss = F.l1_loss(restored.float(), clean)
+        qf_err = (qf_pred.float() - target).abs() * mask
         qf_loss = qf_err.sum() / mask.sum().clamp(min=1)
         loss = image_loss + self.config.optim.qf_loss_weight * qf_loss
         self.optimizer.zero_grad(set_to_none=True)
@@ -279,11 +403,12 @@ class Trainer:
         if self.config.optim.grad_clip:
             nn.utils.clip_grad_norm_(self.network.parameters(), self.config.optim.grad_clip)
         self.optimizer.step()
-        self.scheduler.step()
         if self.ema:
             self.ema.update(self.network)
         self.iteration += 1
-        return {"loss": loss.item(), "image_loss": image_loss.item(), "qf_loss": qf_loss.item()}
+        self.patches += len(degraded) * self.dist.world_size
+        return {"loss": loss.detach(), "image_loss": image_loss.detach(),
+                "qf_loss": qf_loss.detach()}
 
     def log(self, record: dict[str, Any]) -> None:
         if self.dist.is_main:
@@ -293,8 +418,9 @@ class Trainer:
     def run_validation(self) -> dict[str, Any]:
         if not self.val_images:
             return {}
-        val = validate(self.export_network().to(self.device), self.val_images,
-                       self.config.validation.qfs, self.device)
+        network = self.export_network().to(self.device)
+        with self.autocast():
+            val = validate(network, self.val_images, self.config.validation.qfs, self.device)
         gain = float(np.mean([v["restored"] - v["jpeg"] for v in val.values()]))
         if gain > self.best_gain:
             self.best_gain = gain
@@ -310,15 +436,19 @@ class Trainer:
         o = self.config.optim
         end = o.iterations if self.max_iterations is None else min(
             o.iterations, self.iteration + self.max_iterations)
+        if o.schedule_minutes and self.max_iterations is None:
+            end = math.inf  # the schedule ends by time
+        budget = 60 * o.schedule_minutes if o.schedule_minutes else math.inf
         deadline = None if self.minutes is None else time.monotonic() + 60 * self.minutes
         last_checkpoint = time.monotonic()
-        window: list[dict[str, float]] = []
+        window: list[dict[str, torch.Tensor]] = []
         window_start, window_patches = time.monotonic(), 0
-        bar = tqdm(total=end, initial=self.iteration, disable=self.quiet or not self.dist.is_main,
-                   desc=self.config.name, dynamic_ncols=True)
+        bar = tqdm(total=None if math.isinf(end) else end, initial=self.iteration,
+                   disable=self.quiet or not self.dist.is_main, desc=self.config.name,
+                   dynamic_ncols=True)
         self.network.train()
         try:
-            while self.iteration < end:
+            while self.iteration < end and self.elapsed < budget:
                 t0 = time.monotonic()
                 window.append(self.step())
                 self.elapsed += time.monotonic() - t0
@@ -331,9 +461,11 @@ class Trainer:
                     record: dict[str, Any] = {
                         "iteration": self.iteration,
                         "elapsed_s": round(self.elapsed, 1),
+                        "patches": self.patches,
                         "patches_per_s": round(window_patches / max(now - window_start, 1e-9), 2),
-                        "lr": self.scheduler.get_last_lr()[0],
-                        **{k: float(np.mean([w[k] for w in window])) for k in window[0]},
+                        "lr": self.optimizer.param_groups[0]["lr"],
+                        **{k: float(torch.stack([w[k] for w in window]).mean())
+                           for k in window[0]},
                     }
                     if val_now and self.dist.is_main:
                         record.update(self.run_validation())
@@ -350,6 +482,10 @@ class Trainer:
                     last_checkpoint = time.monotonic()
                 if stop:
                     break
+            unvalidated = self.iteration % self.config.validation.every != 0
+            if self.dist.is_main and self.val_images and unvalidated:
+                self.log({"iteration": self.iteration, "elapsed_s": round(self.elapsed, 1),
+                          "patches": self.patches, **self.run_validation()})
             self.save_state()
         finally:
             bar.close()
