@@ -118,7 +118,7 @@ class FBCNN(nn.Module):
     and returns `(restored, qf)`: the restored image (same size, not clamped) and the
     predicted quality in the network's convention, shape (N, 1). `qf_override`, an (N, 1)
     tensor (or a float) in the same convention, is fed to the decoder instead of the
-    prediction.
+    prediction; `detach_qf` stops the image loss's gradient at the prediction.
     """
 
     def __init__(self, config: FBCNNConfig | None = None) -> None:
@@ -180,15 +180,17 @@ class FBCNN(nn.Module):
         """The decoupler alone: (N, 1) in the network's convention, half the cost of forward."""
         return self.qf_pred(self.encode(self.pad_to_grid(x))[-1])
 
-    def forward(self, x: torch.Tensor, qf_override: torch.Tensor | float | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, qf_override: torch.Tensor | float | None = None,
+                detach_qf: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         h, w = x.shape[-2], x.shape[-1]
         padded = self.pad_to_grid(x)
         x1, x2, x3, x4, encoded = self.encode(padded)
         qf = self.qf_pred(encoded)
         decoded = self.m_body_decoder(encoded)
 
-        qf_in = qf if qf_override is None else qf_override
+        # detach_qf (training): the decoder follows the estimate, the image loss does not
+        # move the decoupler, which learns from its own QF loss alone
+        qf_in = (qf.detach() if detach_qf else qf) if qf_override is None else qf_override
         if not isinstance(qf_in, torch.Tensor):
             qf_in = torch.full_like(qf, float(qf_in))
         qf_in = qf_in.reshape(-1, 1).to(qf.dtype).expand(qf.shape[0], 1)

@@ -51,6 +51,9 @@ class OptimConfig:
     warmup: int = 500
     iterations: int = 100_000  # length of the cosine schedule
     qf_loss_weight: float = 0.05
+    # feed the decoder the predicted QF detached: the decoupler learns from the QF loss
+    # alone (the image loss pushed a grey model's decoupler into a saturated constant)
+    qf_detach: bool = True
     ema_decay: float = 0.999  # 0 disables the EMA
     grad_clip: float = 1.0
     # when set, the warm-up + cosine runs over this many minutes of training time instead of
@@ -73,6 +76,9 @@ class TrainConfig:
     # (the run refuses a file whose hash differs), never a file that a run overwrites
     init_from: str | None = None
     init_sha256: str | None = None
+    # after init_from: modules that start afresh with our initialisation, e.g. ["qf_pred"]
+    # for a decoupler that collapsed to a constant
+    reinit: list[str] = field(default_factory=list)
     channels_last: bool = False
     # fp32, bf16 (autocast), or auto: bf16 on CUDA and on CPUs with native bf16 (AMX /
     # AVX512-BF16), fp32 elsewhere

@@ -255,7 +255,12 @@ class Trainer:
                 raise ValueError(f"init_from {config.init_from} has sha256 {self.init_sha256}, "
                                  f"the config pins {config.init_sha256}")
             parent = load_network(config.init_from)
-            self.network.load_state_dict(parent.network.state_dict())
+            fresh = {k: v for k, v in self.network.state_dict().items()
+                     if k.split(".")[0] in config.reinit}
+            unknown = set(config.reinit) - {k.split(".")[0] for k in fresh}
+            if unknown:
+                raise ValueError(f"reinit: no module named {', '.join(sorted(unknown))}")
+            self.network.load_state_dict({**parent.network.state_dict(), **fresh})
             self.parent_stages = json.loads(parent.metadata.get(PROVENANCE_KEY, "[]"))
         self.network.to(self.device)
         if config.channels_last:
@@ -393,7 +398,7 @@ class Trainer:
         if self.config.channels_last:
             degraded = degraded.contiguous(memory_format=torch.channels_last)
         with self.autocast():
-            restored, qf_pred = self.model(degraded)
+            restored, qf_pred = self.model(degraded, detach_qf=self.config.optim.qf_detach)
         image_loss = F.l1_loss(restored.float(), clean)
         qf_err = (qf_pred.float() - target).abs() * mask
         qf_loss = qf_err.sum() / mask.sum().clamp(min=1)
