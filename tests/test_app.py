@@ -152,7 +152,7 @@ def test_big_image_is_tiled_with_progress(tiny_named_models, tmp_path) -> None:
             return 0
 
     progress = Progress()
-    out = last(handlers.process(str(path), False, 30, "auto", "", progress))
+    out = last(handlers.process(str(path), False, 30, "auto", "", progress=progress))
     tiles = [v for v, d in calls if d == "restoring" and isinstance(v, tuple)]
     assert len(tiles) > 4 and tiles[-1][0] == tiles[-1][1] == len(tiles)
     assert any(d == "predicting the QF" for _, d in calls)
@@ -203,6 +203,19 @@ def test_upload_input_passes_the_original_file(files) -> None:
     assert image.preprocess(None) is None
 
 
+def test_consistency_toggle_reaches_the_restore(tiny_named_models, tmp_path) -> None:
+    src = tmp_path / "q98.jpg"
+    Image.fromarray(make_photo(64, 64)).save(src, quality=98)
+    handlers = app.Handlers(workdir=tmp_path / "work")
+    on = handlers.restore(src)
+    off = handlers.restore(src, consistency=False)
+    assert "--consistency off" in off.command and "--consistency" not in on.command
+    decoded = np.asarray(Image.open(src).convert("RGB")).astype(int)
+    change = [np.abs(np.asarray(Image.open(r.png)).astype(int) - decoded).mean()
+              for r in (on, off)]
+    assert change[0] < 0.5 * change[1]
+
+
 def test_build_app_queues_one_model_call_at_a_time(tiny_named_models) -> None:
     demo = app.build_app(ModelSet(), max_megapixels=12)
     assert isinstance(demo, gr.Blocks)
@@ -213,7 +226,7 @@ def test_build_app_queues_one_model_call_at_a_time(tiny_named_models) -> None:
     assert {"ImageSlider", "DownloadButton", "Slider", "Checkbox", "Radio"} <= kinds
     model_calls = [fn for fn in demo.fns.values()
                    if getattr(fn.fn, "__self__", None) is handlers]
-    assert len(model_calls) == 5  # upload, strength, auto, colour/grey, model
+    assert len(model_calls) == 6  # upload, strength, auto, colour/grey, model, consistency
     assert all(fn.concurrency_id == app.QUEUE and fn.concurrency_limit == 1
                for fn in model_calls)
 

@@ -141,8 +141,26 @@ def test_evaluate_command_json_contract(tiny_named_models, tmp_path) -> None:
         assert set(row["jpeg"]) == set(row["restored"]) == {"psnr", "ssim", "psnrb"}
         assert isinstance(row["predicted_qf"], float)
         assert [im["name"] for im in row["per_image"]] == ["img0.png", "img1.png"]
+    assert d["consistency"] is True
     result = run("evaluate", "--data", str(clean), "--gray", "--qf", "20", "--limit", "1")
     assert result.exit_code == 0 and "grey" in result.output
+    result = run("evaluate", "--data", str(clean), "--qf", "95", "--consistency", "off",
+                 "--json", str(out))
+    assert result.exit_code == 0 and json.loads(out.read_text())["consistency"] is False
+
+
+def test_consistency_keeps_near_lossless_jpegs_close(tiny_named_models, tmp_path) -> None:
+    src = tmp_path / "q98.jpg"
+    Image.fromarray(make_photo(64, 80)).save(src, quality=98)
+    decoded = np.asarray(Image.open(src).convert("RGB")).astype(int)
+    change = {}
+    for mode in ("on", "off"):
+        result = run("restore", str(src), "-o", str(tmp_path / mode), "--consistency", mode)
+        assert result.exit_code == 0, result.output
+        out = np.asarray(Image.open(tmp_path / mode / "q98.png")).astype(int)
+        change[mode] = np.abs(out - decoded).mean()
+    assert change["on"] < 0.5 * change["off"]
+    assert run("restore", str(src), "--consistency", "maybe").exit_code == 2
 
 
 def test_evaluate_command_bad_values(tiny_named_models, tmp_path) -> None:

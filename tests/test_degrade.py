@@ -8,6 +8,7 @@ from conftest import make_photo
 
 from fbcnn.degrade import (
     COMMON_QFS,
+    QFDistribution,
     augment,
     double_jpeg,
     draw_qf,
@@ -39,6 +40,16 @@ def test_draw_qf_distribution() -> None:
     assert 0.72 < share_common < 0.82  # 3/4 plus the uniform part landing on them
     assert min(qfs) >= 8 and max(qfs) <= 96
     assert min(draw_qf(rng, gray=True) for _ in range(4000)) >= 5
+
+
+def test_our_qf_distribution_reaches_100_and_oversamples_high_qfs() -> None:
+    rng = np.random.default_rng(0)
+    dist = QFDistribution(common=0.5, high=0.2, full_range=(5, 100), high_range=(85, 100))
+    qfs = np.array([dist.draw(rng) for _ in range(6000)])
+    assert qfs.min() >= 5 and qfs.max() == 100
+    # 0.2 from the high range plus the uniform part's 16/96 of 0.3: about 0.25
+    assert 0.22 < np.mean(qfs >= 85) < 0.28
+    assert 0.47 < np.mean(np.isin(qfs, COMMON_QFS)) < 0.56
 
 
 def test_single_jpeg_label_and_unaligned_grid() -> None:

@@ -55,6 +55,26 @@ def test_higher_qf_keeps_more_of_the_input() -> None:
     assert change[90] < change[10]
 
 
+@pytest.mark.parametrize("name", ["color", "gray", "color-double", "gray-double"])
+def test_qf_input_changes_every_shipped_model(name: str) -> None:
+    if name not in available_models():
+        pytest.skip(f"'{name}' not shipped")
+    model = load_model(name, device="cpu")
+    clean = coffee()[:128, :128]
+    jpeg = compress(rgb_to_y(clean) if name.startswith("gray") else clean, 20)
+    low, high = model.restore(jpeg, qf=10).image, model.restore(jpeg, qf=90).image
+    # a QF path that collapsed (the decoder ignoring its QF input) gives identical outputs
+    assert np.abs(low.astype(int) - high).mean() > 0.1
+
+
+@needs("color")
+def test_predicted_qf_follows_the_jpeg() -> None:
+    model = load_model("color", device="cpu")
+    predicted = [model.predict_qf(compress(coffee(), q)) for q in (10, 40, 80)]
+    assert predicted[0] < predicted[1] < predicted[2]
+    assert abs(predicted[0] - 10) < 8
+
+
 @pytest.mark.slow
 @needs("color")
 def test_24_megapixel_jpeg_restores_within_1_5_gb(tmp_path) -> None:

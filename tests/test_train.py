@@ -105,25 +105,86 @@ def test_ddp_two_cpu_processes(tmp_path: Path) -> None:
     assert len(json.loads(state["rng_numpy"])) == 2  # both ranks' sampler states
 
 
-def test_teacher_forcing_and_revived_qf_attention(tmp_path: Path) -> None:
-    from fbcnn.checkpoints import save_network
-    from fbcnn.train.loop import revive_qf_attention
+def test_qf_path_is_live_from_the_start_and_after_training(tmp_path: Path) -> None:
+    """With our init the QF fed to the decoder changes gamma / beta and the output from
+    step 0, and still does after a short run (a collapsed QF path fails both). That the
+    decoupler then reads the QF is checked on the shipped models (a tiny model needs far
+    more steps than a unit test has)."""
+    from fbcnn.network import FBCNN
+    from fbcnn.train.loop import init_network
+
+    fresh = FBCNN(TINY)
+    init_network(fresh)
+    with torch.no_grad():
+        emb = [fresh.qf_embed(torch.full((1, 1), v)) for v in (0.1, 0.9)]
+        assert (fresh.to_gamma_1(emb[0]) - fresh.to_gamma_1(emb[1])).abs().max() > 1e-3
+        assert (fresh.to_beta_3(emb[0]) - fresh.to_beta_3(emb[1])).abs().max() > 1e-3
+
+    config = tiny_config(tmp_path)
+    config.validation.limit = 0
+    trainer = Trainer(config, iterations=20, quiet=True)
+    trainer.train()
+    net = trainer.network.eval()
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        low, _ = net(x, 0.9)
+        high, _ = net(x, 0.1)
+    assert (low - high).abs().mean() > 1e-5
+
+
+def test_reinit_and_pinned_parent(tmp_path: Path) -> None:
+    from safetensors import safe_open
+
+    from fbcnn.train.loop import PROVENANCE_KEY, sha256_of
 
     first = tiny_config(tmp_path, "first")
     Trainer(first, iterations=2, quiet=True).train()
+    parent = Path(first.output) / "model.safetensors"
     config = tiny_config(tmp_path, "second")
-    config.init_from = str(Path(first.output) / "model.safetensors")
-    config.revive_qf_attention = True
-    config.optim.qf_teacher_forcing = 0.5
-    trainer = Trainer(config, iterations=3, quiet=True)
-    assert torch.count_nonzero(trainer.network.to_gamma_1[0].weight) == 0
+    config.init_from, config.init_sha256 = str(parent), "0" * 64
+    with pytest.raises(ValueError, match="sha256"):
+        Trainer(config, iterations=1, quiet=True)
+    config.init_sha256 = sha256_of(parent)
+    config.reinit = ["qf_pred"]
+    trainer = Trainer(config, iterations=2, quiet=True)
+    loaded = load_network(parent).network.state_dict()
+    ours = trainer.network.state_dict()
+    assert torch.equal(ours["m_head.weight"], loaded["m_head.weight"])
+    assert not torch.equal(ours["qf_pred.3.weight"], loaded["qf_pred.3.weight"])
     trainer.train()
-    # after a few steps the QF fed to the decoder changes the output again
-    net = trainer.network.eval()
-    x = torch.rand(1, 3, 16, 16)
-    with torch.no_grad():
-        a, _ = net(x, 0.9)
-        b, _ = net(x, 0.1)
-    assert not torch.equal(a, b)
-    revive_qf_attention(net)
-    save_network(net, tmp_path / "revived.safetensors")
+    with safe_open(str(Path(config.output) / "model.safetensors"), "pt") as f:
+        stages = json.loads(f.metadata()[PROVENANCE_KEY])
+    assert [s["iterations"] for s in stages] == [2, 2]
+    assert stages[1]["init_sha256"] == sha256_of(parent)
+    assert stages[1]["config"]["reinit"] == ["qf_pred"]
+    config.reinit = ["no_such_module"]
+    with pytest.raises(ValueError, match="no_such_module"):
+        Trainer(config, iterations=1, quiet=True)
+
+
+def test_overrides_and_precision(tmp_path: Path) -> None:
+    from fbcnn.train.config import apply_overrides
+    from fbcnn.train.loop import resolve_precision
+
+    config = apply_overrides(tiny_config(tmp_path), ["data.workers=3", "optim.lr=0.01",
+                                                     "validation.qfs=[10, 90]"])
+    assert config.data.workers == 3 and config.optim.lr == 0.01
+    assert config.validation.qfs == [10, 90] and config.model == TINY
+    for bad in ["data.wrokers=1", "nonsense", "optim=1"]:
+        with pytest.raises(ValueError):
+            apply_overrides(config, [bad])
+    assert resolve_precision("fp32", torch.device("cpu")) == "fp32"
+    assert resolve_precision("auto", torch.device("cpu")) in ("fp32", "bf16")
+    with pytest.raises(ValueError):
+        resolve_precision("fp8", torch.device("cpu"))
+
+
+def test_dataloader_workers_and_time_schedule(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path)
+    config.data.workers = 1
+    config.optim.schedule_minutes = 0.05  # 3 s of training time
+    config.validation.every = 10_000
+    trainer = Trainer(config, quiet=True)
+    trainer.train()
+    assert 0 < trainer.iteration and trainer.elapsed >= 3.0
+    assert trainer.optimizer.param_groups[0]["lr"] < 0.1 * config.optim.lr  # cosine ran out

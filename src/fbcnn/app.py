@@ -194,8 +194,10 @@ class Handlers:
         return result
 
     def restore(self, path: str | Path, qf: float | None = None, kind: str = "auto",
-                variant: str = "", progress: Callable[..., Any] | None = None) -> Restored:
-        """`fbcnn restore [--qf QF]` of the uploaded file, into a fresh folder."""
+                variant: str = "", progress: Callable[..., Any] | None = None,
+                consistency: bool = True) -> Restored:
+        """`fbcnn restore [--qf QF] [--consistency off]` of the uploaded file, into a fresh
+        folder."""
         path = Path(path)
         self._prune()
         image = self._read(path)
@@ -212,7 +214,7 @@ class Handlers:
             progress(0, desc="restoring")
         with _tile_progress(model, tiles):
             report = restore_file(path, _Pinned(model), outdir=folder,  # type: ignore[arg-type]
-                                  qf=qf, protect=(path,))
+                                  qf=qf, protect=(path,), consistency=consistency)
         seconds = time.perf_counter() - started
         suffix = "" if qf is None else f"_qf{qf:g}"
         png = report.outputs[0].rename(folder / f"{path.stem}_restored{suffix}.png")
@@ -222,7 +224,8 @@ class Handlers:
                                  alpha=image.alpha)
         default = "gray" if image.is_gray else "color"
         command = "fbcnn restore" + ("" if qf is None else f" --qf {qf:g}") + (
-            "" if name == default else f" --model {name}") + f" {path.name}"
+            "" if name == default else f" --model {name}") + (
+            "" if consistency else " --consistency off") + f" {path.name}"
         return Restored(png, before, report.used_qf, model.name, seconds, command)
 
     def _prune(self) -> None:
@@ -238,7 +241,7 @@ class Handlers:
     # ---------------------------------------------------------------- page events
 
     def process(self, path: str | None, auto: bool, strength: float, kind: str, variant: str,
-                progress: Any = None) -> Iterator[tuple[Any, ...]]:
+                consistency: bool = True, progress: Any = None) -> Iterator[tuple[Any, ...]]:
         """Analyse, then restore; yields (info, strength, auto, comparison, download, status)
         twice: the analysis as soon as it is known, then the result. Expected failures (bad
         file, too big, wrong model) raise gr.Error with one line."""
@@ -251,7 +254,7 @@ class Handlers:
             shown = info.auto_qf if qf is None else qf
             yield (info_markdown(info), round(shown), auto, gr.skip(), gr.skip(),
                    f"Restoring with QF {shown:.1f}...")
-            done = self.restore(path, qf, kind, variant, progress)
+            done = self.restore(path, qf, kind, variant, progress, consistency)
         except (ImageError, CheckpointError, ValueError, OSError) as e:
             raise gr.Error(_message(e, path), print_exception=False) from None
         status = (f"Restored with QF **{done.used_qf:.1f}**"
@@ -260,24 +263,26 @@ class Handlers:
         yield (info_markdown(info), round(done.used_qf), auto, (str(done.before), str(done.png)),
                gr.update(value=str(done.png), interactive=True), status)
 
-    def on_upload(self, path: str | None, kind: str, variant: str,
+    def on_upload(self, path: str | None, kind: str, variant: str, consistency: bool = True,
                   progress: Any = gr.Progress()) -> Iterator[tuple[Any, ...]]:  # noqa: B008
         """A new image starts at the prediction (auto)."""
-        yield from self.process(path, True, 50, kind, variant, progress)
+        yield from self.process(path, True, 50, kind, variant, consistency, progress)
 
     def on_strength(self, path: str | None, strength: float, kind: str, variant: str,
+                    consistency: bool = True,
                     progress: Any = gr.Progress()) -> Iterator[tuple[Any, ...]]:  # noqa: B008
         """Moving the strength restores at that QF (auto off)."""
-        yield from self.process(path, False, strength, kind, variant, progress)
+        yield from self.process(path, False, strength, kind, variant, consistency, progress)
 
     def on_settings(self, path: str | None, auto: bool, strength: float, kind: str,
-                    variant: str, progress: Any = gr.Progress()  # noqa: B008
+                    variant: str, consistency: bool = True,
+                    progress: Any = gr.Progress()  # noqa: B008
                     ) -> Iterator[tuple[Any, ...]]:
-        """Auto switched, or another model: restore again."""
+        """Auto switched, another model, or JPEG consistency toggled: restore again."""
         if not path:
             yield (gr.skip(),) * 6
             return
-        yield from self.process(path, auto, strength, kind, variant, progress)
+        yield from self.process(path, auto, strength, kind, variant, consistency, progress)
 
 
 def info_markdown(info: Analysis) -> str:
@@ -329,6 +334,10 @@ def build_app(models: ModelSet | None = None,
                                 elem_id="fbcnn-kind")
                 variant = gr.Dropdown(variants, value=variants[0][1], label="Model",
                                       elem_id="fbcnn-model")
+                consistency = gr.Checkbox(True, label="JPEG consistency",
+                                          info="keep the result within what the JPEG file "
+                                               "allows (protects near-lossless JPEGs)",
+                                          elem_id="fbcnn-consistency")
                 info = gr.Markdown(elem_id="fbcnn-info")
                 download = gr.DownloadButton("Download restored PNG", interactive=False,
                                              variant="primary", elem_id="fbcnn-download")
@@ -344,12 +353,13 @@ def build_app(models: ModelSet | None = None,
         image.change(lambda: (None, gr.update(value=None, interactive=False), "", ""),
                      None, [compare, download, status, info], queue=False,
                      show_progress="hidden").then(
-            h.on_upload, [image, kind, variant], **run)
-        strength.release(h.on_strength, [image, strength, kind, variant], **run)
-        settings = [image, auto, strength, kind, variant]
+            h.on_upload, [image, kind, variant, consistency], **run)
+        strength.release(h.on_strength, [image, strength, kind, variant, consistency], **run)
+        settings = [image, auto, strength, kind, variant, consistency]
         auto.input(h.on_settings, settings, **run)
         kind.input(h.on_settings, settings, **run)
         variant.input(h.on_settings, settings, **run)
+        consistency.input(h.on_settings, settings, **run)
     demo.queue(default_concurrency_limit=1, max_size=64)
     demo.fbcnn_handlers = h  # type: ignore[attr-defined]
     return demo

@@ -108,9 +108,12 @@ def train(config_path: str, resume: bool, minutes: float | None, iterations: int
 @click.option("--recursive", is_flag=True, help="Look into sub-folders of folder inputs.")
 @click.option("--skip-existing", is_flag=True, help="Skip inputs whose outputs exist (resume).")
 @click.option("--compare", is_flag=True, help="Also write <stem>_compare.png (input | result).")
+@click.option("--consistency", type=click.Choice(["on", "off"]), default="on", show_default=True,
+              help="Keep a JPEG's result inside the quantisation cells of its file "
+                   "(leaves near-lossless JPEGs almost untouched).")
 def restore(inputs: tuple[str, ...], outdir: str | None, model: str | None, qf_text: str,
             qf_sweep: str | None, tile: int, device: str, double: str, recursive: bool,
-            skip_existing: bool, compare: bool) -> None:
+            skip_existing: bool, compare: bool, consistency: str) -> None:
     """Remove JPEG artifacts from INPUT files or folders; writes PNGs."""
     from tqdm import tqdm
 
@@ -137,7 +140,8 @@ def restore(inputs: tuple[str, ...], outdir: str | None, model: str | None, qf_t
         try:
             report = restore_file(path, models, outdir=Path(outdir) if outdir else None, qf=qf,
                                   sweep=sweep, double=double, skip_existing=skip_existing,
-                                  compare=compare, protect=tuple(paths))
+                                  compare=compare, protect=tuple(paths),
+                                  consistency=consistency == "on")
         except (ImageError, CheckpointError, ValueError) as e:
             failed += 1
             bar.write(f"error: {e}", file=sys.stderr)
@@ -247,9 +251,11 @@ def parse_shift(value: str) -> tuple[int, int]:
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Write the full result (with per-image rows) as JSON.")
 @click.option("--device", type=DEVICES, default="auto", show_default=True)
+@click.option("--consistency", type=click.Choice(["on", "off"]), default="on", show_default=True,
+              help="JPEG consistency, as fbcnn restore (off: the network's output alone).")
 def evaluate(data: str, gray: bool, qf_text: str | None, double_text: str | None,
              shift_text: str, model: str | None, correction: str, qf_input_text: str,
-             limit: int | None, json_path: str | None, device: str) -> None:
+             limit: int | None, json_path: str | None, device: str, consistency: str) -> None:
     """Degrade clean images with JPEG, restore them, and print PSNR | SSIM | PSNR-B."""
     from .evaluate import evaluate as run_evaluation
     from .evaluate import format_table
@@ -263,7 +269,8 @@ def evaluate(data: str, gray: bool, qf_text: str | None, double_text: str | None
                                 qfs=qfs, double=double, shift=parse_shift(shift_text),
                                 correction=correction,
                                 qf_input=None if qf_input is None else int(qf_input),
-                                limit=limit, device=device)
+                                limit=limit, device=device,
+                                consistency=consistency == "on")
     except ValueError as e:
         raise click.ClickException(str(e).splitlines()[0]) from None
     click.echo(format_table(result))

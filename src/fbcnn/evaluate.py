@@ -28,6 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import metrics
+from .consistency import JpegTables
 from .degrade import double_jpeg, rgb_to_y
 from .jpeg import compress
 from .network import FBCNN
@@ -155,7 +156,8 @@ def evaluate(data_dir: str | Path, restorer_or_network: Restorer | FBCNN | str |
              double: Sequence[tuple[int, int]] | None = None,
              shift: tuple[int, int] = PAPER_SHIFT, correction: str = "none",
              qf_input: int | None = None, limit: int | None = None, progress: bool = True,
-             model_name: str | None = None, device: str = "auto") -> dict:
+             model_name: str | None = None, device: str = "auto",
+             consistency: bool = True) -> dict:
     """Evaluate a model on a folder of clean images; returns a JSON-ready dict.
 
     `restorer_or_network`: a Restorer, an FBCNN network, or a model name/path.
@@ -163,6 +165,8 @@ def evaluate(data_dir: str | Path, restorer_or_network: Restorer | FBCNN | str |
     model's channels. `qfs`: single-JPEG rows; `double`: (QF1, QF2) rows, cropped by `shift`.
     `correction`: 'none' feeds the predicted QF, 'dominant' the recompression analysis'
     dominant QF; `qf_input` feeds that QF instead (exclusive with 'dominant').
+    `consistency`: keep results inside the JPEG's quantisation cells, as `fbcnn restore`
+    does by default (the tables are the last compression's, 4:2:0 for colour).
 
     Shape: {"dataset", "gray", "model", "correction", "rows": [{"qf", "qf2", "shift",
     "jpeg": {psnr, ssim, psnrb}, "restored": {...}, "predicted_qf", "per_image": [{"name",
@@ -197,13 +201,15 @@ def evaluate(data_dir: str | Path, restorer_or_network: Restorer | FBCNN | str |
             clean_full = load_clean(path, gray)
             for row, setting in zip(per_row, settings, strict=True):
                 degraded, clean = degrade(clean_full, setting)
+                tables = (JpegTables.standard(setting.last_qf, channels == 3)
+                          if consistency else None)
                 if correction == "dominant":
                     predicted = restorer.predict_qf(degraded, grid)
                     used = min(100.0, max(1.0, _dominant_qf(degraded, setting.last_qf,
                                                             predicted)))
-                    out = restorer.restore(degraded, qf=used, grid=grid)
+                    out = restorer.restore(degraded, qf=used, grid=grid, tables=tables)
                 else:
-                    out = restorer.restore(degraded, qf=qf_input, grid=grid)
+                    out = restorer.restore(degraded, qf=qf_input, grid=grid, tables=tables)
                     predicted, used = out.predicted_qf, out.used_qf
                 row.append({
                     "name": path.name,
@@ -235,6 +241,7 @@ def evaluate(data_dir: str | Path, restorer_or_network: Restorer | FBCNN | str |
         "model": model_name or default_name,
         "correction": correction,
         "qf_input": qf_input,
+        "consistency": consistency,
         "images": len(files),
         "seconds": round(time.perf_counter() - start, 2),
         "rows": rows,
@@ -257,6 +264,8 @@ def format_table(result: dict) -> str:
              f"correction {result['correction']}")
     if result.get("qf_input") is not None:
         title += f", QF input {result['qf_input']}"
+    if result.get("consistency") is not None:
+        title += f", consistency {'on' if result['consistency'] else 'off'}"
     if "images" in result:
         title += f", {result['images']} images"
     fed = result["correction"] != "none" or result.get("qf_input") is not None

@@ -75,6 +75,9 @@ class LoadedImage:
     header_qf: int | None
     subsampling: str | None
     quantization: dict[int, list[int]] | None
+    # True when the EXIF orientation turned the pixels: the JPEG block grid then no longer
+    # starts at the top left, and the quantisation cells cannot be used as they are
+    transposed: bool = False
 
     @property
     def is_gray(self) -> bool:
@@ -236,16 +239,17 @@ def _decode(path: Path, img: Image.Image) -> LoadedImage:
     except Exception as exc:
         raise ImageError(path, _pillow_reason(exc)) from None
     try:
+        orientation = int(img.getexif().get(0x0112, 1) or 1)  # EXIF Orientation
         oriented = ImageOps.exif_transpose(img)
     except Exception:  # unreadable EXIF: keep the stored orientation
-        oriented = img
+        orientation, oriented = 1, img
     try:
         pixels, alpha = _split(oriented)
     except Exception as exc:
         raise ImageError(path, _pillow_reason(exc)) from None
     return LoadedImage(path=path, pixels=pixels, alpha=alpha, icc_profile=icc, format=fmt,
                        mode=mode, header_qf=qf, subsampling=subsampling,
-                       quantization=quantization)
+                       quantization=quantization, transposed=orientation != 1)
 
 
 # ------------------------------------------------------------------------------- writing

@@ -10,6 +10,8 @@ import numpy as np
 from PIL import Image
 
 from .checkpoints import load_network, resolve_model
+from .consistency import JpegTables
+from .jpeg import grid_multiple, subsampling_of
 from .network import FBCNN
 from .restore import DEFAULT_TILE, Restorer
 
@@ -52,25 +54,36 @@ class Model:
         return self.restorer.predict_qf(self._fit_channels(pixels)[0], grid)
 
     def restore_array(self, pixels: np.ndarray, qf: float | None = None,
-                      grid: int = 8) -> Result[np.ndarray]:
-        """Restore a uint8 HxW, HxWx1 or HxWx3 array; the result has the input's shape."""
+                      grid: int = 8, tables: JpegTables | None = None) -> Result[np.ndarray]:
+        """Restore a uint8 HxW, HxWx1 or HxWx3 array; the result has the input's shape.
+        `tables`: the quantisation tables of the JPEG the pixels come from, to keep the
+        result consistent with that file (JPEG consistency)."""
         fitted, grey_on_colour = self._fit_channels(pixels)
-        out = self.restorer.restore(fitted, qf=qf, grid=grid)
+        out = self.restorer.restore(fitted, qf=qf, grid=grid, tables=tables)
         result = out.pixels
         if grey_on_colour:
             grey = result.astype(np.float32).mean(axis=2, keepdims=True)
             result = np.round(grey).astype(np.uint8)
         return Result(result.reshape(pixels.shape), out.predicted_qf, out.used_qf)
 
-    def restore(self, image: ImageT, qf: float | None = None) -> Result[ImageT]:
-        """Restore a numpy uint8 array or a PIL image (L, LA, RGB, RGBA; alpha is kept)."""
+    def restore(self, image: ImageT, qf: float | None = None,
+                consistency: bool = True) -> Result[ImageT]:
+        """Restore a numpy uint8 array or a PIL image (L, LA, RGB, RGBA; alpha is kept).
+        A PIL image opened from a JPEG file is kept consistent with that file's
+        quantisation tables unless `consistency` is False (arrays carry no tables)."""
         if isinstance(image, np.ndarray):
             return self.restore_array(image, qf)  # type: ignore[return-value]
         if not isinstance(image, Image.Image):
             raise TypeError(f"expected a numpy array or PIL image, got {type(image).__name__}")
+        tables = None
+        grid = 8
+        if consistency and image.format == "JPEG":
+            subsampling = subsampling_of(image)
+            tables = JpegTables.from_pillow(getattr(image, "quantization", None), subsampling)
+            grid = grid_multiple(subsampling, 1 if image.mode == "L" else 3)
         alpha = image.getchannel("A") if image.mode in ("RGBA", "LA") else None
         base = image.convert("L" if image.mode in ("L", "LA") else "RGB")
-        result = self.restore_array(np.asarray(base), qf)
+        result = self.restore_array(np.asarray(base), qf, grid, tables)
         restored = Image.fromarray(result.image.squeeze() if result.image.ndim == 3
                                    and result.image.shape[2] == 1 else result.image)
         if alpha is not None:

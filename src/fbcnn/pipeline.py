@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .consistency import JpegTables
 from .imageio import LoadedImage, read_image, write_image
 from .jpeg import grid_multiple
 from .model import Model, load_model
@@ -51,6 +52,14 @@ class FileReport:
     skipped: bool = False
 
 
+def jpeg_tables(image: LoadedImage) -> JpegTables | None:
+    """The tables that bound where the original can be: for JPEG files read in their stored
+    orientation (None otherwise)."""
+    if image.format != "JPEG" or image.transposed:
+        return None
+    return JpegTables.from_pillow(image.quantization, image.subsampling)
+
+
 def analyse_double(image: LoadedImage) -> Any:
     """The recompression verdict of a JPEG (None for other formats)."""
     if image.format != "JPEG":
@@ -80,8 +89,10 @@ def side_by_side(before: np.ndarray, after: np.ndarray, gap: int = 8) -> np.ndar
 def restore_file(path: Path, models: ModelSet, *, outdir: Path | None = None,
                  qf: float | None = None, sweep: list[int] | None = None,
                  double: str = "auto", skip_existing: bool = False,
-                 compare: bool = False, protect: tuple[Path, ...] = ()) -> FileReport:
-    """Restore one file; raises imageio.ImageError / ValueError with one-line messages."""
+                 compare: bool = False, protect: tuple[Path, ...] = (),
+                 consistency: bool = True) -> FileReport:
+    """Restore one file; raises imageio.ImageError / ValueError with one-line messages.
+    `consistency`: keep a JPEG's result inside its quantisation cells (fbcnn.consistency)."""
     targets = output_paths(path, outdir, sweep)
     if skip_existing and all(t.exists() for t in targets):
         return FileReport(path, "", float("nan"), float("nan"), targets, skipped=True)
@@ -101,8 +112,9 @@ def restore_file(path: Path, models: ModelSet, *, outdir: Path | None = None,
                 dominant = verdict.dominant_qf(predicted)
                 used_qf = None if dominant == predicted else dominant
     qfs: list[float | None] = [float(q) for q in sweep] if sweep else [used_qf]
+    tables = jpeg_tables(image) if consistency else None
     for q, target in zip(qfs, targets, strict=False):
-        result = model.restore_array(image.pixels, q, grid)
+        result = model.restore_array(image.pixels, q, grid, tables)
         if np.isnan(report.predicted_qf):
             report.predicted_qf = result.predicted_qf
         report.used_qf = result.used_qf

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .consistency import JpegTables, project
 from .network import FBCNN, network_to_qf, qf_to_network
 
 DEFAULT_TILE = 512
@@ -126,10 +127,19 @@ class Restorer:
 
     @torch.inference_mode()
     def restore(self, pixels: np.ndarray, qf: float | None = None, grid: int = 8,
-                progress: Callable[[int, int], None] | None = None) -> RestoreOutput:
+                progress: Callable[[int, int], None] | None = None,
+                tables: JpegTables | None = None) -> RestoreOutput:
         """Restore a uint8 image. `qf` (1..100) overrides the predicted QF; `grid` is the
-        JPEG block grid the tiles start on (16 for 4:2:0 colour, 8 otherwise)."""
-        pixels = self._check(pixels)
+        JPEG block grid the tiles start on (16 for 4:2:0 colour, 8 otherwise); `tables`, the
+        quantisation tables of the JPEG that `pixels` were decoded from, make the result
+        consistent with that file (see `fbcnn.consistency`)."""
+        out = self._restore(self._check(pixels), qf, grid, progress)
+        if tables is not None:
+            out.pixels = project(out.pixels, self._check(pixels), tables)
+        return out
+
+    def _restore(self, pixels: np.ndarray, qf: float | None, grid: int,
+                 progress: Callable[[int, int], None] | None) -> RestoreOutput:
         if qf is not None and not 1 <= qf <= 100:
             raise ValueError(f"QF must be in 1..100, got {qf}")
         h, w = pixels.shape[:2]

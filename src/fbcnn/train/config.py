@@ -135,7 +135,7 @@ def apply_overrides(config: TrainConfig, items: list[str] | tuple[str, ...]) -> 
             if not isinstance(node.get(part), dict):
                 raise ValueError(f"unknown config key: {key}")
             node = node[part]
-        if leaf not in node:
+        if leaf not in node or isinstance(node[leaf], dict):
             raise ValueError(f"unknown config key: {key}")
         node[leaf] = yaml.safe_load(text)
     model = raw.pop("model")

@@ -88,8 +88,8 @@ def init_network(network: FBCNN) -> None:
         nn.init.zeros_(network.m_tail.weight)
     heads = [network.qf_embed] + [getattr(network, f"to_{p}_{k}")
                                   for p in ("gamma", "beta") for k in (1, 2, 3)]
-    heads += [m for m in network.qf_pred if isinstance(m, nn.Linear)]
-    for head in heads:
+    decoupler = [m for m in network.qf_pred if isinstance(m, nn.Linear)]
+    for head in [*heads, *decoupler]:
         for m in head.modules():
             if isinstance(m, nn.Linear):
                 m.reset_parameters()

@@ -1,0 +1,165 @@
+"""JPEG consistency: project a restored image back into the set of images that the JPEG
+file could have come from.
+
+A JPEG stores, for every 8x8 block of every component, DCT coefficients quantised with the
+file's tables: the original's coefficient c lay in [(k - 1/2) q, (k + 1/2) q], where k q is
+the coefficient of the decoded block. Clamping the restored image's coefficients into those
+cells can only move it towards the original (per coefficient), and it bounds how far the
+network may stray from a near-lossless JPEG.
+
+Colour images are handled in the JPEG's YCbCr (JFIF, full range): luma at full resolution;
+chroma, when subsampled, at the subsampled resolution (2x2 means), where the change is made
+and then carried back to full resolution (nearest neighbour), so the restored chroma's detail
+is kept. Blocks cut by the image border are left as they are (their padding is unknown).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+BLOCK = 8
+
+
+def _dct_matrix() -> np.ndarray:
+    k = np.arange(BLOCK)[:, None]
+    n = np.arange(BLOCK)[None, :]
+    m = np.cos(np.pi * (2 * n + 1) * k / (2 * BLOCK)) * np.sqrt(2 / BLOCK)
+    m[0] /= np.sqrt(2)
+    return m
+
+
+DCT = _dct_matrix()  # orthonormal: coefficients = DCT @ block @ DCT.T
+DCT32 = DCT.astype(np.float32)
+
+# JFIF RGB <-> YCbCr (full range, as libjpeg)
+_TO_YCC = np.array([[0.299, 0.587, 0.114],
+                    [-0.168735892, -0.331264108, 0.5],
+                    [0.5, -0.418687589, -0.081312411]])
+_FROM_YCC = np.linalg.inv(_TO_YCC)
+
+
+@dataclass(frozen=True)
+class JpegTables:
+    """What a JPEG's decoder used: quantisation tables in natural (row-major) order, luma
+    first, and the chroma subsampling ('4:2:0', '4:2:2', '4:4:4'; None, and no chroma
+    table, for grey)."""
+
+    luma: tuple[int, ...]
+    chroma: tuple[int, ...] | None = None
+    subsampling: str | None = None
+
+    @classmethod
+    def from_pillow(cls, quantization: dict[int, list[int]] | None,
+                    subsampling: str | None) -> JpegTables | None:
+        """From Pillow's `image.quantization` (None when the file has no tables)."""
+        if not quantization or 0 not in quantization or len(quantization[0]) != 64:
+            return None
+        luma = tuple(int(v) for v in quantization[0])
+        if subsampling is None:  # grey
+            return cls(luma)
+        chroma = quantization.get(1, quantization[0])  # one table may serve all components
+        if len(chroma) != 64:
+            return None
+        return cls(luma, tuple(int(v) for v in chroma), subsampling)
+
+    @classmethod
+    def standard(cls, qf: int, colour: bool, subsampling: str = "4:2:0") -> JpegTables:
+        """The IJG tables at `qf`, as Pillow (libjpeg) writes them."""
+        from .jpeg import _standard_tables
+
+        tables = _standard_tables()[int(qf) - 1].astype(int).tolist()
+        if not colour:
+            return cls(tuple(tables[0]))
+        return cls(tuple(tables[0]), tuple(tables[1]), subsampling)
+
+
+def _project_plane(restored: np.ndarray, decoded: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Clamp the DCT coefficients of each whole 8x8 block of `restored` (float, one plane)
+    into the quantisation cells of `decoded`'s; returns the projected plane."""
+    h, w = restored.shape
+    bh, bw = h // BLOCK * BLOCK, w // BLOCK * BLOCK
+    out = restored.copy()
+    if bh == 0 or bw == 0:
+        return out
+    q = table.reshape(BLOCK, BLOCK).astype(np.float32)
+
+    def blocks(plane: np.ndarray) -> np.ndarray:  # (bh/8 * bw/8, 8, 8) coefficients
+        b = (plane[:bh, :bw] - 128.0).reshape(bh // BLOCK, BLOCK, bw // BLOCK, BLOCK)
+        b = b.transpose(0, 2, 1, 3).reshape(-1, BLOCK, BLOCK).astype(np.float32)
+        return DCT32 @ b @ DCT32.T
+
+    k = np.round(blocks(decoded) / q)
+    coeffs = np.clip(blocks(restored), (k - 0.5) * q, (k + 0.5) * q)
+    pixels = (DCT32.T @ coeffs @ DCT32).reshape(bh // BLOCK, bw // BLOCK, BLOCK, BLOCK)
+    out[:bh, :bw] = pixels.transpose(0, 2, 1, 3).reshape(bh, bw) + 128.0
+    return out
+
+
+def _chroma_factors(subsampling: str | None) -> tuple[int, int]:
+    return {"4:2:0": (2, 2), "4:2:2": (1, 2)}.get(subsampling or "4:4:4", (1, 1))
+
+
+def _down(plane: np.ndarray, fy: int, fx: int) -> np.ndarray:
+    """Means of fy x fx cells (what the encoder stores for subsampled chroma)."""
+    h, w = plane.shape[0] // fy * fy, plane.shape[1] // fx * fx
+    return plane[:h, :w].reshape(h // fy, fy, w // fx, fx).mean(axis=(1, 3))
+
+
+def _undo_fancy_smoothing(means: np.ndarray, axis: int, iterations: int = 24) -> np.ndarray:
+    """Solve (s[i-1] + 6 s[i] + s[i+1]) / 8 = means[i] along `axis` (edges replicated): the
+    pair means of libjpeg's 'fancy' (triangle) 2x upsampling of stored samples s. Jacobi
+    iterations; the system is diagonally dominant (error / 3 per iteration)."""
+    if means.shape[axis] < 2:
+        return means
+    s = means.copy()
+    for _ in range(iterations):
+        pad = np.concatenate([np.take(s, [0], axis), s, np.take(s, [-1], axis)], axis)
+        n = s.shape[axis]
+        neighbours = np.take(pad, range(0, n), axis) + np.take(pad, range(2, n + 2), axis)
+        s = (8 * means - neighbours) / 6
+    return s
+
+
+def _stored_chroma(plane: np.ndarray, fy: int, fx: int) -> np.ndarray:
+    """The decoder's stored (subsampled) chroma, recovered from a decoded full-resolution
+    plane: cell means undo the upsampling's averaging only up to its [1, 6, 1] / 8
+    smoothing along each subsampled axis, which is inverted here."""
+    means = _down(plane, fy, fx)
+    if fy == 2:
+        means = _undo_fancy_smoothing(means, 0)
+    if fx == 2:
+        means = _undo_fancy_smoothing(means, 1)
+    return means.astype(np.float32)
+
+
+def project(restored: np.ndarray, decoded: np.ndarray, tables: JpegTables) -> np.ndarray:
+    """`restored` (uint8, HxWx1 or HxWx3) made consistent with the JPEG whose decoded pixels
+    are `decoded` (same shape) and whose tables are `tables`; uint8, same shape."""
+    if restored.shape != decoded.shape:
+        raise ValueError(f"shapes differ: {restored.shape} vs {decoded.shape}")
+    r = restored.astype(np.float32)
+    d = decoded.astype(np.float32)
+    luma = np.asarray(tables.luma, np.float64)
+    if r.shape[2] == 1 or tables.chroma is None:
+        # grey JPEG (restored as grey, or as RGB by a colour model: project the mean level)
+        r_grey, d_grey = r.mean(axis=2), d.mean(axis=2)
+        delta = _project_plane(r_grey, d_grey, luma) - r_grey
+        return np.clip(np.round(r + delta[..., None]), 0, 255).astype(np.uint8)
+
+    offset = np.array([0.0, 128.0, 128.0], np.float32)
+    r_ycc = r @ _TO_YCC.T.astype(np.float32) + offset
+    d_ycc = d @ _TO_YCC.T.astype(np.float32) + offset
+    out = r_ycc.copy()
+    out[..., 0] = _project_plane(r_ycc[..., 0], d_ycc[..., 0], luma)
+    chroma = np.asarray(tables.chroma, np.float64)
+    fy, fx = _chroma_factors(tables.subsampling)
+    for c in (1, 2):
+        small_r = _down(r_ycc[..., c], fy, fx)
+        small_d = _stored_chroma(d_ycc[..., c], fy, fx)
+        delta = _project_plane(small_r, small_d, chroma) - small_r
+        full = np.repeat(np.repeat(delta, fy, axis=0), fx, axis=1)
+        out[: full.shape[0], : full.shape[1], c] += full
+    rgb = (out - offset) @ _FROM_YCC.T.astype(np.float32)
+    return np.clip(np.round(rgb), 0, 255).astype(np.uint8)
