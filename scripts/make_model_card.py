@@ -38,6 +38,8 @@ from make_results import (  # noqa: E402
 
 from fbcnn import checkpoints  # noqa: E402
 
+PROVENANCE_KEY = "fbcnn.provenance"
+
 NOT_MEASURED = "Not measured yet."
 
 
@@ -143,6 +145,9 @@ def section_training(name: str, metadata: dict, config: dict | None,
         commands = [f"fbcnn train --config configs/{name}.yaml --resume"]
         lines.append("Command (the default; no record of the exact commands was found):")
     lines += ["", "```", *commands, "```", ""]
+    stages = json.loads(metadata.get(PROVENANCE_KEY, "null") or "null")
+    if stages:
+        return lines + provenance_lines(stages)
     iterations = metadata.get("iterations")
     seconds = metadata.get("train_seconds")
     schedule = ((config or {}).get("optim") or {}).get("iterations")
@@ -168,6 +173,41 @@ def section_training(name: str, metadata: dict, config: dict | None,
         lines += ["Other metadata: " + ", ".join(f"{k} {v}" for k, v in sorted(extra.items()))
                   + ".", ""]
     return lines
+
+
+def provenance_lines(stages: list[dict]) -> list[str]:
+    """The stages recorded in the weights (`fbcnn.provenance`), from scratch to these."""
+    rows = []
+    for n, st in enumerate(stages, 1):
+        parent = "from scratch" if not st.get("init_from") else (
+            f"`{st['init_from']}` (sha256 {str(st.get('init_sha256'))[:12]}...)")
+        reinit = (st.get("config") or {}).get("reinit") or []
+        if reinit:
+            parent += f", fresh {', '.join(reinit)}"
+        rows.append([str(n), st.get("name", "?"), parent, st.get("device", "?"),
+                     st.get("precision", "?"), str(st.get("iterations", "?")),
+                     f"{st.get('patches', 0):,}", hours(float(st.get("train_seconds", 0))),
+                     f"`{str(st.get('git_commit', '?'))[:10]}`"])
+    gpu = sum(float(st.get("train_seconds", 0)) for st in stages
+              if str(st.get("device", "")).startswith("cuda"))
+    cpu = sum(float(st.get("train_seconds", 0)) * _threads(st) for st in stages
+              if str(st.get("device", "")).startswith("cpu"))
+    return ["Every stage from scratch, as recorded in the weights' metadata "
+            "(`fbcnn.provenance`: each stage's full config, parent hash, commit, time):", "",
+            *table(["stage", "name", "started from", "device", "precision", "iterations",
+                    "patches", "training time", "commit"], rows), "",
+            f"Total from scratch: {gpu / 3600:.2f} GPU-hours and {cpu / 3600:.2f} "
+            "CPU-core-hours of training steps (validation and checkpoints not counted).", ""]
+
+
+def _threads(stage: dict) -> int:
+    device = str(stage.get("device", ""))
+    if "threads" in device:
+        try:
+            return int(device.split("(")[1].split()[0]) * int(stage.get("world_size", 1))
+        except (IndexError, ValueError):
+            pass
+    return 1
 
 
 def stale_note(result: dict, sha: str) -> list[str]:

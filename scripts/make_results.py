@@ -10,8 +10,11 @@ BT.601 Y), one evaluation per JSON file in docs/results/:
     NAME-dominant.json     single and double rows, the recompression analysis' dominant
                            QF fed (single-JPEG models only)              --double-limit
     NAME-bsd68-none.json   grey models: single JPEG on BSD68 (68 grey images)  --limit
-    NAME-qfsweep.json      single JPEG at QF 10, 20, ..., 90, 95, predicted QF, with the
-                           predicted-QF error (key "qf_sweep")           --qf-sweep-limit
+    NAME-qfsweep.json      single JPEG at QF 5, 10, ..., 95, 100, predicted QF, with the
+                           predicted-QF error and the worst image (key "qf_sweep")
+                                                                         --qf-sweep-limit
+
+Restorations use JPEG consistency (`fbcnn.consistency`), as `fbcnn restore` does by default.
 
 A limit takes the first N images (sorted names), so the smaller runs are on a subset of
 the larger runs' images; the dominant-vs-predicted tables compare the two on the same
@@ -56,9 +59,10 @@ BSD68 = Path("../shared/datasets/val/gray/bsd68")
 QFS = (10, 20, 30, 40)
 DOUBLE = ((10, 30), (10, 50), (30, 50), (30, 10), (10, 10))
 SHIFT = (4, 4)
-SWEEP_QFS = (10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
-SWEEP_MAE_MAX_QF = 90  # the predicted-QF target covers QF 10..90
-MAE_TARGET = 5.0
+SWEEP_QFS = tuple(range(5, 101, 5))
+SWEEP_MAE_MIN_QF, SWEEP_MAE_MAX_QF = 10, 90  # the predicted-QF target covers QF 10..90
+MAE_TARGET = 3.0
+WORST_IMAGE_LOSS_DB = 0.2  # "never worse": no image loses more than this
 DOUBLE_LIMIT = 50
 SWEEP_LIMIT = 30
 
@@ -129,6 +133,7 @@ class Job:
             "shift": list(SHIFT) if self.double else None,
             "correction": self.correction,
             "limit": self.limit,
+            "consistency": True,
         }
 
     def command(self, json_path: Path) -> str:
@@ -253,12 +258,15 @@ def sweep_summary(result: dict) -> dict:
             "gain_db": float(row["restored"]["psnr"] - row["jpeg"]["psnr"]),
             "images_worse": int(sum(bool(im["restored"]["psnr"] < im["jpeg"]["psnr"])
                                     for im in images)),
+            "worst_image_gain_db": float(min(im["restored"]["psnr"] - im["jpeg"]["psnr"]
+                                             for im in images)),
             "predicted_qf": float(row["predicted_qf"]),
             "predicted_qf_mae": float(_mean(abs(im["predicted_qf"] - row["qf"])
                                             for im in images)),
         })
     errors = [float(abs(im["predicted_qf"] - row["qf"])) for row in result["rows"]
-              if row.get("qf2") is None and row["qf"] <= SWEEP_MAE_MAX_QF
+              if row.get("qf2") is None
+              and SWEEP_MAE_MIN_QF <= row["qf"] <= SWEEP_MAE_MAX_QF
               for im in row["per_image"]]
     worst = min(per_qf, key=lambda r: r["gain_db"]) if per_qf else None
     return {
@@ -270,6 +278,10 @@ def sweep_summary(result: dict) -> dict:
         "min_gain_db": worst["gain_db"] if worst else math.nan,
         "min_gain_qf": worst["qf"] if worst else None,
         "never_worse": bool(per_qf) and all(r["gain_db"] >= 0 for r in per_qf),
+        "worst_image_gain_db": min((r["worst_image_gain_db"] for r in per_qf),
+                                   default=math.nan),
+        "no_image_worse_than_limit": bool(per_qf) and all(
+            r["worst_image_gain_db"] >= -WORST_IMAGE_LOSS_DB for r in per_qf),
     }
 
 
@@ -374,9 +386,10 @@ def dominant_table(dominant: dict, nones: list[dict]) -> tuple[list[str], int]:
 
 def sweep_table(sweep: dict) -> list[str]:
     head = ["QF", "JPEG PSNR", "restored PSNR", "gain (dB)", "images worse",
-            "mean predicted QF", "predicted-QF MAE"]
+            "worst image (dB)", "mean predicted QF", "predicted-QF MAE"]
     rows = [[str(r["qf"]), f"{r['jpeg_psnr']:.2f}", f"{r['restored_psnr']:.2f}",
              f"{r['gain_db']:+.2f}", f"{r['images_worse']}/{r['images']}",
+             f"{r['worst_image_gain_db']:+.2f}" if "worst_image_gain_db" in r else "-",
              f"{r['predicted_qf']:.1f}", f"{r['predicted_qf_mae']:.1f}"]
             for r in sweep["per_qf"]]
     return table(head, rows)
@@ -384,11 +397,16 @@ def sweep_table(sweep: dict) -> list[str]:
 
 def sweep_verdict(sweep: dict) -> str:
     top = max((r["qf"] for r in sweep["per_qf"]), default=0)
+    bottom = min((r["qf"] for r in sweep["per_qf"]), default=0)
     return (f"Predicted-QF MAE over QF 10..{SWEEP_MAE_MAX_QF}: {sweep['mae_qf10_90']:.1f} "
             f"(target <= {sweep['mae_target']:g}: "
-            f"{'met' if sweep['mae_met'] else 'not met'}). Lowest mean gain over QF 10..{top}: "
+            f"{'met' if sweep['mae_met'] else 'not met'}). "
+            f"Lowest mean gain over QF {bottom}..{top}: "
             f"{sweep['min_gain_db']:+.2f} dB at QF {sweep['min_gain_qf']} (never worse than "
-            f"the JPEG on average: {'yes' if sweep['never_worse'] else 'no'}).")
+            f"the JPEG on average: {'yes' if sweep['never_worse'] else 'no'}). Worst single "
+            f"image: {sweep.get('worst_image_gain_db', math.nan):+.2f} dB (target: no image "
+            f"below -{WORST_IMAGE_LOSS_DB:g} dB: "
+            f"{'met' if sweep.get('no_image_worse_than_limit') else 'not met'}).")
 
 
 def model_section(label: str, results: dict[str, dict]) -> list[str]:
@@ -464,7 +482,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="double JPEG and the dominant correction: first N images "
                              "(default: %(default)s)")
     parser.add_argument("--qf-sweep-limit", type=int, default=SWEEP_LIMIT,
-                        help="QF sweep 10..95: first N images (default: %(default)s)")
+                        help="QF sweep 5..100: first N images (default: %(default)s)")
     parser.add_argument("--skip-existing-json", action="store_true",
                         help="reuse JSON files in OUT_DIR/results whose recorded settings "
                              "(weights, data, rows, correction, limit) match")
