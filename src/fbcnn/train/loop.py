@@ -237,6 +237,7 @@ class Trainer:
         self.device = pick_device()
         self.dist = setup_distributed(self.device)
         self.precision = resolve_precision(config.precision, self.device)
+        self.commit = git_commit()  # the code this run started with
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
         self.output = Path(config.output)
@@ -352,7 +353,7 @@ class Trainer:
             "config": self.config.to_dict(),
             "init_from": self.config.init_from,
             "init_sha256": self.init_sha256,
-            "git_commit": git_commit(),
+            "git_commit": self.commit,
             "iterations": self.iteration,
             "patches": self.patches,
             "train_seconds": round(self.elapsed, 1),
