@@ -79,3 +79,16 @@ def test_model_restore_of_a_near_lossless_jpeg_stays_close(tiny_model_files) -> 
     bound = np.asarray(model.restore(image).image)
     assert psnr(bound, decoded) > psnr(free, decoded) + 3
     assert psnr(bound, decoded) > 40
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_strips_give_the_same_result_as_one_piece(channels: int) -> None:
+    clean = make_photo(300, 96, channels=channels, seed=5)
+    jpeg = compress(clean, 90)
+    tables = JpegTables.standard(90, colour=channels == 3)
+    noisy = np.clip(clean + np.random.default_rng(2).normal(0, 6, clean.shape), 0, 255)
+    noisy = noisy.round().astype(np.uint8)
+    whole = project(noisy, jpeg, tables, strip=4096)
+    strips = project(noisy, jpeg, tables, strip=64)
+    assert np.abs(whole.astype(int) - strips).max() <= 1
+    assert np.mean(whole != strips) < 1e-3

@@ -134,11 +134,36 @@ def _stored_chroma(plane: np.ndarray, fy: int, fx: int) -> np.ndarray:
     return means.astype(np.float32)
 
 
-def project(restored: np.ndarray, decoded: np.ndarray, tables: JpegTables) -> np.ndarray:
+STRIP = 512  # rows projected at a time (a multiple of 16, the largest JPEG MCU)
+MARGIN = 32  # rows of context above and below a strip (a multiple of 16)
+
+
+def project(restored: np.ndarray, decoded: np.ndarray, tables: JpegTables,
+            strip: int = STRIP) -> np.ndarray:
     """`restored` (uint8, HxWx1 or HxWx3) made consistent with the JPEG whose decoded pixels
-    are `decoded` (same shape) and whose tables are `tables`; uint8, same shape."""
+    are `decoded` (same shape) and whose tables are `tables`; uint8, same shape.
+
+    Big images go in horizontal strips of `strip` rows (with MARGIN rows of context, on the
+    MCU grid), so memory stays bounded; the result is the same as in one piece (blocks never
+    straddle a strip, and the chroma read-back's reach decays by ~6x a row)."""
     if restored.shape != decoded.shape:
         raise ValueError(f"shapes differ: {restored.shape} vs {decoded.shape}")
+    h = restored.shape[0]
+    if h <= strip + 2 * MARGIN:
+        return _project_piece(restored, decoded, tables)
+    if strip % 16:
+        raise ValueError(f"strip must be a multiple of 16, got {strip}")
+    out = np.empty_like(restored)
+    for y0 in range(0, h, strip):
+        y1 = min(h, y0 + strip)
+        a, b = max(0, y0 - MARGIN), min(h, y1 + MARGIN)
+        piece = _project_piece(restored[a:b], decoded[a:b], tables)
+        out[y0:y1] = piece[y0 - a:y1 - a]
+    return out
+
+
+def _project_piece(restored: np.ndarray, decoded: np.ndarray,
+                   tables: JpegTables) -> np.ndarray:
     r = restored.astype(np.float32)
     d = decoded.astype(np.float32)
     luma = np.asarray(tables.luma, np.float64)
