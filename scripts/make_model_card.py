@@ -28,7 +28,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from make_results import (  # noqa: E402
     display_path,
-    file_sha256,
     fmt,
     load_json,
     sweep_summary,
@@ -37,8 +36,7 @@ from make_results import (  # noqa: E402
 )
 
 from fbcnn import checkpoints  # noqa: E402
-
-PROVENANCE_KEY = "fbcnn.provenance"
+from fbcnn.checkpoints import PROVENANCE_KEY, file_sha256  # noqa: E402
 
 NOT_MEASURED = "Not measured yet."
 

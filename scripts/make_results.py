@@ -36,7 +36,6 @@ CPU: per single-JPEG model 200 x 4 + 50 x 5 + 50 x 9 + 30 x 10 restorations.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -52,6 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from fbcnn import checkpoints  # noqa: E402
+from fbcnn.checkpoints import file_sha256  # noqa: E402
 from fbcnn.evaluate import METRICS, evaluate, format_table  # noqa: E402
 
 DATA = Path("../shared/datasets/val/color/bsds500_test")  # relative to the repository
@@ -157,14 +157,6 @@ def display_path(path: Path) -> str:
     path = Path(path).resolve()
     rel = os.path.relpath(path, ROOT)
     return rel if not rel.startswith("../../") else str(path)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def model_label(name: str) -> str:

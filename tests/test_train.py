@@ -135,7 +135,8 @@ def test_qf_path_is_live_from_the_start_and_after_training(tmp_path: Path) -> No
 def test_reinit_and_pinned_parent(tmp_path: Path) -> None:
     from safetensors import safe_open
 
-    from fbcnn.train.loop import PROVENANCE_KEY, sha256_of
+    from fbcnn.checkpoints import PROVENANCE_KEY
+    from fbcnn.checkpoints import file_sha256 as sha256_of
 
     first = tiny_config(tmp_path, "first")
     Trainer(first, iterations=2, quiet=True).train()
@@ -188,3 +189,18 @@ def test_dataloader_workers_and_time_schedule(tmp_path: Path) -> None:
     trainer.train()
     assert 0 < trainer.iteration and trainer.elapsed >= 3.0
     assert trainer.optimizer.param_groups[0]["lr"] < 0.1 * config.optim.lr  # cosine ran out
+
+
+def test_train_command_bad_overrides_fail_in_one_line(tmp_path: Path) -> None:
+    import yaml
+    from click.testing import CliRunner
+
+    from fbcnn.cli import main
+
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(tiny_config(tmp_path).to_dict()))
+    for bad in ["data.wrokers=1", "optim.lr=[1", "no_equals_sign"]:
+        result = CliRunner().invoke(main, ["train", "--config", str(path), "--set", bad])
+        assert result.exit_code == 1, (bad, result.output)
+        assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()  # nothing started, nothing written

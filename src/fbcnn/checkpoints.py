@@ -7,6 +7,7 @@ can never run code. Our own weights are safetensors whose metadata carries the c
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -21,6 +22,17 @@ from .network import FBCNN, FBCNNConfig
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 NAMED_MODELS = ("color", "gray", "color-double", "gray-double")
 CONFIG_KEY = "fbcnn.config"
+# JSON list of the training stages that made the weights (fbcnn.train writes it)
+PROVENANCE_KEY = "fbcnn.provenance"
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file (weights are pinned and recorded by it)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 class CheckpointError(ValueError):

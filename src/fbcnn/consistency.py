@@ -38,6 +38,8 @@ _TO_YCC = np.array([[0.299, 0.587, 0.114],
                     [-0.168735892, -0.331264108, 0.5],
                     [0.5, -0.418687589, -0.081312411]])
 _FROM_YCC = np.linalg.inv(_TO_YCC)
+_TO_YCC32, _FROM_YCC32 = _TO_YCC.T.astype(np.float32), _FROM_YCC.T.astype(np.float32)
+_OFFSET = np.array([0.0, 128.0, 128.0], np.float32)
 
 
 @dataclass(frozen=True)
@@ -173,9 +175,8 @@ def _project_piece(restored: np.ndarray, decoded: np.ndarray,
         delta = _project_plane(r_grey, d_grey, luma) - r_grey
         return np.clip(np.round(r + delta[..., None]), 0, 255).astype(np.uint8)
 
-    offset = np.array([0.0, 128.0, 128.0], np.float32)
-    r_ycc = r @ _TO_YCC.T.astype(np.float32) + offset
-    d_ycc = d @ _TO_YCC.T.astype(np.float32) + offset
+    r_ycc = r @ _TO_YCC32 + _OFFSET
+    d_ycc = d @ _TO_YCC32 + _OFFSET
     out = r_ycc.copy()
     out[..., 0] = _project_plane(r_ycc[..., 0], d_ycc[..., 0], luma)
     chroma = np.asarray(tables.chroma, np.float64)
@@ -186,5 +187,5 @@ def _project_piece(restored: np.ndarray, decoded: np.ndarray,
         delta = _project_plane(small_r, small_d, chroma) - small_r
         full = np.repeat(np.repeat(delta, fy, axis=0), fx, axis=1)
         out[: full.shape[0], : full.shape[1], c] += full
-    rgb = (out - offset) @ _FROM_YCC.T.astype(np.float32)
+    rgb = (out - _OFFSET) @ _FROM_YCC32
     return np.clip(np.round(rgb), 0, 255).astype(np.uint8)

@@ -133,9 +133,10 @@ class Restorer:
         JPEG block grid the tiles start on (16 for 4:2:0 colour, 8 otherwise); `tables`, the
         quantisation tables of the JPEG that `pixels` were decoded from, make the result
         consistent with that file (see `fbcnn.consistency`)."""
-        out = self._restore(self._check(pixels), qf, grid, progress)
+        pixels = self._check(pixels)
+        out = self._restore(pixels, qf, grid, progress)
         if tables is not None:
-            out.pixels = project(out.pixels, self._check(pixels), tables)
+            out.pixels = project(out.pixels, pixels, tables)
         return out
 
     def _restore(self, pixels: np.ndarray, qf: float | None, grid: int,

@@ -137,7 +137,10 @@ def apply_overrides(config: TrainConfig, items: list[str] | tuple[str, ...]) -> 
             node = node[part]
         if leaf not in node or isinstance(node[leaf], dict):
             raise ValueError(f"unknown config key: {key}")
-        node[leaf] = yaml.safe_load(text)
+        try:
+            node[leaf] = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise ValueError(f"cannot read the value of {key}: {text!r}") from None
     model = raw.pop("model")
     built: TrainConfig = _build(TrainConfig, raw, "overrides")
     built.model = FBCNNConfig.from_dict(model)

@@ -6,7 +6,6 @@ that carry their provenance (every stage's config, parent hash, commit, time).""
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
 import os
@@ -25,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from ..checkpoints import load_network, save_network
+from ..checkpoints import PROVENANCE_KEY, file_sha256, load_network, save_network
 from ..degrade import rgb_to_y
 from ..jpeg import compress
 from ..metrics import psnr
@@ -35,7 +34,6 @@ from .data import Batch, PatchSampler, PatchStream, find_images, load_images
 
 STATE_FILE = "last.pt"
 LOG_FILE = "log.jsonl"
-PROVENANCE_KEY = "fbcnn.provenance"
 
 
 @dataclass
@@ -115,14 +113,6 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     if device.type == "cpu":
         return "bf16" if cpu_has_native_bf16() else "fp32"
     return "fp32"
-
-
-def sha256_of(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def git_commit() -> str:
@@ -250,7 +240,7 @@ class Trainer:
         self.parent_stages: list[dict[str, Any]] = []
         self.init_sha256: str | None = None
         if config.init_from:
-            self.init_sha256 = sha256_of(config.init_from) if Path(
+            self.init_sha256 = file_sha256(config.init_from) if Path(
                 config.init_from).is_file() else None
             if config.init_sha256 and self.init_sha256 != config.init_sha256:
                 raise ValueError(f"init_from {config.init_from} has sha256 {self.init_sha256}, "
