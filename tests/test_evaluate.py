@@ -140,7 +140,7 @@ def test_dominant_correction_feeds_the_verdicts_qf(data_dir, monkeypatch):
     calls = []
 
     class Verdict:
-        def dominant_qf(self, predicted_qf):
+        def qf_to_feed(self, predicted_qf):
             return 12.5
 
     def analyse(pixels, last_qf=None):

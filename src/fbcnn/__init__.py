@@ -4,11 +4,33 @@
     >>> model = fbcnn.load_model("color")          # or a .safetensors / published .pth file
     >>> result = model.restore(image)              # numpy uint8 array or PIL image
     >>> result.image, result.predicted_qf
+
+`import fbcnn` is light: torch and the rest load on first use of a name below (so that
+`fbcnn --help` starts fast).
 """
 
-from .model import Model, Result, load_model
-from .network import FBCNN, FBCNNConfig
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+_LAZY = {
+    "Model": "model", "Result": "model", "load_model": "model",
+    "FBCNN": "network", "FBCNNConfig": "network",
+}
+
 __all__ = ["FBCNN", "FBCNNConfig", "Model", "Result", "__version__", "load_model"]
+
+if TYPE_CHECKING:
+    from .model import Model, Result, load_model
+    from .network import FBCNN, FBCNNConfig
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'fbcnn' has no attribute {name!r}")

@@ -5,27 +5,31 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from . import __version__
 
+if TYPE_CHECKING:
+    from .pipeline import FileReport, ModelSet, RestoreOptions
+
 DEVICES = click.Choice(["auto", "cpu", "cuda", "mps"])
 
 
 def parse_qf(value: str) -> float | None:
+    from .jpeg import check_qf
+
     if value == "auto":
         return None
     try:
-        qf = float(value)
+        return check_qf(float(value))
     except ValueError:
         raise click.BadParameter(f"expected 'auto' or a number in 1..100, got '{value}'") from None
-    if not 1 <= qf <= 100:
-        raise click.BadParameter(f"QF must be in 1..100, got {value}")
-    return qf
 
 
-def parse_int_list(value: str | None, what: str = "QF") -> list[int] | None:
+def parse_int_list(value: str | None) -> list[int] | None:
+    """Comma-separated QFs in 1..100, each once (in the order given)."""
     if not value:
         return None
     try:
@@ -33,8 +37,8 @@ def parse_int_list(value: str | None, what: str = "QF") -> list[int] | None:
     except ValueError:
         raise click.BadParameter(f"expected comma-separated integers, got '{value}'") from None
     if not items or not all(1 <= q <= 100 for q in items):
-        raise click.BadParameter(f"each {what} must be in 1..100, got '{value}'")
-    return items
+        raise click.BadParameter(f"each QF must be in 1..100, got '{value}'")
+    return list(dict.fromkeys(items))
 
 
 def write_json(path: str, value: object) -> None:
@@ -86,8 +90,28 @@ def train(config_path: str, resume: bool, minutes: float | None, iterations: int
         raise click.ClickException(str(e).splitlines()[0]) from None
     done = trainer.train()
     if trainer.dist.is_main:
-        click.echo(f"stopped at iteration {done}; checkpoint {config.output}/last.pt, "
-                   f"weights {config.output}/model.safetensors (best: best.safetensors)")
+        out = Path(config.output)
+        best = out / "best.safetensors"
+        click.echo(f"stopped at iteration {done}; checkpoint {out / 'last.pt'}, weights "
+                   f"{out / 'model.safetensors'}"
+                   + (f" (best validation: {best})" if best.exists() else ""))
+
+
+def check_tile(ctx: click.Context, param: click.Parameter, value: int) -> int:
+    from .restore import MIN_TILE
+
+    if 0 < value < MIN_TILE:
+        raise click.BadParameter(f"must be 0 (one pass) or at least {MIN_TILE}, got {value}")
+    return value
+
+
+TILE_OPTION = click.option(
+    "--tile", type=click.IntRange(min=0), default=512, show_default=True, callback=check_tile,
+    help="Largest tile side for big images (0: whole image at once; else >= 64).")
+PRECISION_OPTION = click.option(
+    "--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto",
+    show_default=True, help="auto: bf16 where the hardware computes it natively (CUDA, "
+    "AMX / AVX512-BF16 CPUs), else fp32.")
 
 
 @main.command()
@@ -100,48 +124,88 @@ def train(config_path: str, resume: bool, minutes: float | None, iterations: int
 @click.option("--qf", "qf_text", default="auto", show_default=True,
               help="QF fed to the network: 'auto' (predicted) or 1..100.")
 @click.option("--qf-sweep", default=None, help="Write one output per QF, e.g. 10,30,50,70,90.")
-@click.option("--tile", type=click.IntRange(min=0), default=512, show_default=True,
-              help="Tile size for big images (0: whole image at once).")
+@TILE_OPTION
 @click.option("--device", type=DEVICES, default="auto", show_default=True)
+@PRECISION_OPTION
 @click.option("--double", type=click.Choice(["auto", "off"]), default="auto", show_default=True,
               help="Detect a misaligned earlier compression and restore with the dominant QF.")
 @click.option("--recursive", is_flag=True, help="Look into sub-folders of folder inputs.")
 @click.option("--skip-existing", is_flag=True, help="Skip inputs whose outputs exist (resume).")
+@click.option("--overwrite", is_flag=True, help="Replace outputs that exist (else an error).")
 @click.option("--compare", is_flag=True, help="Also write <stem>_compare.png (input | result).")
 @click.option("--consistency", type=click.Choice(["on", "off"]), default="on", show_default=True,
               help="Keep a JPEG's result inside the quantisation cells of its file "
                    "(leaves near-lossless JPEGs almost untouched).")
+@click.option("--max-megapixels", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Refuse bigger images (with a message)  [default: 200]")
 def restore(inputs: tuple[str, ...], outdir: str | None, model: str | None, qf_text: str,
-            qf_sweep: str | None, tile: int, device: str, double: str, recursive: bool,
-            skip_existing: bool, compare: bool, consistency: str) -> None:
+            qf_sweep: str | None, tile: int, device: str, precision: str, double: str,
+            recursive: bool, skip_existing: bool, overwrite: bool, compare: bool,
+            consistency: str, max_megapixels: float | None) -> None:
     """Remove JPEG artifacts from INPUT files or folders; writes PNGs."""
-    from tqdm import tqdm
-
-    from .checkpoints import CheckpointError
-    from .imageio import ImageError, list_inputs
-    from .pipeline import ModelSet, restore_file
+    from .pipeline import RestoreOptions
 
     qf = parse_qf(qf_text)
     sweep = parse_int_list(qf_sweep)
     if sweep and qf is not None:
         raise click.UsageError("--qf and --qf-sweep cannot be used together")
+    if skip_existing and overwrite:
+        raise click.UsageError("--skip-existing and --overwrite cannot be used together")
+    options = RestoreOptions(qf=qf, sweep=sweep, double=double == "auto",
+                             consistency=consistency == "on", compare=compare,
+                             skip_existing=skip_existing, overwrite=overwrite,
+                             max_megapixels=max_megapixels)
+    models = _model_set(model, device, tile, precision)
+    failed = _restore_batch(inputs, outdir, recursive, models, options)
+    if failed:
+        sys.exit(1)
+
+
+def _model_set(model: str | None, device: str, tile: int, precision: str) -> ModelSet:
+    from .checkpoints import CheckpointError
+    from .pipeline import ModelSet
+
     try:
-        models = ModelSet(model, device=device, tile=tile)
+        models = ModelSet(model, device=device, tile=tile, precision=precision)
         if model:
             models.get(model)  # a bad --model fails once, up front
     except (CheckpointError, ValueError) as e:
         raise click.ClickException(str(e)) from None
+    return models
+
+
+def _report_line(report: FileReport, sweep: list[int] | None) -> str:
+    note = ""
+    if report.double and report.double.get("detected"):
+        d = report.double
+        note = f", {d['kind']} double JPEG (QF1 {d['qf1']}, offset {d['offset']})"
+    used = "sweep " + ",".join(map(str, sweep)) if sweep else f"{report.used_qf:.1f}"
+    return (f"{report.path}: predicted QF {report.predicted_qf:.1f}, used QF {used}{note} "
+            f"[{report.model}] -> {', '.join(str(o) for o in report.outputs)}")
+
+
+def _restore_batch(inputs: tuple[str, ...], outdir: str | None, recursive: bool,
+                   models: ModelSet, options: RestoreOptions) -> int:
+    """Restore every input one by one, a line each; returns the number that failed."""
+    import time
+
+    from tqdm import tqdm
+
+    from .checkpoints import CheckpointError
+    from .imageio import ImageError, list_inputs
+    from .pipeline import plan_outputs, restore_file
+
     paths = list_inputs(inputs, recursive=recursive)
     if not paths:
         raise click.ClickException("no images found in " + ", ".join(inputs))
+    plan = plan_outputs(paths, inputs, Path(outdir) if outdir else None, options.sweep,
+                        options.compare)
     failed = done = skipped = 0
+    started = time.perf_counter()
     bar = tqdm(paths, unit="image", disable=len(paths) < 2, file=sys.stderr)
     for path in bar:
         try:
-            report = restore_file(path, models, outdir=Path(outdir) if outdir else None, qf=qf,
-                                  sweep=sweep, double=double, skip_existing=skip_existing,
-                                  compare=compare, protect=tuple(paths),
-                                  consistency=consistency == "on")
+            report = restore_file(path, models, plan[path], options, protect=tuple(paths))
         except (ImageError, CheckpointError, ValueError) as e:
             failed += 1
             bar.write(f"error: {e}", file=sys.stderr)
@@ -151,21 +215,17 @@ def restore(inputs: tuple[str, ...], outdir: str | None, model: str | None, qf_t
             bar.write(f"{path}: skipped (output exists)")
             continue
         done += 1
-        note = ""
-        if report.double and report.double.get("detected"):
-            d = report.double
-            note = f", {d['kind']} double JPEG (QF1 {d['qf1']}, offset {d['offset']})"
-        used = "sweep " + ",".join(map(str, sweep)) if sweep else f"{report.used_qf:.1f}"
-        bar.write(f"{path}: predicted QF {report.predicted_qf:.1f}, used QF {used}{note} "
-                  f"[{report.model}] -> {', '.join(str(o) for o in report.outputs)}")
+        bar.write(_report_line(report, options.sweep))
+    seconds = time.perf_counter() - started
     summary = f"restored {done} of {len(paths)} image(s)"
     if skipped:
         summary += f", skipped {skipped}"
     if failed:
         summary += f", {failed} failed"
+    if done > 1:
+        summary += f" ({done / seconds:.2f} images/s)"
     click.echo(summary, err=True)
-    if failed:
-        sys.exit(1)
+    return failed
 
 
 @main.command()
@@ -251,11 +311,13 @@ def parse_shift(value: str) -> tuple[int, int]:
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Write the full result (with per-image rows) as JSON.")
 @click.option("--device", type=DEVICES, default="auto", show_default=True)
+@PRECISION_OPTION
 @click.option("--consistency", type=click.Choice(["on", "off"]), default="on", show_default=True,
               help="JPEG consistency, as fbcnn restore (off: the network's output alone).")
 def evaluate(data: str, gray: bool, qf_text: str | None, double_text: str | None,
              shift_text: str, model: str | None, correction: str, qf_input_text: str,
-             limit: int | None, json_path: str | None, device: str, consistency: str) -> None:
+             limit: int | None, json_path: str | None, device: str, precision: str,
+             consistency: str) -> None:
     """Degrade clean images with JPEG, restore them, and print PSNR | SSIM | PSNR-B."""
     from .evaluate import evaluate as run_evaluation
     from .evaluate import format_table
@@ -269,7 +331,7 @@ def evaluate(data: str, gray: bool, qf_text: str | None, double_text: str | None
                                 qfs=qfs, double=double, shift=parse_shift(shift_text),
                                 correction=correction,
                                 qf_input=None if qf_input is None else int(qf_input),
-                                limit=limit, device=device,
+                                limit=limit, device=device, precision=precision,
                                 consistency=consistency == "on")
     except ValueError as e:
         raise click.ClickException(str(e).splitlines()[0]) from None
@@ -351,13 +413,13 @@ def export_command(model_name: str, fmt: str, output: str, qf_input: bool,
               help="Address to listen on (0.0.0.0: every interface; the page has no login).")
 @click.option("--port", type=click.IntRange(1, 65535), default=7860, show_default=True)
 @click.option("--device", type=DEVICES, default="auto", show_default=True)
-@click.option("--tile", type=click.IntRange(min=0), default=512, show_default=True,
-              help="Tile size for big images (0: whole image at once).")
+@TILE_OPTION
+@PRECISION_OPTION
 @click.option("--max-megapixels", type=click.FloatRange(min=0, min_open=True), default=50.0,
               show_default=True, help="Refuse bigger images (with a message).")
 @click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True), default=200.0,
               show_default=True, help="Refuse bigger uploads.")
-def serve(host: str, port: int, device: str, tile: int, max_megapixels: float,
+def serve(host: str, port: int, device: str, tile: int, precision: str, max_megapixels: float,
           max_upload_mb: float) -> None:
     """Open the web app: upload a JPEG, compare before/after, download the PNG.
 
@@ -370,4 +432,4 @@ def serve(host: str, port: int, device: str, tile: int, max_megapixels: float,
             raise
         raise click.ClickException("the web app needs Gradio: pip install 'fbcnn[app]'") from None
     app.serve(host=host, port=port, device=device, tile=tile, max_megapixels=max_megapixels,
-              max_upload_mb=max_upload_mb)
+              max_upload_mb=max_upload_mb, precision=precision)
