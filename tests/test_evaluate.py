@@ -13,7 +13,8 @@ from PIL import Image
 
 from fbcnn import metrics
 from fbcnn.checkpoints import save_network
-from fbcnn.degrade import double_jpeg, rgb_to_y
+from fbcnn.color import rgb_to_y
+from fbcnn.degrade import double_jpeg
 from fbcnn.evaluate import evaluate, format_table
 from fbcnn.jpeg import compress
 from fbcnn.network import FBCNN, FBCNNConfig

@@ -164,8 +164,8 @@ def test_reinit_and_pinned_parent(tmp_path: Path) -> None:
 
 
 def test_overrides_and_precision(tmp_path: Path) -> None:
+    from fbcnn.device import resolve_precision
     from fbcnn.train.config import apply_overrides
-    from fbcnn.train.loop import resolve_precision
 
     config = apply_overrides(tiny_config(tmp_path), ["data.workers=3", "optim.lr=0.01",
                                                      "validation.qfs=[10, 90]"])

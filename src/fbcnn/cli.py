@@ -359,7 +359,7 @@ def benchmark(model_names: tuple[str, ...], sizes: str, published: bool, device:
     """Megapixels per second and peak memory per model, size, tiled and untiled."""
     from .benchmark import format_benchmark, published_architecture, run_benchmark
     from .checkpoints import CheckpointError, available_models, load_network, resolve_model
-    from .restore import pick_device
+    from .device import pick_device
 
     try:
         device = str(pick_device(device))

@@ -28,8 +28,9 @@ import numpy as np
 from tqdm import tqdm
 
 from . import metrics
+from .color import rgb_to_y
 from .consistency import JpegTables
-from .degrade import double_jpeg, rgb_to_y
+from .degrade import double_jpeg
 from .jpeg import check_qf, compress, grid_multiple
 from .network import FBCNN
 from .restore import Restorer

@@ -59,7 +59,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from .degrade import rgb_to_gray_plain
+from .color import rgb_to_gray_plain
 from .jpeg import encode
 
 # decisions, on the scores described above

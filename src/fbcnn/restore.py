@@ -20,7 +20,6 @@ Works on uint8 arrays (HxWx1 grey or HxWx3 colour); files are imageio's business
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -31,6 +30,7 @@ import numpy as np
 import torch
 
 from .consistency import JpegTables, project
+from .device import pick_device, resolve_precision
 from .jpeg import check_qf
 from .network import FBCNNConfig, network_to_qf, qf_to_network
 
@@ -40,7 +40,6 @@ MIN_TILE = 64
 QF_TILE = 256  # side of the tiles the global QF is read from (own size, not `tile`)
 QF_TILE_SHARE = 0.04  # share of the image's area the QF tiles cover, at most ...
 QF_TILES_MIN, QF_TILES_MAX = 2, 16  # ... within these counts
-PRECISIONS = ("auto", "fp32", "bf16")
 
 Progress = Callable[[int, int], None]
 
@@ -71,51 +70,6 @@ class Backend(Protocol):
 
 NO_QF_INPUT = ("this ONNX model was exported without --qf-input, so it can only use its own "
                "QF prediction; re-export it with --qf-input to set the QF")
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """'auto' -> CUDA, else MPS, else CPU; or the device named (ValueError if absent)."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("CUDA is not available on this machine")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise ValueError("MPS is not available on this machine")
-    if name not in ("cpu", "cuda", "mps") and not name.startswith("cuda:"):
-        raise ValueError(f"unknown device '{name}' (choose auto, cpu, cuda or mps)")
-    return torch.device(name)
-
-
-@functools.cache
-def cpu_has_native_bf16() -> bool:
-    """True when the CPU computes bf16 in hardware (AMX-BF16 or AVX512-BF16, from
-    /proc/cpuinfo); elsewhere bf16 is emulated and slower than fp32."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool({"amx_bf16", "avx512_bf16"} & flags)
-    except OSError:
-        pass
-    return False
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """'fp32' or 'bf16' for `precision` ('auto', 'fp32', 'bf16') on `device`."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if precision != "auto":
-        return precision
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    if device.type == "cpu":
-        return "bf16" if cpu_has_native_bf16() else "fp32"
-    return "fp32"
 
 
 @dataclass
