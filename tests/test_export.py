@@ -115,8 +115,7 @@ def test_onnx_graph_contract(onnx_files):
         sess = session(path)
         inputs, outputs = sess.get_inputs(), sess.get_outputs()
         assert [i.name for i in inputs] == (["image", "qf"] if qf_input else ["image"])
-        assert [o.name for o in outputs] == (["restored", "predicted_qf"] if qf_input
-                                             else ["restored", "qf"])
+        assert [o.name for o in outputs] == ["restored", "qf_network"]
         assert inputs[0].shape == ["batch", channels, "height", "width"]
         assert outputs[0].shape == ["batch", channels, "height", "width"]
         assert outputs[1].shape == ["batch", 1]

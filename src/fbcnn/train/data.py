@@ -19,6 +19,7 @@ from ..degrade import (
     single_jpeg,
 )
 from ..imageio import ImageError, list_inputs, read_image
+from ..network import qf_to_network
 from .config import DataConfig
 
 
@@ -102,7 +103,7 @@ class PatchSampler:
                 out = single_jpeg(patch, p, self.qfs.draw(rng), rng)
             degraded.append(out.degraded)
             clean.append(out.clean)
-            targets.append(0.0 if out.qf is None else 1.0 - out.qf / 100.0)
+            targets.append(0.0 if out.qf is None else float(qf_to_network(out.qf)))
             mask.append(0.0 if out.qf is None else 1.0)
         return Batch(
             degraded=_to_tensor(np.stack(degraded)),
