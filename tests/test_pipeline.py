@@ -135,3 +135,20 @@ def test_restore_file_feeds_the_dominant_qf_to_a_double_jpeg(tiny_named_models, 
     assert "used QF 17.0" in result.output and "non-aligned double JPEG" in result.output
     ((qf, predicted),) = fed
     assert qf == 17.0 and predicted is not None  # read once, passed down
+
+
+def test_batch_jobs_run_images_side_by_side_with_the_same_results(tiny_named_models,
+                                                                  tmp_path) -> None:
+    folder = tmp_path / "in"
+    for i in range(4):
+        save(folder / f"p{i}.jpg", seed=i)
+    (folder / "bad.jpg").write_bytes(b"not a jpeg")
+    one = run("restore", folder, "-o", tmp_path / "one", "--jobs", "1")
+    two = run("restore", folder, "-o", tmp_path / "two", "--jobs", "2")
+    assert one.exit_code == two.exit_code == 1  # the bad file, reported once each
+    assert one.output.count("error: ") == two.output.count("error: ") == 1
+    assert "restored 4 of 5 image(s), 1 failed" in two.output and "2 at a time" in two.output
+    for i in range(4):
+        a = np.asarray(Image.open(tmp_path / "one" / f"p{i}.png"), np.int16)
+        b = np.asarray(Image.open(tmp_path / "two" / f"p{i}.png"), np.int16)
+        assert np.abs(a - b).max() <= 1  # same model; only thread counts differ

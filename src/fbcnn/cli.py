@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -138,10 +140,13 @@ PRECISION_OPTION = click.option(
                    "(leaves near-lossless JPEGs almost untouched).")
 @click.option("--max-megapixels", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Refuse bigger images (with a message)  [default: 200]")
+@click.option("--jobs", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Images restored at a time (0: one per CPU core; each job holds an image "
+                   "in memory: use 1 for the biggest images).")
 def restore(inputs: tuple[str, ...], outdir: str | None, model: str | None, qf_text: str,
             qf_sweep: str | None, tile: int, device: str, precision: str, double: str,
             recursive: bool, skip_existing: bool, overwrite: bool, compare: bool,
-            consistency: str, max_megapixels: float | None) -> None:
+            consistency: str, max_megapixels: float | None, jobs: int) -> None:
     """Remove JPEG artifacts from INPUT files or folders; writes PNGs."""
     from .pipeline import RestoreOptions
 
@@ -156,7 +161,8 @@ def restore(inputs: tuple[str, ...], outdir: str | None, model: str | None, qf_t
                              skip_existing=skip_existing, overwrite=overwrite,
                              max_megapixels=max_megapixels)
     models = _model_set(model, device, tile, precision)
-    failed = _restore_batch(inputs, outdir, recursive, models, options)
+    failed = _restore_batch(inputs, outdir, recursive, models, options,
+                            jobs=(os.cpu_count() or 1) if jobs == 0 else jobs)
     if failed:
         sys.exit(1)
 
@@ -184,11 +190,35 @@ def _report_line(report: FileReport, sweep: list[int] | None) -> str:
             f"[{report.model}] -> {', '.join(str(o) for o in report.outputs)}")
 
 
-def _restore_batch(inputs: tuple[str, ...], outdir: str | None, recursive: bool,
-                   models: ModelSet, options: RestoreOptions) -> int:
-    """Restore every input one by one, a line each; returns the number that failed."""
-    import time
+def _tile_bar(path: Path) -> Callable[[int, int], None]:
+    """A per-image progress bar for images restored in many tiles (a 100-MP photo takes
+    minutes); nothing for small ones."""
+    from tqdm import tqdm
 
+    bar: list[Any] = []
+
+    def update(done: int, total: int) -> None:
+        if total < 8:
+            return
+        if not bar:
+            bar.append(tqdm(total=total, unit="tile", desc=path.name, leave=False,
+                            file=sys.stderr))
+        bar[0].update(done - bar[0].n)
+        if done == total:
+            bar[0].close()
+
+    return update
+
+
+def _restore_batch(inputs: tuple[str, ...], outdir: str | None, recursive: bool,
+                   models: ModelSet, options: RestoreOptions, jobs: int = 1) -> int:
+    """Restore every input, a line each, `jobs` images at a time (threads sharing the
+    models; torch's threads are split between them); returns the number that failed."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
     from tqdm import tqdm
 
     from .checkpoints import CheckpointError
@@ -200,32 +230,43 @@ def _restore_batch(inputs: tuple[str, ...], outdir: str | None, recursive: bool,
         raise click.ClickException("no images found in " + ", ".join(inputs))
     plan = plan_outputs(paths, inputs, Path(outdir) if outdir else None, options.sweep,
                         options.compare)
-    failed = done = skipped = 0
+    jobs = max(1, min(jobs, len(paths)))
+    if jobs > 1:
+        torch.set_num_threads(max(1, torch.get_num_threads() // jobs))
+    counts = {"done": 0, "skipped": 0, "failed": 0}
+    lock = threading.Lock()
     started = time.perf_counter()
-    bar = tqdm(paths, unit="image", disable=len(paths) < 2, file=sys.stderr)
-    for path in bar:
+    bar = tqdm(total=len(paths), unit="image", disable=len(paths) < 2, file=sys.stderr)
+
+    def one(path: Path) -> None:
         try:
-            report = restore_file(path, models, plan[path], options, protect=tuple(paths))
+            report = restore_file(path, models, plan[path], options, protect=tuple(paths),
+                                  progress=_tile_bar(path) if jobs == 1 else None)
         except (ImageError, CheckpointError, ValueError) as e:
-            failed += 1
-            bar.write(f"error: {e}", file=sys.stderr)
-            continue
-        if report.skipped:
-            skipped += 1
-            bar.write(f"{path}: skipped (output exists)")
-            continue
-        done += 1
-        bar.write(_report_line(report, options.sweep))
+            kind, line = "failed", f"error: {e}"
+        else:
+            kind = "skipped" if report.skipped else "done"
+            line = (f"{path}: skipped (output exists)" if report.skipped
+                    else _report_line(report, options.sweep))
+        with lock:
+            counts[kind] += 1
+            bar.write(line, file=sys.stderr if kind == "failed" else sys.stdout)
+            bar.update(1)
+
+    with ThreadPoolExecutor(jobs) as pool:
+        list(pool.map(one, paths))
+    bar.close()
     seconds = time.perf_counter() - started
+    done = counts["done"]
     summary = f"restored {done} of {len(paths)} image(s)"
-    if skipped:
-        summary += f", skipped {skipped}"
-    if failed:
-        summary += f", {failed} failed"
+    if counts["skipped"]:
+        summary += f", skipped {counts['skipped']}"
+    if counts["failed"]:
+        summary += f", {counts['failed']} failed"
     if done > 1:
-        summary += f" ({done / seconds:.2f} images/s)"
+        summary += f" ({done / seconds:.2f} images/s, {jobs} at a time)"
     click.echo(summary, err=True)
-    return failed
+    return counts["failed"]
 
 
 @main.command()

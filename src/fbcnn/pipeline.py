@@ -13,6 +13,7 @@ Values pass as arrays and small dataclasses; files are touched only through imag
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -38,12 +39,14 @@ class ModelSet:
         self.tile = tile
         self.precision = precision
         self._loaded: dict[str, Model] = {}
+        self._lock = threading.Lock()  # batches restore several images at a time
 
     def get(self, name: str) -> Model:
-        if name not in self._loaded:
-            self._loaded[name] = load_model(name, device=self.device, tile=self.tile,
-                                            precision=self.precision)
-        return self._loaded[name]
+        with self._lock:
+            if name not in self._loaded:
+                self._loaded[name] = load_model(name, device=self.device, tile=self.tile,
+                                                precision=self.precision)
+            return self._loaded[name]
 
     def for_image(self, image: LoadedImage) -> Model:
         if self.fixed:
