@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .consistency import JpegTables
-from .imageio import LoadedImage, read_image, write_image
+from .imageio import LoadedImage, read_image, remove_stale_temps, write_image
 from .jpeg import grid_multiple
 from .model import Model, load_model
 from .restore import DEFAULT_TILE
@@ -94,6 +94,7 @@ def restore_file(path: Path, models: ModelSet, *, outdir: Path | None = None,
     """Restore one file; raises imageio.ImageError / ValueError with one-line messages.
     `consistency`: keep a JPEG's result inside its quantisation cells (fbcnn.consistency)."""
     targets = output_paths(path, outdir, sweep)
+    remove_stale_temps(*targets)  # temp files of a run killed mid-write (resume: --skip-existing)
     if skip_existing and all(t.exists() for t in targets):
         return FileReport(path, "", float("nan"), float("nan"), targets, skipped=True)
     image = read_image(path)
