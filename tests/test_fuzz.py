@@ -602,7 +602,7 @@ def test_fuzz_read_image_quick(tmp_path: Path) -> None:
 
 
 def test_fuzz_cli_quick(tmp_path: Path) -> None:
-    paths = write_cases(tmp_path / "in", SEED + 1, 50)
+    paths = write_cases(tmp_path / "in", SEED + 1, 40)
     figures = check_cli_batch(tmp_path, paths, timeout=240)
     assert figures["restored"] >= 5 and figures["failed"] >= 10
 
