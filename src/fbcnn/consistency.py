@@ -136,7 +136,7 @@ def _stored_chroma(plane: np.ndarray, fy: int, fx: int) -> np.ndarray:
     return means.astype(np.float32)
 
 
-STRIP = 512  # rows projected at a time (a multiple of 16, the largest JPEG MCU)
+STRIP = 256  # rows projected at a time (a multiple of 16, the largest JPEG MCU)
 MARGIN = 32  # rows of context above and below a strip (a multiple of 16)
 
 

@@ -249,6 +249,7 @@ class Restorer:
             used = predicted_qf if qf is None else qf
             out = RestoreOutput(self._restore_tiled(pixels, used, grid, progress),
                                 predicted_qf, used)
+            _release_free_memory()  # the tiles' activations, before the projection
         if progress and self.one_pass(h, w):
             progress(1, 1)
         if tables is not None:
@@ -299,6 +300,17 @@ class Restorer:
             result[y0:y0 + final] = np.clip(np.round(acc[:final] / weight[:final]), 0, 255)
             carry = (acc[final:], weight[final:]) if final < y1 - y0 else None
         return result
+
+
+def _release_free_memory() -> None:
+    """Hand memory freed by the network back to the OS (glibc keeps it otherwise, and the
+    process's peak would add the next step's needs on top of it)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def _to_uint8(out: torch.Tensor) -> np.ndarray:
