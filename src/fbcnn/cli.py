@@ -111,9 +111,22 @@ def train(config_path: str, resume: bool, minutes: float | None, iterations: int
 @click.option("--consistency", type=click.Choice(["on", "off"]), default="on", show_default=True,
               help="Keep a JPEG's result inside the quantisation cells of its file "
                    "(leaves near-lossless JPEGs almost untouched).")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: this process; ray: Ray actors (pip install 'fbcnn[ray]'), "
+                   "see docs/distributed.md.")
+@click.option("--address", default=None, metavar="auto|ray://HOST:PORT",
+              help="Ray cluster to use [default: start a local Ray instance, stop it at the end].")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Ray actors, each loading the model once [default: CPUs / threads].")
+@click.option("--threads-per-worker", type=click.IntRange(min=1), default=None,
+              help="torch threads (and Ray CPUs) per actor [default: 1].")
+@click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=None,
+              help="GPUs per actor, e.g. 1 [default: 0].")
 def restore(inputs: tuple[str, ...], outdir: str | None, model: str | None, qf_text: str,
             qf_sweep: str | None, tile: int, device: str, double: str, recursive: bool,
-            skip_existing: bool, compare: bool, consistency: str) -> None:
+            skip_existing: bool, compare: bool, consistency: str, engine: str,
+            address: str | None, workers: int | None, threads_per_worker: int | None,
+            gpus_per_worker: float | None) -> None:
     """Remove JPEG artifacts from INPUT files or folders; writes PNGs."""
     from tqdm import tqdm
 
@@ -125,6 +138,22 @@ def restore(inputs: tuple[str, ...], outdir: str | None, model: str | None, qf_t
     sweep = parse_int_list(qf_sweep)
     if sweep and qf is not None:
         raise click.UsageError("--qf and --qf-sweep cannot be used together")
+    ray_options = (address, workers, threads_per_worker, gpus_per_worker)
+    if engine == "local" and any(v is not None for v in ray_options):
+        raise click.UsageError("--address, --workers, --threads-per-worker and "
+                               "--gpus-per-worker need --engine ray")
+    from .distributed import EngineError, is_uri, restore_command
+
+    if engine == "ray" or any(is_uri(u) for u in (*inputs, outdir or "", model or "")):
+        try:  # Ray actors, or URIs (in this process): fbcnn.distributed
+            sys.exit(restore_command(
+                inputs, outdir, engine=engine, model=model, qf=qf, sweep=sweep, double=double,
+                recursive=recursive, skip_existing=skip_existing, compare=compare,
+                consistency=consistency == "on", tile=tile, device=device, address=address,
+                workers=workers, threads_per_worker=threads_per_worker,
+                gpus_per_worker=gpus_per_worker or 0.0))
+        except EngineError as e:
+            raise click.ClickException(str(e)) from None
     try:
         models = ModelSet(model, device=device, tile=tile)
         if model:

@@ -1,0 +1,469 @@
+"""Batch restoration: many files on this process (engine "local") or on Ray actors ("ray").
+
+Both engines restore each file with `pipeline.restore_file` through the same `Worker` (one
+`ModelSet` per worker, so each model is loaded once per worker). The Ray engine runs one
+actor per worker with plain Ray actors (not Ray Data): each file's result comes back as soon
+as it is done, in input order, so the command prints the same lines as the local engine.
+
+Faults: an actor whose process dies is started again (`MAX_RESTARTS`) and the file it was
+working on is sent again (`MAX_TASK_RETRIES`); outputs are written atomically by
+`imageio.write_image`, so a killed worker leaves no half-written output (at most a hidden
+`.<name>.*.tmp` file), and a rerun with `skip_existing` finishes an interrupted run.
+
+Inputs are local files or folders (`imageio.list_inputs`) or URIs (`s3://`, `gs://`,
+`file://`, ... as pyarrow.fs reads them): each worker copies a URI input into a temporary
+folder and restores that copy. Outputs go to a local folder (shared by all workers on a
+cluster).
+
+    >>> import fbcnn
+    >>> done = fbcnn.restore_many(["photos/"], "out", engine="ray", workers=4)
+    >>> [o.error for o in done if o.failed]
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import tempfile
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from .imageio import IMAGE_SUFFIXES, SKIP_FOLDER, ImageError, list_inputs
+from .pipeline import FileReport, ModelSet, restore_file
+
+ENGINES = ("local", "ray")
+MAX_RESTARTS = 3  # per actor: a worker process that died is started again this many times
+MAX_TASK_RETRIES = 3  # per file: sent again this many times when its worker died on it
+# Test hook (tests/test_distributed.py): a file holding an input's name; the first worker
+# that is about to restore that input deletes the file and kills its own process.
+TEST_EXIT_ENV = "FBCNN_TEST_EXIT_ONCE"
+
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+class EngineError(Exception):
+    """A batch that cannot start or go on (Ray missing, no cluster, bad URI); str() is one
+    line for the user."""
+
+
+@dataclass
+class FileOutcome:
+    """One input of a batch: its report, or the one-line error it failed with. For a URI
+    input, `report.path` is the temporary local copy that was restored (removed since)."""
+
+    input: str
+    report: FileReport | None = None
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+
+@dataclass(frozen=True)
+class RestoreOptions:
+    """Everything `restore_file` takes besides the file, plus how to build the models."""
+
+    outdir: Path | None = None
+    model: str | None = None
+    qf: float | None = None
+    sweep: list[int] | None = None
+    double: str = "auto"
+    skip_existing: bool = False
+    compare: bool = False
+    consistency: bool = True
+    tile: int | None = 512
+    device: str = "auto"
+
+
+def is_uri(text: str) -> bool:
+    """True for 'scheme://...' inputs (s3://, gs://, file://, ...)."""
+    return bool(_URI.match(str(text)))
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split()) or "unknown error"
+
+
+def _uri_filesystem(uri: str) -> tuple[Any, str]:
+    try:
+        from pyarrow import fs as pafs
+    except ImportError:
+        raise EngineError(f"{uri}: reading URIs needs pyarrow: pip install 'fbcnn[ray]'") from None
+    try:
+        return pafs.FileSystem.from_uri(uri)
+    except Exception as e:  # ArrowInvalid (unknown scheme), OSError (credentials, network)
+        raise EngineError(f"{uri}: unsupported or unreachable URI ({_one_line(e)})") from None
+
+
+def list_uri(uri: str, recursive: bool = False) -> list[str]:
+    """The image URIs under a folder URI (as `imageio.list_inputs` lists a local folder), or
+    the URI itself (a missing one is then reported when it is read)."""
+    from pyarrow import fs as pafs
+
+    filesystem, root = _uri_filesystem(uri)
+    try:
+        info = filesystem.get_file_info(root)
+        if info.type != pafs.FileType.Directory:
+            return [uri]
+        found = filesystem.get_file_info(pafs.FileSelector(root, recursive=recursive))
+    except Exception as e:
+        raise EngineError(f"{uri}: cannot list ({_one_line(e)})") from None
+    base, _, query = uri.partition("?")
+    out = []
+    for item in found:
+        rel = PurePosixPath(item.path).relative_to(PurePosixPath(root))
+        if item.type != pafs.FileType.File or rel.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        if any(p.startswith(".") for p in rel.parts) or SKIP_FOLDER in rel.parts[:-1]:
+            continue
+        out.append((rel.parts, base.rstrip("/") + "/" + str(rel) + (f"?{query}" if query else "")))
+    return [u for _, u in sorted(out)]
+
+
+def expand_inputs(inputs: Sequence[str | Path], recursive: bool = False) -> list[str]:
+    """Local files and folders (via `imageio.list_inputs`) and URIs, in the order given."""
+    out: list[str] = []
+    seen: set[str] = set()
+    local: list[str | Path] = []
+
+    def add(names: list[str]) -> None:
+        for name in names:
+            if name not in seen:
+                seen.add(name)
+                out.append(name)
+
+    def flush() -> None:
+        add([str(p) for p in list_inputs(local, recursive=recursive)])
+        local.clear()
+
+    for item in inputs:
+        if is_uri(str(item)):
+            flush()
+            add(list_uri(str(item), recursive))
+        else:
+            local.append(item)
+    flush()
+    return out
+
+
+def _fetch(uri: str, folder: Path) -> Path:
+    """Copy a URI's bytes into `folder` under its own file name."""
+    filesystem, path = _uri_filesystem(uri)
+    try:
+        with filesystem.open_input_stream(path) as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise ImageError(uri, "no such file") from None
+    except Exception as e:
+        raise ImageError(uri, f"cannot read ({_one_line(e)})") from None
+    local = folder / (PurePosixPath(path).name or "input")
+    local.write_bytes(data)
+    return local
+
+
+def _test_exit_once(item: str) -> None:
+    marker = os.environ.get(TEST_EXIT_ENV)
+    if not marker:
+        return
+    try:
+        name = Path(marker).read_text().strip()
+    except OSError:
+        return
+    if name and name == PurePosixPath(item).name:
+        try:
+            os.unlink(marker)  # only one process wins
+        except FileNotFoundError:
+            return
+        os._exit(1)
+
+
+class Worker:
+    """Restores files one at a time with its own models (loaded on first use, then kept).
+    On Ray each actor is one Worker; the local engine uses one in this process."""
+
+    def __init__(self, options: RestoreOptions, protect: tuple[Path, ...] = (),
+                 threads: int | None = None, cwd: str | None = None) -> None:
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        if cwd and os.path.isdir(cwd):  # relative inputs mean what they mean to the driver
+            os.chdir(cwd)
+        self.options = options
+        self.protect = protect
+        self._models: ModelSet | None = None
+        self._model_copy: tempfile.TemporaryDirectory[str] | None = None
+
+    def models(self) -> ModelSet:
+        """The worker's models; a checkpoint given as a URI is copied here first, once."""
+        if self._models is None:
+            o = self.options
+            model = o.model
+            if model and is_uri(model):
+                self._model_copy = tempfile.TemporaryDirectory(prefix="fbcnn-model-")
+                model = str(_fetch(model, Path(self._model_copy.name)))
+            self._models = ModelSet(model, device=o.device, tile=o.tile)
+        return self._models
+
+    def restore(self, item: str) -> FileOutcome:
+        from .checkpoints import CheckpointError
+
+        _test_exit_once(item)
+        o = self.options
+        tmp: tempfile.TemporaryDirectory[str] | None = None
+        path = Path(item)
+        try:
+            models = self.models()
+            if is_uri(item):
+                tmp = tempfile.TemporaryDirectory(prefix="fbcnn-")
+                path = _fetch(item, Path(tmp.name))
+            report = restore_file(path, models, outdir=o.outdir, qf=o.qf, sweep=o.sweep,
+                                  double=o.double, skip_existing=o.skip_existing,
+                                  compare=o.compare, protect=self.protect,
+                                  consistency=o.consistency)
+            return FileOutcome(item, report)
+        except (ImageError, CheckpointError, EngineError, ValueError) as e:
+            message = str(e)
+            if tmp is not None:
+                message = message.replace(str(Path(tmp.name) / path.name), item)
+            return FileOutcome(item, error=message)
+        finally:
+            if tmp is not None:
+                tmp.cleanup()
+
+
+def _check_outdir(items: Sequence[str], outdir: Path | str | None) -> None:
+    if outdir is not None and is_uri(str(outdir)):
+        raise EngineError(f"{outdir}: the output folder must be a local path (on a cluster: "
+                          "a folder every worker can write, e.g. a shared file system)")
+    if outdir is None and any(is_uri(i) for i in items):
+        raise EngineError("URI inputs need an output folder (-o OUTDIR)")
+
+
+def _local_outcomes(items: Sequence[str], options: RestoreOptions, protect: tuple[Path, ...],
+                    threads: int | None) -> Iterator[FileOutcome]:
+    worker = Worker(options, protect, threads=threads)
+    for item in items:
+        yield worker.restore(item)
+
+
+def _start_ray(address: str | None, num_cpus: int | None) -> None:
+    """Connect to Ray at `address`, or start a local instance (quiet, no dashboard)."""
+    import ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    try:
+        if address:
+            ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
+        else:
+            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
+                     logging_level=logging.ERROR, object_store_memory=256 * 1024**2)
+    except Exception as e:  # ConnectionError, ValueError, RuntimeError from a bad address
+        where = f"Ray at {address}" if address else "a local Ray instance"
+        lines = str(e).strip().splitlines() or [type(e).__name__]
+        raise EngineError(f"cannot connect to {where}: {_one_line(lines[0])}") from None
+
+
+def _default_workers(ray: Any, threads: int, gpus: float) -> int:
+    resources = ray.cluster_resources()
+    if gpus > 0:
+        return max(1, int(resources.get("GPU", 0) // gpus))
+    return max(1, int(resources.get("CPU", 1) // threads))
+
+
+def _ray_outcomes(items: Sequence[str], options: RestoreOptions, protect: tuple[Path, ...],
+                  address: str | None, workers: int | None, threads: int,
+                  gpus: float) -> Iterator[FileOutcome]:
+    try:
+        import ray
+    except ImportError:
+        raise EngineError("the Ray engine needs Ray: pip install 'fbcnn[ray]'") from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        _start_ray(address, (workers * threads) if workers else None)
+    from ray.exceptions import RayActorError, RayError, RayTaskError
+
+    actors: list[Any] = []
+    try:
+        n = min(workers or _default_workers(ray, threads, gpus), len(items))
+        actor_class = ray.remote(Worker).options(
+            num_cpus=threads, num_gpus=gpus, max_restarts=MAX_RESTARTS,
+            max_task_retries=MAX_TASK_RETRIES)
+
+        def new_actor() -> Any:
+            actor = actor_class.remote(options, protect, threads, os.getcwd())
+            actors.append(actor)
+            return actor
+
+        idle = [new_actor() for _ in range(n)]
+        queue = deque(range(len(items)))
+        running: dict[Any, tuple[int, Any]] = {}
+        done: dict[int, FileOutcome] = {}
+        next_out = replaced = 0
+        while queue or running:
+            while idle and queue:
+                i, actor = queue.popleft(), idle.pop()
+                running[actor.restore.remote(items[i])] = (i, actor)
+            ready, _ = ray.wait(list(running), num_returns=1)
+            i, actor = running.pop(ready[0])
+            item = items[i]
+            try:
+                done[i] = ray.get(ready[0])
+            except RayActorError:  # its process died more often than it may be retried
+                tries = MAX_TASK_RETRIES + 1
+                done[i] = FileOutcome(item, error=f"{item}: worker process died while "
+                                                  f"restoring it (tried {tries} times)")
+                ray.kill(actor, no_restart=True)
+                replaced += 1
+                if replaced > n + 2:
+                    raise EngineError(f"Ray workers keep dying (last on {item}); finish the "
+                                      "batch later with --skip-existing") from None
+                actor = new_actor()
+            except RayTaskError as e:  # an unexpected exception in restore_file
+                cause = e.cause if e.cause is not None else e
+                done[i] = FileOutcome(item, error=f"{item}: {type(cause).__name__}: "
+                                                  f"{_one_line(cause)}")
+            except RayError as e:
+                done[i] = FileOutcome(item, error=f"{item}: {_one_line(e)}")
+            idle.append(actor)
+            while next_out in done:  # in input order, as the local engine
+                yield done.pop(next_out)
+                next_out += 1
+    finally:
+        for actor in actors:
+            ray.kill(actor, no_restart=True)
+        if started_here:
+            ray.shutdown()
+
+
+def iter_restore(inputs: Sequence[str | Path], outdir: str | Path | None = None,
+                 engine: str = "local", *, model: str | None = None, qf: float | None = None,
+                 sweep: list[int] | None = None, double: str = "auto",
+                 recursive: bool = False, skip_existing: bool = False,
+                 compare: bool = False, consistency: bool = True, tile: int | None = 512,
+                 device: str = "auto", address: str | None = None,
+                 workers: int | None = None, threads_per_worker: int | None = None,
+                 gpus_per_worker: float = 0.0,
+                 items: list[str] | None = None) -> Iterator[FileOutcome]:
+    """`restore_many`, one outcome at a time (in input order). `items`: the already
+    expanded inputs (`expand_inputs`), to list them only once."""
+    if engine not in ENGINES:
+        raise EngineError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine == "local" and (address or workers):
+        raise EngineError("address and workers need the ray engine")
+    if workers is not None and workers < 1:
+        raise EngineError(f"workers must be at least 1, got {workers}")
+    if threads_per_worker is not None and threads_per_worker < 1:
+        raise EngineError(f"threads per worker must be at least 1, got {threads_per_worker}")
+    if items is None:
+        items = expand_inputs(inputs, recursive=recursive)
+    _check_outdir(items, outdir)
+    if not items:
+        return
+    options = RestoreOptions(outdir=Path(outdir) if outdir is not None else None, model=model,
+                             qf=qf, sweep=sweep, double=double, skip_existing=skip_existing,
+                             compare=compare, consistency=consistency, tile=tile,
+                             device=device)
+    protect = tuple(Path(i) for i in items if not is_uri(i))
+    if engine == "local":
+        yield from _local_outcomes(items, options, protect, threads_per_worker)
+    else:
+        yield from _ray_outcomes(items, options, protect, address, workers,
+                                 threads_per_worker or 1, gpus_per_worker)
+
+
+def restore_many(inputs: Sequence[str | Path], outdir: str | Path | None = None,
+                 engine: str = "local", **kwargs: Any) -> list[FileOutcome]:
+    """Restore files, folders and URIs as `fbcnn restore` does; one `FileOutcome` per input
+    file (its `report`, or its one-line `error`), in input order.
+
+    engine: "local" (this process) or "ray" (`workers` actors of `threads_per_worker` torch
+    threads and `gpus_per_worker` GPUs each; Ray at `address` ("auto", "ray://host:port"),
+    or a local instance started and stopped here; an already connected Ray is used as is).
+    Other keywords: model, qf, sweep, double, recursive, skip_existing, compare, consistency,
+    tile, device, as the command's options. Raises EngineError (one line) when the batch
+    cannot run; files that fail do not raise."""
+    return list(iter_restore(inputs, outdir, engine, **kwargs))
+
+
+# ------------------------------------------------------------------- the command's output
+
+
+def check_model(model: str | None, tile: int | None = None) -> None:
+    """Fail once, up front, for a --model that cannot be loaded here (a URI: that is not
+    there); EngineError."""
+    from .checkpoints import CheckpointError
+
+    if not model:
+        return
+    if is_uri(model):
+        from pyarrow import fs as pafs
+
+        filesystem, path = _uri_filesystem(model)
+        try:
+            found = filesystem.get_file_info(path).type == pafs.FileType.File
+        except Exception as e:
+            raise EngineError(f"{model}: cannot read ({_one_line(e)})") from None
+        if not found:
+            raise EngineError(f"{model}: no such checkpoint file")
+        return
+    try:
+        ModelSet(model, device="cpu", tile=tile).get(model)
+    except (CheckpointError, ValueError) as e:
+        raise EngineError(str(e)) from None
+
+
+def report_line(outcome: FileOutcome, sweep: list[int] | None) -> str:
+    """What `fbcnn restore` prints for a file that did not fail."""
+    report = outcome.report
+    assert report is not None
+    if report.skipped:
+        return f"{outcome.input}: skipped (output exists)"
+    note = ""
+    if report.double and report.double.get("detected"):
+        d = report.double
+        note = f", {d['kind']} double JPEG (QF1 {d['qf1']}, offset {d['offset']})"
+    used = "sweep " + ",".join(map(str, sweep)) if sweep else f"{report.used_qf:.1f}"
+    return (f"{outcome.input}: predicted QF {report.predicted_qf:.1f}, used QF {used}{note} "
+            f"[{report.model}] -> {', '.join(str(o) for o in report.outputs)}")
+
+
+def restore_command(inputs: Sequence[str], outdir: str | None, *, sweep: list[int] | None,
+                    recursive: bool, **kwargs: Any) -> int:
+    """`fbcnn restore` through `iter_restore`: the local engine's lines, progress bar and
+    summary; returns the exit code (1 if any file failed). Raises EngineError."""
+    import click
+    from tqdm import tqdm
+
+    check_model(kwargs.get("model"), kwargs.get("tile"))
+    items = expand_inputs(inputs, recursive=recursive)
+    if not items:
+        raise EngineError("no images found in " + ", ".join(inputs))
+    failed = done = skipped = 0
+    outcomes = iter_restore(inputs, outdir, sweep=sweep, items=items, **kwargs)
+    bar = tqdm(outcomes, total=len(items), unit="image", disable=len(items) < 2,
+               file=sys.stderr)
+    for outcome in bar:
+        if outcome.failed:
+            failed += 1
+            bar.write(f"error: {outcome.error}", file=sys.stderr)
+            continue
+        assert outcome.report is not None
+        if outcome.report.skipped:
+            skipped += 1
+        else:
+            done += 1
+        bar.write(report_line(outcome, sweep))
+    summary = f"restored {done} of {len(items)} image(s)"
+    if skipped:
+        summary += f", skipped {skipped}"
+    if failed:
+        summary += f", {failed} failed"
+    click.echo(summary, err=True)
+    return 1 if failed else 0
