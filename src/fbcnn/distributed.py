@@ -22,11 +22,13 @@ cluster).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import sys
 import tempfile
+import warnings
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -259,15 +261,44 @@ def _start_ray(address: str | None, num_cpus: int | None) -> None:
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     try:
-        if address:
-            ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
-        else:
-            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
-                     logging_level=logging.ERROR, object_store_memory=256 * 1024**2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Ray Client's time-out warning: said in one line
+            if address:
+                ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
+            else:
+                ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
+                         logging_level=logging.ERROR, object_store_memory=256 * 1024**2)
     except Exception as e:  # ConnectionError, ValueError, RuntimeError from a bad address
         where = f"Ray at {address}" if address else "a local Ray instance"
         lines = str(e).strip().splitlines() or [type(e).__name__]
         raise EngineError(f"cannot connect to {where}: {_one_line(lines[0])}") from None
+
+
+@contextlib.contextmanager
+def ray_connection(address: str | None = None, num_cpus: int | None = None) -> Iterator[Any]:
+    """The Ray module, connected: an already connected Ray is used as it is; otherwise connect
+    to `address` or start a local instance, and disconnect (or stop it) on leaving."""
+    try:
+        import ray
+    except ImportError:
+        raise EngineError("the Ray engine needs Ray: pip install 'fbcnn[ray]'") from None
+    if ray.is_initialized():
+        yield ray
+        return
+    _start_ray(address, num_cpus)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def check_resources(ray: Any, threads: int, gpus: float) -> None:
+    """EngineError when the cluster cannot hold one worker (its actors would wait for ever)."""
+    resources = ray.cluster_resources()
+    cpus, gpus_there = resources.get("CPU", 0.0), resources.get("GPU", 0.0)
+    if cpus < threads or gpus_there < gpus:
+        raise EngineError(f"the Ray cluster has {cpus:g} CPU(s) and {gpus_there:g} GPU(s); "
+                          f"a worker needs {threads} and {gpus:g}")
 
 
 def _default_workers(ray: Any, threads: int, gpus: float) -> int:
@@ -280,15 +311,16 @@ def _default_workers(ray: Any, threads: int, gpus: float) -> int:
 def _ray_outcomes(items: Sequence[str], options: RestoreOptions, protect: tuple[Path, ...],
                   address: str | None, workers: int | None, threads: int,
                   gpus: float) -> Iterator[FileOutcome]:
-    try:
-        import ray
-    except ImportError:
-        raise EngineError("the Ray engine needs Ray: pip install 'fbcnn[ray]'") from None
-    started_here = not ray.is_initialized()
-    if started_here:
-        _start_ray(address, (workers * threads) if workers else None)
+    with ray_connection(address, (workers * threads) if workers else None) as ray:
+        yield from _run_actors(ray, items, options, protect, workers, threads, gpus)
+
+
+def _run_actors(ray: Any, items: Sequence[str], options: RestoreOptions,
+                protect: tuple[Path, ...], workers: int | None, threads: int,
+                gpus: float) -> Iterator[FileOutcome]:
     from ray.exceptions import RayActorError, RayError, RayTaskError
 
+    check_resources(ray, threads, gpus)
     actors: list[Any] = []
     try:
         n = min(workers or _default_workers(ray, threads, gpus), len(items))
@@ -338,8 +370,6 @@ def _ray_outcomes(items: Sequence[str], options: RestoreOptions, protect: tuple[
     finally:
         for actor in actors:
             ray.kill(actor, no_restart=True)
-        if started_here:
-            ray.shutdown()
 
 
 def iter_restore(inputs: Sequence[str | Path], outdir: str | Path | None = None,
@@ -438,17 +468,28 @@ def restore_command(inputs: Sequence[str], outdir: str | None, *, sweep: list[in
                     recursive: bool, **kwargs: Any) -> int:
     """`fbcnn restore` through `iter_restore`: the local engine's lines, progress bar and
     summary; returns the exit code (1 if any file failed). Raises EngineError."""
-    import click
-    from tqdm import tqdm
-
     check_model(kwargs.get("model"), kwargs.get("tile"))
     items = expand_inputs(inputs, recursive=recursive)
     if not items:
         raise EngineError("no images found in " + ", ".join(inputs))
+    _check_outdir(items, outdir)
+    with contextlib.ExitStack() as stack:
+        if kwargs.get("engine") == "ray":  # connect before the progress bar shows
+            workers, threads = kwargs.get("workers"), kwargs.get("threads_per_worker") or 1
+            ray = stack.enter_context(ray_connection(kwargs.get("address"),
+                                                     workers * threads if workers else None))
+            check_resources(ray, threads, kwargs.get("gpus_per_worker") or 0.0)
+        return _print_outcomes(iter_restore(inputs, outdir, sweep=sweep, items=items,
+                                            **kwargs), len(items), sweep)
+
+
+def _print_outcomes(outcomes: Iterator[FileOutcome], total: int,
+                    sweep: list[int] | None) -> int:
+    import click
+    from tqdm import tqdm
+
     failed = done = skipped = 0
-    outcomes = iter_restore(inputs, outdir, sweep=sweep, items=items, **kwargs)
-    bar = tqdm(outcomes, total=len(items), unit="image", disable=len(items) < 2,
-               file=sys.stderr)
+    bar = tqdm(outcomes, total=total, unit="image", disable=total < 2, file=sys.stderr)
     for outcome in bar:
         if outcome.failed:
             failed += 1
@@ -460,7 +501,7 @@ def restore_command(inputs: Sequence[str], outdir: str | None, *, sweep: list[in
         else:
             done += 1
         bar.write(report_line(outcome, sweep))
-    summary = f"restored {done} of {len(items)} image(s)"
+    summary = f"restored {done} of {total} image(s)"
     if skipped:
         summary += f", skipped {skipped}"
     if failed:
