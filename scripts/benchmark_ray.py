@@ -45,7 +45,7 @@ def parse_config(text: str) -> tuple[str, int, int]:
     engine, _, shape = text.partition(":")
     workers, _, threads = shape.partition("x")
     if engine != "ray" or not workers.isdigit() or not threads.isdigit():
-        raise argparse.ArgumentTypeError(f"expected local or ray:WxT, got {text!r}")
+        raise SystemExit(f"error: --configs: expected local or ray:WxT, got {text!r}")
     return "ray", int(workers), int(threads)
 
 

@@ -3,6 +3,7 @@ and lines as the local engine, a worker killed mid-run, URIs, one-line errors.""
 
 from __future__ import annotations
 
+import json
 import sys
 from importlib.util import find_spec
 from pathlib import Path
@@ -175,3 +176,22 @@ def test_restore_many_local_engine_reports_each_file(tiny_model_files, photos,
     assert outcomes[0].report.used_qf == 40.0
     grey = np.asarray(Image.open(outcomes[1].report.outputs[0]))
     assert grey.shape == (40, 48)
+
+
+def test_benchmark_script_prints_a_table(tmp_path, capsys) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import benchmark_ray
+
+    data = tmp_path / "clean"
+    data.mkdir()
+    for i in range(2):
+        Image.fromarray(make_photo(40, 48, seed=i)).save(data / f"im{i}.png")
+    assert benchmark_ray.main(["--data", str(data), "--configs", "local",
+                               "--json", str(tmp_path / "b.json")]) == 0
+    out = capsys.readouterr().out
+    assert "2 images (0.00 MPix) from clean, JPEG QF 30" in out
+    row = [x for x in out.splitlines() if x.startswith("| local")]
+    assert len(row) == 1 and len(row[0].split("|")) == 6
+    assert len(json.loads((tmp_path / "b.json").read_text())["runs"]) == 1
+    with pytest.raises(SystemExit):
+        benchmark_ray.parse_config("ray:two")

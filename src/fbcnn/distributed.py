@@ -260,6 +260,7 @@ def _start_ray(address: str | None, num_cpus: int | None) -> None:
     import ray
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    address = address or os.environ.get("RAY_ADDRESS") or None  # Ray's own convention
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Ray Client's time-out warning: said in one line
