@@ -139,6 +139,10 @@ def test_file_uri_inputs_match_paths(tiny_model_files, photos, tmp_path) -> None
     assert uri_lines == [x.replace(str(photos), photos.as_uri()) for x in path_lines]
     assert uri_lines[2].startswith(f"error: {photos.as_uri()}/c_corrupt.jpg: corrupt")
     assert f"{photos.as_uri()}/a_color.jpg: predicted QF" in by_uri.output
+    again = run("restore", photos.as_uri(), "-o", str(tmp_path / "u"), "--model", model,
+                "--skip-existing")
+    assert lines(again, tmp_path / "u")[-1] == "restored 0 of 3 image(s), skipped 2, 1 failed"
+    assert f"{photos.as_uri()}/b_grey.jpg: skipped (output exists)" in again.stdout
 
 
 @pytest.mark.parametrize("args, message", [

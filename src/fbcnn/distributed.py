@@ -36,7 +36,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .imageio import IMAGE_SUFFIXES, SKIP_FOLDER, ImageError, list_inputs
-from .pipeline import FileReport, ModelSet, restore_file
+from .pipeline import FileReport, ModelSet, output_paths, restore_file
 
 ENGINES = ("local", "ray")
 MAX_RESTARTS = 3  # per actor: a worker process that died is started again this many times
@@ -224,7 +224,11 @@ class Worker:
             models = self.models()
             if is_uri(item):
                 tmp = tempfile.TemporaryDirectory(prefix="fbcnn-")
-                path = _fetch(item, Path(tmp.name))
+                name = PurePosixPath(item.partition("?")[0]).name or "input"
+                path = Path(tmp.name) / name
+                targets = output_paths(path, o.outdir, o.sweep)
+                if not (o.skip_existing and all(t.exists() for t in targets)):
+                    path = _fetch(item, Path(tmp.name))  # (restore_file skips it otherwise)
             report = restore_file(path, models, outdir=o.outdir, qf=o.qf, sweep=o.sweep,
                                   double=o.double, skip_existing=o.skip_existing,
                                   compare=o.compare, protect=self.protect,
@@ -348,15 +352,17 @@ def _run_actors(ray: Any, items: Sequence[str], options: RestoreOptions,
             item = items[i]
             try:
                 done[i] = ray.get(ready[0])
-            except RayActorError:  # its process died more often than it may be retried
+            except RayActorError as e:  # its process died more often than it may be retried
                 tries = MAX_TASK_RETRIES + 1
                 done[i] = FileOutcome(item, error=f"{item}: worker process died while "
                                                   f"restoring it (tried {tries} times)")
                 ray.kill(actor, no_restart=True)
                 replaced += 1
                 if replaced > n + 2:
-                    raise EngineError(f"Ray workers keep dying (last on {item}); finish the "
-                                      "batch later with --skip-existing") from None
+                    lines = str(e).strip().splitlines() or [type(e).__name__]
+                    raise EngineError(f"Ray workers keep dying (last on {item}: "
+                                      f"{_one_line(lines[0])[:300]}); finish the batch later "
+                                      "with --skip-existing") from None
                 actor = new_actor()
             except RayTaskError as e:  # an unexpected exception in restore_file
                 cause = e.cause if e.cause is not None else e
@@ -414,8 +420,9 @@ def restore_many(inputs: Sequence[str | Path], outdir: str | Path | None = None,
     """Restore files, folders and URIs as `fbcnn restore` does; one `FileOutcome` per input
     file (its `report`, or its one-line `error`), in input order.
 
-    engine: "local" (this process) or "ray" (`workers` actors of `threads_per_worker` torch
-    threads and `gpus_per_worker` GPUs each; Ray at `address` ("auto", "ray://host:port"),
+    engine: "local" (this process; `threads_per_worker` then sets torch's threads here) or
+    "ray" (`workers` actors of `threads_per_worker` torch threads and `gpus_per_worker` GPUs
+    each; Ray at `address` ("auto", "ray://host:port"),
     or a local instance started and stopped here; an already connected Ray is used as is).
     Other keywords: model, qf, sweep, double, recursive, skip_existing, compare, consistency,
     tile, device, as the command's options. Raises EngineError (one line) when the batch
