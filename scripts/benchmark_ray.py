@@ -5,12 +5,13 @@ default 4:2:0) into a temporary folder. Prints a markdown table (docs/benchmarks
 "Batch restoration on Ray").
 
     python scripts/benchmark_ray.py                                  # Kodak24, 3 configs
-    python scripts/benchmark_ray.py --data DIR --limit 8 --configs local,ray:2x1 --repeats 3
+    python scripts/benchmark_ray.py --data DIR --limit 8 --configs local:1,ray:2x1 --repeats 3
 
 Each config restores every image once per repeat (runs interleaved, median reported). The
 Ray runs share one local Ray instance started beforehand (its start-up is printed on its
 own); their time includes starting the actors and loading the models in them, as a batch
-does. The local engine uses torch's default threads, as `fbcnn restore` does.
+does. The local engine uses torch's default threads, as `fbcnn restore` does (`local:1`:
+one thread).
 """
 
 from __future__ import annotations
@@ -35,13 +36,17 @@ from PIL import Image  # noqa: E402
 
 from fbcnn.distributed import expand_inputs, ray_connection, restore_many  # noqa: E402
 
+DEFAULT_THREADS = torch.get_num_threads()  # before any run sets them
 DATA = ROOT.parent / "shared" / "datasets" / "val" / "color" / "kodak24"
 
 
 def parse_config(text: str) -> tuple[str, int, int]:
-    """'local' -> ('local', 1, 0); 'ray:2x1' -> ('ray', 2, 1) (workers x threads)."""
+    """'local' -> ('local', 1, 0) (torch's default threads); 'local:1' -> ('local', 1, 1);
+    'ray:2x1' -> ('ray', 2, 1) (workers x threads)."""
     if text == "local":
         return "local", 1, 0
+    if text.startswith("local:") and text[6:].isdigit() and int(text[6:]) > 0:
+        return "local", 1, int(text[6:])
     engine, _, shape = text.partition(":")
     workers, _, threads = shape.partition("x")
     if engine != "ray" or not workers.isdigit() or not threads.isdigit():
@@ -78,7 +83,8 @@ def compress(data: Path, folder: Path, qf: int, limit: int | None) -> tuple[list
 
 def label(engine: str, workers: int, threads: int) -> str:
     if engine == "local":
-        return f"local (1 process x {torch.get_num_threads()} threads)"
+        n = threads or DEFAULT_THREADS
+        return f"local (1 process x {n} thread{'s' if n > 1 else ''})"
     return f"ray ({workers} worker{'s' if workers > 1 else ''} x {threads} thread"\
            f"{'s' if threads > 1 else ''})"
 
@@ -89,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=24, help="First N images.")
     parser.add_argument("--qf", type=int, default=30, help="JPEG quality of the inputs.")
     parser.add_argument("--configs", default="local,ray:1x1,ray:2x1",
-                        help="Comma-separated: local, ray:WORKERSxTHREADS.")
+                        help="Comma-separated: local (torch's default threads), local:THREADS, "
+                             "ray:WORKERSxTHREADS.")
     parser.add_argument("--repeats", type=int, default=1, help="Runs per config (median).")
     parser.add_argument("--num-cpus", type=int, default=os.cpu_count() or 1,
                         help="CPUs of the local Ray instance.")
@@ -109,8 +116,9 @@ def main(argv: list[str] | None = None) -> int:
             for r in range(args.repeats):
                 for engine, workers, threads in configs:
                     out = Path(tmp) / f"out-{engine}-{workers}x{threads}-{r}"
-                    kwargs = {"workers": workers, "threads_per_worker": threads} \
-                        if engine == "ray" else {}
+                    kwargs: dict[str, int] = {"threads_per_worker": threads or DEFAULT_THREADS}
+                    if engine == "ray":
+                        kwargs["workers"] = workers
                     start = time.perf_counter()
                     outcomes = restore_many([str(p) for p in paths], out, engine=engine,
                                             **kwargs)

@@ -190,11 +190,11 @@ def test_benchmark_script_prints_a_table(tmp_path, capsys) -> None:
     data.mkdir()
     for i in range(2):
         Image.fromarray(make_photo(40, 48, seed=i)).save(data / f"im{i}.png")
-    assert benchmark_ray.main(["--data", str(data), "--configs", "local",
+    assert benchmark_ray.main(["--data", str(data), "--configs", "local:1",
                                "--json", str(tmp_path / "b.json")]) == 0
     out = capsys.readouterr().out
     assert "2 images (0.00 MPix) from clean, JPEG QF 30" in out
-    row = [x for x in out.splitlines() if x.startswith("| local")]
+    row = [x for x in out.splitlines() if x.startswith("| local (1 process x 1 thread) |")]
     assert len(row) == 1 and len(row[0].split("|")) == 6
     assert len(json.loads((tmp_path / "b.json").read_text())["runs"]) == 1
     with pytest.raises(SystemExit):
