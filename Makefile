@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	touch $@
 
 demo: setup
-	$(BIN)/fbcnn restore $(EXAMPLE) -o $(DEMO_OUT) --compare
+	$(BIN)/fbcnn restore $(EXAMPLE) -o $(DEMO_OUT) --compare --overwrite
 	@echo "restored image: $(DEMO_OUT)/astronaut_qf10.png"
 	@echo "side by side (JPEG | restored): $(DEMO_OUT)/astronaut_qf10_compare.png"
 

@@ -58,7 +58,7 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="config override for every run")
     args = parser.parse_args()
-    from fbcnn.train.loop import cpu_has_native_bf16
+    from fbcnn.device import cpu_has_native_bf16
 
     cores = os.cpu_count() or 1
     precisions = (args.precisions.split(",") if args.precisions

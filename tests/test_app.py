@@ -3,6 +3,7 @@ shows, and that its download is `fbcnn restore`'s PNG for the same file and QF."
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -51,8 +52,10 @@ def cli_restore(path: Path, outdir: Path, *args: str) -> np.ndarray:
 
 
 def last(events):
-    """What the page shows at the end of an event (handlers yield the analysis first)."""
-    *_, final = events
+    """What the page shows at the end of an event (handlers yield the analysis first, then
+    the result). Stops there, as Gradio does until it has copied the result into its cache:
+    asked for more, the handler removes its own copy."""
+    *_, final = itertools.islice(events, 2)
     return final
 
 
@@ -62,7 +65,8 @@ def pixels(path: str | Path) -> np.ndarray:
 
 
 def test_upload_shows_predicted_and_header_qf_and_restores(handlers, files) -> None:
-    first, out = handlers.on_upload(str(files["color"]), "auto", "")
+    events = handlers.on_upload(str(files["color"]), "auto", "")
+    first, out = itertools.islice(events, 2)
     info = handlers.analyse(files["color"])
     # the analysis shows before the restore (which may take minutes on a big image)
     assert first[INFO] == out[INFO] and first[STRENGTH] == round(info.predicted_qf)
@@ -78,6 +82,9 @@ def test_upload_shows_predicted_and_header_qf_and_restores(handlers, files) -> N
     assert out[DOWNLOAD]["value"] == after and out[DOWNLOAD]["interactive"] is True
     assert Path(after).suffix == ".png" and pixels(after).shape == (96, 128, 3)
     assert "(auto)" in out[STATUS] and "`fbcnn restore photo.jpg`" in out[STATUS]
+    # once Gradio has taken the result (asks for the next value), the app's copy is gone
+    assert list(events) == [] and not Path(after).exists()
+    assert not any(handlers.workdir.iterdir())
 
 
 @pytest.mark.parametrize("qf", [7, 37.5, 90])
@@ -155,7 +162,7 @@ def test_big_image_is_tiled_with_progress(tiny_named_models, tmp_path) -> None:
     out = last(handlers.process(str(path), False, 30, "auto", "", progress=progress))
     tiles = [v for v, d in calls if d == "restoring" and isinstance(v, tuple)]
     assert len(tiles) > 4 and tiles[-1][0] == tiles[-1][1] == len(tiles)
-    assert any(d == "predicting the QF" for _, d in calls)
+    assert any(d == "looking for an earlier compression" for _, d in calls)
     expected = cli_restore(path, tmp_path / "cli", "--qf", "30", "--tile", "64")
     assert np.array_equal(pixels(out[DOWNLOAD]["value"]), expected)
 
@@ -240,3 +247,20 @@ def test_serve_command(monkeypatch) -> None:
     assert seen["max_megapixels"] == 20
     help_text = CliRunner().invoke(main, ["serve", "--help"]).output
     assert "--host" in help_text and "--max-megapixels" in help_text
+
+
+def test_serve_on_a_taken_port_is_one_line(tiny_named_models, monkeypatch, tmp_path) -> None:
+    import signal
+    import socket
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "g"))  # restored after the test
+    monkeypatch.setattr(signal, "signal", lambda *a: None)  # keep pytest's handlers
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(main, ["serve", "--port", str(port)])
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Error: cannot serve on 127.0.0.1:{port}")
+    assert "share=True" not in result.output

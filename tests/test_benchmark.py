@@ -37,14 +37,14 @@ ROW_KEYS = {"model", "parameters", "channels", "height", "width", "tile", "tiles
 
 def test_in_process_untiled_and_tiled_rows():
     result = run_benchmark([("tiny", tiny_model()), ("tiny-grey", tiny_model(1))],
-                           sizes=[(32, 48), (24, 24)], threads=1, repeats=2, tile=32,
+                           sizes=[(64, 96), (24, 24)], threads=1, repeats=2, tile=64,
                            isolate=False)
     json.dumps(result)
     rows = result["results"]
-    # 48 > 32: untiled and tiled; 24x24 fits one tile: untiled only
+    # 96 > 64: untiled and tiled; 24x24 fits one tile: untiled only
     assert [(r["model"], r["width"], r["tile"]) for r in rows] == [
-        ("tiny", 48, None), ("tiny", 48, 32), ("tiny", 24, None),
-        ("tiny-grey", 48, None), ("tiny-grey", 48, 32), ("tiny-grey", 24, None)]
+        ("tiny", 96, None), ("tiny", 96, 64), ("tiny", 24, None),
+        ("tiny-grey", 96, None), ("tiny-grey", 96, 64), ("tiny-grey", 24, None)]
     for r in rows:
         assert ROW_KEYS <= set(r)
         assert len(r["runs"]) == 2 and r["seconds"] > 0 and r["megapixels_per_s"] > 0
@@ -57,20 +57,21 @@ def test_in_process_untiled_and_tiled_rows():
 
 
 def test_isolated_measurement_runs_in_a_fresh_process():
-    result = run_benchmark([("tiny", tiny_model())], sizes=[(16, 24)], threads=1, repeats=1,
+    result = run_benchmark([("tiny", tiny_model())], sizes=[(256, 256)], threads=1, repeats=1,
                            tile=0)
     (row,) = result["results"]
     assert result["isolated"] is True and row["tile"] is None
     assert row["parameters"] == parameter_count(tiny_model())
-    assert row["peak_memory_mib"] >= 0 and row["memory_method"]
+    # a 256x256 restore allocates megabytes beyond the process's state before it
+    assert row["peak_memory_mib"] > 0.5 and row["memory_method"]
 
 
 def test_format_benchmark_is_a_markdown_table():
-    result = run_benchmark([("tiny", tiny_model())], sizes=[(16, 40)], threads=1, repeats=1,
-                           tile=16, isolate=False)
+    result = run_benchmark([("tiny", tiny_model())], sizes=[(64, 80)], threads=1, repeats=1,
+                           tile=64, isolate=False)
     text = format_benchmark(result)
     rows = [line for line in text.splitlines() if line.startswith("| tiny |")]
-    assert len(rows) == 2 and "16 px tiles" in rows[1] and "40x16" in rows[0]
+    assert len(rows) == 2 and "64 px tiles" in rows[1] and "80x64" in rows[0]
     assert "| model |" in text and "torch" in text
 
 

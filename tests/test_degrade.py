@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from conftest import make_photo
 
+from fbcnn.color import rgb_to_y
 from fbcnn.degrade import (
     COMMON_QFS,
     QFDistribution,
@@ -13,7 +14,6 @@ from fbcnn.degrade import (
     double_jpeg,
     draw_qf,
     random_double_jpeg,
-    rgb_to_y,
     single_jpeg,
 )
 from fbcnn.jpeg import compress, decode, encode, qf_from_tables

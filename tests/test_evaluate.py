@@ -13,7 +13,8 @@ from PIL import Image
 
 from fbcnn import metrics
 from fbcnn.checkpoints import save_network
-from fbcnn.degrade import double_jpeg, rgb_to_y
+from fbcnn.color import rgb_to_y
+from fbcnn.degrade import double_jpeg
 from fbcnn.evaluate import evaluate, format_table
 from fbcnn.jpeg import compress
 from fbcnn.network import FBCNN, FBCNNConfig
@@ -140,7 +141,7 @@ def test_dominant_correction_feeds_the_verdicts_qf(data_dir, monkeypatch):
     calls = []
 
     class Verdict:
-        def dominant_qf(self, predicted_qf):
+        def qf_to_feed(self, predicted_qf):
             return 12.5
 
     def analyse(pixels, last_qf=None):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fbcnn import metrics
-from fbcnn.degrade import rgb_to_y
+from fbcnn.color import rgb_to_y
 
 skimage_metrics = pytest.importorskip("skimage.metrics")
 

@@ -9,7 +9,7 @@ from PIL import Image
 
 from fbcnn.jpeg import compress
 from fbcnn.model import Model
-from fbcnn.restore import Restorer, tile_starts
+from fbcnn.restore import QF_TILE, Restorer, qf_tile_boxes, tile_spans, tile_starts
 
 
 @pytest.mark.parametrize("length,tile,overlap,grid", [(1000, 256, 32, 16), (517, 128, 16, 8),
@@ -22,13 +22,66 @@ def test_tile_starts_cover_on_grid_with_overlap(length, tile, overlap, grid) -> 
         assert a + tile - b >= overlap  # neighbours overlap
 
 
+@pytest.mark.parametrize("length,tile,overlap,grid", [
+    (2048, 512, 32, 16), (1536, 512, 32, 16), (6000, 512, 32, 8), (513, 512, 32, 16),
+    (700, 64, 32, 16), (1000, 256, 0, 8)])
+def test_tile_spans_are_few_balanced_and_on_grid(length, tile, overlap, grid) -> None:
+    spans = tile_spans(length, tile, overlap, grid)
+    sizes = [e - s for s, e in spans]
+    assert spans[0][0] == 0 and spans[-1][1] == length and max(sizes) <= tile
+    for (a, b), (c, _) in zip(spans, spans[1:], strict=False):
+        assert c % grid == 0 and b - c == overlap and c > a  # on the grid, overlapping
+    assert max(sizes) - min(sizes) <= 2 * grid  # balanced: no sliver at the end
+    # as few as possible: one tile less could not cover the length
+    assert (len(spans) - 1) * (tile - overlap) + overlap < length
+
+
+def test_tiled_qf_reading_does_not_depend_on_the_tile_size() -> None:
+    image = compress(make_photo(300, 420), 30)
+    net = tiny_network()
+    readings = {t: Restorer(net, device="cpu", tile=t).predict_qf(image, 16)
+                for t in (64, 96, 256)}
+    assert len(set(readings.values())) == 1  # the QF tiles have a size of their own
+    out = Restorer(net, device="cpu", tile=96).restore(image, grid=16)
+    assert out.predicted_qf == out.used_qf == readings[96]
+    # a few QF tiles of their own size, about 4% of a big image, on the grid
+    boxes = qf_tile_boxes(3000, 4000, 16)
+    assert 2 <= len(boxes) <= 16 and all(y % 16 == 0 and x % 16 == 0 for y, x, _, _ in boxes)
+    assert sum(h * w for _, _, h, w in boxes) <= 0.06 * 3000 * 4000
+    assert all((h, w) == (QF_TILE, QF_TILE) for _, _, h, w in boxes)
+    assert qf_tile_boxes(200, 100, 8) == [(0, 0, 200, 100)]  # small: the whole image
+
+
+def test_tile_below_minimum_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least 64"):
+        Restorer(tiny_network(), device="cpu", tile=16)
+
+
+def test_bf16_and_fp32_agree_within_one_grey_level() -> None:
+    from fbcnn import load_model
+
+    image = compress(make_photo(64, 96, seed=2), 20)
+    fp32 = load_model("color", device="cpu", precision="fp32").restore(image)
+    bf16 = load_model("color", device="cpu", precision="bf16")
+    assert bf16.restorer.precision == "bf16"
+    out = bf16.restore(image)
+    assert np.abs(out.image.astype(int) - fp32.image.astype(int)).max() <= 1
+    assert abs(out.predicted_qf - fp32.predicted_qf) < 1.0
+    with pytest.raises(ValueError, match="precision"):
+        load_model("color", device="cpu", precision="fp8")
+
+
 def test_tiled_and_untiled_agree_within_one_level() -> None:
     image = compress(make_photo(200, 264), 20)
     net = tiny_network()
+    calls: list = []
     whole = Restorer(net, device="cpu", tile=0).restore(image, qf=20, grid=16)
-    tiled = Restorer(net, device="cpu", tile=96, overlap=32).restore(image, qf=20, grid=16)
+    tiler = Restorer(net, device="cpu", tile=96, overlap=32)
+    tiled = tiler.restore(image, qf=20, grid=16, progress=lambda d, t: calls.append((d, t)))
     diff = np.abs(whole.pixels.astype(int) - tiled.pixels.astype(int))
     assert diff.max() <= 1
+    n = tiler.tile_count(200, 264, 16)
+    assert n > 4 and calls == [(i, n) for i in range(1, n + 1)]  # one call a tile
     assert not np.array_equal(whole.pixels, image)  # the network did something
 
 
@@ -70,3 +123,10 @@ def test_grey_image_on_colour_model_stays_grey() -> None:
     assert out.image.shape == (32, 32)
     with pytest.raises(ValueError, match="colour model"):
         Model(tiny_network(1), name="g", device="cpu").restore(compress(make_photo(32, 32), 20))
+
+
+def test_api_refuses_modes_it_would_change() -> None:
+    model = Model(tiny_network(), name="tiny", device="cpu")
+    cmyk = Image.fromarray(make_photo(16, 16)).convert("CMYK")
+    with pytest.raises(ValueError, match="mode CMYK"):
+        model.restore(cmyk)

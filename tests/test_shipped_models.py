@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from fbcnn.checkpoints import available_models
-from fbcnn.degrade import rgb_to_y
+from fbcnn.color import rgb_to_y
 from fbcnn.jpeg import compress
 from fbcnn.metrics import psnr
 from fbcnn.model import load_model

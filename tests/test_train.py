@@ -164,8 +164,8 @@ def test_reinit_and_pinned_parent(tmp_path: Path) -> None:
 
 
 def test_overrides_and_precision(tmp_path: Path) -> None:
+    from fbcnn.device import resolve_precision
     from fbcnn.train.config import apply_overrides
-    from fbcnn.train.loop import resolve_precision
 
     config = apply_overrides(tiny_config(tmp_path), ["data.workers=3", "optim.lr=0.01",
                                                      "validation.qfs=[10, 90]"])
@@ -204,3 +204,34 @@ def test_train_command_bad_overrides_fail_in_one_line(tmp_path: Path) -> None:
         assert result.exit_code == 1, (bad, result.output)
         assert len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()  # nothing started, nothing written
+
+
+def test_config_paths_resolve_from_another_folder(tmp_path: Path, monkeypatch) -> None:
+    """A repo's configs/x.yaml names data as ../shared/... from the repo root: run from
+    elsewhere, relative paths are found from the config's folder (or its parent)."""
+    import yaml
+    from click.testing import CliRunner
+
+    from fbcnn.cli import main
+
+    repo = tmp_path / "repo"
+    (repo / "configs").mkdir(parents=True)
+    config = tiny_config(repo).to_dict()
+    config["data"]["folders"] = ["data"]  # relative to the repo root
+    config["validation"]["folder"] = "data"
+    config["validation"]["limit"] = 0  # no validation: no best.safetensors
+    config["output"] = "run"
+    path = repo / "configs" / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    loaded = load_config(path)
+    assert Path(loaded.data.folders[0]) == Path(loaded.validation.folder) == repo / "data"
+    result = CliRunner().invoke(main, ["train", "--config", str(path.resolve()),
+                                       "--iterations", "2"])
+    assert result.exit_code == 0, result.output
+    assert (elsewhere / "run" / "model.safetensors").is_file()
+    # it names only the files it wrote
+    assert not (elsewhere / "run" / "best.safetensors").exists()
+    assert "best" not in result.output

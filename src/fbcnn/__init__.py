@@ -5,23 +5,36 @@
     >>> result = model.restore(image)              # numpy uint8 array or PIL image
     >>> result.image, result.predicted_qf
     >>> fbcnn.restore_many(["photos/"], "out", engine="ray")  # many files; Ray optional
+
+`import fbcnn` is light: torch and the rest load on first use of a name below (so that
+`fbcnn --help` starts fast).
 """
 
-from typing import Any
+from __future__ import annotations
 
-from .model import Model, Result, load_model
-from .network import FBCNN, FBCNNConfig
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "Model": "model", "Result": "model", "load_model": "model",
+    "FBCNN": "network", "FBCNNConfig": "network",
+    "restore_many": "distributed",
+}
 
 __all__ = ["FBCNN", "FBCNNConfig", "Model", "Result", "__version__", "load_model",
            "restore_many"]
 
+if TYPE_CHECKING:
+    from .distributed import restore_many
+    from .model import Model, Result, load_model
+    from .network import FBCNN, FBCNNConfig
+
 
 def __getattr__(name: str) -> Any:
-    """`restore_many` (fbcnn.distributed) is imported on first use only."""
-    if name == "restore_many":
-        from .distributed import restore_many
-
-        return restore_many
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'fbcnn' has no attribute {name!r}")

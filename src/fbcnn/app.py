@@ -11,25 +11,25 @@ in the queue.
 from __future__ import annotations
 
 import atexit
-import functools
+import os
 import shutil
+import signal
 import tempfile
 import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import click
 import gradio as gr
 
+from . import pipeline
 from .checkpoints import CheckpointError, available_models
 from .imageio import ImageError, LoadedImage, read_image, write_image
-from .jpeg import grid_multiple
-from .model import Model
-from .pipeline import ModelSet, analyse_double, restore_file
+from .pipeline import ModelSet
 
 DEFAULT_MAX_MEGAPIXELS = 50.0
 DEFAULT_MAX_UPLOAD_MB = 200
@@ -59,6 +59,8 @@ class Analysis:
     predicted_qf: float
     double: dict[str, Any] | None  # DoubleJpegVerdict.to_json(), None if not a JPEG
     auto_qf: float  # what `fbcnn restore` uses: the prediction, or the double-JPEG QF
+    image: LoadedImage | None = None  # the decoded upload, restored without reading it again
+    found: pipeline.Analysis | None = None  # what restoring it needs (model, grid, QFs)
 
 
 @dataclass
@@ -69,16 +71,6 @@ class Restored:
     model: str
     seconds: float
     command: str  # the equivalent command line
-
-
-class _Pinned:
-    """A ModelSet stand-in that always answers one model (what restore_file asks for)."""
-
-    def __init__(self, model: Model) -> None:
-        self.model = model
-
-    def for_image(self, image: LoadedImage) -> Model:
-        return self.model
 
 
 def uploaded_file(**kwargs: Any) -> gr.Image:
@@ -97,19 +89,6 @@ def uploaded_file(**kwargs: Any) -> gr.Image:
 
     image.preprocess = keep_path  # type: ignore[method-assign]
     return image
-
-
-@contextmanager
-def _tile_progress(model: Model, callback: Callable[[int, int], None]) -> Iterator[None]:
-    """Report the restorer's tiles to `callback` for the calls inside the block (the
-    restorer takes a progress callback; Model.restore_array does not pass one on)."""
-    restorer = model.restorer
-    restorer.restore = functools.partial(type(restorer).restore, restorer,  # type: ignore[method-assign]
-                                         progress=callback)
-    try:
-        yield
-    finally:
-        del restorer.restore
 
 
 def _message(exc: Exception, path: str | Path) -> str:
@@ -176,20 +155,17 @@ class Handlers:
         name = self.model_name(kind, variant, image.is_gray)
         model = self.models.get(name)
         if progress is not None:
-            progress(0, desc="predicting the QF")
-        predicted = model.predict_qf(image.pixels, grid_multiple(image.subsampling,
-                                                                 image.pixels.shape[2]))
-        if progress is not None:
             progress(0, desc="looking for an earlier compression")
-        verdict = analyse_double(image)
+        found = pipeline.analyse(image, model, double=True, need_qf=True)
+        assert found.predicted_qf is not None
         result = Analysis(
             name=path.name, model=model.name, width=image.width, height=image.height,
             format=image.format, mode=image.mode, subsampling=image.subsampling,
-            header_qf=image.header_qf, predicted_qf=predicted,
-            double=verdict.to_json() if verdict is not None else None,
-            auto_qf=verdict.dominant_qf(predicted) if verdict is not None else predicted)
+            header_qf=image.header_qf, predicted_qf=found.predicted_qf, double=found.double,
+            auto_qf=found.feed_qf if found.feed_qf is not None else found.predicted_qf,
+            image=image, found=found)
         self._analyses[key] = result
-        while len(self._analyses) > 32:
+        while len(self._analyses) > 8:  # each holds a decoded image
             self._analyses.popitem(last=False)
         return result
 
@@ -200,9 +176,9 @@ class Handlers:
         folder."""
         path = Path(path)
         self._prune()
-        image = self._read(path)
-        name = self.model_name(kind, variant, image.is_gray)
-        model = self.models.get(name)
+        info = self.analyse(path, kind, variant)
+        image, found = info.image, info.found
+        assert image is not None and found is not None
         folder = self.workdir / uuid.uuid4().hex
         started = time.perf_counter()
 
@@ -212,21 +188,21 @@ class Handlers:
 
         if progress is not None:
             progress(0, desc="restoring")
-        with _tile_progress(model, tiles):
-            report = restore_file(path, _Pinned(model), outdir=folder,  # type: ignore[arg-type]
-                                  qf=qf, protect=(path,), consistency=consistency)
+        result = pipeline.restore_loaded(image, found, qf, consistency, tiles)
         seconds = time.perf_counter() - started
         suffix = "" if qf is None else f"_qf{qf:g}"
-        png = report.outputs[0].rename(folder / f"{path.stem}_restored{suffix}.png")
+        png = write_image(folder / f"{path.stem}_restored{suffix}.png", result.image,
+                          alpha=image.alpha, icc_profile=image.icc_profile, protect=(path,))
         before = path
-        if path.suffix.lower() not in BROWSER_FORMATS:  # e.g. TIFF: show the decoded pixels
+        if path.suffix.lower() not in BROWSER_FORMATS:
             before = write_image(folder / f"{path.stem}_input.png", image.pixels,
                                  alpha=image.alpha)
+        name = found.model.name
         default = "gray" if image.is_gray else "color"
         command = "fbcnn restore" + ("" if qf is None else f" --qf {qf:g}") + (
             "" if name == default else f" --model {name}") + (
             "" if consistency else " --consistency off") + f" {path.name}"
-        return Restored(png, before, report.used_qf, model.name, seconds, command)
+        return Restored(png, before, result.used_qf, name, seconds, command)
 
     def _prune(self) -> None:
         """Forget results older than KEEP_RESULTS_S (Gradio keeps its own copies)."""
@@ -262,6 +238,9 @@ class Handlers:
                   f"Same PNG as `{done.command}`.")
         yield (info_markdown(info), round(done.used_qf), auto, (str(done.before), str(done.png)),
                gr.update(value=str(done.png), interactive=True), status)
+        # Gradio asks for the next value once it has copied this one into its own cache:
+        # the user's restored image does not stay in ours
+        shutil.rmtree(done.png.parent, ignore_errors=True)
 
     def on_upload(self, path: str | None, kind: str, variant: str, consistency: bool = True,
                   progress: Any = gr.Progress()) -> Iterator[tuple[Any, ...]]:  # noqa: B008
@@ -311,9 +290,11 @@ def info_markdown(info: Analysis) -> str:
 
 
 def build_app(models: ModelSet | None = None,
-              max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> gr.Blocks:
-    """The page (not launched). `models` gives the device and tile size (default: auto, 512)."""
-    h = Handlers(models, max_megapixels)
+              max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
+              workdir: str | Path | None = None) -> gr.Blocks:
+    """The page (not launched). `models` gives the device and tile size (default: auto, 512);
+    `workdir` the folder for results (default: a temp folder removed at exit)."""
+    h = Handlers(models, max_megapixels, workdir)
     variants = h.variants()
     with gr.Blocks(title="FBCNN: JPEG artifact removal", analytics_enabled=False,
                    delete_cache=(3600, 3600)) as demo:
@@ -368,16 +349,48 @@ def build_app(models: ModelSet | None = None,
 def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860,
            max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, block: bool = True,
            quiet: bool = False) -> Any:
-    """Serve the page (blocks until Ctrl-C unless block=False)."""
-    return demo.launch(server_name=host, server_port=port, prevent_thread_lock=not block,
-                       max_file_size=f"{max_upload_mb:g}mb", ssr_mode=False, quiet=quiet,
-                       theme=gr.themes.Default(), css=CSS, footer_links=["gradio"],
-                       mcp_server=False)
+    """Serve the page (blocks until Ctrl-C unless block=False). A port that is taken is a
+    click.ClickException (one line)."""
+    try:
+        result = demo.launch(server_name=host, server_port=port, prevent_thread_lock=True,
+                             max_file_size=f"{max_upload_mb:g}mb", ssr_mode=False, quiet=True,
+                             theme=gr.themes.Default(), css=CSS, footer_links=["gradio"],
+                             mcp_server=False)
+    except OSError as e:
+        raise click.ClickException(f"cannot serve on {host}:{port}: "
+                                   f"{' '.join(str(e).split()) or 'port in use'} "
+                                   "(choose another with --port)") from None
+    if not quiet:
+        click.echo(f"fbcnn app on http://{host}:{port} (Ctrl-C to stop)", err=True)
+    if block:
+        try:
+            demo.block_thread()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            demo.close()
+    return result
+
+
+def _private_temp_dir() -> Path:
+    """One temp folder for this server's files and Gradio's uploads and cache, removed when
+    the server stops (Ctrl-C or SIGTERM)."""
+    folder = Path(tempfile.mkdtemp(prefix="fbcnn-app-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    os.environ["GRADIO_TEMP_DIR"] = str(folder / "gradio")
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    return folder
 
 
 def serve(host: str = "127.0.0.1", port: int = 7860, device: str = "auto", tile: int = 512,
           max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
-          max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB) -> None:
+          max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, precision: str = "auto") -> None:
     """What `fbcnn serve` runs."""
-    demo = build_app(ModelSet(device=device, tile=tile), max_megapixels)
+    workdir = _private_temp_dir()
+    demo = build_app(ModelSet(device=device, tile=tile, precision=precision), max_megapixels,
+                     workdir=workdir / "results")
     launch(demo, host, port, max_upload_mb)

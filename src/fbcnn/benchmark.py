@@ -146,7 +146,7 @@ def measure(network: FBCNN, height: int, width: int, *, device: str = "cpu",
     restorer = Restorer(network, device=device, tile=tile or 0)
     grid = 16 if channels == 3 else 8
     pixels = sample_image(height, width, channels)
-    tiles = len(list(restorer._tiles(height, width, grid)))  # noqa: SLF001 - reporting only
+    tiles = restorer.tile_count(height, width, grid)
     cuda = restorer.device.type == "cuda"
     gc.collect()
 

@@ -3,29 +3,35 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from . import __version__
 
+if TYPE_CHECKING:
+    from .pipeline import FileReport, ModelSet, RestoreOptions
+
 DEVICES = click.Choice(["auto", "cpu", "cuda", "mps"])
 
 
 def parse_qf(value: str) -> float | None:
+    from .jpeg import check_qf
+
     if value == "auto":
         return None
     try:
-        qf = float(value)
+        return check_qf(float(value))
     except ValueError:
         raise click.BadParameter(f"expected 'auto' or a number in 1..100, got '{value}'") from None
-    if not 1 <= qf <= 100:
-        raise click.BadParameter(f"QF must be in 1..100, got {value}")
-    return qf
 
 
-def parse_int_list(value: str | None, what: str = "QF") -> list[int] | None:
+def parse_int_list(value: str | None) -> list[int] | None:
+    """Comma-separated QFs in 1..100, each once (in the order given)."""
     if not value:
         return None
     try:
@@ -33,8 +39,8 @@ def parse_int_list(value: str | None, what: str = "QF") -> list[int] | None:
     except ValueError:
         raise click.BadParameter(f"expected comma-separated integers, got '{value}'") from None
     if not items or not all(1 <= q <= 100 for q in items):
-        raise click.BadParameter(f"each {what} must be in 1..100, got '{value}'")
-    return items
+        raise click.BadParameter(f"each QF must be in 1..100, got '{value}'")
+    return list(dict.fromkeys(items))
 
 
 def write_json(path: str, value: object) -> None:
@@ -86,8 +92,28 @@ def train(config_path: str, resume: bool, minutes: float | None, iterations: int
         raise click.ClickException(str(e).splitlines()[0]) from None
     done = trainer.train()
     if trainer.dist.is_main:
-        click.echo(f"stopped at iteration {done}; checkpoint {config.output}/last.pt, "
-                   f"weights {config.output}/model.safetensors (best: best.safetensors)")
+        out = Path(config.output)
+        best = out / "best.safetensors"
+        click.echo(f"stopped at iteration {done}; checkpoint {out / 'last.pt'}, weights "
+                   f"{out / 'model.safetensors'}"
+                   + (f" (best validation: {best})" if best.exists() else ""))
+
+
+def check_tile(ctx: click.Context, param: click.Parameter, value: int) -> int:
+    from .restore import MIN_TILE
+
+    if 0 < value < MIN_TILE:
+        raise click.BadParameter(f"must be 0 (one pass) or at least {MIN_TILE}, got {value}")
+    return value
+
+
+TILE_OPTION = click.option(
+    "--tile", type=click.IntRange(min=0), default=512, show_default=True, callback=check_tile,
+    help="Largest tile side for big images (0: whole image at once; else >= 64).")
+PRECISION_OPTION = click.option(
+    "--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto",
+    show_default=True, help="auto: bf16 where the hardware computes it natively (CUDA, "
+    "AMX / AVX512-BF16 CPUs), else fp32.")
 
 
 @main.command()
@@ -100,17 +126,23 @@ def train(config_path: str, resume: bool, minutes: float | None, iterations: int
 @click.option("--qf", "qf_text", default="auto", show_default=True,
               help="QF fed to the network: 'auto' (predicted) or 1..100.")
 @click.option("--qf-sweep", default=None, help="Write one output per QF, e.g. 10,30,50,70,90.")
-@click.option("--tile", type=click.IntRange(min=0), default=512, show_default=True,
-              help="Tile size for big images (0: whole image at once).")
+@TILE_OPTION
 @click.option("--device", type=DEVICES, default="auto", show_default=True)
+@PRECISION_OPTION
 @click.option("--double", type=click.Choice(["auto", "off"]), default="auto", show_default=True,
               help="Detect a misaligned earlier compression and restore with the dominant QF.")
 @click.option("--recursive", is_flag=True, help="Look into sub-folders of folder inputs.")
 @click.option("--skip-existing", is_flag=True, help="Skip inputs whose outputs exist (resume).")
+@click.option("--overwrite", is_flag=True, help="Replace outputs that exist (else an error).")
 @click.option("--compare", is_flag=True, help="Also write <stem>_compare.png (input | result).")
 @click.option("--consistency", type=click.Choice(["on", "off"]), default="on", show_default=True,
               help="Keep a JPEG's result inside the quantisation cells of its file "
                    "(leaves near-lossless JPEGs almost untouched).")
+@click.option("--max-megapixels", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Refuse bigger images (with a message)  [default: 200]")
+@click.option("--jobs", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Images restored at a time (0: one per CPU core; each job holds an image "
+                   "in memory: use 1 for the biggest images).")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: this process; ray: Ray actors (pip install 'fbcnn[ray]'), "
                    "see docs/distributed.md.")
@@ -123,78 +155,156 @@ def train(config_path: str, resume: bool, minutes: float | None, iterations: int
 @click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=None,
               help="GPUs per actor, e.g. 1 [default: 0].")
 def restore(inputs: tuple[str, ...], outdir: str | None, model: str | None, qf_text: str,
-            qf_sweep: str | None, tile: int, device: str, double: str, recursive: bool,
-            skip_existing: bool, compare: bool, consistency: str, engine: str,
+            qf_sweep: str | None, tile: int, device: str, precision: str, double: str,
+            recursive: bool, skip_existing: bool, overwrite: bool, compare: bool,
+            consistency: str, max_megapixels: float | None, jobs: int, engine: str,
             address: str | None, workers: int | None, threads_per_worker: int | None,
             gpus_per_worker: float | None) -> None:
     """Remove JPEG artifacts from INPUT files or folders; writes PNGs."""
-    from tqdm import tqdm
-
-    from .checkpoints import CheckpointError
-    from .imageio import ImageError, list_inputs
-    from .pipeline import ModelSet, restore_file
+    from .pipeline import RestoreOptions
 
     qf = parse_qf(qf_text)
     sweep = parse_int_list(qf_sweep)
     if sweep and qf is not None:
         raise click.UsageError("--qf and --qf-sweep cannot be used together")
-    ray_options = (address, workers, threads_per_worker, gpus_per_worker)
-    if engine == "local" and any(v is not None for v in ray_options):
+    if skip_existing and overwrite:
+        raise click.UsageError("--skip-existing and --overwrite cannot be used together")
+    options = RestoreOptions(qf=qf, sweep=sweep, double=double == "auto",
+                             consistency=consistency == "on", compare=compare,
+                             skip_existing=skip_existing, overwrite=overwrite,
+                             max_megapixels=max_megapixels)
+    ray_flags = (address, workers, threads_per_worker, gpus_per_worker)
+    if engine == "local" and any(v is not None for v in ray_flags):
         raise click.UsageError("--address, --workers, --threads-per-worker and "
                                "--gpus-per-worker need --engine ray")
-    from .distributed import EngineError, is_uri, restore_command
+    from .distributed import is_uri
 
     if engine == "ray" or any(is_uri(u) for u in (*inputs, outdir or "", model or "")):
-        try:  # Ray actors, or URIs (in this process): fbcnn.distributed
-            sys.exit(restore_command(
-                inputs, outdir, engine=engine, model=model, qf=qf, sweep=sweep, double=double,
-                recursive=recursive, skip_existing=skip_existing, compare=compare,
-                consistency=consistency == "on", tile=tile, device=device, address=address,
-                workers=workers, threads_per_worker=threads_per_worker,
-                gpus_per_worker=gpus_per_worker or 0.0))
-        except EngineError as e:
-            raise click.ClickException(str(e)) from None
+        if engine == "ray" and jobs:
+            raise click.UsageError("--jobs is for --engine local (Ray: --workers)")
+        sys.exit(_restore_distributed(
+            inputs, outdir, recursive, options, engine=engine, model=model, tile=tile,
+            device=device, precision=precision, address=address, workers=workers,
+            threads_per_worker=threads_per_worker, gpus_per_worker=gpus_per_worker or 0.0))
+    models = _model_set(model, device, tile, precision)
+    failed = _restore_batch(inputs, outdir, recursive, models, options,
+                            jobs=(os.cpu_count() or 1) if jobs == 0 else jobs)
+    if failed:
+        sys.exit(1)
+
+
+def _restore_distributed(inputs: tuple[str, ...], outdir: str | None, recursive: bool,
+                         options: RestoreOptions, **engine: Any) -> int:
+    """--engine ray, or URIs (s3://...): fbcnn.distributed (docs/distributed.md); returns
+    the exit code."""
+    from .distributed import EngineError, restore_command
+
     try:
-        models = ModelSet(model, device=device, tile=tile)
+        return restore_command(inputs, outdir, recursive=recursive, options=options, **engine)
+    except EngineError as e:
+        raise click.ClickException(str(e)) from None
+
+
+def _model_set(model: str | None, device: str, tile: int, precision: str) -> ModelSet:
+    from .checkpoints import CheckpointError
+    from .pipeline import ModelSet
+
+    try:
+        models = ModelSet(model, device=device, tile=tile, precision=precision)
         if model:
             models.get(model)  # a bad --model fails once, up front
     except (CheckpointError, ValueError) as e:
         raise click.ClickException(str(e)) from None
+    return models
+
+
+def _report_line(report: FileReport, sweep: list[int] | None) -> str:
+    note = ""
+    if report.double and report.double.get("detected"):
+        d = report.double
+        note = f", {d['kind']} double JPEG (QF1 {d['qf1']}, offset {d['offset']})"
+    used = "sweep " + ",".join(map(str, sweep)) if sweep else f"{report.used_qf:.1f}"
+    return (f"{report.path}: predicted QF {report.predicted_qf:.1f}, used QF {used}{note} "
+            f"[{report.model}] -> {', '.join(str(o) for o in report.outputs)}")
+
+
+def _tile_bar(path: Path) -> Callable[[int, int], None]:
+    """A per-image progress bar for images restored in many tiles (a 100-MP photo takes
+    minutes); nothing for small ones."""
+    from tqdm import tqdm
+
+    bar: list[Any] = []
+
+    def update(done: int, total: int) -> None:
+        if total < 8:
+            return
+        if not bar:
+            bar.append(tqdm(total=total, unit="tile", desc=path.name, leave=False,
+                            file=sys.stderr))
+        bar[0].update(done - bar[0].n)
+        if done == total:
+            bar[0].close()
+
+    return update
+
+
+def _restore_batch(inputs: tuple[str, ...], outdir: str | None, recursive: bool,
+                   models: ModelSet, options: RestoreOptions, jobs: int = 1) -> int:
+    """Restore every input, a line each, `jobs` images at a time (threads sharing the
+    models; torch's threads are split between them); returns the number that failed."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+    from tqdm import tqdm
+
+    from .checkpoints import CheckpointError
+    from .imageio import ImageError, list_inputs
+    from .pipeline import plan_outputs, restore_file
+
     paths = list_inputs(inputs, recursive=recursive)
     if not paths:
         raise click.ClickException("no images found in " + ", ".join(inputs))
-    failed = done = skipped = 0
-    bar = tqdm(paths, unit="image", disable=len(paths) < 2, file=sys.stderr)
-    for path in bar:
+    plan = plan_outputs(paths, inputs, Path(outdir) if outdir else None, options.sweep,
+                        options.compare)
+    jobs = max(1, min(jobs, len(paths)))
+    if jobs > 1:
+        torch.set_num_threads(max(1, torch.get_num_threads() // jobs))
+    counts = {"done": 0, "skipped": 0, "failed": 0}
+    lock = threading.Lock()
+    started = time.perf_counter()
+    bar = tqdm(total=len(paths), unit="image", disable=len(paths) < 2, file=sys.stderr)
+
+    def one(path: Path) -> None:
         try:
-            report = restore_file(path, models, outdir=Path(outdir) if outdir else None, qf=qf,
-                                  sweep=sweep, double=double, skip_existing=skip_existing,
-                                  compare=compare, protect=tuple(paths),
-                                  consistency=consistency == "on")
+            report = restore_file(path, models, plan[path], options, protect=tuple(paths),
+                                  progress=_tile_bar(path) if jobs == 1 else None)
         except (ImageError, CheckpointError, ValueError) as e:
-            failed += 1
-            bar.write(f"error: {e}", file=sys.stderr)
-            continue
-        if report.skipped:
-            skipped += 1
-            bar.write(f"{path}: skipped (output exists)")
-            continue
-        done += 1
-        note = ""
-        if report.double and report.double.get("detected"):
-            d = report.double
-            note = f", {d['kind']} double JPEG (QF1 {d['qf1']}, offset {d['offset']})"
-        used = "sweep " + ",".join(map(str, sweep)) if sweep else f"{report.used_qf:.1f}"
-        bar.write(f"{path}: predicted QF {report.predicted_qf:.1f}, used QF {used}{note} "
-                  f"[{report.model}] -> {', '.join(str(o) for o in report.outputs)}")
+            kind, line = "failed", f"error: {e}"
+        else:
+            kind = "skipped" if report.skipped else "done"
+            line = (f"{path}: skipped (output exists)" if report.skipped
+                    else _report_line(report, options.sweep))
+        with lock:
+            counts[kind] += 1
+            bar.write(line, file=sys.stderr if kind == "failed" else sys.stdout)
+            bar.update(1)
+
+    with ThreadPoolExecutor(jobs) as pool:
+        list(pool.map(one, paths))
+    bar.close()
+    seconds = time.perf_counter() - started
+    done = counts["done"]
     summary = f"restored {done} of {len(paths)} image(s)"
-    if skipped:
-        summary += f", skipped {skipped}"
-    if failed:
-        summary += f", {failed} failed"
+    if counts["skipped"]:
+        summary += f", skipped {counts['skipped']}"
+    if counts["failed"]:
+        summary += f", {counts['failed']} failed"
+    if done > 1:
+        summary += f" ({done / seconds:.2f} images/s, {jobs} at a time)"
     click.echo(summary, err=True)
-    if failed:
-        sys.exit(1)
+    return counts["failed"]
 
 
 @main.command()
@@ -280,11 +390,13 @@ def parse_shift(value: str) -> tuple[int, int]:
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Write the full result (with per-image rows) as JSON.")
 @click.option("--device", type=DEVICES, default="auto", show_default=True)
+@PRECISION_OPTION
 @click.option("--consistency", type=click.Choice(["on", "off"]), default="on", show_default=True,
               help="JPEG consistency, as fbcnn restore (off: the network's output alone).")
 def evaluate(data: str, gray: bool, qf_text: str | None, double_text: str | None,
              shift_text: str, model: str | None, correction: str, qf_input_text: str,
-             limit: int | None, json_path: str | None, device: str, consistency: str) -> None:
+             limit: int | None, json_path: str | None, device: str, precision: str,
+             consistency: str) -> None:
     """Degrade clean images with JPEG, restore them, and print PSNR | SSIM | PSNR-B."""
     from .evaluate import evaluate as run_evaluation
     from .evaluate import format_table
@@ -298,7 +410,7 @@ def evaluate(data: str, gray: bool, qf_text: str | None, double_text: str | None
                                 qfs=qfs, double=double, shift=parse_shift(shift_text),
                                 correction=correction,
                                 qf_input=None if qf_input is None else int(qf_input),
-                                limit=limit, device=device,
+                                limit=limit, device=device, precision=precision,
                                 consistency=consistency == "on")
     except ValueError as e:
         raise click.ClickException(str(e).splitlines()[0]) from None
@@ -326,7 +438,7 @@ def benchmark(model_names: tuple[str, ...], sizes: str, published: bool, device:
     """Megapixels per second and peak memory per model, size, tiled and untiled."""
     from .benchmark import format_benchmark, published_architecture, run_benchmark
     from .checkpoints import CheckpointError, available_models, load_network, resolve_model
-    from .restore import pick_device
+    from .device import pick_device
 
     try:
         device = str(pick_device(device))
@@ -380,13 +492,13 @@ def export_command(model_name: str, fmt: str, output: str, qf_input: bool,
               help="Address to listen on (0.0.0.0: every interface; the page has no login).")
 @click.option("--port", type=click.IntRange(1, 65535), default=7860, show_default=True)
 @click.option("--device", type=DEVICES, default="auto", show_default=True)
-@click.option("--tile", type=click.IntRange(min=0), default=512, show_default=True,
-              help="Tile size for big images (0: whole image at once).")
+@TILE_OPTION
+@PRECISION_OPTION
 @click.option("--max-megapixels", type=click.FloatRange(min=0, min_open=True), default=50.0,
               show_default=True, help="Refuse bigger images (with a message).")
 @click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True), default=200.0,
               show_default=True, help="Refuse bigger uploads.")
-def serve(host: str, port: int, device: str, tile: int, max_megapixels: float,
+def serve(host: str, port: int, device: str, tile: int, precision: str, max_megapixels: float,
           max_upload_mb: float) -> None:
     """Open the web app: upload a JPEG, compare before/after, download the PNG.
 
@@ -399,4 +511,4 @@ def serve(host: str, port: int, device: str, tile: int, max_megapixels: float,
             raise
         raise click.ClickException("the web app needs Gradio: pip install 'fbcnn[app]'") from None
     app.serve(host=host, port=port, device=device, tile=tile, max_megapixels=max_megapixels,
-              max_upload_mb=max_upload_mb)
+              max_upload_mb=max_upload_mb, precision=precision)

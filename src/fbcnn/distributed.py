@@ -1,9 +1,10 @@
-"""Batch restoration: many files on this process (engine "local") or on Ray actors ("ray").
+"""Batch restoration: many files in this process (engine "local") or on Ray actors ("ray").
 
 Both engines restore each file with `pipeline.restore_file` through the same `Worker` (one
-`ModelSet` per worker, so each model is loaded once per worker). The Ray engine runs one
-actor per worker with plain Ray actors (not Ray Data): each file's result comes back as soon
-as it is done, in input order, so the command prints the same lines as the local engine.
+`pipeline.ModelSet` per worker, so each model is loaded once per worker), into the outputs
+that `pipeline.plan_outputs` names for the whole run on the driver. The Ray engine runs one
+actor per worker with plain Ray actors (not Ray Data): each file's result comes back and is
+reported as soon as it is done, so the command prints the local engine's lines.
 
 Faults: an actor whose process dies is started again (`MAX_RESTARTS`) and the file it was
 working on is sent again (`MAX_TASK_RETRIES`); outputs are written atomically by
@@ -28,6 +29,7 @@ import os
 import re
 import sys
 import tempfile
+import time
 import warnings
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -36,7 +38,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .imageio import IMAGE_SUFFIXES, SKIP_FOLDER, ImageError, list_inputs
-from .pipeline import FileReport, ModelSet, output_paths, restore_file
+from .pipeline import FileReport, ModelSet, Planned, RestoreOptions, plan_outputs, restore_file
 
 ENGINES = ("local", "ray")
 MAX_RESTARTS = 3  # per actor: a worker process that died is started again this many times
@@ -46,6 +48,7 @@ MAX_TASK_RETRIES = 3  # per file: sent again this many times when its worker die
 TEST_EXIT_ENV = "FBCNN_TEST_EXIT_ONCE"
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_URI_ROOT = Path("/fbcnn-uri")  # URIs stand as paths under it when outputs are planned
 
 
 class EngineError(Exception):
@@ -68,19 +71,13 @@ class FileOutcome:
 
 
 @dataclass(frozen=True)
-class RestoreOptions:
-    """Everything `restore_file` takes besides the file, plus how to build the models."""
+class ModelSpec:
+    """How each worker builds its `pipeline.ModelSet` (a --model URI is copied first)."""
 
-    outdir: Path | None = None
     model: str | None = None
-    qf: float | None = None
-    sweep: list[int] | None = None
-    double: str = "auto"
-    skip_existing: bool = False
-    compare: bool = False
-    consistency: bool = True
-    tile: int | None = 512
     device: str = "auto"
+    tile: int | None = 512
+    precision: str = "auto"
 
 
 def is_uri(text: str) -> bool:
@@ -154,6 +151,10 @@ def expand_inputs(inputs: Sequence[str | Path], recursive: bool = False) -> list
     return out
 
 
+def _uri_name(uri: str) -> str:
+    return PurePosixPath(uri.partition("?")[0]).name or "input"
+
+
 def _fetch(uri: str, folder: Path) -> Path:
     """Copy a URI's bytes into `folder` under its own file name."""
     filesystem, path = _uri_filesystem(uri)
@@ -164,7 +165,7 @@ def _fetch(uri: str, folder: Path) -> Path:
         raise ImageError(uri, "no such file") from None
     except Exception as e:
         raise ImageError(uri, f"cannot read ({_one_line(e)})") from None
-    local = folder / (PurePosixPath(path).name or "input")
+    local = folder / _uri_name(uri)
     local.write_bytes(data)
     return local
 
@@ -189,7 +190,7 @@ class Worker:
     """Restores files one at a time with its own models (loaded on first use, then kept).
     On Ray each actor is one Worker; the local engine uses one in this process."""
 
-    def __init__(self, options: RestoreOptions, protect: tuple[Path, ...] = (),
+    def __init__(self, spec: ModelSpec, options: RestoreOptions, protect: tuple[Path, ...] = (),
                  threads: int | None = None, cwd: str | None = None) -> None:
         if threads:
             import torch
@@ -197,6 +198,7 @@ class Worker:
             torch.set_num_threads(threads)
         if cwd and os.path.isdir(cwd):  # relative inputs mean what they mean to the driver
             os.chdir(cwd)
+        self.spec = spec
         self.options = options
         self.protect = protect
         self._models: ModelSet | None = None
@@ -205,39 +207,40 @@ class Worker:
     def models(self) -> ModelSet:
         """The worker's models; a checkpoint given as a URI is copied here first, once."""
         if self._models is None:
-            o = self.options
-            model = o.model
+            s = self.spec
+            model = s.model
             if model and is_uri(model):
                 self._model_copy = tempfile.TemporaryDirectory(prefix="fbcnn-model-")
                 model = str(_fetch(model, Path(self._model_copy.name)))
-            self._models = ModelSet(model, device=o.device, tile=o.tile)
+            self._models = ModelSet(model, device=s.device, tile=s.tile, precision=s.precision)
         return self._models
 
-    def restore(self, item: str) -> FileOutcome:
+    def _would_read(self, planned: Planned) -> bool:
+        """Whether restore_file gets as far as reading the input (else no need to fetch it)."""
+        o = self.options
+        if o.skip_existing and all(t.exists() for t in planned.outputs):
+            return False
+        return o.overwrite or not any(t.exists() for t in planned.all)
+
+    def restore(self, item: str, planned: Planned) -> FileOutcome:
         from .checkpoints import CheckpointError
 
         _test_exit_once(item)
-        o = self.options
         tmp: tempfile.TemporaryDirectory[str] | None = None
         path = Path(item)
         try:
             models = self.models()
             if is_uri(item):
                 tmp = tempfile.TemporaryDirectory(prefix="fbcnn-")
-                name = PurePosixPath(item.partition("?")[0]).name or "input"
-                path = Path(tmp.name) / name
-                targets = output_paths(path, o.outdir, o.sweep)
-                if not (o.skip_existing and all(t.exists() for t in targets)):
-                    path = _fetch(item, Path(tmp.name))  # (restore_file skips it otherwise)
-            report = restore_file(path, models, outdir=o.outdir, qf=o.qf, sweep=o.sweep,
-                                  double=o.double, skip_existing=o.skip_existing,
-                                  compare=o.compare, protect=self.protect,
-                                  consistency=o.consistency)
+                path = Path(tmp.name) / _uri_name(item)
+                if self._would_read(planned):
+                    path = _fetch(item, Path(tmp.name))
+            report = restore_file(path, models, planned, self.options, protect=self.protect)
             return FileOutcome(item, report)
         except (ImageError, CheckpointError, EngineError, ValueError) as e:
             message = str(e)
             if tmp is not None:
-                message = message.replace(str(Path(tmp.name) / path.name), item)
+                message = message.replace(str(path), item)
             return FileOutcome(item, error=message)
         finally:
             if tmp is not None:
@@ -252,11 +255,30 @@ def _check_outdir(items: Sequence[str], outdir: Path | str | None) -> None:
         raise EngineError("URI inputs need an output folder (-o OUTDIR)")
 
 
-def _local_outcomes(items: Sequence[str], options: RestoreOptions, protect: tuple[Path, ...],
-                    threads: int | None) -> Iterator[FileOutcome]:
-    worker = Worker(options, protect, threads=threads)
-    for item in items:
-        yield worker.restore(item)
+def _as_path(item: str | Path) -> Path:
+    """A local path as it is; a URI as a path under _URI_ROOT (for `plan_outputs`)."""
+    text = str(item)
+    if not is_uri(text):
+        return Path(item)
+    scheme, _, rest = text.partition("?")[0].partition("://")
+    return _URI_ROOT / scheme / rest.strip("/")
+
+
+def plan(items: Sequence[str], inputs: Sequence[str | Path], outdir: str | Path | None,
+         options: RestoreOptions) -> list[Planned]:
+    """The outputs of each item, named by `pipeline.plan_outputs` for the whole run (URIs
+    as their paths: files found in a folder URI keep their sub-folders under `outdir`)."""
+    paths = [_as_path(i) for i in items]
+    planned = plan_outputs(paths, [_as_path(i) for i in inputs],
+                           Path(outdir) if outdir is not None else None, options.sweep,
+                           options.compare)
+    return [planned[p] for p in paths]
+
+
+def _local_outcomes(items: Sequence[str], planned: Sequence[Planned], worker: Worker
+                    ) -> Iterator[FileOutcome]:
+    for item, target in zip(items, planned, strict=True):
+        yield worker.restore(item, target)
 
 
 def _start_ray(address: str | None, num_cpus: int | None) -> None:
@@ -313,131 +335,153 @@ def _default_workers(ray: Any, threads: int, gpus: float) -> int:
     return max(1, int(resources.get("CPU", 1) // threads))
 
 
-def _ray_outcomes(items: Sequence[str], options: RestoreOptions, protect: tuple[Path, ...],
-                  address: str | None, workers: int | None, threads: int,
-                  gpus: float) -> Iterator[FileOutcome]:
-    with ray_connection(address, (workers * threads) if workers else None) as ray:
-        yield from _run_actors(ray, items, options, protect, workers, threads, gpus)
-
-
-def _run_actors(ray: Any, items: Sequence[str], options: RestoreOptions,
-                protect: tuple[Path, ...], workers: int | None, threads: int,
+def _run_actors(ray: Any, items: Sequence[str], planned: Sequence[Planned],
+                worker_args: tuple[Any, ...], workers: int | None, threads: int,
                 gpus: float) -> Iterator[FileOutcome]:
+    """Restore on `workers` actors, one file in flight each; outcomes as they finish."""
     from ray.exceptions import RayActorError, RayError, RayTaskError
 
     check_resources(ray, threads, gpus)
+    n = min(workers or _default_workers(ray, threads, gpus), len(items))
+    actor_class = ray.remote(Worker).options(
+        num_cpus=threads, num_gpus=gpus, max_restarts=MAX_RESTARTS,
+        max_task_retries=MAX_TASK_RETRIES)
     actors: list[Any] = []
+
+    def new_actor() -> Any:
+        actors.append(actor_class.remote(*worker_args, threads, os.getcwd()))
+        return actors[-1]
+
+    def outcome(ref: Any, item: str) -> tuple[FileOutcome, bool]:
+        """The file's outcome, and whether its actor is gone for good."""
+        try:
+            return ray.get(ref), False
+        except RayActorError as e:  # its process died more often than it may be retried
+            tries = MAX_TASK_RETRIES + 1
+            lines = str(e).strip().splitlines() or [type(e).__name__]
+            return FileOutcome(item, error=f"{item}: worker process died while restoring it "
+                                           f"(tried {tries} times; "
+                                           f"{_one_line(lines[0])[:200]})"), True
+        except RayTaskError as e:  # an unexpected exception in restore_file
+            cause = e.cause if e.cause is not None else e
+            return FileOutcome(item, error=f"{item}: {type(cause).__name__}: "
+                                           f"{_one_line(cause)}"), False
+        except RayError as e:
+            return FileOutcome(item, error=f"{item}: {_one_line(e)}"), False
+
     try:
-        n = min(workers or _default_workers(ray, threads, gpus), len(items))
-        actor_class = ray.remote(Worker).options(
-            num_cpus=threads, num_gpus=gpus, max_restarts=MAX_RESTARTS,
-            max_task_retries=MAX_TASK_RETRIES)
-
-        def new_actor() -> Any:
-            actor = actor_class.remote(options, protect, threads, os.getcwd())
-            actors.append(actor)
-            return actor
-
         idle = [new_actor() for _ in range(n)]
         queue = deque(range(len(items)))
         running: dict[Any, tuple[int, Any]] = {}
-        done: dict[int, FileOutcome] = {}
-        next_out = replaced = 0
+        replaced = 0
         while queue or running:
             while idle and queue:
                 i, actor = queue.popleft(), idle.pop()
-                running[actor.restore.remote(items[i])] = (i, actor)
+                running[actor.restore.remote(items[i], planned[i])] = (i, actor)
             ready, _ = ray.wait(list(running), num_returns=1)
             i, actor = running.pop(ready[0])
-            item = items[i]
-            try:
-                done[i] = ray.get(ready[0])
-            except RayActorError as e:  # its process died more often than it may be retried
-                tries = MAX_TASK_RETRIES + 1
-                done[i] = FileOutcome(item, error=f"{item}: worker process died while "
-                                                  f"restoring it (tried {tries} times)")
+            result, dead = outcome(ready[0], items[i])
+            if dead:
                 ray.kill(actor, no_restart=True)
                 replaced += 1
                 if replaced > n + 2:
-                    lines = str(e).strip().splitlines() or [type(e).__name__]
-                    raise EngineError(f"Ray workers keep dying (last on {item}: "
-                                      f"{_one_line(lines[0])[:300]}); finish the batch later "
-                                      "with --skip-existing") from None
+                    raise EngineError(f"Ray workers keep dying ({result.error}); finish the "
+                                      "batch later with --skip-existing")
                 actor = new_actor()
-            except RayTaskError as e:  # an unexpected exception in restore_file
-                cause = e.cause if e.cause is not None else e
-                done[i] = FileOutcome(item, error=f"{item}: {type(cause).__name__}: "
-                                                  f"{_one_line(cause)}")
-            except RayError as e:
-                done[i] = FileOutcome(item, error=f"{item}: {_one_line(e)}")
             idle.append(actor)
-            while next_out in done:  # in input order, as the local engine
-                yield done.pop(next_out)
-                next_out += 1
+            yield result
     finally:
         for actor in actors:
             ray.kill(actor, no_restart=True)
 
 
+@dataclass(frozen=True)
+class Engine:
+    """Where a batch runs: `name` "local" or "ray"; the Ray settings (see `restore_many`)."""
+
+    name: str = "local"
+    address: str | None = None
+    workers: int | None = None
+    threads_per_worker: int | None = None
+    gpus_per_worker: float = 0.0
+
+    def check(self) -> None:
+        if self.name not in ENGINES:
+            raise EngineError(f"engine must be one of {', '.join(ENGINES)}, got {self.name!r}")
+        if self.name == "local" and (self.address or self.workers or self.gpus_per_worker):
+            raise EngineError("address, workers and gpus_per_worker need the ray engine")
+        if self.workers is not None and self.workers < 1:
+            raise EngineError(f"workers must be at least 1, got {self.workers}")
+        if self.threads_per_worker is not None and self.threads_per_worker < 1:
+            raise EngineError(f"threads per worker must be at least 1, got "
+                              f"{self.threads_per_worker}")
+
+    @property
+    def num_cpus(self) -> int | None:
+        """CPUs of a local Ray instance started for the batch (None: the machine's)."""
+        return self.workers * (self.threads_per_worker or 1) if self.workers else None
+
+
 def iter_restore(inputs: Sequence[str | Path], outdir: str | Path | None = None,
-                 engine: str = "local", *, model: str | None = None, qf: float | None = None,
-                 sweep: list[int] | None = None, double: str = "auto",
-                 recursive: bool = False, skip_existing: bool = False,
-                 compare: bool = False, consistency: bool = True, tile: int | None = 512,
-                 device: str = "auto", address: str | None = None,
-                 workers: int | None = None, threads_per_worker: int | None = None,
-                 gpus_per_worker: float = 0.0,
+                 options: RestoreOptions | None = None, spec: ModelSpec | None = None,
+                 engine: Engine | None = None, *, recursive: bool = False,
                  items: list[str] | None = None) -> Iterator[FileOutcome]:
-    """`restore_many`, one outcome at a time (in input order). `items`: the already
-    expanded inputs (`expand_inputs`), to list them only once."""
-    if engine not in ENGINES:
-        raise EngineError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
-    if engine == "local" and (address or workers):
-        raise EngineError("address and workers need the ray engine")
-    if workers is not None and workers < 1:
-        raise EngineError(f"workers must be at least 1, got {workers}")
-    if threads_per_worker is not None and threads_per_worker < 1:
-        raise EngineError(f"threads per worker must be at least 1, got {threads_per_worker}")
+    """`restore_many` one outcome at a time, as they finish (in input order with the local
+    engine). `items`: the inputs already expanded (`expand_inputs`), to list them once."""
+    options, spec, engine = options or RestoreOptions(), spec or ModelSpec(), engine or Engine()
+    engine.check()
     if items is None:
         items = expand_inputs(inputs, recursive=recursive)
     _check_outdir(items, outdir)
     if not items:
         return
-    options = RestoreOptions(outdir=Path(outdir) if outdir is not None else None, model=model,
-                             qf=qf, sweep=sweep, double=double, skip_existing=skip_existing,
-                             compare=compare, consistency=consistency, tile=tile,
-                             device=device)
+    planned = plan(items, inputs, outdir, options)
     protect = tuple(Path(i) for i in items if not is_uri(i))
-    if engine == "local":
-        yield from _local_outcomes(items, options, protect, threads_per_worker)
-    else:
-        yield from _ray_outcomes(items, options, protect, address, workers,
-                                 threads_per_worker or 1, gpus_per_worker)
+    if engine.name == "local":
+        worker = Worker(spec, options, protect, threads=engine.threads_per_worker)
+        yield from _local_outcomes(items, planned, worker)
+        return
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise EngineError("the Ray engine needs Ray: pip install 'fbcnn[ray]'") from None
+    with ray_connection(engine.address, engine.num_cpus) as ray:
+        yield from _run_actors(ray, items, planned, (spec, options, protect), engine.workers,
+                               engine.threads_per_worker or 1, engine.gpus_per_worker)
 
 
 def restore_many(inputs: Sequence[str | Path], outdir: str | Path | None = None,
-                 engine: str = "local", **kwargs: Any) -> list[FileOutcome]:
+                 engine: str = "local", *, recursive: bool = False, model: str | None = None,
+                 device: str = "auto", tile: int | None = 512, precision: str = "auto",
+                 address: str | None = None, workers: int | None = None,
+                 threads_per_worker: int | None = None, gpus_per_worker: float = 0.0,
+                 **options: Any) -> list[FileOutcome]:
     """Restore files, folders and URIs as `fbcnn restore` does; one `FileOutcome` per input
     file (its `report`, or its one-line `error`), in input order.
 
-    engine: "local" (this process; `threads_per_worker` then sets torch's threads here) or
-    "ray" (`workers` actors of `threads_per_worker` torch threads and `gpus_per_worker` GPUs
-    each; Ray at `address` ("auto", "ray://host:port"),
-    or a local instance started and stopped here; an already connected Ray is used as is).
-    Other keywords: model, qf, sweep, double, recursive, skip_existing, compare, consistency,
-    tile, device, as the command's options. Raises EngineError (one line) when the batch
-    cannot run; files that fail do not raise."""
-    return list(iter_restore(inputs, outdir, engine, **kwargs))
+    engine: "local" (this process, one file at a time; `threads_per_worker` then sets torch's
+    threads here) or "ray" (`workers` actors of `threads_per_worker` torch threads and
+    `gpus_per_worker` GPUs each; Ray at `address` ("auto", "ray://host:port"), or a local
+    instance started and stopped here; an already connected Ray is used as it is).
+    `options`: the fields of `pipeline.RestoreOptions` (qf, sweep, double, consistency,
+    compare, skip_existing, overwrite, max_megapixels). Raises EngineError (one line) when
+    the batch cannot run; files that fail do not raise."""
+    items = expand_inputs(inputs, recursive=recursive)
+    found = {o.input: o for o in iter_restore(
+        inputs, outdir, RestoreOptions(**options), ModelSpec(model, device, tile, precision),
+        Engine(engine, address, workers, threads_per_worker, gpus_per_worker), items=items)}
+    return [found[i] for i in items]
 
 
 # ------------------------------------------------------------------- the command's output
 
 
-def check_model(model: str | None, tile: int | None = None) -> None:
+def check_model(spec: ModelSpec) -> None:
     """Fail once, up front, for a --model that cannot be loaded here (a URI: that is not
     there); EngineError."""
     from .checkpoints import CheckpointError
 
+    model = spec.model
     if not model:
         return
     if is_uri(model):
@@ -452,7 +496,7 @@ def check_model(model: str | None, tile: int | None = None) -> None:
             raise EngineError(f"{model}: no such checkpoint file")
         return
     try:
-        ModelSet(model, device="cpu", tile=tile).get(model)
+        ModelSet(model, device="cpu", tile=spec.tile).get(model)
     except (CheckpointError, ValueError) as e:
         raise EngineError(str(e)) from None
 
@@ -472,31 +516,39 @@ def report_line(outcome: FileOutcome, sweep: list[int] | None) -> str:
             f"[{report.model}] -> {', '.join(str(o) for o in report.outputs)}")
 
 
-def restore_command(inputs: Sequence[str], outdir: str | None, *, sweep: list[int] | None,
-                    recursive: bool, **kwargs: Any) -> int:
+def restore_command(inputs: Sequence[str], outdir: str | None, *, recursive: bool,
+                    options: RestoreOptions, engine: str = "local", address: str | None = None,
+                    workers: int | None = None, threads_per_worker: int | None = None,
+                    gpus_per_worker: float = 0.0, **model: Any) -> int:
     """`fbcnn restore` through `iter_restore`: the local engine's lines, progress bar and
-    summary; returns the exit code (1 if any file failed). Raises EngineError."""
-    check_model(kwargs.get("model"), kwargs.get("tile"))
+    summary; returns the exit code (1 if any file failed). `model`: the `ModelSpec` fields.
+    Raises EngineError."""
+    spec = ModelSpec(**model)
+    where = Engine(engine, address, workers, threads_per_worker, gpus_per_worker)
+    where.check()
+    check_model(spec)
     items = expand_inputs(inputs, recursive=recursive)
     if not items:
         raise EngineError("no images found in " + ", ".join(inputs))
     _check_outdir(items, outdir)
     with contextlib.ExitStack() as stack:
-        if kwargs.get("engine") == "ray":  # connect before the progress bar shows
-            workers, threads = kwargs.get("workers"), kwargs.get("threads_per_worker") or 1
-            ray = stack.enter_context(ray_connection(kwargs.get("address"),
-                                                     workers * threads if workers else None))
-            check_resources(ray, threads, kwargs.get("gpus_per_worker") or 0.0)
-        return _print_outcomes(iter_restore(inputs, outdir, sweep=sweep, items=items,
-                                            **kwargs), len(items), sweep)
+        at_a_time = 1
+        if where.name == "ray":  # connect before the progress bar shows
+            ray = stack.enter_context(ray_connection(address, where.num_cpus))
+            check_resources(ray, threads_per_worker or 1, gpus_per_worker)
+            at_a_time = min(workers or _default_workers(ray, threads_per_worker or 1,
+                                                        gpus_per_worker), len(items))
+        outcomes = iter_restore(inputs, outdir, options, spec, where, items=items)
+        return _print_outcomes(outcomes, len(items), options.sweep, at_a_time)
 
 
-def _print_outcomes(outcomes: Iterator[FileOutcome], total: int,
-                    sweep: list[int] | None) -> int:
+def _print_outcomes(outcomes: Iterator[FileOutcome], total: int, sweep: list[int] | None,
+                    at_a_time: int) -> int:
     import click
     from tqdm import tqdm
 
     failed = done = skipped = 0
+    started = time.perf_counter()
     bar = tqdm(outcomes, total=total, unit="image", disable=total < 2, file=sys.stderr)
     for outcome in bar:
         if outcome.failed:
@@ -509,10 +561,13 @@ def _print_outcomes(outcomes: Iterator[FileOutcome], total: int,
         else:
             done += 1
         bar.write(report_line(outcome, sweep))
+    seconds = time.perf_counter() - started
     summary = f"restored {done} of {total} image(s)"
     if skipped:
         summary += f", skipped {skipped}"
     if failed:
         summary += f", {failed} failed"
+    if done > 1:
+        summary += f" ({done / seconds:.2f} images/s, {at_a_time} at a time)"
     click.echo(summary, err=True)
     return 1 if failed else 0

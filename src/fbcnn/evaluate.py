@@ -28,9 +28,10 @@ import numpy as np
 from tqdm import tqdm
 
 from . import metrics
+from .color import rgb_to_y
 from .consistency import JpegTables
-from .degrade import double_jpeg, rgb_to_y
-from .jpeg import compress
+from .degrade import double_jpeg
+from .jpeg import check_qf, compress, grid_multiple
 from .network import FBCNN
 from .restore import Restorer
 
@@ -70,8 +71,8 @@ def settings_for(qfs: Iterable[int] = (), double: Iterable[tuple[int, int]] | No
         rows.append(Setting(int(qf1), int(qf2), (dy, dx)))
     for row in rows:
         for q in (row.qf, row.qf2):
-            if q is not None and not 1 <= q <= 100:
-                raise ValueError(f"quality factors must be in 1..100, got {q}")
+            if q is not None:
+                check_qf(q, "quality factors")
     if any(row.shift and not (0 <= row.shift[0] and 0 <= row.shift[1]) for row in rows):
         raise ValueError(f"shift must be non-negative, got {shift}")
     return rows
@@ -86,8 +87,8 @@ def degrade(clean: np.ndarray, setting: Setting) -> tuple[np.ndarray, np.ndarray
 
 
 def grid_of(channels: int) -> int:
-    """The JPEG grid the restorer's tiles start on: the MCU of 4:2:0 colour, or 8 for grey."""
-    return 16 if channels == 3 else 8
+    """The JPEG grid the restorer's tiles start on for our degradations (4:2:0 colour)."""
+    return grid_multiple("4:2:0" if channels == 3 else None, channels)
 
 
 # ----------------------------------------------------------------------------------- data
@@ -129,22 +130,23 @@ def load_clean(path: Path, gray: bool) -> np.ndarray:
 # ------------------------------------------------------------------------------- evaluate
 
 
-def _as_restorer(model: Restorer | FBCNN | str | Path, device: str) -> tuple[Restorer, str]:
+def _as_restorer(model: Restorer | FBCNN | str | Path, device: str,
+                 precision: str) -> tuple[Restorer, str]:
     if isinstance(model, Restorer):
         return model, "network"
     if isinstance(model, FBCNN):
-        return Restorer(model, device=device), "network"
+        return Restorer(model, device=device, precision=precision), "network"
     from .checkpoints import load_network, resolve_model
 
     loaded = load_network(resolve_model(model))
-    return Restorer(loaded.network, device=device), str(model)
+    return Restorer(loaded.network, device=device, precision=precision), str(model)
 
 
-def _dominant_qf(degraded: np.ndarray, last_qf: int, predicted_qf: float) -> float:
+def _dominant_qf(degraded: np.ndarray, last_qf: int, predicted_qf: float) -> float | None:
+    """The QF `fbcnn restore` feeds this double JPEG (None: the prediction)."""
     from .recompress import analyse  # FBCNN-D: only needed for this correction
 
-    verdict = analyse(degraded, last_qf=last_qf)
-    return float(verdict.dominant_qf(predicted_qf))
+    return analyse(degraded, last_qf=last_qf).qf_to_feed(predicted_qf)
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -157,7 +159,7 @@ def evaluate(data_dir: str | Path, restorer_or_network: Restorer | FBCNN | str |
              shift: tuple[int, int] = PAPER_SHIFT, correction: str = "none",
              qf_input: int | None = None, limit: int | None = None, progress: bool = True,
              model_name: str | None = None, device: str = "auto",
-             consistency: bool = True) -> dict:
+             consistency: bool = True, precision: str = "auto") -> dict:
     """Evaluate a model on a folder of clean images; returns a JSON-ready dict.
 
     `restorer_or_network`: a Restorer, an FBCNN network, or a model name/path.
@@ -167,6 +169,7 @@ def evaluate(data_dir: str | Path, restorer_or_network: Restorer | FBCNN | str |
     dominant QF; `qf_input` feeds that QF instead (exclusive with 'dominant').
     `consistency`: keep results inside the JPEG's quantisation cells, as `fbcnn restore`
     does by default (the tables are the last compression's, 4:2:0 for colour).
+    `precision`: 'auto', 'fp32' or 'bf16' (as `fbcnn restore --precision`).
 
     Shape: {"dataset", "gray", "model", "correction", "rows": [{"qf", "qf2", "shift",
     "jpeg": {psnr, ssim, psnrb}, "restored": {...}, "predicted_qf", "per_image": [{"name",
@@ -178,13 +181,12 @@ def evaluate(data_dir: str | Path, restorer_or_network: Restorer | FBCNN | str |
     if qf_input is not None:
         if correction != "none":
             raise ValueError("qf_input and correction='dominant' cannot be used together")
-        if not 1 <= qf_input <= 100:
-            raise ValueError(f"qf_input must be in 1..100, got {qf_input}")
+        check_qf(qf_input, "qf_input")
     settings = settings_for(qfs, double, shift)
     if not settings:
         raise ValueError("nothing to evaluate: give single QFs or double (QF1, QF2) pairs")
     files = list_images(data_dir, limit)
-    restorer, default_name = _as_restorer(restorer_or_network, device)
+    restorer, default_name = _as_restorer(restorer_or_network, device, precision)
     channels = restorer.channels
     if gray is None:
         gray = channels == 1
@@ -203,14 +205,14 @@ def evaluate(data_dir: str | Path, restorer_or_network: Restorer | FBCNN | str |
                 degraded, clean = degrade(clean_full, setting)
                 tables = (JpegTables.standard(setting.last_qf, channels == 3)
                           if consistency else None)
+                feed: float | None = qf_input
+                predicted = None
                 if correction == "dominant":
                     predicted = restorer.predict_qf(degraded, grid)
-                    used = min(100.0, max(1.0, _dominant_qf(degraded, setting.last_qf,
-                                                            predicted)))
-                    out = restorer.restore(degraded, qf=used, grid=grid, tables=tables)
-                else:
-                    out = restorer.restore(degraded, qf=qf_input, grid=grid, tables=tables)
-                    predicted, used = out.predicted_qf, out.used_qf
+                    feed = _dominant_qf(degraded, setting.last_qf, predicted)
+                out = restorer.restore(degraded, qf=feed, grid=grid, tables=tables,
+                                       predicted_qf=predicted)
+                predicted, used = out.predicted_qf, out.used_qf
                 row.append({
                     "name": path.name,
                     "jpeg": metrics.quality(degraded, clean),
@@ -242,6 +244,7 @@ def evaluate(data_dir: str | Path, restorer_or_network: Restorer | FBCNN | str |
         "correction": correction,
         "qf_input": qf_input,
         "consistency": consistency,
+        "precision": restorer.precision,
         "images": len(files),
         "seconds": round(time.perf_counter() - start, 2),
         "rows": rows,

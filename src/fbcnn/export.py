@@ -5,14 +5,15 @@ batch, height and width dynamic (any size: the pad to a multiple of 8 and the cr
 part of the graph). It returns two outputs, like `FBCNN.forward` / `model.network`:
 
 * `restored`: (N, C, H, W) float32, the restored image (not clamped: clamp to [0, 1]);
-* `qf`: (N, 1) float32, the predicted quality in the *network's* convention
-  `(100 - QF) / 100` (0 = best quality); the QF in 1..100 is `100 * (1 - qf)`.
+* `qf_network`: (N, 1) float32, the predicted quality in the *network's* convention
+  `(100 - QF) / 100` (0 = best quality); the QF in 1..100 is `100 * (1 - qf_network)`.
 
 With `qf_input=True` (`fbcnn export --qf-input`) the graph takes a second input, `qf`: an
 (N, 1) float32 QF in *QF units* 1..100 (converted to the network's convention inside the
-graph), fed to the decoder instead of the prediction. ONNX names must be unique, so in that
-case the second output is called `predicted_qf` (same meaning as `qf` above). Always read the
-outputs by position: restored first, the predicted QF second.
+graph), fed to the decoder instead of the prediction. Names follow one rule: `qf` is always
+in 1..100, the network's own value is `qf_network`. Files exported by fbcnn 0.1 named that
+output `qf` (or `predicted_qf` with `--qf-input`); the outputs are in the same order, so
+read them by position (restored first, the predicted QF second), as fbcnn itself does.
 
 ONNX files carry metadata properties (`fbcnn.config`, `fbcnn.qf_output`, `fbcnn.qf_input`);
 TorchScript files carry the same as an extra file `fbcnn.json`. Files are written to a
@@ -36,7 +37,7 @@ import torch
 from torch import nn
 
 from .checkpoints import NAMED_MODELS, CheckpointError, load_network, resolve_model
-from .network import FBCNN
+from .network import FBCNN, qf_to_network
 
 FORMATS = ("onnx", "torchscript")
 DEFAULT_OPSET = 17
@@ -46,7 +47,8 @@ try:
     from torch.onnx._constants import ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET as LEGACY_MAX_OPSET
 except ImportError:  # a private module: if it moves, assume the legacy exporter's range
     MAX_OPSET, LEGACY_MAX_OPSET = 20, 20
-QF_OUTPUT_NOTE = "predicted QF in the network convention (100 - QF) / 100; QF = 100 * (1 - qf)"
+QF_OUTPUT_NOTE = ("qf_network: predicted QF in the network convention (100 - QF) / 100; "
+                  "QF = 100 * (1 - qf_network)")
 QF_INPUT_NOTE = "QF in 1..100, shape (N, 1), fed to the decoder instead of the prediction"
 TRACE_SIZE = (37, 45)  # not multiples of 8, so the pad and the crop are traced
 VERIFY_SIZE = (13, 22)  # a second size, checked after export: the graph must not fix sizes
@@ -68,14 +70,13 @@ class _Exportable(nn.Module):
                 qf: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         if qf is None:
             return self.network(image)
-        return self.network(image, 1.0 - qf / 100.0)
+        return self.network(image, qf_to_network(qf))
 
 
 def io_names(qf_input: bool) -> tuple[list[str], list[str]]:
     """Input and output names of an exported graph."""
-    if qf_input:
-        return ["image", "qf"], ["restored", "predicted_qf"]
-    return ["image"], ["restored", "qf"]
+    outputs = ["restored", "qf_network"]  # `qf` names the QF in 1..100 only
+    return (["image", "qf"] if qf_input else ["image"]), outputs
 
 
 def _cpu_copy(network: FBCNN) -> FBCNN:
@@ -147,7 +148,7 @@ def _first_line(e: BaseException) -> str:
 
 def _check_close(label: str, got: tuple[torch.Tensor, ...],
                  want: tuple[torch.Tensor, ...]) -> None:
-    for g, w, name in zip(got, want, ("restored", "qf"), strict=True):
+    for g, w, name in zip(got, want, ("restored", "qf_network"), strict=True):
         if g.shape != w.shape:
             raise ExportError(f"{label}: exported {name} has shape {tuple(g.shape)}, "
                               f"expected {tuple(w.shape)}")

@@ -103,3 +103,16 @@ def grid_multiple(subsampling: str | None, channels: int) -> int:
     if channels == 3 and subsampling in (None, "4:2:0", "4:2:2"):
         return 16
     return 8
+
+
+def check_qf(qf: float, what: str = "QF") -> float:
+    """`qf` as a float if it is a JPEG quality factor (1..100), else ValueError. The one
+    range check of the library (CLI, API, evaluation)."""
+    try:
+        value = float(qf)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be a number in 1..100, got {qf!r}") from None
+    if not 1 <= value <= 100:
+        raise ValueError(f"{what} must be in 1..100, got {qf:g}" if isinstance(qf, int | float)
+                         else f"{what} must be in 1..100, got {qf!r}")
+    return value

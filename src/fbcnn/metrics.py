@@ -33,7 +33,7 @@ import math
 
 import numpy as np
 
-from .degrade import rgb_to_y
+from .color import rgb_to_y
 
 BLOCK = 8  # JPEG block size
 SSIM_WINDOW = 11

@@ -9,11 +9,12 @@ from typing import Generic, TypeVar
 import numpy as np
 from PIL import Image
 
-from .checkpoints import load_network, resolve_model
+from .checkpoints import NAMED_MODELS, load_network, resolve_model
 from .consistency import JpegTables
 from .jpeg import grid_multiple, subsampling_of
-from .network import FBCNN
-from .restore import DEFAULT_TILE, Restorer
+from .restore import DEFAULT_TILE, Backend, Progress, Restorer
+
+API_MODES = ("L", "LA", "RGB", "RGBA")
 
 ImageT = TypeVar("ImageT", np.ndarray, Image.Image)
 
@@ -29,10 +30,10 @@ class Model:
     """A loaded FBCNN model. `network` is the underlying torch module: called on an
     (N, C, H, W) float tensor in [0, 1] it returns `(restored, qf)`."""
 
-    def __init__(self, network: FBCNN, name: str = "model", device: str = "auto",
-                 tile: int | None = DEFAULT_TILE) -> None:
+    def __init__(self, network: Backend, name: str = "model", device: str = "auto",
+                 tile: int | None = DEFAULT_TILE, precision: str = "auto") -> None:
         self.name = name
-        self.restorer = Restorer(network, device=device, tile=tile)
+        self.restorer = Restorer(network, device=device, tile=tile, precision=precision)
         self.network = self.restorer.network
 
     @property
@@ -54,12 +55,16 @@ class Model:
         return self.restorer.predict_qf(self._fit_channels(pixels)[0], grid)
 
     def restore_array(self, pixels: np.ndarray, qf: float | None = None,
-                      grid: int = 8, tables: JpegTables | None = None) -> Result[np.ndarray]:
+                      grid: int = 8, tables: JpegTables | None = None, *,
+                      predicted_qf: float | None = None,
+                      progress: Progress | None = None) -> Result[np.ndarray]:
         """Restore a uint8 HxW, HxWx1 or HxWx3 array; the result has the input's shape.
         `tables`: the quantisation tables of the JPEG the pixels come from, to keep the
-        result consistent with that file (JPEG consistency)."""
+        result consistent with that file (JPEG consistency); `predicted_qf`: this model's
+        `predict_qf` of the pixels when already known; `progress(done, total)` per tile."""
         fitted, grey_on_colour = self._fit_channels(pixels)
-        out = self.restorer.restore(fitted, qf=qf, grid=grid, tables=tables)
+        out = self.restorer.restore(fitted, qf=qf, grid=grid, tables=tables,
+                                    predicted_qf=predicted_qf, progress=progress)
         result = out.pixels
         if grey_on_colour:
             grey = result.astype(np.float32).mean(axis=2, keepdims=True)
@@ -75,6 +80,10 @@ class Model:
             return self.restore_array(image, qf)  # type: ignore[return-value]
         if not isinstance(image, Image.Image):
             raise TypeError(f"expected a numpy array or PIL image, got {type(image).__name__}")
+        if image.mode not in API_MODES:
+            raise ValueError(f"cannot restore a PIL image in mode {image.mode} (convert it to "
+                             f"one of {', '.join(API_MODES)} first; CMYK JPEGs are refused "
+                             "because their colours would change)")
         tables = None
         grid = 8
         if consistency and image.format == "JPEG":
@@ -92,17 +101,16 @@ class Model:
 
 
 def load_model(name_or_path: str | Path = "color", device: str = "auto",
-               tile: int | None = DEFAULT_TILE) -> Model:
+               tile: int | None = DEFAULT_TILE, precision: str = "auto") -> Model:
     """A shipped model by name ('color', 'gray', 'color-double', 'gray-double') or a
     checkpoint file (.safetensors, or the published .pth files), or an exported .onnx file
-    (run with onnxruntime; see `fbcnn.export`)."""
+    (run with onnxruntime; see `fbcnn.export`). `precision`: 'auto' (bf16 where the
+    hardware computes it natively, else fp32), 'fp32' or 'bf16'."""
     path = resolve_model(name_or_path)
-    name = str(name_or_path) if str(name_or_path) in ("color", "gray", "color-double",
-                                                       "gray-double") else path.name
+    name = str(name_or_path) if str(name_or_path) in NAMED_MODELS else path.name
     if path.suffix.lower() == ".onnx":  # an `fbcnn export --format onnx` file: onnxruntime
         from .onnx_backend import OnnxFBCNN
 
-        return Model(OnnxFBCNN(path, device=device), name=name,  # type: ignore[arg-type]
-                     device=device, tile=tile)
+        return Model(OnnxFBCNN(path, device=device), name=name, device=device, tile=tile)
     loaded = load_network(path)
-    return Model(loaded.network, name=name, device=device, tile=tile)
+    return Model(loaded.network, name=name, device=device, tile=tile, precision=precision)

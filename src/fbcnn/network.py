@@ -121,6 +121,8 @@ class FBCNN(nn.Module):
     prediction; `detach_qf` stops the image loss's gradient at the prediction.
     """
 
+    has_qf_input = True  # the decoder takes an override (an ONNX graph may not)
+
     def __init__(self, config: FBCNNConfig | None = None) -> None:
         super().__init__()
         self.config = config = config or FBCNNConfig()

@@ -1,12 +1,21 @@
-"""One file end to end: read -> (double-JPEG analysis) -> restore -> write.
+"""One file end to end: read -> analyse -> restore -> write.
+
+    file --imageio.read_image--> LoadedImage --analyse--> Analysis (predicted QF, double-JPEG
+    verdict, the QF to feed) --restore_loaded--> Model.restore_array --Restorer--> pixels
+    --imageio.write_image--> file(s)
 
 `ModelSet` picks the model for each image (colour or grey, loaded once, on first use);
-`restore_file` and `inspect_file` are what `fbcnn restore` and `fbcnn inspect` call per
-file. Values pass as arrays and small dataclasses; files are touched only through imageio.
+`plan_outputs` names every output of a run before anything is written (no two inputs share
+an output); `restore_file` and `inspect_file` are what `fbcnn restore` and `fbcnn inspect`
+call per file; the app calls `read_image` + `analyse` once and `restore_loaded` per setting.
+Values pass as arrays and small dataclasses; files are touched only through imageio.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,31 +23,64 @@ from typing import Any
 import numpy as np
 
 from .consistency import JpegTables
-from .imageio import LoadedImage, read_image, write_image
+from .imageio import ImageError, LoadedImage, read_image, write_image
 from .jpeg import grid_multiple
 from .model import Model, load_model
-from .restore import DEFAULT_TILE
+from .restore import DEFAULT_TILE, Progress
 
 
 class ModelSet:
     """The model for each image: a fixed one (`model`), or `color` / `gray` by channels."""
 
     def __init__(self, model: str | None = None, device: str = "auto",
-                 tile: int | None = DEFAULT_TILE) -> None:
+                 tile: int | None = DEFAULT_TILE, precision: str = "auto") -> None:
         self.fixed = model
         self.device = device
         self.tile = tile
+        self.precision = precision
         self._loaded: dict[str, Model] = {}
+        self._lock = threading.Lock()  # batches restore several images at a time
 
     def get(self, name: str) -> Model:
-        if name not in self._loaded:
-            self._loaded[name] = load_model(name, device=self.device, tile=self.tile)
-        return self._loaded[name]
+        with self._lock:
+            if name not in self._loaded:
+                self._loaded[name] = load_model(name, device=self.device, tile=self.tile,
+                                                precision=self.precision)
+            return self._loaded[name]
 
     def for_image(self, image: LoadedImage) -> Model:
         if self.fixed:
             return self.get(self.fixed)
         return self.get("gray" if image.is_gray else "color")
+
+
+@dataclass
+class RestoreOptions:
+    """What `fbcnn restore` asks of every file (its flags)."""
+
+    qf: float | None = None  # None: the predicted (or double-JPEG) QF
+    sweep: list[int] | None = None  # one output per QF instead
+    double: bool = True  # look for a non-aligned earlier compression (FBCNN-D)
+    consistency: bool = True  # keep a JPEG's result inside its quantisation cells
+    compare: bool = False  # also write <name>_compare.png (input | result)
+    skip_existing: bool = False  # skip inputs whose outputs all exist
+    overwrite: bool = False  # replace outputs that exist (else an error)
+    max_megapixels: float | None = None  # refuse bigger inputs (None: imageio's default)
+
+
+@dataclass
+class Analysis:
+    """What is known about an image before restoring it."""
+
+    model: Model
+    grid: int  # the JPEG block grid tiles start on
+    predicted_qf: float | None  # None: not read yet (the restore reads it)
+    verdict: Any = None  # recompress.DoubleJpegVerdict, None when not analysed / not a JPEG
+    feed_qf: float | None = None  # the QF to feed (double JPEG), None: the prediction
+
+    @property
+    def double(self) -> dict[str, Any] | None:
+        return self.verdict.to_json() if self.verdict is not None else None
 
 
 @dataclass
@@ -50,6 +92,19 @@ class FileReport:
     outputs: list[Path] = field(default_factory=list)
     double: dict[str, Any] | None = None
     skipped: bool = False
+
+
+@dataclass
+class Planned:
+    """The outputs of one input: `outputs[i]` for the i-th QF of the sweep (or the only
+    one), `compares[i]` its side-by-side image when asked for."""
+
+    outputs: list[Path]
+    compares: list[Path]
+
+    @property
+    def all(self) -> list[Path]:
+        return [*self.outputs, *self.compares]
 
 
 def jpeg_tables(image: LoadedImage) -> JpegTables | None:
@@ -64,17 +119,95 @@ def analyse_double(image: LoadedImage) -> Any:
     """The recompression verdict of a JPEG (None for other formats)."""
     if image.format != "JPEG":
         return None
-    from .recompress import analyse
+    from .recompress import analyse as recompression
 
-    return analyse(image.pixels, last_qf=image.header_qf)
+    return recompression(image.pixels, last_qf=image.header_qf)
 
 
-def output_paths(path: Path, outdir: Path | None, sweep: list[int] | None,
-                 suffix: str = ".png") -> list[Path]:
-    folder = outdir if outdir is not None else path.parent / "restored"
-    if sweep:
-        return [folder / f"{path.stem}_qf{q}{suffix}" for q in sweep]
-    return [folder / f"{path.stem}{suffix}"]
+def analyse(image: LoadedImage, model: Model, double: bool = True,
+            need_qf: bool = False) -> Analysis:
+    """The grid, and with `double` the double-JPEG verdict and the QF it asks to feed; the
+    predicted QF is read here only when needed for that (or `need_qf`), otherwise the
+    restoration reads it in its own pass."""
+    grid = grid_multiple(image.subsampling, image.pixels.shape[2])
+    found = Analysis(model, grid, None)
+    verdict = analyse_double(image) if double else None
+    found.verdict = verdict
+    if need_qf or (verdict is not None and verdict.detected):
+        found.predicted_qf = model.predict_qf(image.pixels, grid)
+    if verdict is not None and found.predicted_qf is not None and model.restorer.has_qf_input:
+        found.feed_qf = verdict.qf_to_feed(found.predicted_qf)
+    return found
+
+
+def restore_loaded(image: LoadedImage, analysis: Analysis, qf: float | None = None,
+                   consistency: bool = True, progress: Progress | None = None) -> Any:
+    """Restore decoded pixels with what `analyse` found: `qf` overrides the QF (else the
+    double-JPEG QF, else the prediction). Returns a `model.Result` of arrays."""
+    feed = qf if qf is not None else analysis.feed_qf
+    tables = jpeg_tables(image) if consistency else None
+    return analysis.model.restore_array(image.pixels, feed, analysis.grid, tables,
+                                        predicted_qf=analysis.predicted_qf, progress=progress)
+
+
+# ------------------------------------------------------------------------------- outputs
+
+
+def _suffixes(sweep: Sequence[int] | None) -> list[str]:
+    return [f"_qf{q}" for q in sweep] if sweep else [""]
+
+
+def _planned(folder: Path, base: str, sweep: Sequence[int] | None, compare: bool) -> Planned:
+    outs = [folder / f"{base}{s}.png" for s in _suffixes(sweep)]
+    cmps = [folder / f"{base}{s}_compare.png" for s in _suffixes(sweep)] if compare else []
+    return Planned(outs, cmps)
+
+
+def _key(path: Path) -> str:
+    return str(path).casefold()  # case-insensitive file systems
+
+
+def plan_outputs(paths: Sequence[Path], inputs: Sequence[str | Path], outdir: Path | None,
+                 sweep: Sequence[int] | None = None, compare: bool = False
+                 ) -> dict[Path, Planned]:
+    """The outputs of every input of a run, none shared by two inputs.
+
+    Without `outdir` they go to a `restored/` folder beside each input; with it, files
+    found inside a folder input keep their sub-folders under `outdir`. An output is named
+    after the input's stem (`a.jpg` -> `a.png`); inputs whose outputs would collide (`a.jpg`
+    and `a.png`, or two `x.jpg` from different folders into one `outdir`) are named after
+    their whole file name instead (`a.jpg.png`, `a.png.png`), then numbered if needed
+    (`x.jpg_2.png`)."""
+    listed = set(paths)
+    roots = [Path(i) for i in inputs if Path(i) not in listed]  # the folder inputs
+
+    def folder(path: Path) -> Path:
+        if outdir is None:
+            return path.parent / "restored"
+        for root in roots:
+            if path.is_relative_to(root):
+                return outdir / path.parent.relative_to(root)
+        return outdir
+
+    folders = {p: folder(p) for p in paths}
+    plan = {p: _planned(folders[p], p.stem, sweep, compare) for p in paths}
+    for p in _clashing(plan):
+        plan[p] = _planned(folders[p], p.name, sweep, compare)
+    if _clashing(plan):  # still: numbered, in input order (the first keeps its name)
+        taken: set[str] = set()
+        for p in paths:
+            n = 1
+            while any(_key(o) in taken for o in plan[p].all):
+                n += 1
+                plan[p] = _planned(folders[p], f"{p.name}_{n}", sweep, compare)
+            taken.update(_key(o) for o in plan[p].all)
+    return plan
+
+
+def _clashing(plan: dict[Path, Planned]) -> list[Path]:
+    """The inputs with an output that another input's outputs share."""
+    counts = Counter(_key(o) for planned in plan.values() for o in planned.all)
+    return [p for p, planned in plan.items() if any(counts[_key(o)] > 1 for o in planned.all)]
 
 
 def side_by_side(before: np.ndarray, after: np.ndarray, gap: int = 8) -> np.ndarray:
@@ -86,65 +219,61 @@ def side_by_side(before: np.ndarray, after: np.ndarray, gap: int = 8) -> np.ndar
     return canvas
 
 
-def restore_file(path: Path, models: ModelSet, *, outdir: Path | None = None,
-                 qf: float | None = None, sweep: list[int] | None = None,
-                 double: str = "auto", skip_existing: bool = False,
-                 compare: bool = False, protect: tuple[Path, ...] = (),
-                 consistency: bool = True) -> FileReport:
-    """Restore one file; raises imageio.ImageError / ValueError with one-line messages.
-    `consistency`: keep a JPEG's result inside its quantisation cells (fbcnn.consistency)."""
-    targets = output_paths(path, outdir, sweep)
-    if skip_existing and all(t.exists() for t in targets):
-        return FileReport(path, "", float("nan"), float("nan"), targets, skipped=True)
-    image = read_image(path)
-    model = models.for_image(image)
-    grid = grid_multiple(image.subsampling, image.pixels.shape[2])
-    report = FileReport(path, model.name, float("nan"), float("nan"))
+def _check_targets(planned: Planned, overwrite: bool) -> None:
+    if overwrite:
+        return
+    for target in planned.all:
+        if target.exists():
+            raise ImageError(target, "exists (use --overwrite to replace it, or "
+                                     "--skip-existing to keep it)")
 
-    used_qf = qf  # None: the network's own prediction
-    if qf is None and double == "auto":
-        verdict = analyse_double(image)
-        if verdict is not None:
-            report.double = verdict.to_json()
-            if verdict.detected:
-                predicted = model.predict_qf(image.pixels, grid)
-                report.predicted_qf = predicted
-                dominant = verdict.dominant_qf(predicted)
-                used_qf = None if dominant == predicted else dominant
-    qfs: list[float | None] = [float(q) for q in sweep] if sweep else [used_qf]
-    tables = jpeg_tables(image) if consistency else None
-    for q, target in zip(qfs, targets, strict=False):
-        result = model.restore_array(image.pixels, q, grid, tables)
-        if np.isnan(report.predicted_qf):
-            report.predicted_qf = result.predicted_qf
-        report.used_qf = result.used_qf
-        written = write_image(target, result.image, alpha=image.alpha,
-                              icc_profile=image.icc_profile, protect=(path, *protect))
-        report.outputs.append(written)
-        if compare:
+
+def restore_file(path: Path, models: ModelSet, planned: Planned,
+                 options: RestoreOptions | None = None, *, protect: tuple[Path, ...] = (),
+                 progress: Progress | None = None) -> FileReport:
+    """Restore one file into `planned` outputs; raises imageio.ImageError / ValueError with
+    one-line messages, before anything is written when the input or a target is the
+    problem."""
+    options = options or RestoreOptions()
+    if options.skip_existing and all(t.exists() for t in planned.outputs):
+        return FileReport(path, "", float("nan"), float("nan"), planned.outputs, skipped=True)
+    _check_targets(planned, options.overwrite)
+    image = (read_image(path) if options.max_megapixels is None
+             else read_image(path, max_megapixels=options.max_megapixels))
+    model = models.for_image(image)
+    sweep = options.sweep
+    # a sweep sets every QF itself: neither the double-JPEG QF nor the prediction is fed
+    found = analyse(image, model, double=options.double and options.qf is None and not sweep)
+    report = FileReport(path, model.name, float("nan"), float("nan"), double=found.double)
+    qfs: list[float | None] = [float(q) for q in sweep] if sweep else [options.qf]
+    keep = (path, *protect)
+    for i, q in enumerate(qfs):
+        result = restore_loaded(image, found, q, options.consistency, progress)
+        found.predicted_qf = result.predicted_qf  # read once, reused by the next QF
+        report.predicted_qf, report.used_qf = result.predicted_qf, result.used_qf
+        report.outputs.append(write_image(planned.outputs[i], result.image, alpha=image.alpha,
+                                          icc_profile=image.icc_profile, protect=keep))
+        if options.compare:
             pair = side_by_side(image.pixels, result.image)
-            cmp_path = target.with_name(target.stem + "_compare.png")
-            report.outputs.append(write_image(cmp_path, pair, protect=(path, *protect)))
+            report.outputs.append(write_image(planned.compares[i], pair, protect=keep))
     return report
 
 
-def inspect_file(path: Path, models: ModelSet, double: bool = True) -> dict[str, Any]:
+def inspect_file(path: Path, models: ModelSet) -> dict[str, Any]:
     """What `fbcnn inspect --json` prints for one image."""
     image = read_image(path)
     model = models.for_image(image)
-    grid = grid_multiple(image.subsampling, image.pixels.shape[2])
-    info: dict[str, Any] = {
+    found = analyse(image, model, double=True, need_qf=True)
+    assert found.predicted_qf is not None
+    return {
         "path": str(path),
         "format": image.format,
         "header_qf": image.header_qf,
-        "predicted_qf": round(model.predict_qf(image.pixels, grid), 2),
+        "predicted_qf": round(found.predicted_qf, 2),
         "model": model.name,
         "width": image.width,
         "height": image.height,
         "mode": image.mode,
         "subsampling": image.subsampling,
+        "double": found.double,
     }
-    if double:
-        verdict = analyse_double(image)
-        info["double"] = verdict.to_json() if verdict is not None else None
-    return info

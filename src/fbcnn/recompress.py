@@ -59,7 +59,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from .degrade import rgb_to_gray_plain
+from .color import rgb_to_gray_plain
 from .jpeg import encode
 
 # decisions, on the scores described above
@@ -122,6 +122,15 @@ class DoubleJpegVerdict:
         if self.detected and self.kind == "non-aligned" and self.qf1 is not None:
             return float(min(self.qf1, predicted_qf))
         return predicted_qf
+
+    def qf_to_feed(self, predicted_qf: float) -> float | None:
+        """The QF a restoration feeds the network for this verdict (FBCNN-D): the earlier
+        compression's QF when a non-aligned one was found below the prediction, else None
+        (the network's own reading)."""
+        if self.detected and self.kind == "non-aligned" and self.qf1 is not None \
+                and self.qf1 < predicted_qf:
+            return float(self.qf1)
+        return None
 
 
 # --- sampling and batched recompression ----------------------------------------------------
@@ -363,13 +372,12 @@ def _confidence(score: float, threshold: float, scale: float, detected: bool) ->
 
 
 def _analyse(pixels: np.ndarray, last_qf: int | None, max_pixels: int,
-             seed: int) -> tuple[DoubleJpegVerdict, dict]:
+             seed: int) -> DoubleJpegVerdict:
     luma = _as_luma(pixels)
     rng = np.random.default_rng(seed)
     scan = _Sample.of(luma, min(max_pixels, _SCAN_PIXELS), rng)
-    stats: dict = {}
     if scan is None:
-        return DoubleJpegVerdict(False, "single", None, None, 0.0, last_qf), stats
+        return DoubleJpegVerdict(False, "single", None, None, 0.0, last_qf)
     h, w = luma.shape
     if max_pixels <= _SCAN_PIXELS or ((h - 7) // 8 * 8) * ((w - 7) // 8 * 8) <= _SCAN_PIXELS:
         full = scan  # the same budget, or the whole image already
@@ -380,24 +388,22 @@ def _analyse(pixels: np.ndarray, last_qf: int | None, max_pixels: int,
     last_qf = int(last_qf)
     top = last_qf - _MARGIN
     if top < _COARSE_STEP:  # no room for a stronger earlier compression: not examined
-        return DoubleJpegVerdict(False, "single", None, None, 0.5, last_qf), stats
+        return DoubleJpegVerdict(False, "single", None, None, 0.5, last_qf)
 
     strength, offset, qf1 = _nonaligned(scan, full, top)
     contrast, aligned_qf1 = _aligned(scan, top)
-    stats.update(strength=strength, offset=offset, qf1=qf1, contrast=contrast,
-                 aligned_qf1=aligned_qf1)
     if contrast >= ALIGNED_THRESHOLD and contrast >= _ALIGNED_OVER_SHIFTED * strength:
         # a strong aligned dip also leaks into crops that share the last grid's rows or
         # columns; a shifted grid leaves at most a weak dip on the aligned curve
         conf = _confidence(contrast, ALIGNED_THRESHOLD, _ALIGNED_SCALE, True)
-        return DoubleJpegVerdict(True, "aligned", aligned_qf1, (0, 0), conf, last_qf), stats
+        return DoubleJpegVerdict(True, "aligned", aligned_qf1, (0, 0), conf, last_qf)
     threshold = NEAR_NONALIGNED_THRESHOLD if _near_last(offset) else NONALIGNED_THRESHOLD
     if strength >= threshold:
         conf = _confidence(strength, threshold, _NONALIGNED_SCALE, True)
-        return DoubleJpegVerdict(True, "non-aligned", qf1, offset, conf, last_qf), stats
+        return DoubleJpegVerdict(True, "non-aligned", qf1, offset, conf, last_qf)
     conf = min(_confidence(strength, threshold, _NONALIGNED_SCALE, False),
                _confidence(contrast, ALIGNED_THRESHOLD, _ALIGNED_SCALE, False))
-    return DoubleJpegVerdict(False, "single", None, None, conf, last_qf), stats
+    return DoubleJpegVerdict(False, "single", None, None, conf, last_qf)
 
 
 def analyse(pixels: np.ndarray, last_qf: int | None = None, *, max_pixels: int = 1_000_000,
@@ -410,4 +416,4 @@ def analyse(pixels: np.ndarray, last_qf: int | None = None, *, max_pixels: int =
     (`seed`); the 64-offset scan and the aligned curve use at most 262,144 of those pixels,
     the refinement of the found offset all of them.
     """
-    return _analyse(pixels, last_qf, max_pixels, seed)[0]
+    return _analyse(pixels, last_qf, max_pixels, seed)

@@ -1,41 +1,75 @@
-"""The inference engine: device choice, one global QF, tiles on the JPEG grid, blending.
+"""The inference engine: the only place that runs a network on an image.
 
 Works on uint8 arrays (HxWx1 grey or HxWx3 colour); files are imageio's business.
-Big images are cut into overlapping tiles whose corners sit on the JPEG block grid (so every
-tile sees its 8x8 blocks where they are) and blended with linear ramps. The QF is predicted
-once for the whole image (the mean over a spread of tiles) and fed to every tile, so tiles
-never disagree about how strong the correction should be.
+
+    pixels -> QF (one global value) -> tiles on the JPEG grid -> network -> blend -> pixels
+
+- **One global QF.** An image restored in one pass reads its QF in that same pass. An image
+  restored in tiles reads it first from a few QF tiles of their own size (`QF_TILE`, spread
+  over the image, about 4% of its area, encoder only), so the reading never depends on the
+  restoration tile size, and costs a few percent of the restore. Every tile gets that QF.
+- **Balanced tiles.** Images with a side longer than `tile` are cut into as few tiles as fit,
+  of nearly equal size, whose corners sit on the JPEG block grid (so every tile sees its 8x8
+  blocks where they are), overlapping by `overlap` pixels and blended with linear ramps.
+- **Bounded memory.** Tiles are run row by row; a row's blended pixels are final once the next
+  row's tiles are in, so besides the input and output images only one row of tiles is held
+  in float (memory grows with the tile size and the image width, not the image area).
+- **Precision.** bf16 autocast where it is fast (CUDA, or a CPU with AMX / AVX512-BF16), fp32
+  elsewhere (`precision="auto"`); the blend and the output are always fp32 -> uint8.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import math
+from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
 from .consistency import JpegTables, project
-from .network import FBCNN, network_to_qf, qf_to_network
+from .device import pick_device, resolve_precision
+from .jpeg import check_qf
+from .network import FBCNNConfig, network_to_qf, qf_to_network
 
 DEFAULT_TILE = 512
 DEFAULT_OVERLAP = 32
-QF_SAMPLE_TILES = 16
+MIN_TILE = 64
+QF_TILE = 256  # side of the tiles the global QF is read from (own size, not `tile`)
+QF_TILE_SHARE = 0.04  # share of the image's area the QF tiles cover, at most ...
+QF_TILES_MIN, QF_TILES_MAX = 2, 16  # ... within these counts
+
+Progress = Callable[[int, int], None]
 
 
-def pick_device(name: str = "auto") -> torch.device:
-    """'auto' -> CUDA, else MPS, else CPU; or the device named."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("CUDA is not available on this machine")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise ValueError("MPS is not available on this machine")
-    return torch.device(name)
+class Backend(Protocol):
+    """What runs the network: `fbcnn.network.FBCNN` or `fbcnn.onnx_backend.OnnxFBCNN`.
+
+    Both take and return tensors in the network's units: images (N, C, H, W) in [0, 1], the
+    QF as (100 - QF) / 100 of shape (N, 1). A backend without a QF input (an ONNX graph
+    exported without `--qf-input`) always uses its own prediction."""
+
+    config: FBCNNConfig
+    has_qf_input: bool
+
+    def __call__(self, x: torch.Tensor,
+                 qf_override: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        ...
+
+    def predict_qf(self, x: torch.Tensor) -> torch.Tensor:
+        ...
+
+    def to(self, *args: Any, **kwargs: Any) -> Any:
+        ...
+
+    def eval(self) -> Any:
+        ...
+
+
+NO_QF_INPUT = ("this ONNX model was exported without --qf-input, so it can only use its own "
+               "QF prediction; re-export it with --qf-input to set the QF")
 
 
 @dataclass
@@ -45,15 +79,51 @@ class RestoreOutput:
     used_qf: float  # what was fed to the decoder (the prediction, or the override)
 
 
+def tile_spans(length: int, tile: int, overlap: int, grid: int) -> list[tuple[int, int]]:
+    """[start, end) spans covering [0, length) with as few tiles of at most `tile` pixels as
+    possible, of nearly equal size: starts on multiples of `grid`, neighbours overlapping by
+    `overlap` pixels. One span if `tile` is 0 or covers the length."""
+    if tile <= 0 or length <= tile:
+        return [(0, length)]
+    if tile < overlap + 2 * grid:
+        raise ValueError(f"tile {tile} is too small for an overlap of {overlap} on a "
+                         f"{grid}-pixel grid")
+    count = max(2, math.ceil((length - overlap) / (tile - overlap)))
+    while True:
+        # interior boundaries evenly spaced, rounded to the grid
+        starts = [0] + [round(i * (length - overlap) / count / grid) * grid
+                        for i in range(1, count)]
+        ends = [s + overlap for s in starts[1:]] + [length]
+        if all(e - s <= tile for s, e in zip(starts, ends, strict=True)) and \
+                all(b > a for a, b in zip(starts, starts[1:], strict=False)):
+            return list(zip(starts, ends, strict=True))
+        count += 1
+
+
 def tile_starts(length: int, tile: int, overlap: int, grid: int) -> list[int]:
-    """Start positions covering [0, length): multiples of `grid`, neighbours overlapping
-    by at least `overlap` (which is rounded up to the grid)."""
-    if length <= tile:
-        return [0]
-    step = max(grid, (tile - overlap) // grid * grid)
-    starts = list(range(0, length - tile, step))
-    starts.append(-(-(length - tile) // grid) * grid)  # the first grid start that reaches the end
-    return sorted(set(starts))
+    """The start positions of `tile_spans` (kept for callers of the earlier API)."""
+    return [s for s, _ in tile_spans(length, tile, overlap, grid)]
+
+
+def qf_tile_boxes(h: int, w: int, grid: int) -> list[tuple[int, int, int, int]]:
+    """(y, x, th, tw) of the tiles the global QF is read from: QF_TILE-sized tiles on the
+    block grid, spread evenly over the image, covering about QF_TILE_SHARE of it (within
+    QF_TILES_MIN..QF_TILES_MAX tiles); the whole image when it is that small."""
+    th, tw = min(QF_TILE, h), min(QF_TILE, w)
+    if th == h and tw == w:
+        return [(0, 0, h, w)]
+    wanted = round(QF_TILE_SHARE * h * w / (th * tw))
+    count = min(QF_TILES_MAX, max(QF_TILES_MIN, wanted))
+    rows = max(1, min(round(math.sqrt(count * h / w)), count))
+    cols = max(1, math.ceil(count / rows))
+
+    def spread(length: int, size: int, n: int) -> list[int]:
+        if n == 1 or length == size:
+            return [(length - size) // 2 // grid * grid]
+        return [int(i * (length - size) / (n - 1)) // grid * grid for i in range(n)]
+
+    boxes = [(y, x, th, tw) for y in spread(h, th, rows) for x in spread(w, tw, cols)]
+    return list(dict.fromkeys(boxes))
 
 
 def _ramp(length: int, overlap: int, at_start: bool, at_end: bool) -> np.ndarray:
@@ -69,33 +139,50 @@ def _ramp(length: int, overlap: int, at_start: bool, at_end: bool) -> np.ndarray
 
 
 class Restorer:
-    """Restores images with one FBCNN network.
+    """Restores images with one FBCNN network (torch module or ONNX graph).
 
     `tile` bounds memory: images with a side longer than `tile` are processed in tiles;
-    0 or None restores in one pass.
+    0 or None restores in one pass. `precision`: 'auto', 'fp32' or 'bf16' (autocast).
     """
 
-    def __init__(self, network: FBCNN, device: str | torch.device = "auto",
-                 tile: int | None = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP) -> None:
+    def __init__(self, network: Backend, device: str | torch.device = "auto",
+                 tile: int | None = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP,
+                 precision: str = "auto") -> None:
+        tile = tile or 0
+        if 0 < tile < MIN_TILE:
+            raise ValueError(f"tile must be 0 (one pass) or at least {MIN_TILE}, got {tile}")
         self.device = pick_device(device) if isinstance(device, str) else device
         self.network = network.to(self.device).eval()
-        if self.device.type == "cpu":
+        self.is_torch = isinstance(network, torch.nn.Module)
+        self.channels_last = self.is_torch and self.device.type == "cpu"
+        if self.channels_last:
             self.network = self.network.to(memory_format=torch.channels_last)
-        self.tile = tile or 0
+        self.precision = resolve_precision(precision, self.device) if self.is_torch else "fp32"
+        self.tile = tile
         self.overlap = overlap
 
     @property
     def channels(self) -> int:
         return self.network.config.in_channels
 
+    @property
+    def has_qf_input(self) -> bool:
+        return bool(getattr(self.network, "has_qf_input", True))
+
     def _tensor(self, pixels: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(np.array(pixels)).permute(2, 0, 1)[None]
+        x = torch.from_numpy(np.array(pixels)).permute(2, 0, 1)[None]  # a writable copy
         x = x.to(self.device, torch.float32).div_(255.0)
-        if self.device.type == "cpu":
+        if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
-    def _check(self, pixels: np.ndarray) -> np.ndarray:
+    def _autocast(self) -> Any:
+        if self.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return nullcontext()
+
+    def check(self, pixels: np.ndarray) -> np.ndarray:
+        """HxWxC uint8 pixels with this network's channel count (ValueError otherwise)."""
         if pixels.dtype != np.uint8:
             raise ValueError(f"expected a uint8 image, got {pixels.dtype}")
         if pixels.ndim == 2:
@@ -105,73 +192,113 @@ class Restorer:
                              f"got shape {pixels.shape}")
         return pixels
 
-    def _tiles(self, h: int, w: int, grid: int) -> Iterator[tuple[int, int, int, int]]:
-        size = self.tile if self.tile else max(h, w)
-        for y in tile_starts(h, size, self.overlap, grid):
-            for x in tile_starts(w, size, self.overlap, grid):
-                yield y, x, min(size, h - y), min(size, w - x)
+    def one_pass(self, h: int, w: int) -> bool:
+        """True when an h x w image is restored in one pass (no tiles)."""
+        return not self.tile or (h <= self.tile and w <= self.tile)
+
+    def tile_count(self, h: int, w: int, grid: int = 8) -> int:
+        """How many tiles an h x w image is restored in (1: one pass)."""
+        if self.one_pass(h, w):
+            return 1
+        return (len(tile_spans(h, self.tile, self.overlap, grid))
+                * len(tile_spans(w, self.tile, self.overlap, grid)))
 
     @torch.inference_mode()
     def predict_qf(self, pixels: np.ndarray, grid: int = 8) -> float:
-        """The image's QF (1..100) as the network reads it: the mean over up to 16 tiles
-        spread across the image."""
-        pixels = self._check(pixels)
+        """The image's QF (1..100) as the network reads it, the same value `restore` uses:
+        from the whole image when it is restored in one pass, else the mean over the QF
+        tiles (`qf_tile_boxes`), whatever the restoration tile size."""
+        pixels = self.check(pixels)
         h, w = pixels.shape[:2]
-        tiles = list(self._tiles(h, w, grid))
-        if len(tiles) > QF_SAMPLE_TILES:
-            pick = np.linspace(0, len(tiles) - 1, QF_SAMPLE_TILES).round().astype(int)
-            tiles = [tiles[i] for i in pick]
-        values = [float(self.network.predict_qf(self._tensor(pixels[y:y + th, x:x + tw])))
-                  for y, x, th, tw in tiles]
-        return float(network_to_qf(torch.tensor(np.mean(values))))
+        boxes = [(0, 0, h, w)] if self.one_pass(h, w) else qf_tile_boxes(h, w, grid)
+        values = []
+        with self._autocast():
+            for y, x, th, tw in boxes:
+                value = self.network.predict_qf(self._tensor(pixels[y:y + th, x:x + tw]))
+                values.append(float(value.float().mean()))
+        return float(network_to_qf(torch.tensor(float(np.mean(values)))))
 
     @torch.inference_mode()
     def restore(self, pixels: np.ndarray, qf: float | None = None, grid: int = 8,
-                progress: Callable[[int, int], None] | None = None,
-                tables: JpegTables | None = None) -> RestoreOutput:
-        """Restore a uint8 image. `qf` (1..100) overrides the predicted QF; `grid` is the
-        JPEG block grid the tiles start on (16 for 4:2:0 colour, 8 otherwise); `tables`, the
-        quantisation tables of the JPEG that `pixels` were decoded from, make the result
-        consistent with that file (see `fbcnn.consistency`)."""
-        pixels = self._check(pixels)
-        out = self._restore(pixels, qf, grid, progress)
+                progress: Progress | None = None, tables: JpegTables | None = None,
+                predicted_qf: float | None = None) -> RestoreOutput:
+        """Restore a uint8 image.
+
+        `qf` (1..100) overrides the predicted QF; `predicted_qf`, when the caller already
+        has `predict_qf`'s value, saves reading it again; `grid` is the JPEG block grid the
+        tiles start on (16 for 4:2:0 colour, 8 otherwise); `progress(done, total)` is called
+        after each tile; `tables`, the quantisation tables of the JPEG the pixels were
+        decoded from, keep the result consistent with that file (`fbcnn.consistency`)."""
+        pixels = self.check(pixels)
+        if qf is not None:
+            qf = check_qf(qf)
+            if not self.has_qf_input and qf != predicted_qf:
+                raise ValueError(NO_QF_INPUT)
+        h, w = pixels.shape[:2]
+        if self.one_pass(h, w):
+            # without an override the pass reads the QF itself: the same value as
+            # predict_qf (same input, same encoder), so callers that read it first get
+            # exactly the pixels of those that did not
+            restored, own = self._run(pixels, qf)
+            predicted = own if predicted_qf is None else predicted_qf
+            out = RestoreOutput(_to_uint8(restored), predicted,
+                                predicted if qf is None else qf)
+        else:
+            if predicted_qf is None:
+                predicted_qf = self.predict_qf(pixels, grid)
+            used = predicted_qf if qf is None else qf
+            out = RestoreOutput(self._restore_tiled(pixels, used, grid, progress),
+                                predicted_qf, used)
+        if progress and self.one_pass(h, w):
+            progress(1, 1)
         if tables is not None:
             out.pixels = project(out.pixels, pixels, tables)
         return out
 
-    def _restore(self, pixels: np.ndarray, qf: float | None, grid: int,
-                 progress: Callable[[int, int], None] | None) -> RestoreOutput:
-        if qf is not None and not 1 <= qf <= 100:
-            raise ValueError(f"QF must be in 1..100, got {qf}")
-        h, w = pixels.shape[:2]
-        tiles = list(self._tiles(h, w, grid))
-        if len(tiles) == 1:
-            x = self._tensor(pixels)
-            override = None if qf is None else torch.tensor([[qf_to_network(float(qf))]])
-            out, predicted = self.network(x, None if override is None else override.to(x))
-            predicted_qf = float(network_to_qf(predicted).item())
-            if progress:
-                progress(1, 1)
-            return RestoreOutput(_to_uint8(out), predicted_qf,
-                                 predicted_qf if qf is None else float(qf))
+    def _run(self, tile: np.ndarray, qf: float | None) -> tuple[torch.Tensor, float]:
+        """The network on one uint8 tile: the restored float tensor (1, C, H, W) and the
+        QF it read (1..100); `qf` (1..100) is fed to the decoder when given."""
+        x = self._tensor(tile)
+        override = None
+        if qf is not None and self.has_qf_input:
+            override = torch.tensor([[qf_to_network(float(qf))]], device=self.device)
+        with self._autocast():
+            out, predicted = self.network(x, override)
+        return out.float(), float(network_to_qf(predicted.float()).mean())
 
-        predicted_qf = self.predict_qf(pixels, grid)
-        used_qf = predicted_qf if qf is None else float(qf)
-        qf_in = torch.tensor([[qf_to_network(used_qf)]], device=self.device)
-        acc = np.zeros((h, w, self.channels), np.float32)
-        weight = np.zeros((h, w, 1), np.float32)
-        for i, (y, x, th, tw) in enumerate(tiles):
-            out, _ = self.network(self._tensor(pixels[y:y + th, x:x + tw]), qf_in)
-            tile = out[0].clamp_(0, 1).mul_(255).permute(1, 2, 0).float().cpu().numpy()
-            wy = _ramp(th, self.overlap, y == 0, y + th >= h)
-            wx = _ramp(tw, self.overlap, x == 0, x + tw >= w)
-            wt = (wy[:, None] * wx[None, :])[:, :, None]
-            acc[y:y + th, x:x + tw] += tile * wt
-            weight[y:y + th, x:x + tw] += wt
-            if progress:
-                progress(i + 1, len(tiles))
-        acc /= weight
-        return RestoreOutput(np.clip(np.round(acc), 0, 255).astype(np.uint8), predicted_qf, used_qf)
+    def _restore_tiled(self, pixels: np.ndarray, qf: float, grid: int,
+                       progress: Progress | None) -> np.ndarray:
+        """Tiles row by row, each row blended into a float buffer that holds only the rows
+        not yet final (see the module docstring)."""
+        h, w, c = pixels.shape
+        rows = tile_spans(h, self.tile, self.overlap, grid)
+        cols = tile_spans(w, self.tile, self.overlap, grid)
+        # a backend without a QF input reads its own QF in every tile
+        tile_qf = qf if self.has_qf_input else None
+        result = np.empty_like(pixels)
+        carry: tuple[np.ndarray, np.ndarray] | None = None  # rows shared with the next row
+        total, done = len(rows) * len(cols), 0
+        for r, (y0, y1) in enumerate(rows):
+            acc = np.zeros((y1 - y0, w, c), np.float32)
+            weight = np.zeros((y1 - y0, w, 1), np.float32)
+            if carry is not None:
+                acc[:len(carry[0])] += carry[0]
+                weight[:len(carry[1])] += carry[1]
+            wy = _ramp(y1 - y0, self.overlap, y0 == 0, y1 >= h)
+            for x0, x1 in cols:
+                out, _ = self._run(pixels[y0:y1, x0:x1], tile_qf)
+                tile = out[0].clamp_(0, 1).mul_(255).permute(1, 2, 0).cpu().numpy()
+                wx = _ramp(x1 - x0, self.overlap, x0 == 0, x1 >= w)
+                wt = (wy[:, None] * wx[None, :])[:, :, None]
+                acc[:, x0:x1] += tile * wt
+                weight[:, x0:x1] += wt
+                done += 1
+                if progress:
+                    progress(done, total)
+            final = (rows[r + 1][0] if r + 1 < len(rows) else y1) - y0
+            result[y0:y0 + final] = np.clip(np.round(acc[:final] / weight[:final]), 0, 255)
+            carry = (acc[final:], weight[final:]) if final < y1 - y0 else None
+        return result
 
 
 def _to_uint8(out: torch.Tensor) -> np.ndarray:

@@ -118,6 +118,28 @@ def load_config(path: str | Path) -> TrainConfig:
         if unknown:
             raise ValueError(f"unknown key(s) in {path}.model: {', '.join(sorted(unknown))}")
         config.model = FBCNNConfig.from_dict(model)
+    return resolve_paths(config, Path(path).parent)
+
+
+def _find(value: str, config_dir: Path) -> str:
+    """A relative path as written if it exists from the current folder, else from the
+    config's folder or its parent (a repo's `configs/` run from elsewhere)."""
+    p = Path(value)
+    if p.is_absolute() or p.exists():
+        return value
+    for base in (config_dir, config_dir.parent):
+        if (base / p).exists():
+            return str(base / p)
+    return value
+
+
+def resolve_paths(config: TrainConfig, config_dir: Path) -> TrainConfig:
+    """Data, validation and init_from paths: see `_find` (the output folder stays relative
+    to the current folder)."""
+    config.data.folders = [_find(f, config_dir) for f in config.data.folders]
+    config.validation.folder = _find(config.validation.folder, config_dir)
+    if config.init_from:
+        config.init_from = _find(config.init_from, config_dir)
     return config
 
 

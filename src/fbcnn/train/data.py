@@ -9,42 +9,41 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
+from ..color import rgb_to_gray_plain, rgb_to_y
 from ..degrade import (
     DegradedPatch,
     QFDistribution,
     augment,
     random_double_jpeg,
-    rgb_to_gray_plain,
-    rgb_to_y,
     single_jpeg,
 )
+from ..imageio import ImageError, list_inputs, read_image
+from ..network import qf_to_network
 from .config import DataConfig
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 def find_images(folders: list[str]) -> list[Path]:
-    paths: list[Path] = []
+    """The image files under `folders` (recursively, sorted; as `fbcnn restore --recursive`
+    lists them)."""
     for folder in folders:
-        root = Path(folder)
-        if not root.is_dir():
-            raise FileNotFoundError(f"no such data folder: {root}")
-        paths += sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not Path(folder).is_dir():
+            raise FileNotFoundError(f"no such data folder: {folder}")
+    paths = list_inputs(folders, recursive=True)
     if not paths:
         raise FileNotFoundError(f"no images in {', '.join(folders)}")
     return paths
 
 
 def load_images(paths: list[Path], min_side: int) -> list[np.ndarray]:
-    """uint8 arrays, HxWx3 for colour files and HxWx1 for grey ones."""
+    """uint8 arrays, HxWx3 for colour files and HxWx1 for grey ones (read as `fbcnn
+    restore` reads them: a file it refuses, e.g. 16-bit, is a one-line ValueError)."""
     images = []
     for p in paths:
-        with Image.open(p) as im:
-            arr = np.asarray(im.convert("L" if im.mode in ("L", "I;16", "I") else "RGB"))
-        if arr.ndim == 2:
-            arr = arr[:, :, None]
+        try:
+            arr = read_image(p).pixels
+        except ImageError as e:
+            raise ValueError(f"training data: {e}") from None
         if min(arr.shape[:2]) >= min_side:
             images.append(arr)
     return images
@@ -104,7 +103,7 @@ class PatchSampler:
                 out = single_jpeg(patch, p, self.qfs.draw(rng), rng)
             degraded.append(out.degraded)
             clean.append(out.clean)
-            targets.append(0.0 if out.qf is None else 1.0 - out.qf / 100.0)
+            targets.append(0.0 if out.qf is None else float(qf_to_network(out.qf)))
             mask.append(0.0 if out.qf is None else 1.0)
         return Batch(
             degraded=_to_tensor(np.stack(degraded)),

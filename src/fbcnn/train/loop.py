@@ -25,7 +25,8 @@ from torch import nn
 from tqdm import tqdm
 
 from ..checkpoints import PROVENANCE_KEY, file_sha256, load_network, save_network
-from ..degrade import rgb_to_y
+from ..color import rgb_to_y
+from ..device import pick_device, resolve_precision
 from ..jpeg import compress
 from ..metrics import psnr
 from ..network import FBCNN, network_to_qf, orthogonal_init, qf_to_network
@@ -55,16 +56,6 @@ def setup_distributed(device: torch.device) -> Distributed:
     return Distributed(dist.get_rank(), dist.get_world_size())
 
 
-def pick_device() -> torch.device:
-    if torch.cuda.is_available():
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local)
-        return torch.device("cuda", local)
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
 def lr_factor(iteration: int, warmup: int, progress: float, min_ratio: float) -> float:
     """Linear warm-up over `warmup` iterations, then a cosine from 1 to min_ratio as
     `progress` (the share of the schedule done after warm-up) goes from 0 to 1, flat after."""
@@ -91,28 +82,6 @@ def init_network(network: FBCNN) -> None:
         for m in head.modules():
             if isinstance(m, nn.Linear):
                 m.reset_parameters()
-
-
-def cpu_has_native_bf16() -> bool:
-    """True on CPUs with AMX-BF16 or AVX512-BF16 (Linux /proc/cpuinfo flags)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """'auto' -> 'bf16' on CUDA (with bf16 support) and on CPUs with native bf16, else 'fp32'."""
-    if precision not in ("auto", "fp32", "bf16"):
-        raise ValueError(f"precision must be auto, fp32 or bf16, got {precision!r}")
-    if precision != "auto":
-        return precision
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    if device.type == "cpu":
-        return "bf16" if cpu_has_native_bf16() else "fp32"
-    return "fp32"
 
 
 def git_commit() -> str:
@@ -224,7 +193,7 @@ class Trainer:
         self.quiet = quiet
         if config.threads:
             torch.set_num_threads(config.threads)
-        self.device = pick_device()
+        self.device = pick_device("auto")
         self.dist = setup_distributed(self.device)
         self.precision = resolve_precision(config.precision, self.device)
         self.commit = git_commit()  # the code this run started with

@@ -1,0 +1,56 @@
+"""Where and in which precision networks run: one rule for inference and training."""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import torch
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """'auto' -> CUDA, else MPS, else CPU; or the device named (ValueError if absent).
+    Under torchrun (LOCAL_RANK set) 'auto' and 'cuda' pick this process's GPU."""
+    if name not in ("auto", "cpu", "cuda", "mps") and not name.startswith("cuda:"):
+        raise ValueError(f"unknown device '{name}' (choose auto, cpu, cuda or mps)")
+    if name in ("auto", "cuda") and torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        return torch.device("cuda", local)
+    if name == "auto":
+        return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("CUDA is not available on this machine")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("MPS is not available on this machine")
+    return torch.device(name)
+
+
+@functools.cache
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU computes bf16 in hardware (AMX-BF16 or AVX512-BF16, from
+    /proc/cpuinfo); elsewhere bf16 is emulated and slower than fp32."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return bool({"amx_bf16", "avx512_bf16"} & set(line.split(":", 1)[1].split()))
+    except OSError:
+        pass
+    return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """'fp32' or 'bf16' for `precision` ('auto', 'fp32', 'bf16') on `device`: auto is bf16
+    on CUDA (with bf16 support) and on CPUs with native bf16, else fp32."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if device.type == "cpu":
+        return "bf16" if cpu_has_native_bf16() else "fp32"
+    return "fp32"
