@@ -26,17 +26,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from make_results import (  # noqa: E402
-    display_path,
-    fmt,
-    load_json,
-    sweep_summary,
-    table,
-    triple,
-)
+from make_results import display_path, load_json  # noqa: E402
 
 from fbcnn import checkpoints  # noqa: E402
 from fbcnn.checkpoints import PROVENANCE_KEY, file_sha256  # noqa: E402
+from fbcnn.report import fmt, sweep_summary, table, triple  # noqa: E402
 
 NOT_MEASURED = "Not measured yet."
 

@@ -6,6 +6,7 @@ import io
 import os
 import struct
 import time
+import warnings
 import zlib
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from fbcnn.imageio import (
     LoadedImage,
     list_inputs,
     read_image,
+    remove_stale_temps,
     write_image,
 )
 
@@ -200,15 +202,139 @@ def test_decompression_bomb_refused_fast(tmp_path: Path) -> None:
     path = tmp_path / "bomb.png"
     path.write_bytes(_png_with_size(small, 100_000, 100_000))
     start = time.perf_counter()
-    _expect_error(path, "image too large")
+    _expect_error(path, "100000 x 100000 is 10000.0 MP, over the limit of 200 MP")
     assert time.perf_counter() - start < 2.0
 
 
-def test_over_max_pixels_refused_before_decoding(tmp_path: Path, monkeypatch) -> None:
-    import fbcnn.imageio as imageio
+def _no_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make any pixel decoding fail the test: limits must be checked on the header."""
+    from PIL import ImageFile
 
-    monkeypatch.setattr(imageio, "MAX_PIXELS", 100)
-    _expect_error(_save(tmp_path / "big.png", _rgb()), "image too large: 24x16")
+    def refuse(self: object) -> None:
+        raise AssertionError("pixels decoded before the size check")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", refuse)
+
+
+def test_max_megapixels_refused_before_decoding(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # a 2000 x 1000 header on an 8x8 image: nothing of that size is ever allocated
+    small = _save(tmp_path / "small.png", _rgb(8, 8)).read_bytes()
+    path = tmp_path / "big.png"
+    path.write_bytes(_png_with_size(small, 2000, 1000))
+    _no_decoding(monkeypatch)
+    with pytest.raises(ImageError) as info:
+        read_image(path, max_megapixels=1.5)
+    assert str(info.value) == (f"{path}: 2000 x 1000 is 2.0 MP, over the limit of 1.5 MP "
+                               "(--max-megapixels)")
+    with pytest.raises(ImageError, match="0.00038 MP, over the limit of 0.0001 MP"):
+        read_image(_save(tmp_path / "p.png", _rgb()), max_megapixels=0.0001)
+    with pytest.raises(ValueError):
+        read_image(path, max_megapixels=0)
+
+
+def test_max_megapixels_above_pillows_bomb_limit(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # Pillow refuses images over 2 * MAX_IMAGE_PIXELS in Image.open; our limit is the one
+    # that counts, in both directions (header-only: the image is never decoded)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # Pillow's check would stop at 200
+    small = _save(tmp_path / "small.png", _rgb(8, 8)).read_bytes()
+    path = tmp_path / "big.png"
+    path.write_bytes(_png_with_size(small, 30, 20))
+    with pytest.raises(ImageError, match="corrupt or truncated"):  # over Pillow's, under ours
+        read_image(path)
+    with pytest.raises(ImageError, match="30 x 20 is 0.0006 MP, over the limit"):
+        read_image(path, max_megapixels=0.0005)
+
+
+def _sof_at(data: bytes) -> int:
+    for marker in (b"\xff\xc0", b"\xff\xc2"):
+        if (at := data.find(marker)) > 0:
+            return at
+    raise AssertionError("no SOF0/SOF2")
+
+
+def _jpeg_with_size(data: bytes, width: int, height: int) -> bytes:
+    at = _sof_at(data)
+    return data[:at + 5] + struct.pack(">HH", height, width) + data[at + 9:]
+
+
+def test_forged_jpeg_size_refused_before_decoding(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # a 3 KB JPEG whose SOF says 12000 x 12000: libjpeg would pad the missing blocks with
+    # grey and hand over a 144-MP image (seconds and ~3 GB to read, hours to restore)
+    small = _save(tmp_path / "small.jpg", _rgb(48, 48), quality=50).read_bytes()
+    path = tmp_path / "forged.jpg"
+    path.write_bytes(_jpeg_with_size(small, 12000, 12000))
+    _no_decoding(monkeypatch)
+    start = time.perf_counter()
+    _expect_error(path, "a 12000x12000 JPEG cannot fit in")
+    assert time.perf_counter() - start < 1.0
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB"])
+def test_big_flat_jpegs_are_not_mistaken_for_forged_ones(tmp_path: Path, mode: str) -> None:
+    # the most compressible JPEGs there are (flat, QF 1, progressive, optimised Huffman
+    # tables) still spend over a bit per 8x8 block: the size check leaves them alone
+    side = 2048
+    path = tmp_path / "flat.jpg"
+    Image.new(mode, (side, side), 128 if mode == "L" else (90, 120, 200)).save(
+        path, quality=1, progressive=True, optimize=True)
+    assert path.stat().st_size < side * side / 128  # under 4 bits per luma block
+    assert read_image(path).width == side
+
+
+def _jpeg_with_zero_table(tmp_path: Path) -> Path:
+    data = bytearray(_save(tmp_path / "q.jpg", _rgb(32, 32), quality=50).read_bytes())
+    dqt = data.find(b"\xff\xdb")
+    data[dqt + 5:dqt + 5 + 64] = bytes(64)  # luma table all zeros: libjpeg accepts it
+    path = tmp_path / "zero.jpg"
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_zero_quantisation_tables_are_not_used(tmp_path: Path) -> None:
+    path = _jpeg_with_zero_table(tmp_path)
+    assert min(Image.open(path).quantization[0]) == 0
+    img = read_image(path)
+    # consistency would divide by these zeros (NaN pixels, RuntimeWarnings): no tables
+    assert img.quantization is None
+    assert img.header_qf is not None and img.format == "JPEG"
+
+
+def test_tables_of_unknown_chroma_subsampling_are_not_used(tmp_path: Path) -> None:
+    # 4:4:0 (luma sampled 1x2): not one of the layouts consistency knows
+    data = bytearray(_save(tmp_path / "s.jpg", _rgb(32, 32), quality=60,
+                           subsampling=0).read_bytes())
+    sof = _sof_at(bytes(data))
+    assert data[sof + 9] == 3 and data[sof + 11] == 0x11  # 3 components, luma 1x1
+    data[sof + 11] = 0x12
+    path = tmp_path / "s440.jpg"
+    path.write_bytes(bytes(data))
+    img = read_image(path)
+    assert img.subsampling is None and img.quantization is None and img.header_qf == 60
+
+
+def test_decoder_warnings_do_not_escape(tmp_path: Path) -> None:
+    # EXIF whose only tag points far past its end: Pillow warns "Truncated File Read"
+    entry = struct.pack("<HHII", 0x010F, 2, 100, 0xFFF0)
+    exif = b"Exif\0\0II*\x00\x08\x00\x00\x00" + struct.pack("<H", 1) + entry + b"\0" * 4
+    path = _save(tmp_path / "exif.jpg", _rgb(), exif=exif)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        img = read_image(path)
+    assert img.width == 24
+    assert [str(w.message) for w in caught] == []
+
+
+@pytest.mark.parametrize("fmt", ["TGA", "PCX", "ICO"])
+def test_only_our_formats_are_opened(tmp_path: Path, fmt: str) -> None:
+    # Pillow has some 40 readers, several without magic bytes: only JPEG, PNG, WebP, TIFF,
+    # BMP and GIF ever see a file's bytes (as the suffixes we list)
+    path = tmp_path / "other.png"
+    Image.fromarray(_rgb()).save(path, format=fmt)
+    assert Image.open(path).format == fmt
+    assert str(_expect_error(path, "not an image")).endswith(": not an image")
 
 
 def test_16bit_png(tmp_path: Path) -> None:
@@ -273,6 +399,58 @@ def test_write_atomic_no_temp_left(tmp_path: Path) -> None:
     write_image(out, _rgb(seed=3))  # overwriting a non-protected output is fine
     np.testing.assert_array_equal(read_image(out).pixels, _rgb(seed=3))
     assert _leftovers(out.parent) == []
+
+
+def test_remove_stale_temps(tmp_path: Path) -> None:
+    target = tmp_path / "photo.png"
+    target.write_bytes(b"done")
+    stale = [tmp_path / ".photo.png.ab_12xyz.tmp", tmp_path / ".photo.png.00000000.tmp"]
+    kept = [tmp_path / ".photo.png.png.ab12cd34.tmp",  # another target's (photo.png.png)
+            tmp_path / ".photo.png.short.tmp",  # not mkstemp's 8 random characters
+            tmp_path / ".photo.png.AB12CD34.tmp",  # nor its alphabet
+            tmp_path / "photo.png.ab12cd34.tmp",  # not hidden
+            tmp_path / ".photo.png.ab12cd34.tmp.bak",
+            tmp_path / ".other.png.ab12cd34.tmp"]
+    for p in stale + kept:
+        p.write_bytes(b"partial")
+    folder = tmp_path / ".photo.png.dir12345.tmp"  # a folder of that name: left alone
+    folder.mkdir()
+    link = tmp_path / ".photo.png.link1234.tmp"  # a link too (its target is no temp file)
+    link.symlink_to(tmp_path / "elsewhere.txt")
+    (tmp_path / "elsewhere.txt").write_text("keep")
+
+    assert sorted(remove_stale_temps(target)) == sorted(stale)
+    assert not any(p.exists() for p in stale)
+    assert all(p.exists() for p in kept) and folder.is_dir() and link.is_symlink()
+    assert target.read_bytes() == b"done" and (tmp_path / "elsewhere.txt").exists()
+    assert remove_stale_temps(target) == []
+    assert remove_stale_temps(tmp_path / "missing" / "x.png") == []  # no folder: nothing
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_remove_stale_temps_after_a_killed_write(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # a writer killed (SIGKILL: no cleanup) between mkstemp and os.replace leaves its temp
+    # file; the next writer of the same target clears it (several targets at once)
+    import signal
+
+    import fbcnn.imageio as imageio
+
+    pid = os.fork()
+    if pid == 0:  # the child dies in the middle of write_image
+        monkeypatch.setattr(imageio.os, "replace",
+                            lambda a, b: os.kill(os.getpid(), signal.SIGKILL))
+        try:
+            write_image(tmp_path / "a.png", _rgb())
+        finally:
+            os._exit(1)  # not reached unless the kill failed
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    left = _leftovers(tmp_path)
+    assert len(left) == 1 and left[0].startswith(".a.png.") and left[0].endswith(".tmp")
+    assert not (tmp_path / "a.png").exists()
+    assert remove_stale_temps(tmp_path / "a.png", tmp_path / "b.png") == [tmp_path / left[0]]
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_write_under_a_file_fails_cleanly(tmp_path: Path) -> None:

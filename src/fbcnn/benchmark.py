@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .jpeg import grid_multiple
 from .network import FBCNN, FBCNNConfig
 from .restore import DEFAULT_TILE, Restorer
 
@@ -137,14 +138,15 @@ def _reset_peak_rss() -> bool:
 
 
 def measure(network: FBCNN, height: int, width: int, *, device: str = "cpu",
-            threads: int | None = None, repeats: int = 3, tile: int | None = None) -> dict:
+            threads: int | None = None, repeats: int = 3, tile: int | None = None,
+            precision: str = "fp32") -> dict:
     """Time and memory of restoring one test image in this process (see the module doc;
     `run_benchmark` calls this in a fresh process for each measurement)."""
     if threads:
         torch.set_num_threads(threads)
     channels = network.config.in_channels
-    restorer = Restorer(network, device=device, tile=tile or 0)
-    grid = 16 if channels == 3 else 8
+    restorer = Restorer(network, device=device, tile=tile or 0, precision=precision)
+    grid = grid_multiple("4:2:0" if channels == 3 else None, channels)
     pixels = sample_image(height, width, channels)
     tiles = restorer.tile_count(height, width, grid)
     cuda = restorer.device.type == "cuda"
@@ -188,6 +190,7 @@ def measure(network: FBCNN, height: int, width: int, *, device: str = "cpu",
         "memory_method": method,
         "threads": torch.get_num_threads(),
         "device": str(restorer.device),
+        "precision": restorer.precision,
         "predicted_qf": out.predicted_qf,
     }
 
@@ -201,14 +204,16 @@ def _worker() -> None:
         torch.set_num_threads(int(job["threads"]))
     network = load_network(job["weights"]).network
     result = measure(network, job["height"], job["width"], device=job["device"],
-                     threads=job.get("threads"), repeats=job["repeats"], tile=job["tile"])
+                     threads=job.get("threads"), repeats=job["repeats"], tile=job["tile"],
+                     precision=job.get("precision", "fp32"))
     print(json.dumps(result))
 
 
 def _measure_isolated(weights: Path, height: int, width: int, device: str,
-                      threads: int | None, repeats: int, tile: int | None) -> dict:
+                      threads: int | None, repeats: int, tile: int | None,
+                      precision: str = "fp32") -> dict:
     job = {"weights": str(weights), "height": height, "width": width, "device": device,
-           "threads": threads, "repeats": repeats, "tile": tile}
+           "threads": threads, "repeats": repeats, "tile": tile, "precision": precision}
     env = dict(os.environ)
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
@@ -221,17 +226,37 @@ def _measure_isolated(weights: Path, height: int, width: int, device: str,
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _one(network: FBCNN, name: str, weights: Path, height: int, width: int, device: str,
+         threads: int | None, repeats: int, mode: int | None, precision: str, isolate: bool,
+         progress: bool) -> dict:
+    if progress:
+        print(f"benchmark {name} {width}x{height} {'tile ' + str(mode) if mode else 'untiled'} "
+              f"{precision}", file=sys.stderr, flush=True)
+    if isolate:
+        row = _measure_isolated(weights, height, width, device, threads, repeats, mode,
+                                precision)
+    else:
+        row = measure(network, height, width, device=device, threads=threads, repeats=repeats,
+                      tile=mode, precision=precision)
+    row.update(model=name, parameters=parameter_count(network),
+               channels=network.config.in_channels,
+               weights_mib=parameter_count(network) * 4 / MIB)
+    return row
+
+
 def run_benchmark(models: Sequence[tuple[str, FBCNN]],
                   sizes: Sequence[tuple[int, int]] = DEFAULT_SIZES, device: str = "cpu",
                   threads: int | None = None, repeats: int = 3, tile: int | None = None,
-                  *, isolate: bool = True, progress: bool = False) -> dict:
+                  *, isolate: bool = True, progress: bool = False,
+                  precisions: Sequence[str] = ("fp32",)) -> dict:
     """Megapixels/s and peak memory of each (name, network) at each (height, width) size,
     untiled and, for sizes with a side longer than the tile, tiled.
 
     `tile`: tile side of the tiled runs (None: the restorer's default 512; 0: untiled only).
     `threads`: torch CPU threads (None: torch's default). `isolate`: one fresh process per
     measurement (see the module doc for why); False measures in this process (quicker,
-    memory less reliable).
+    memory less reliable). `precisions`: each model is measured in each ('fp32', 'bf16',
+    'auto'); a model named with "published" is measured in fp32 only (as released).
     """
     tile_side = DEFAULT_TILE if tile is None else int(tile)
     if repeats < 1:
@@ -251,20 +276,10 @@ def run_benchmark(models: Sequence[tuple[str, FBCNN]],
                 if tile_side and max(height, width) > tile_side:
                     modes.append(tile_side)
                 for mode in modes:
-                    if progress:
-                        print(f"benchmark {name} {width}x{height} "
-                              f"{'tile ' + str(mode) if mode else 'untiled'}",
-                              file=sys.stderr, flush=True)
-                    if isolate:
-                        row = _measure_isolated(weights, height, width, device, threads,
-                                                repeats, mode)
-                    else:
-                        row = measure(network, height, width, device=device, threads=threads,
-                                      repeats=repeats, tile=mode)
-                    row.update(model=name, parameters=parameter_count(network),
-                               channels=network.config.in_channels,
-                               weights_mib=parameter_count(network) * 4 / MIB)
-                    results.append(row)
+                    for precision in (("fp32",) if "published" in name else precisions):
+                        row = _one(network, name, weights, height, width, device, threads,
+                                   repeats, mode, precision, isolate, progress)
+                        results.append(row)
     used_threads = results[0]["threads"] if results else threads
     methods = sorted({r["memory_method"] for r in results})
     return {
@@ -291,13 +306,75 @@ def format_benchmark(result: dict) -> str:
         f"during restoration ({result['memory_method']}"
         f"{', a fresh process per measurement' if result.get('isolated') else ''}).",
         "",
-        "| model | parameters | image | tiling | tiles | s / image | MP/s | peak memory (MiB) |",
-        "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: |",
+        "| model | parameters | image | tiling | tiles | precision | s / image | MP/s "
+        "| peak memory (MiB) |",
+        "| --- | ---: | --- | --- | ---: | --- | ---: | ---: | ---: |",
     ]
     for r in result["results"]:
         tiling = f"{r['tile']} px tiles" if r["tile"] else "one pass"
         lines.append(
             f"| {r['model']} | {r['parameters'] / 1e6:.2f} M | {r['width']}x{r['height']} | "
-            f"{tiling} | {r['tiles']} | {r['seconds']:.3f} | {r['megapixels_per_s']:.3f} | "
-            f"{r['peak_memory_mib']:.0f} |")
+            f"{tiling} | {r['tiles']} | {r.get('precision', 'fp32')} | {r['seconds']:.3f} | "
+            f"{r['megapixels_per_s']:.3f} | {r['peak_memory_mib']:.0f} |")
+    for e in result.get("end_to_end", []):
+        lines.append("")
+        lines.append(format_end_to_end(e))
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------- end to end
+
+
+def _timed_command(args: list[str]) -> tuple[float, float]:
+    """(seconds, peak RSS in MiB) of a command run in a fresh child process."""
+    probe = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
+             "r = subprocess.run(sys.argv[1:]).returncode; "
+             "print(time.perf_counter() - t, "
+             "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, r)")
+    done = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True,
+                          text=True, check=False)
+    seconds, maxrss_kib, code = done.stdout.split()[-3:]
+    if code != "0":
+        raise RuntimeError(f"{' '.join(args)} failed")
+    return float(seconds), float(maxrss_kib) / 1024
+
+
+def end_to_end(height: int = 1536, width: int = 2048, repeats: int = 3,
+               precision: str = "auto", extra: Sequence[str] = ()) -> dict:
+    """`fbcnn restore x.jpg -o out` as a user runs it (file in, file out, default settings,
+    a fresh process each time) on a colour JPEG of the test image at QF 30: the median
+    whole-process time, its peak RSS, and the start-up (the same command on a 64x64 JPEG),
+    so `megapixels_per_s_after_startup` = MP / (time - start-up)."""
+    from PIL import Image
+
+    with tempfile.TemporaryDirectory(prefix="fbcnn-e2e-") as tmp:
+        big, small = Path(tmp, "photo.jpg"), Path(tmp, "small.jpg")
+        Image.fromarray(sample_image(height, width, 3)).save(big, quality=TEST_IMAGE_QF)
+        Image.fromarray(sample_image(64, 64, 3)).save(small, quality=TEST_IMAGE_QF)
+        command = [sys.executable, "-m", "fbcnn", "restore", "-o", str(Path(tmp, "out")),
+                   "--overwrite", "--precision", precision, *extra]
+        runs, peaks, starts = [], [], []
+        for _ in range(max(1, repeats)):
+            start, _ = _timed_command([*command, str(small)])
+            seconds, peak = _timed_command([*command, str(big)])
+            runs.append(seconds)
+            peaks.append(peak)
+            starts.append(start)
+    seconds = statistics.median(runs)
+    startup = statistics.median(starts)
+    mp = height * width / 1e6
+    return {"height": height, "width": width, "precision": precision, "options": list(extra),
+            "seconds": seconds, "runs": runs, "startup_seconds": startup,
+            "megapixels_per_s": mp / seconds,
+            "megapixels_per_s_after_startup": mp / max(1e-9, seconds - startup),
+            "peak_rss_mib": max(peaks)}
+
+
+def format_end_to_end(e: dict) -> str:
+    options = " ".join(e["options"]) or "default settings"
+    return (f"End to end, `fbcnn restore photo.jpg -o out --precision {e['precision']}` "
+            f"({options}) on a {e['width']}x{e['height']} colour JPEG, whole process, median "
+            f"of {len(e['runs'])}: {e['seconds']:.2f} s ({e['megapixels_per_s']:.2f} MP/s), "
+            f"start-up {e['startup_seconds']:.2f} s (a 64x64 JPEG), so "
+            f"{e['megapixels_per_s_after_startup']:.2f} MP/s after start-up; peak RSS "
+            f"{e['peak_rss_mib']:.0f} MiB.")

@@ -432,10 +432,18 @@ def evaluate(data: str, gray: bool, qf_text: str | None, double_text: str | None
 @click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--tile", type=click.IntRange(min=0), default=512, show_default=True,
               help="Tile side of the tiled runs (0: untiled only).")
+@click.option("--precision", "precisions", default="fp32,bf16", show_default=True,
+              help="Precisions to measure the models in (comma-separated: fp32, bf16, auto); "
+                   "the published-size architecture runs in fp32, as released.")
+@click.option("--end-to-end/--no-end-to-end", default=True, show_default=True,
+              help="Also time `fbcnn restore` whole-process on a 2048x1536 JPEG (default "
+                   "settings), with its start-up and peak memory.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
 def benchmark(model_names: tuple[str, ...], sizes: str, published: bool, device: str,
-              threads: int | None, repeats: int, tile: int, json_path: str | None) -> None:
-    """Megapixels per second and peak memory per model, size, tiled and untiled."""
+              threads: int | None, repeats: int, tile: int, precisions: str,
+              end_to_end: bool, json_path: str | None) -> None:
+    """Megapixels per second and peak memory per model, size, tiled and untiled, in each
+    precision; and the end-to-end restore of a photo."""
     from .benchmark import format_benchmark, published_architecture, run_benchmark
     from .checkpoints import CheckpointError, available_models, load_network, resolve_model
     from .device import pick_device
@@ -449,8 +457,17 @@ def benchmark(model_names: tuple[str, ...], sizes: str, published: bool, device:
         raise click.ClickException(str(e).splitlines()[0]) from None
     if published:
         models.append(("published size (random weights)", published_architecture()))
+    chosen = [p.strip() for p in precisions.split(",") if p.strip()]
+    if not chosen or any(p not in ("fp32", "bf16", "auto") for p in chosen):
+        raise click.BadParameter(f"expected fp32, bf16 or auto, got '{precisions}'",
+                                 param_hint="--precision")
     result = run_benchmark(models, [(s, s) for s in sides], device=device, threads=threads,
-                           repeats=repeats, tile=tile, progress=True)
+                           repeats=repeats, tile=tile, progress=True, precisions=chosen)
+    if end_to_end:
+        from .benchmark import end_to_end as time_end_to_end
+
+        result["end_to_end"] = [time_end_to_end(repeats=repeats, precision=p)
+                                for p in dict.fromkeys(["auto", *chosen])]
     click.echo(format_benchmark(result))
     if json_path:
         write_json(json_path, result)

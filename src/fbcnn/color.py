@@ -1,22 +1,35 @@
 """Colour conversions on uint8 images (one place for the library: degradations, metrics,
-double-JPEG analysis, training)."""
+double-JPEG analysis, training). They work in strips of rows, so converting a 24-MP photo
+needs a few MB of float scratch, not the 0.6 GB a float64 copy of it would take."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 
 __all__ = ["rgb_to_gray_plain", "rgb_to_y"]
 
+_STRIP_ROWS = 256
+
+
+def _by_strips(image: np.ndarray, formula: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """round(formula(float64 rgb)) as HxWx1 uint8, one strip of rows at a time."""
+    h, w = image.shape[:2]
+    out = np.empty((h, w, 1), np.uint8)
+    for y in range(0, h, _STRIP_ROWS):
+        value = formula(image[y:y + _STRIP_ROWS].astype(np.float64))
+        out[y:y + _STRIP_ROWS, :, 0] = np.clip(np.round(value), 0, 255)
+    return out
+
 
 def rgb_to_y(image: np.ndarray) -> np.ndarray:
     """BT.601 luma of an RGB uint8 image, rounded to uint8, shape HxWx1 (the paper's grey)."""
-    rgb = image.astype(np.float64)
-    y = 16.0 + (65.481 * rgb[..., 0] + 128.553 * rgb[..., 1] + 24.966 * rgb[..., 2]) / 255.0
-    return np.clip(np.round(y), 0, 255).astype(np.uint8)[..., None]
+    return _by_strips(image, lambda rgb: 16.0 + (65.481 * rgb[..., 0] + 128.553 * rgb[..., 1]
+                                                 + 24.966 * rgb[..., 2]) / 255.0)
 
 
 def rgb_to_gray_plain(image: np.ndarray) -> np.ndarray:
     """A plain full-range RGB -> grey conversion (ITU-R 601 weights), HxWx1 uint8."""
-    rgb = image.astype(np.float64)
-    y = 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
-    return np.clip(np.round(y), 0, 255).astype(np.uint8)[..., None]
+    return _by_strips(image, lambda rgb: 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1]
+                      + 0.114 * rgb[..., 2])

@@ -3,8 +3,10 @@
 Reading checks the header before decoding (size limits, colour mode, frame count), applies
 the EXIF orientation and keeps what restoration needs from the original file: alpha, ICC
 profile and, for JPEGs, the quantisation tables, their QF and the chroma subsampling.
-Writing is atomic (temp file in the same folder, then os.replace) and never overwrites an
-input. Every failure is an ImageError with a one-line message "<path>: <reason>".
+Writing is atomic (temp file `.NAME.XXXXXXXX.tmp` in the same folder, then os.replace) and
+never overwrites an input; `remove_stale_temps` clears the temp files a killed writer left.
+Every failure is an ImageError with a one-line message "<path>: <reason>"; warnings of the
+decoders are silenced (a damaged file is refused or decoded, never reported twice).
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
+import stat
+import struct
 import tempfile
 import warnings
 from collections.abc import Iterable, Sequence
@@ -20,12 +25,21 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from fbcnn import jpeg
 
-MAX_PIXELS = 200_000_000  # refuse bigger images before decoding
+DEFAULT_MAX_MEGAPIXELS = 200.0  # read_image refuses bigger images before decoding
 MIN_SIDE = 8
+# A Huffman-coded JPEG spends at least one bit on every 8x8 luma block (its DC code); a file
+# with fewer bytes than W * H / _JPEG_MIN_PIXELS_PER_BYTE (half that bound) cannot hold its
+# scan: it is a damaged or forged header (libjpeg would pad the missing blocks with grey).
+_JPEG_MIN_PIXELS_PER_BYTE = 1024
+# SOFn markers; SOF9..SOF15 are arithmetic-coded, which can go below a bit per block
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_JPEG_HUFFMAN_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7})
+# the random part of tempfile.mkstemp names (tempfile._RandomNameSequence)
+_TEMP_RANDOM = r"[a-z0-9_]{8}"
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
 SKIP_FOLDER = "restored"
@@ -43,6 +57,8 @@ _WRITE_FORMATS: dict[str, tuple[str, dict[str, object]]] = {
 _NO_ALPHA_FORMATS = frozenset({"JPEG"})
 _NO_ICC_FORMATS = frozenset({"BMP"})
 
+# the Pillow plugins read_image uses (JPEG also opens MPO, camera JPEGs with previews)
+_READ_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF")
 # first bytes of the formats we read: an unidentifiable file starting with one is corrupt
 _MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00",
           b"MM\x00*")
@@ -74,6 +90,8 @@ class LoadedImage:
     mode: str  # original Pillow mode ("RGB", "L", "RGBA", "LA", ...)
     header_qf: int | None
     subsampling: str | None
+    # None also where the tables cannot serve JPEG consistency (zero entries, or a chroma
+    # subsampling other than 4:2:0, 4:2:2, 4:4:4); header_qf is still read from them
     quantization: dict[int, list[int]] | None
     # True when the EXIF orientation turned the pixels: the JPEG block grid then no longer
     # starts at the top left, and the quantisation cells cannot be used as they are
@@ -118,8 +136,15 @@ def _os_reason(exc: OSError) -> str:
 def _pillow_reason(exc: BaseException) -> str:
     if isinstance(exc, MemoryError):
         return "not enough memory to decode"
+    if isinstance(exc, Image.DecompressionBombError):  # a GIF/TIFF frame over Pillow's limit
+        return "image too large (possible decompression bomb)"
     detail = _one_line(str(exc)) if str(exc) else type(exc).__name__
     return f"corrupt or truncated image ({detail})"
+
+
+def _megapixels(pixels: float) -> str:
+    mp = pixels / 1_000_000
+    return f"{mp:.1f}" if mp >= 1 else f"{mp:.2g}"
 
 
 # ------------------------------------------------------------------------------- reading
@@ -158,33 +183,44 @@ def _split(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def _open_checked(path: Path, fh: BinaryIO) -> Image.Image:
+    """Identify the file among the formats we read (no other Pillow plugin sees its bytes)
+    and parse its header, without decoding. The size limit is read_image's; Pillow's own
+    decompression-bomb check (which Image.open applies) is not used, so a caller may allow
+    bigger images than Pillow's default."""
     try:
-        with warnings.catch_warnings():
-            # MAX_PIXELS is our limit; Pillow still raises DecompressionBombError far above it
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            return Image.open(fh)
-    except Image.DecompressionBombError:
-        limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
-        raise ImageError(path, f"image too large (over {limit} pixels, possible "
-                               f"decompression bomb)") from None
-    except UnidentifiedImageError:
-        fh.seek(0)
-        head = fh.read(16)
-        known = head.startswith(_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
-        reason = "corrupt or truncated image (unreadable header)" if known else "not an image"
-        raise ImageError(path, reason) from None
+        prefix = fh.read(16)
+        Image.init()  # registers the plugins (once)
+        for fmt in _READ_FORMATS:
+            if fmt not in Image.OPEN:
+                continue
+            factory, accept = Image.OPEN[fmt]
+            accepted = accept(prefix) if accept else True
+            if not accepted or isinstance(accepted, str):  # a str: "this format, unsupported"
+                continue
+            fh.seek(0)
+            try:
+                return factory(fh, str(path))
+            except (SyntaxError, IndexError, TypeError, struct.error):
+                continue  # as Image.open: not this format after all
     except ImageError:
         raise
     except Exception as exc:  # Pillow raises many types on bad headers
         raise ImageError(path, _pillow_reason(exc)) from None
+    known = prefix.startswith(_MAGIC) or (prefix[:4] == b"RIFF" and prefix[8:12] == b"WEBP")
+    reason = "corrupt or truncated image (unreadable header)" if known else "not an image"
+    raise ImageError(path, reason)
 
 
-def read_image(path: str | Path) -> LoadedImage:
+def read_image(path: str | Path,
+               max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> LoadedImage:
     """Decode an image file into uint8 pixels (EXIF orientation applied) and metadata.
 
     Raises ImageError (one line, naming the file) for anything that is not a readable
-    8-bit grey/RGB image of at least MIN_SIDE and at most MAX_PIXELS pixels.
+    8-bit grey/RGB image of at least MIN_SIDE pixels a side and at most `max_megapixels`
+    million pixels (checked on the header, before decoding).
     """
+    if not max_megapixels > 0:
+        raise ValueError(f"max_megapixels must be positive, got {max_megapixels}")
     path = Path(path)
     try:
         st = path.stat()
@@ -202,20 +238,79 @@ def read_image(path: str | Path) -> LoadedImage:
         fh = open(path, "rb")
     except OSError as exc:
         raise ImageError(path, f"cannot read: {_os_reason(exc)}") from None
-    with fh:
+    with fh, warnings.catch_warnings():
+        # damaged files make the plugins warn (corrupt EXIF, truncated chunks, ...): the
+        # file is either decoded or refused with an ImageError, the warning adds nothing
+        warnings.simplefilter("ignore")
         img = _open_checked(path, fh)
         with img:
-            return _decode(path, img)
+            return _decode(path, img, fh, st.st_size, max_megapixels)
 
 
-def _decode(path: Path, img: Image.Image) -> LoadedImage:
+def _jpeg_sof(fh: BinaryIO) -> int | None:
+    """The SOFn marker of a JPEG file (None if none is found before the first scan)."""
+    try:
+        where = fh.tell()
+    except (OSError, ValueError):
+        return None
+    try:
+        fh.seek(2)
+        for _ in range(10_000):  # a header has a few dozen segments
+            head = fh.read(4)
+            if len(head) < 4 or head[0] != 0xFF:
+                return None
+            marker, length = head[1], struct.unpack(">H", head[2:])[0]
+            if marker in _JPEG_SOF:
+                return marker
+            if marker == 0xDA or length < 2:  # start of scan, or not a segment
+                return None
+            fh.seek(length - 2, os.SEEK_CUR)
+        return None
+    except (OSError, ValueError):
+        return None
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            fh.seek(where)
+
+
+def _check_size(path: Path, img: Image.Image, fh: BinaryIO, file_size: int,
+                max_megapixels: float) -> None:
     width, height = img.size
-    if width * height > MAX_PIXELS:
-        raise ImageError(path, f"image too large: {width}x{height} pixels "
-                               f"(limit {MAX_PIXELS} pixels)")
+    if width * height > max_megapixels * 1_000_000:
+        raise ImageError(path, f"{width} x {height} is {_megapixels(width * height)} MP, over "
+                               f"the limit of {max_megapixels:g} MP (--max-megapixels)")
     if min(width, height) < MIN_SIDE:
         raise ImageError(path, f"image too small: {width}x{height} "
                                f"(each side must be at least {MIN_SIDE} pixels)")
+    if (img.format in ("JPEG", "MPO")
+            and width * height > file_size * _JPEG_MIN_PIXELS_PER_BYTE
+            and _jpeg_sof(fh) in _JPEG_HUFFMAN_SOF):
+        raise ImageError(path, f"corrupt or truncated image (a {width}x{height} JPEG cannot "
+                               f"fit in {file_size} bytes)")
+
+
+def _usable_tables(img: Image.Image, subsampling: str | None
+                   ) -> tuple[int | None, dict[int, list[int]] | None]:
+    """(header QF, quantisation tables) of a JPEG. The tables are None where restoration
+    cannot use them to keep the result consistent with the file: missing or zero entries,
+    or a colour JPEG whose chroma subsampling is not one of 4:2:0, 4:2:2, 4:4:4."""
+    tables = getattr(img, "quantization", None)
+    if not tables:
+        return None, None
+    tables = {int(k): [int(v) for v in t] for k, t in tables.items()}
+    luma = tables.get(0)
+    if luma is None or len(luma) != 64:
+        return None, None
+    qf = jpeg.qf_from_tables(tables)
+    usable = all(len(t) == 64 and min(t) >= 1 for t in tables.values())
+    if img.mode not in ("L", "1") and subsampling is None:
+        usable = False
+    return qf, tables if usable else None
+
+
+def _decode(path: Path, img: Image.Image, fh: BinaryIO, file_size: int,
+            max_megapixels: float) -> LoadedImage:
+    _check_size(path, img, fh, file_size, max_megapixels)
     try:
         if img.format == "MPO":
             # camera JPEGs with embedded previews: the first frame is the JPEG itself
@@ -229,10 +324,10 @@ def _decode(path: Path, img: Image.Image) -> LoadedImage:
         _check_mode(path, mode)
         fmt = str(img.format)
         icc = img.info.get("icc_profile") or None
-        qf = jpeg.header_qf(img)
+        if not isinstance(icc, bytes):
+            icc = None
         subsampling = jpeg.subsampling_of(img)
-        tables = getattr(img, "quantization", None) if fmt == "JPEG" else None
-        quantization = {int(k): [int(v) for v in t] for k, t in tables.items()} if tables else None
+        qf, quantization = _usable_tables(img, subsampling) if fmt == "JPEG" else (None, None)
         img.load()
     except ImageError:
         raise
@@ -240,7 +335,7 @@ def _decode(path: Path, img: Image.Image) -> LoadedImage:
         raise ImageError(path, _pillow_reason(exc)) from None
     try:
         orientation = int(img.getexif().get(0x0112, 1) or 1)  # EXIF Orientation
-        oriented = ImageOps.exif_transpose(img)
+        oriented = ImageOps.exif_transpose(img) if 2 <= orientation <= 8 else img
     except Exception:  # unreadable EXIF: keep the stored orientation
         orientation, oriented = 1, img
     try:
@@ -249,7 +344,7 @@ def _decode(path: Path, img: Image.Image) -> LoadedImage:
         raise ImageError(path, _pillow_reason(exc)) from None
     return LoadedImage(path=path, pixels=pixels, alpha=alpha, icc_profile=icc, format=fmt,
                        mode=mode, header_qf=qf, subsampling=subsampling,
-                       quantization=quantization, transposed=orientation != 1)
+                       quantization=quantization, transposed=oriented is not img)
 
 
 # ------------------------------------------------------------------------------- writing
@@ -326,6 +421,13 @@ def write_image(path: str | Path, pixels: np.ndarray, *, alpha: np.ndarray | Non
     if icc_profile and fmt not in _NO_ICC_FORMATS:
         options["icc_profile"] = icc_profile
 
+    _prepare_target(path, protect)
+    _save_atomically(path, img, fmt, options)
+    return path
+
+
+def _prepare_target(path: Path, protect: Iterable[Path]) -> None:
+    """Refuse a protected path or a folder; create the parent folder."""
     if _is_protected(path, protect):
         raise ImageError(path, "refusing to overwrite an input image")
     if path.is_dir():
@@ -338,8 +440,11 @@ def write_image(path: str | Path, pixels: np.ndarray, *, alpha: np.ndarray | Non
     except OSError as exc:
         raise ImageError(path, f"cannot create folder {parent}: {_os_reason(exc)}") from None
 
+
+def _save_atomically(path: Path, img: Image.Image, fmt: str, options: dict[str, object]) -> None:
+    """Save into a temp file beside `path`, then rename it; nothing is left on failure."""
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except FileNotFoundError:
         raise ImageError(path, "cannot write: no such folder") from None
     except OSError as exc:
@@ -359,7 +464,38 @@ def write_image(path: str | Path, pixels: np.ndarray, *, alpha: np.ndarray | Non
         if isinstance(exc, Exception):
             raise ImageError(path, f"cannot write: {_one_line(str(exc))}") from None
         raise
-    return path
+
+
+def remove_stale_temps(*targets: str | Path) -> list[Path]:
+    """Delete the temp files that writers of each target left behind when they were killed
+    mid-write: regular files named `.<target name>.XXXXXXXX.tmp` (write_image's and
+    write_text_atomic's pattern, exactly) beside it. Returns the paths removed.
+
+    Call it before (re)writing or skipping a target when no other process writes it at the
+    same time (a temp file being written now would be taken away from its writer, whose
+    write then fails with an error; no finished file is ever touched)."""
+    removed: list[Path] = []
+    for target in map(Path, targets):
+        pattern = re.compile(re.escape(f".{target.name}.") + _TEMP_RANDOM + r"\.tmp")
+        try:
+            names = os.listdir(target.parent)
+        except OSError:  # no folder yet: nothing left over
+            continue
+        for name in sorted(names):
+            if not pattern.fullmatch(name):
+                continue
+            stale = target.parent / name
+            try:
+                if not stat.S_ISREG(stale.lstat().st_mode):  # never a link, folder, fifo
+                    continue
+                stale.unlink()
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise ImageError(stale, "cannot remove stale temp file: "
+                                        f"{_os_reason(exc)}") from None
+            removed.append(stale)
+    return removed
 
 
 # ------------------------------------------------------------------------------- inputs

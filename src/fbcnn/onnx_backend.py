@@ -64,15 +64,38 @@ class OnnxFBCNN:
         except Exception as e:  # noqa: BLE001 - onnxruntime raises its own error types
             reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise CheckpointError(f"cannot load ONNX model {self.path}: {reason}") from None
-        inputs = self.session.get_inputs()
-        outputs = self.session.get_outputs()
-        shape = inputs[0].shape
-        if len(inputs) not in (1, 2) or len(outputs) != 2 or len(shape) != 4:
-            raise CheckpointError(f"{self.path} is not an exported FBCNN graph "
-                                  "(expected inputs image[, qf] and outputs restored, qf)")
+        self._check_signature()
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         self.image_name = inputs[0].name
         self.qf_name = inputs[1].name if len(inputs) == 2 else None
-        self.config = self._config(shape, outputs[0].shape)
+        self.config = self._config(inputs[0].shape, outputs[0].shape)
+
+    def _check_signature(self) -> None:
+        """Refuse a graph that is not an `fbcnn export`: inputs image (N, C, H, W) float of
+        any size [and qf (N, 1) float], outputs restored (N, C, H, W) and qf (N, 1)."""
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+
+        def describe(args: list[Any]) -> str:
+            return ", ".join(f"{a.name} {a.type} {a.shape}" for a in args) or "none"
+
+        problem = None
+        if len(inputs) not in (1, 2) or len(outputs) != 2:
+            problem = f"{len(inputs)} input(s) and {len(outputs)} output(s)"
+        elif any(a.type != "tensor(float)" for a in (*inputs, *outputs)):
+            problem = "tensors other than float32"
+        elif len(inputs[0].shape) != 4 or len(outputs[0].shape) != 4:
+            problem = "an image that is not (N, C, H, W)"
+        elif any(len(a.shape) != 2 for a in (*inputs[1:], outputs[1])):
+            problem = "a QF that is not (N, 1)"
+        elif any(isinstance(d, int) for d in inputs[0].shape[2:]):
+            problem = f"a fixed image size {inputs[0].shape[2:]} (exports take any size)"
+        elif inputs[0].shape[1] not in (1, 3) and isinstance(inputs[0].shape[1], int):
+            problem = f"{inputs[0].shape[1]} image channels"
+        if problem:
+            raise CheckpointError(
+                f"{self.path} is not an exported FBCNN graph ({problem}; inputs: "
+                f"{describe(inputs)}; outputs: {describe(outputs)}): expected inputs "
+                "image[, qf] and outputs restored, qf")
 
     def _config(self, in_shape: list[Any], out_shape: list[Any]) -> FBCNNConfig:
         """Channels from the graph's shapes; the rest from the export's metadata if present."""
@@ -108,7 +131,12 @@ class OnnxFBCNN:
         if self.qf_name is not None:
             feed[self.qf_name] = qf if qf is not None else np.full((x.shape[0], 1), 50.0,
                                                                    np.float32)
-        restored, predicted = self.session.run(None, feed)
+        try:
+            restored, predicted = self.session.run(None, feed)
+        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own error types
+            text = str(e).strip()
+            reason = " ".join(text.splitlines()[0].split()) if text else type(e).__name__
+            raise CheckpointError(f"ONNX model {self.path} failed to run: {reason}") from None
         return restored, predicted
 
     def forward(self, x: torch.Tensor,

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from .consistency import JpegTables
-from .imageio import ImageError, LoadedImage, read_image, write_image
+from .imageio import ImageError, LoadedImage, read_image, remove_stale_temps, write_image
 from .jpeg import grid_multiple
 from .model import Model, load_model
 from .restore import DEFAULT_TILE, Progress
@@ -235,6 +235,7 @@ def restore_file(path: Path, models: ModelSet, planned: Planned,
     one-line messages, before anything is written when the input or a target is the
     problem."""
     options = options or RestoreOptions()
+    remove_stale_temps(*planned.all)  # temp files of a run killed mid-write
     if options.skip_existing and all(t.exists() for t in planned.outputs):
         return FileReport(path, "", float("nan"), float("nan"), planned.outputs, skipped=True)
     _check_targets(planned, options.overwrite)

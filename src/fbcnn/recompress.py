@@ -79,6 +79,7 @@ _SCAN_PIXELS = 262_144  # sample size for the 64-offset scan and the aligned cur
 _MOSAIC_PIXELS = 1 << 24  # most pixels per JPEG call
 _MAX_JPEG_SIDE = 65528  # JPEG's 65535 limit, rounded down to whole blocks
 _FAR_MARGIN = 1.0  # see _nonaligned
+_FULL_CHECK = 0.5  # see _nonaligned: share of the threshold a scan candidate must reach
 _MARGIN = 3  # earlier compressions are searched at q <= last_qf - _MARGIN
 _COARSE_STEP = 5
 _REFINE = 3
@@ -342,7 +343,9 @@ def _nonaligned(scan: _Sample, full: _Sample, top: int) -> tuple[float, tuple[in
     if not np.isfinite(value):
         return 0.0, offset, 0
     q0 = min(refined)[1]
-    if full is not scan:
+    # the full sample only sharpens a candidate the scan already found plausible: far below
+    # the threshold on the scan (a single JPEG), it is not measured again (most of the time)
+    if full is not scan and -value >= _FULL_CHECK * NONALIGNED_THRESHOLD:
         value, q0 = _refine(full, offset, q0, top)
         if not np.isfinite(value):
             return 0.0, offset, q0
