@@ -9,7 +9,8 @@ reported as soon as it is done, so the command prints the local engine's lines.
 Faults: an actor whose process dies is started again (`MAX_RESTARTS`) and the file it was
 working on is sent again (`MAX_TASK_RETRIES`); outputs are written atomically by
 `imageio.write_image`, so a killed worker leaves no half-written output (at most a hidden
-`.<name>.*.tmp` file), and a rerun with `skip_existing` finishes an interrupted run.
+`.<name>.*.tmp` file, which the retry removes), and a rerun with `skip_existing` finishes an
+interrupted run.
 
 Inputs are local files or folders (`imageio.list_inputs`) or URIs (`s3://`, `gs://`,
 `file://`, ... as pyarrow.fs reads them): each worker copies a URI input into a temporary
