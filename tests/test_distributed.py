@@ -158,6 +158,7 @@ def test_file_uri_inputs_match_paths(tiny_model_files, photos, tmp_path) -> None
     (["IN", "-o", "s3://bucket/out"], "the output folder must be a local path"),
     (["IN", "--workers", "2"], "need --engine ray"),
     (["IN", "--engine", "ray", "--workers", "0"], "Invalid value for '--workers'"),
+    (["IN", "--engine", "ray", "--jobs", "2"], "--jobs is for --engine local"),
 ])
 def test_bad_engine_options_are_one_line_errors(args, message, photos, tmp_path) -> None:
     args = [a.replace("IN", str(photos)).replace("OUT", str(tmp_path / "o")) for a in args]
