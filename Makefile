@@ -14,7 +14,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check "$(TORCH)"
-	$(BIN)/pip install -q --disable-pip-version-check -e ".[test,app,e2e]"
+	$(BIN)/pip install -q --disable-pip-version-check -e ".[test,app,e2e,ray]"
 	touch $@
 
 demo: setup

@@ -4,6 +4,7 @@
     >>> model = fbcnn.load_model("color")          # or a .safetensors / published .pth file
     >>> result = model.restore(image)              # numpy uint8 array or PIL image
     >>> result.image, result.predicted_qf
+    >>> fbcnn.restore_many(["photos/"], "out", engine="ray")  # many files; Ray optional
 
 `import fbcnn` is light: torch and the rest load on first use of a name below (so that
 `fbcnn --help` starts fast).
@@ -19,11 +20,14 @@ __version__ = "0.1.0"
 _LAZY = {
     "Model": "model", "Result": "model", "load_model": "model",
     "FBCNN": "network", "FBCNNConfig": "network",
+    "restore_many": "distributed",
 }
 
-__all__ = ["FBCNN", "FBCNNConfig", "Model", "Result", "__version__", "load_model"]
+__all__ = ["FBCNN", "FBCNNConfig", "Model", "Result", "__version__", "load_model",
+           "restore_many"]
 
 if TYPE_CHECKING:
+    from .distributed import restore_many
     from .model import Model, Result, load_model
     from .network import FBCNN, FBCNNConfig
 

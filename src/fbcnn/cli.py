@@ -143,10 +143,23 @@ PRECISION_OPTION = click.option(
 @click.option("--jobs", type=click.IntRange(min=0), default=0, show_default=True,
               help="Images restored at a time (0: one per CPU core; each job holds an image "
                    "in memory: use 1 for the biggest images).")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: this process; ray: Ray actors (pip install 'fbcnn[ray]'), "
+                   "see docs/distributed.md.")
+@click.option("--address", default=None, metavar="auto|ray://HOST:PORT",
+              help="Ray cluster to use [default: start a local Ray instance, stop it at the end].")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Ray actors, each loading the model once [default: CPUs / threads].")
+@click.option("--threads-per-worker", type=click.IntRange(min=1), default=None,
+              help="torch threads (and Ray CPUs) per actor [default: 1].")
+@click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=None,
+              help="GPUs per actor, e.g. 1 [default: 0].")
 def restore(inputs: tuple[str, ...], outdir: str | None, model: str | None, qf_text: str,
             qf_sweep: str | None, tile: int, device: str, precision: str, double: str,
             recursive: bool, skip_existing: bool, overwrite: bool, compare: bool,
-            consistency: str, max_megapixels: float | None, jobs: int) -> None:
+            consistency: str, max_megapixels: float | None, jobs: int, engine: str,
+            address: str | None, workers: int | None, threads_per_worker: int | None,
+            gpus_per_worker: float | None) -> None:
     """Remove JPEG artifacts from INPUT files or folders; writes PNGs."""
     from .pipeline import RestoreOptions
 
@@ -160,11 +173,36 @@ def restore(inputs: tuple[str, ...], outdir: str | None, model: str | None, qf_t
                              consistency=consistency == "on", compare=compare,
                              skip_existing=skip_existing, overwrite=overwrite,
                              max_megapixels=max_megapixels)
+    ray_flags = (address, workers, threads_per_worker, gpus_per_worker)
+    if engine == "local" and any(v is not None for v in ray_flags):
+        raise click.UsageError("--address, --workers, --threads-per-worker and "
+                               "--gpus-per-worker need --engine ray")
+    from .distributed import is_uri
+
+    if engine == "ray" or any(is_uri(u) for u in (*inputs, outdir or "", model or "")):
+        if engine == "ray" and jobs:
+            raise click.UsageError("--jobs is for --engine local (Ray: --workers)")
+        sys.exit(_restore_distributed(
+            inputs, outdir, recursive, options, engine=engine, model=model, tile=tile,
+            device=device, precision=precision, address=address, workers=workers,
+            threads_per_worker=threads_per_worker, gpus_per_worker=gpus_per_worker or 0.0))
     models = _model_set(model, device, tile, precision)
     failed = _restore_batch(inputs, outdir, recursive, models, options,
                             jobs=(os.cpu_count() or 1) if jobs == 0 else jobs)
     if failed:
         sys.exit(1)
+
+
+def _restore_distributed(inputs: tuple[str, ...], outdir: str | None, recursive: bool,
+                         options: RestoreOptions, **engine: Any) -> int:
+    """--engine ray, or URIs (s3://...): fbcnn.distributed (docs/distributed.md); returns
+    the exit code."""
+    from .distributed import EngineError, restore_command
+
+    try:
+        return restore_command(inputs, outdir, recursive=recursive, options=options, **engine)
+    except EngineError as e:
+        raise click.ClickException(str(e)) from None
 
 
 def _model_set(model: str | None, device: str, tile: int, precision: str) -> ModelSet:
