@@ -45,6 +45,7 @@ from fbcnn.web.build import RUNTIME_FILES, build_site  # noqa: E402
 from fbcnn.web.serve import make_server  # noqa: E402
 
 SECTION = "## In the browser"
+BACKEND_NAMES = {"wasm": "WASM", "webgpu": "WebGPU"}
 QF = 30
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
@@ -162,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
                 with Image.open(path) as im:
                     decoded = np.asarray(im.convert("RGB"))
                 grid = 16
-                runs = 1
+                runs = int(page.evaluate("document.body.dataset.runs")) + 1  # counts every run
                 print(f"{side}x{side}: opening in the page", file=sys.stderr)
                 page.set_input_files("#file", str(path))
                 wait_for_run(page, runs)
@@ -172,8 +173,11 @@ def main(argv: list[str] | None = None) -> int:
                     timed_torch(onnx_restorer, decoded, grid)
                 web, cli, native = [], [], []
                 for _ in range(args.repeats):
-                    page.fill("#strength-number", str(QF + runs % 2))  # a new value each time
-                    page.press("#strength-number", "Enter")
+                    page.evaluate("""(qf) => {  // as typing QF in the box: a restore at QF
+                        const box = document.getElementById('strength-number');
+                        box.value = String(qf);
+                        box.dispatchEvent(new Event('change'));
+                    }""", QF)
                     runs += 1
                     wait_for_run(page, runs)
                     web.append(page.evaluate("window.fbcnnLast.networkSeconds"))
@@ -193,7 +197,9 @@ def main(argv: list[str] | None = None) -> int:
 
     command = "python scripts/benchmark_web.py" + "".join(
         f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
-    machine = (f"{cpu_model()}, {threads} CPUs; {chromium_version(browser_path)} headless "
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    machine = (f"{cpu_model()}, {threads} CPUs (load average at the end {load}: shared with "
+               f"other jobs); {chromium_version(browser_path)} headless "
                f"(--disable-gpu, so WASM); torch {torch.__version__} with {threads} threads; "
                f"Python {platform.python_version()}")
     lines = [SECTION, "",
@@ -207,6 +213,11 @@ def main(argv: list[str] | None = None) -> int:
              "prediction is skipped here), timing the network passes and the blending only. "
              f"Median of {args.repeats} runs after a warm-up, interleaved.", "",
              f"Machine: {machine}. Page: {backend}", ""]
+    if os.getloadavg()[0] > threads:
+        lines += [f"The machine was shared while this ran (load average above its {threads} "
+                  "CPUs): every figure is lower and noisier than on an idle machine (compare "
+                  "with the torch table above), so compare the columns with each other: they "
+                  "were measured together, interleaved.", ""]
     if args.note:
         lines += [args.note, ""]
     lines += ["| image | tiles | browser, WASM (s) | browser MP/s | torch CLI (s) | torch MP/s "
@@ -226,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
               "| what | MB | MB gzipped |", "| --- | ---: | ---: |"]
     for name, size in sizes.items():
         label = "the whole folder (both models, both runtimes)" if name == "folder" else (
-            f"a visit: page, {name.split(' + ')[0].upper()} runtime, one model")
+            f"a visit: page, {BACKEND_NAMES[name.split(' + ')[0]]} runtime, one model")
         lines.append(f"| {label} | {size['raw'] / mb:.1f} | {size['gzip'] / mb:.1f} |")
     section = "\n".join(lines) + "\n"
     print(section)

@@ -25,6 +25,8 @@ sys.path.insert(0, str(ROOT / "src"))
 from fbcnn import checkpoints  # noqa: E402
 from fbcnn.benchmark import format_benchmark, published_architecture, run_benchmark  # noqa: E402
 
+BROWSER_SECTION = "## In the browser"  # written by scripts/benchmark_web.py
+
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:
     """'256,512x384' -> [(256, 256), (384, 512)] (WxH, as image sizes are written)."""
@@ -99,7 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for run in runs:
         lines += [format_benchmark(run), ""]
-    (args.out_dir / "benchmarks.md").write_text("\n".join(lines))
+    doc = args.out_dir / "benchmarks.md"
+    browser = doc.read_text().partition(BROWSER_SECTION) if doc.is_file() else ("", "", "")
+    if browser[1]:  # scripts/benchmark_web.py's section is kept as it is
+        lines += [browser[1] + browser[2].rstrip("\n"), ""]
+    doc.write_text("\n".join(lines))
     print(f"wrote {args.out_dir / 'benchmarks.md'}", file=sys.stderr)
     return 0
 

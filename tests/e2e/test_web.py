@@ -277,6 +277,23 @@ def test_bad_files_give_a_readable_message(server, page, tmp_path) -> None:
     assert page.inner_text("#error").startswith("cut.jpg: corrupt or truncated image (")
     assert "\n" not in page.inner_text("#error")
 
+    # dropped and pasted files take the same path
+    page.evaluate("""() => {
+        const dt = new DataTransfer();
+        dt.items.add(new File(['hello'], 'dropped.jpg', {type: 'image/jpeg'}));
+        window.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, cancelable: true}));
+    }""")
+    page.wait_for_function("document.getElementById('error').textContent.startsWith('dropped')")
+    assert page.inner_text("#error") == "dropped.jpg: not an image"
+    page.evaluate("""() => {
+        const dt = new DataTransfer();
+        dt.items.add(new File(['GIF89a'], 'clip.gif', {type: 'image/gif'}));
+        document.dispatchEvent(new ClipboardEvent('paste', {clipboardData: dt}));
+    }""")
+    page.wait_for_function("document.getElementById('error').textContent.startsWith('clip')")
+    assert page.inner_text("#error") == ("clip.gif: corrupt or truncated image "
+                                         "(the browser cannot decode it)")
+
     empty = tmp_path / "empty.png"
     empty.write_bytes(b"")
     page.set_input_files("#file", str(empty))

@@ -69,8 +69,9 @@ async function initRuntime() {
   manifest = await response.json();
   let gpu = false;
   if (options.ep !== "wasm" && manifest.backends.includes("webgpu") && self.navigator.gpu) {
-    try {
-      gpu = Boolean(await self.navigator.gpu.requestAdapter());
+    try { // a software (fallback) adapter would be slower than WASM
+      const adapter = await self.navigator.gpu.requestAdapter();
+      gpu = Boolean(adapter) && !(adapter.info?.isFallbackAdapter ?? adapter.isFallbackAdapter);
     } catch {
       gpu = false;
     }
