@@ -14,7 +14,6 @@ printed (pytest -s shows them).
 from __future__ import annotations
 
 import io
-import json
 import os
 import shutil
 import threading
@@ -40,7 +39,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 TIMEOUT_MS = 600_000  # generous: the machines running this are shared and slow
-COLOUR_TILE = 160  # 390x210 in 6 tiles of 160 (grid 16): the tiled path, cheaply
+COLOUR_TILE = 128  # 302x198 in 6 tiles of 128 (grid 16): the tiled path, cheaply
 FIXED_QFS = (10, 60)
 PARITY: dict[str, dict[str, float]] = {}
 
@@ -174,8 +173,9 @@ def max_diff(a: np.ndarray, b: np.ndarray) -> int:
 
 
 def check_parity(page, tmp_path: Path, jpeg: Path, case: str, mode: str,
-                 cli_args: tuple[str, ...]) -> None:
-    """Auto, then each fixed QF: the page's PNG vs `fbcnn restore`'s, within 1 grey level."""
+                 cli_args: tuple[str, ...]) -> float:
+    """Auto, then each fixed QF: the page's PNG vs `fbcnn restore`'s, within 1 grey level.
+    Returns the QF the CLI predicted."""
     figures = PARITY.setdefault(case, {})
     # the browser's decode vs Pillow's (libjpeg-turbo): what the network sees
     figures["decode"] = max_diff(canvas_pixels(page, "before"), decoded_by_pillow(jpeg))
@@ -190,7 +190,10 @@ def check_parity(page, tmp_path: Path, jpeg: Path, case: str, mode: str,
         assert name == f"{jpeg.stem}_restored{suffix}.png"
         out = tmp_path / f"cli{suffix or '_auto'}"
         qf_args = () if qf is None else ("--qf", str(qf))
-        cli("restore", str(jpeg), "-o", str(out), *cli_args, *qf_args)
+        printed = cli("restore", str(jpeg), "-o", str(out), *cli_args, *qf_args)
+        if qf is None:
+            predicted = float(printed.split("predicted QF ")[1].split(",")[0])
+            assert "used QF " + printed.split("predicted QF ")[1].split(",")[0] in printed
         with Image.open(out / f"{jpeg.stem}.png") as im:
             want, want_mode = np.asarray(im).copy(), im.mode
         assert got_mode == want_mode == mode and got.shape[:2] == (size[1], size[0])
@@ -199,15 +202,19 @@ def check_parity(page, tmp_path: Path, jpeg: Path, case: str, mode: str,
         figures[f"pixels off ({'auto' if qf is None else qf})"] = int(
             (got.astype(np.int16) != want.astype(np.int16)).sum())
         assert diff <= 1, f"{case} at QF {qf or 'auto'}: max abs diff {diff}"
+    return predicted
 
 
-def inspected(path: Path, *args: str) -> dict:
-    return json.loads(cli("inspect", "--json", str(path), *args))
+def header_qf(path: Path) -> int | None:
+    from fbcnn.jpeg import header_qf as qf_of
+
+    with Image.open(path) as im:
+        return qf_of(im)
 
 
 def test_colour_jpeg_in_tiles_matches_cli(server, page, tmp_path) -> None:
     jpeg = tmp_path / "colour.jpg"
-    jpeg.write_bytes(encode(make_photo(210, 390, 3, seed=3), 20))  # 4:2:0
+    jpeg.write_bytes(encode(make_photo(198, 302, 3, seed=3), 20))  # 4:2:0
     page.goto(f"{server}?tile={COLOUR_TILE}&ep=wasm")
     assert page.evaluate("crossOriginIsolated") is True  # COOP/COEP from the server
     page.set_input_files("#file", str(jpeg))
@@ -216,17 +223,14 @@ def test_colour_jpeg_in_tiles_matches_cli(server, page, tmp_path) -> None:
     assert page.is_checked("#auto")
     assert page.inner_text("#qf-file") == "20"
     assert page.inner_text("#info-model") == "color"
-    assert "390 × 210, colour, 4:2:0" in page.inner_text("#info-size")
+    assert "302 × 198, colour, 4:2:0" in page.inner_text("#info-size")
     last = page.evaluate("window.fbcnnLast")
     assert last["tiles"] == 6 and last["auto"]
-
-    restored = cli("restore", str(jpeg), "-o", str(tmp_path / "qf"), "--tile",
-                   str(COLOUR_TILE))
-    cli_predicted = float(restored.split("predicted QF ")[1].split(",")[0])
-    assert abs(last["predictedQf"] - cli_predicted) < 0.1
     assert page.inner_text("#qf-predicted") == f"{last['predictedQf']:.1f}"
-    check_parity(page, tmp_path, jpeg, "colour 390x210, 4:2:0, 6 tiles", "RGB",
-                 ("--tile", str(COLOUR_TILE)))
+
+    cli_predicted = check_parity(page, tmp_path, jpeg, "colour 302x198, 4:2:0, 6 tiles", "RGB",
+                                 ("--tile", str(COLOUR_TILE)))
+    assert abs(last["predictedQf"] - cli_predicted) < 0.1
 
 
 def test_grey_jpeg_matches_cli(server, page, tmp_path) -> None:
@@ -235,11 +239,13 @@ def test_grey_jpeg_matches_cli(server, page, tmp_path) -> None:
     page.goto(f"{server}?ep=wasm")
     page.set_input_files("#file", str(jpeg))
     wait_for_run(page, 1)
-    assert page.inner_text("#qf-file") == str(inspected(jpeg)["header_qf"]) == "30"
+    assert page.inner_text("#qf-file") == str(header_qf(jpeg)) == "30"
     assert page.inner_text("#info-model") == "gray"
     assert "203 × 141, grey" in page.inner_text("#info-size")
-    assert page.evaluate("window.fbcnnLast.tiles") == 1
-    check_parity(page, tmp_path, jpeg, "grey 203x141, one pass", "L", ())
+    last = page.evaluate("window.fbcnnLast")
+    assert last["tiles"] == 1
+    cli_predicted = check_parity(page, tmp_path, jpeg, "grey 203x141, one pass", "L", ())
+    assert abs(last["predictedQf"] - cli_predicted) < 0.1
 
 
 @pytest.mark.slow

@@ -186,7 +186,22 @@ $("file").addEventListener("change", () => {
 $("auto").addEventListener("change", () => requestRestore($("auto").checked ? null : Number($("strength").value)));
 $("strength").addEventListener("input", () => { $("strength-number").value = $("strength").value; });
 $("strength").addEventListener("change", () => setFixed($("strength").value));
-$("strength-number").addEventListener("change", () => setFixed($("strength-number").value));
+// Enter restores at the typed QF even when it is the value shown (auto's rounded prediction),
+// which fires no "change"; the "change" that follows an edited value's Enter is skipped
+let enterCommitted = false;
+$("strength-number").addEventListener("input", () => { enterCommitted = false; });
+$("strength-number").addEventListener("keydown", (e) => {
+  if (e.key !== "Enter") return;
+  enterCommitted = true;
+  setFixed($("strength-number").value);
+});
+$("strength-number").addEventListener("change", () => {
+  if (enterCommitted) {
+    enterCommitted = false;
+    return;
+  }
+  setFixed($("strength-number").value);
+});
 $("download").addEventListener("click", () => {
   if (!state.result || state.busy) return;
   setBusy(true);
