@@ -529,3 +529,40 @@ def serve(host: str, port: int, device: str, tile: int, precision: str, max_mega
         raise click.ClickException("the web app needs Gradio: pip install 'fbcnn[app]'") from None
     app.serve(host=host, port=port, device=device, tile=tile, max_megapixels=max_megapixels,
               max_upload_mb=max_upload_mb, precision=precision)
+
+
+@main.group()
+def web() -> None:
+    """Restore in the browser: a static page that runs the model on the client."""
+
+
+@web.command("build")
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), metavar="DIR",
+              help="Folder to write the site to (new, empty, or an earlier build).")
+def web_build(output: str) -> None:
+    """Write the static site: page, JavaScript, ONNX models, onnxruntime-web (needs npm once)."""
+    from .web import WebError
+    from .web.build import build_site
+
+    try:
+        report = build_site(output, log=lambda m: click.echo(m, err=True))
+    except WebError as e:
+        raise click.ClickException(str(e)) from None
+    mb = 1e6
+    click.echo(f"wrote {output}: {len(report.files)} files, {report.total_bytes / mb:.1f} MB; "
+               f"a visit downloads {report.visit_bytes('wasm') / mb:.1f} MB (WASM) or "
+               f"{report.visit_bytes('webgpu') / mb:.1f} MB (WebGPU) for one model", err=True)
+
+
+@web.command("serve")
+@click.argument("directory", type=click.Path())
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+def web_serve(directory: str, port: int) -> None:
+    """Serve a built site on 127.0.0.1, with the headers WASM threads need."""
+    from .web import WebError
+    from .web.serve import serve as serve_site
+
+    try:
+        serve_site(directory, port=port, echo=lambda m: click.echo(m, err=True))
+    except WebError as e:
+        raise click.ClickException(str(e)) from None

@@ -1,0 +1,101 @@
+// The tile plan of `fbcnn restore`, ported from src/fbcnn/restore.py (`tile_spans`,
+// `qf_tile_boxes`, `_ramp`, `Restorer.predict_qf`). Keep the two in step:
+// tests/e2e/test_web.py compares this plan with restore.py's for many sizes.
+//
+// Tiles: as few as fit, of nearly equal size, starting on the JPEG grid (16 for 4:2:0 and
+// 4:2:2 colour, 8 otherwise), neighbours overlapping by OVERLAP pixels, blended with linear
+// ramps. The QF fed to every tile is read from QF tiles of their own size (QF_TILE), spread
+// over the image, about QF_TILE_SHARE of its area; an image restored in one pass reads its
+// QF in that pass.
+
+export const DEFAULT_TILE = 512; // restore.DEFAULT_TILE (fbcnn restore --tile)
+export const DEFAULT_OVERLAP = 32; // restore.DEFAULT_OVERLAP
+export const QF_TILE = 256; // restore.QF_TILE
+export const QF_TILE_SHARE = 0.04; // restore.QF_TILE_SHARE
+export const QF_TILES_MIN = 2; // restore.QF_TILES_MIN
+export const QF_TILES_MAX = 16; // restore.QF_TILES_MAX
+
+/** Python's round(): to the nearest integer, halves to even. */
+function pyRound(x) {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/** [start, end) spans covering [0, length): restore.tile_spans. */
+export function tileSpans(length, tile, overlap, grid) {
+  if (tile <= 0 || length <= tile) return [[0, length]];
+  let count = Math.max(2, Math.ceil((length - overlap) / (tile - overlap)));
+  for (;;) {
+    const starts = [0];
+    for (let i = 1; i < count; i++) starts.push(pyRound(i * (length - overlap) / count / grid) * grid);
+    const ends = starts.slice(1).map((s) => s + overlap).concat([length]);
+    let ok = true;
+    for (let i = 0; i < count; i++) {
+      if (ends[i] - starts[i] > tile || (i > 0 && starts[i] <= starts[i - 1])) ok = false;
+    }
+    if (ok) return starts.map((s, i) => [s, ends[i]]);
+    count += 1;
+  }
+}
+
+/** The tiles of an h x w image, row by row: {y, x, h, w}; tile 0 means one pass. */
+export function tilePlan(h, w, tile = DEFAULT_TILE, overlap = DEFAULT_OVERLAP, grid = 8) {
+  const onePass = tile <= 0 || (h <= tile && w <= tile);
+  const rows = onePass ? [[0, h]] : tileSpans(h, tile, overlap, grid);
+  const cols = onePass ? [[0, w]] : tileSpans(w, tile, overlap, grid);
+  const tiles = [];
+  for (const [y0, y1] of rows) {
+    for (const [x0, x1] of cols) tiles.push({ y: y0, x: x0, h: y1 - y0, w: x1 - x0 });
+  }
+  return tiles;
+}
+
+/** The QF tiles of an h x w image: restore.qf_tile_boxes, as {y, x, h, w}. */
+export function qfTileBoxes(h, w, grid) {
+  const th = Math.min(QF_TILE, h);
+  const tw = Math.min(QF_TILE, w);
+  if (th === h && tw === w) return [{ y: 0, x: 0, h, w }];
+  const wanted = pyRound(QF_TILE_SHARE * h * w / (th * tw));
+  const count = Math.min(QF_TILES_MAX, Math.max(QF_TILES_MIN, wanted));
+  const rows = Math.max(1, Math.min(pyRound(Math.sqrt(count * h / w)), count));
+  const cols = Math.max(1, Math.ceil(count / rows));
+  const spread = (length, size, n) => {
+    if (n === 1 || length === size) return [Math.floor(Math.floor((length - size) / 2) / grid) * grid];
+    const out = [];
+    for (let i = 0; i < n; i++) out.push(Math.floor(Math.trunc(i * (length - size) / (n - 1)) / grid) * grid);
+    return out;
+  };
+  const boxes = [];
+  const seen = new Set();
+  for (const y of spread(h, th, rows)) {
+    for (const x of spread(w, tw, cols)) {
+      const key = `${y},${x}`;
+      if (!seen.has(key)) {
+        seen.add(key);
+        boxes.push({ y, x, h: th, w: tw });
+      }
+    }
+  }
+  return boxes;
+}
+
+/** Blending weights along one side of a tile (float32, as restore._ramp). */
+export function ramp(length, overlap, atStart, atEnd) {
+  const w = new Float32Array(length).fill(1);
+  const n = Math.min(overlap, Math.floor(length / 2));
+  if (n > 0) {
+    for (let i = 0; i < n; i++) {
+      const r = Math.fround((i + 0.5) / n);
+      if (!atStart) w[i] = r;
+      if (!atEnd) w[length - 1 - i] = r;
+    }
+  }
+  return w;
+}
+
+/** restore: the global QF from the per-tile predictions (network units, (100 - QF) / 100). */
+export function meanQf(networkValues) {
+  let sum = 0;
+  for (const v of networkValues) sum += v;
+  return 100 * (1 - sum / networkValues.length);
+}

@@ -1,0 +1,354 @@
+// The page's Web Worker: decodes the image, runs the network with onnxruntime-web (WebGPU
+// when the browser has an adapter, WASM with SIMD and threads otherwise), tiles big images on
+// the JPEG grid with one global QF, applies JPEG consistency and encodes the PNG, as
+// `fbcnn restore` does (src/fbcnn/restore.py, consistency.py). The page never freezes:
+// everything heavy happens here. Messages in: init, open, restore, png; out: backend,
+// image, progress, result, png, error (one line, naming the file).
+
+import { ImageFileError, consistencyTables, gridMultiple, inspectBytes } from "./jpeg.js";
+import { DEFAULT_OVERLAP, DEFAULT_TILE, meanQf, qfTileBoxes, ramp, tilePlan } from "./tiles.js";
+import { project, roundHalfEven } from "./consistency.js";
+import { encodePng } from "./png.js";
+
+export const MAX_MEGAPIXELS = 50; // memory cap: bigger images are refused with a message
+const MIN_SIDE = 8; // as imageio.MIN_SIDE
+const DUMMY_QF = 50; // fed while only the prediction is read (it does not depend on it)
+const f32 = Math.fround;
+
+let options = { tile: DEFAULT_TILE, ep: "auto", threads: 0 };
+let manifest = null;
+let ort = null;
+let backend = null; // {name: "webgpu" | "wasm", threads}
+const sessions = new Map(); // model name -> Promise<InferenceSession>
+let image = null; // the open image (pixels, metadata, cached prediction, last result)
+let queue = Promise.resolve();
+
+const post = (message, transfer = []) => self.postMessage(message, transfer);
+
+function firstLine(text) {
+  return String(text).split("\n").map((s) => s.trim()).find((s) => s) ?? "unknown error";
+}
+
+function describe(err, name) {
+  let text = err instanceof ImageFileError ? err.message : firstLine(err?.message ?? err);
+  if (!(err instanceof ImageFileError) && /alloc|out of memory|memory access/i.test(text)) {
+    text = `not enough memory in the browser (${text}); try a smaller image`;
+  }
+  return name ? `${name}: ${text}` : text;
+}
+
+self.onmessage = (event) => {
+  const msg = event.data;
+  queue = queue.then(() => handle(msg)).catch((err) => {
+    post({ type: "error", request: msg.type, message: describe(err, msg.name ?? image?.name) });
+  });
+};
+self.addEventListener("unhandledrejection", (event) => {
+  post({ type: "error", request: "worker", message: describe(event.reason, image?.name) });
+});
+
+async function handle(msg) {
+  if (msg.type === "init") {
+    options = { ...options, ...msg.options };
+  } else if (msg.type === "open") {
+    await openImage(msg.file, msg.name);
+    await restore(null);
+  } else if (msg.type === "restore") {
+    await restore(msg.qf);
+  } else if (msg.type === "png") {
+    await png();
+  }
+}
+
+// --------------------------------------------------------------------------- runtime
+
+async function initRuntime() {
+  if (ort) return;
+  const response = await fetch(new URL("./fbcnn-web.json", import.meta.url));
+  if (!response.ok) throw new Error(`cannot load the site's fbcnn-web.json (HTTP ${response.status})`);
+  manifest = await response.json();
+  let gpu = false;
+  if (options.ep !== "wasm" && manifest.backends.includes("webgpu") && self.navigator.gpu) {
+    try { // a software (fallback) adapter would be slower than WASM
+      const adapter = await self.navigator.gpu.requestAdapter();
+      gpu = Boolean(adapter) && !(adapter.info?.isFallbackAdapter ?? adapter.isFallbackAdapter);
+    } catch {
+      gpu = false;
+    }
+  }
+  const isolated = Boolean(self.crossOriginIsolated);
+  const threads = isolated ? (options.threads || Math.min(navigator.hardwareConcurrency || 1, 8)) : 1;
+  ort = await import(gpu ? "./ort/ort.webgpu.min.mjs" : "./ort/ort.wasm.min.mjs");
+  ort.env.wasm.wasmPaths = new URL("./ort/", import.meta.url).href;
+  ort.env.wasm.numThreads = threads;
+  ort.env.wasm.proxy = false; // this is already a worker
+  ort.env.logLevel = "error";
+  backend = { name: gpu ? "webgpu" : "wasm", threads, isolated };
+  post({ type: "backend", ...backend, ort: manifest.onnxruntime_web });
+}
+
+async function download(file, expected, label) {
+  const response = await fetch(new URL(file, import.meta.url));
+  if (!response.ok || !response.body) throw new Error(`cannot load ${file} (HTTP ${response.status})`);
+  const total = Number(response.headers.get("content-length")) || expected || 0;
+  const reader = response.body.getReader();
+  const chunks = [];
+  let done = 0;
+  for (;;) {
+    const part = await reader.read();
+    if (part.done) break;
+    chunks.push(part.value);
+    done += part.value.length;
+    post({ type: "progress", phase: "model", label, done, total });
+  }
+  const bytes = new Uint8Array(done);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return bytes;
+}
+
+async function createSession(model) {
+  await initRuntime();
+  const entry = manifest.models[model];
+  const bytes = await download(entry.file, entry.bytes, model);
+  const settings = { graphOptimizationLevel: "all" };
+  if (backend.name === "webgpu") {
+    try {
+      return await ort.InferenceSession.create(bytes, { ...settings, executionProviders: ["webgpu", "wasm"] });
+    } catch (err) {
+      backend = { ...backend, name: "wasm", note: `WebGPU failed: ${firstLine(err?.message ?? err)}` };
+      post({ type: "backend", ...backend, ort: manifest.onnxruntime_web });
+    }
+  }
+  return ort.InferenceSession.create(bytes, { ...settings, executionProviders: ["wasm"] });
+}
+
+function session(model) {
+  if (!sessions.has(model)) {
+    sessions.set(model, createSession(model).catch((err) => {
+      sessions.delete(model);
+      throw err;
+    }));
+  }
+  return sessions.get(model);
+}
+
+// --------------------------------------------------------------------------- decoding
+
+function checkSize(width, height) {
+  if (width * height > MAX_MEGAPIXELS * 1e6) {
+    throw new ImageFileError(`image too large: ${width}x${height} pixels (limit ${MAX_MEGAPIXELS} megapixels in the browser; use fbcnn restore)`);
+  }
+  if (Math.min(width, height) < MIN_SIDE) {
+    throw new ImageFileError(`image too small: ${width}x${height} (each side must be at least ${MIN_SIDE} pixels)`);
+  }
+}
+
+async function openImage(file, name) {
+  image = null;
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  const info = inspectBytes(bytes);
+  if (info.problem) throw new ImageFileError(info.problem);
+  if (info.width && info.height) checkSize(info.width, info.height); // before decoding
+  if (info.format === "JPEG" && info.components.length === 4) {
+    throw new ImageFileError("CMYK images are not supported; convert to RGB first");
+  }
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(new Blob([bytes]), {
+      colorSpaceConversion: "none", premultiplyAlpha: "none",
+    });
+  } catch {
+    throw new ImageFileError(info.format
+      ? "corrupt or truncated image (the browser cannot decode it)" : "not an image");
+  }
+  const { width, height } = bitmap;
+  checkSize(width, height);
+  const canvas = new OffscreenCanvas(width, height);
+  const context = canvas.getContext("2d", { willReadFrequently: true });
+  context.drawImage(bitmap, 0, 0);
+  bitmap.close();
+  const rgba = context.getImageData(0, 0, width, height).data;
+  const n = width * height;
+  const channels = info.grey ? 1 : 3;
+  const pixels = new Uint8Array(n * channels);
+  let alpha = null;
+  for (let i = 0; i < n; i++) {
+    for (let c = 0; c < channels; c++) pixels[i * channels + c] = rgba[4 * i + c];
+    if (rgba[4 * i + 3] !== 255 && !alpha) alpha = new Uint8Array(n);
+  }
+  if (alpha) for (let i = 0; i < n; i++) alpha[i] = rgba[4 * i + 3];
+  const subsampling = info.format === "JPEG" ? info.subsampling : null;
+  image = {
+    name, width, height, channels, pixels, alpha,
+    grid: gridMultiple(subsampling, channels),
+    tables: consistencyTables(info),
+    model: channels === 1 ? "gray" : "color",
+    predictedQf: null,
+    result: null,
+  };
+  post({
+    type: "image", name, width, height, channels, format: info.format ?? "image",
+    headerQf: info.headerQf ?? null, subsampling, model: image.model,
+    orientation: info.orientation ?? 1, consistency: Boolean(image.tables), rgba: rgba.buffer,
+  }, [rgba.buffer]);
+}
+
+// --------------------------------------------------------------------------- restoring
+
+/** One network pass on a tile: {data: Float32Array (C, h, w), predicted: network units}. */
+async function runTile(net, tile, qf) {
+  const { channels: c, width: w, pixels } = image;
+  const plane = tile.h * tile.w;
+  const data = new Float32Array(c * plane);
+  for (let y = 0; y < tile.h; y++) {
+    for (let x = 0; x < tile.w; x++) {
+      const src = ((tile.y + y) * w + tile.x + x) * c;
+      for (let k = 0; k < c; k++) data[k * plane + y * tile.w + x] = pixels[src + k] / 255;
+    }
+  }
+  const feeds = {
+    [net.inputNames[0]]: new ort.Tensor("float32", data, [1, c, tile.h, tile.w]),
+    [net.inputNames[1]]: new ort.Tensor("float32", Float32Array.of(qf), [1, 1]),
+  };
+  const out = await net.run(feeds);
+  const restored = out[net.outputNames[0]];
+  const predicted = out[net.outputNames[1]];
+  const result = { data: await restored.getData(), predicted: (await predicted.getData())[0] };
+  restored.dispose?.();
+  predicted.dispose?.();
+  return result;
+}
+
+const toByte = (v) => roundHalfEven(f32(Math.min(1, Math.max(0, v)) * 255));
+
+async function restore(qf) {
+  if (!image) throw new ImageFileError("no image open");
+  const net = await session(image.model);
+  const { width: w, height: h, channels: c, grid } = image;
+  const overlap = DEFAULT_OVERLAP;
+  const tiles = tilePlan(h, w, options.tile, overlap, grid);
+  const started = performance.now();
+  let out;
+  let networkPixels = 0;
+  if (tiles.length === 1) { // restore.Restorer._restore, one pass
+    let first = null;
+    if (qf === null && image.predictedQf === null) {
+      first = await runTile(net, tiles[0], DUMMY_QF);
+      image.predictedQf = f32(100 * f32(1 - first.predicted));
+      networkPixels += w * h;
+    }
+    const pass = await runTile(net, tiles[0], qf ?? image.predictedQf);
+    networkPixels += w * h;
+    if (image.predictedQf === null) image.predictedQf = f32(100 * f32(1 - pass.predicted));
+    out = new Uint8Array(w * h * c);
+    for (let i = 0; i < w * h; i++) {
+      for (let k = 0; k < c; k++) out[i * c + k] = toByte(pass.data[k * w * h + i]);
+    }
+    post({ type: "progress", phase: "restore", done: 1, total: 1 });
+  } else {
+    if (image.predictedQf === null) { // restore.Restorer.predict_qf
+      const sample = qfTileBoxes(h, w, grid);
+      const values = [];
+      for (const [i, tile] of sample.entries()) {
+        values.push((await runTile(net, tile, DUMMY_QF)).predicted);
+        networkPixels += tile.w * tile.h;
+        post({ type: "progress", phase: "qf", done: i + 1, total: sample.length });
+      }
+      image.predictedQf = meanQf(values);
+    }
+    out = await blendTiles(net, tiles, qf ?? image.predictedQf, overlap, (tile, i) => {
+      networkPixels += tile.w * tile.h;
+      post({ type: "progress", phase: "restore", done: i + 1, total: tiles.length });
+    });
+  }
+  const networkSeconds = (performance.now() - started) / 1000;
+  if (image.tables) out = project(out, image.pixels, h, w, c, image.tables);
+  const usedQf = qf ?? image.predictedQf;
+  image.result = { pixels: out, qf: usedQf, auto: qf === null };
+  const rgba = new Uint8ClampedArray(w * h * 4);
+  for (let i = 0; i < w * h; i++) {
+    for (let k = 0; k < 3; k++) rgba[4 * i + k] = out[i * c + (c === 1 ? 0 : k)];
+    rgba[4 * i + 3] = image.alpha ? image.alpha[i] : 255;
+  }
+  post({
+    type: "result", usedQf, predictedQf: image.predictedQf, auto: qf === null, tiles: tiles.length,
+    networkSeconds, seconds: (performance.now() - started) / 1000, networkPixels,
+    width: w, height: h, rgba: rgba.buffer,
+  }, [rgba.buffer]);
+}
+
+/** restore.Restorer._restore, tiled: every tile at the one QF, blended with linear ramps
+ * (float32, as numpy). Only the rows still open to later tiles are kept in float (a window
+ * of one tile's height), so memory stays near the image's own size. */
+async function blendTiles(net, tiles, qf, overlap, progress) {
+  const { width: w, height: h, channels: c } = image;
+  const windowRows = Math.min(Math.max(...tiles.map((t) => t.h)), h);
+  const acc = new Float32Array(windowRows * w * c);
+  const weight = new Float32Array(windowRows * w);
+  const out = new Uint8Array(w * h * c);
+  let top = 0; // image row of the window's first row
+  const flush = (until) => { // rows [top, until) are complete
+    for (let y = top; y < until; y++) {
+      for (let x = 0; x < w; x++) {
+        const wi = (y - top) * w + x;
+        for (let k = 0; k < c; k++) {
+          const v = roundHalfEven(f32(acc[wi * c + k] / weight[wi]));
+          out[(y * w + x) * c + k] = Math.min(255, Math.max(0, v));
+        }
+      }
+    }
+    const shift = until - top;
+    acc.copyWithin(0, shift * w * c);
+    acc.fill(0, (windowRows - shift) * w * c);
+    weight.copyWithin(0, shift * w);
+    weight.fill(0, (windowRows - shift) * w);
+    top = until;
+  };
+  for (const [i, tile] of tiles.entries()) {
+    if (tile.y > top) flush(tile.y);
+    const { data } = await runTile(net, tile, qf);
+    const wy = ramp(tile.h, overlap, tile.y === 0, tile.y + tile.h >= h);
+    const wx = ramp(tile.w, overlap, tile.x === 0, tile.x + tile.w >= w);
+    const plane = tile.h * tile.w;
+    for (let y = 0; y < tile.h; y++) {
+      for (let x = 0; x < tile.w; x++) {
+        const wt = f32(wy[y] * wx[x]);
+        const wi = (tile.y - top + y) * w + tile.x + x;
+        weight[wi] += wt;
+        for (let k = 0; k < c; k++) {
+          const v = f32(Math.min(1, Math.max(0, data[k * plane + y * tile.w + x])) * 255);
+          acc[wi * c + k] += f32(v * wt);
+        }
+      }
+    }
+    progress(tile, i);
+  }
+  flush(h);
+  return out;
+}
+
+// --------------------------------------------------------------------------- download
+
+async function png() {
+  if (!image?.result) throw new ImageFileError("nothing restored yet");
+  const { width: w, height: h, channels: c, alpha } = image;
+  const { pixels, qf, auto } = image.result;
+  let data = pixels;
+  let channels = c;
+  if (alpha) {
+    channels = c + 1;
+    data = new Uint8Array(w * h * channels);
+    for (let i = 0; i < w * h; i++) {
+      for (let k = 0; k < c; k++) data[i * channels + k] = pixels[i * c + k];
+      data[i * channels + c] = alpha[i];
+    }
+  }
+  const blob = await encodePng(data, w, h, channels);
+  const stem = image.name.includes(".") ? image.name.slice(0, image.name.lastIndexOf(".")) : image.name;
+  const suffix = auto ? "" : `_qf${Number(qf.toFixed(4))}`;
+  post({ type: "png", blob, filename: `${stem}_restored${suffix}.png` });
+}
