@@ -23,7 +23,25 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from fbcnn import checkpoints  # noqa: E402
-from fbcnn.benchmark import format_benchmark, published_architecture, run_benchmark  # noqa: E402
+from fbcnn.benchmark import (  # noqa: E402
+    end_to_end,
+    format_benchmark,
+    published_architecture,
+    run_benchmark,
+)
+from fbcnn.device import cpu_has_native_bf16  # noqa: E402
+
+
+def cpu_flags() -> str:
+    """The CPU flags that decide the precision: AVX2 / AVX-512 / bf16 (from /proc/cpuinfo)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown"
+    line = next((x for x in text.splitlines() if x.startswith("flags")), "")
+    have = set(line.split(":", 1)[-1].split())
+    shown = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in have]
+    return ", ".join(shown) or "none of avx2/avx512/amx"
 
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:
@@ -50,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--published-repeats", type=int, default=1)
     parser.add_argument("--tile", type=int, default=None, help="tile side (default 512)")
+    parser.add_argument("--bf16-sizes", default="512",
+                        help="sizes the first model is also measured at in bf16 ('' to skip)")
+    parser.add_argument("--no-end-to-end", action="store_true",
+                        help="skip the whole-process `fbcnn restore` of a 2048x1536 JPEG")
     parser.add_argument("--out-dir", type=Path, default=ROOT / "docs")
     args = parser.parse_args(argv)
 
@@ -72,6 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     if models:
         runs.append(run_benchmark(models, parse_sizes(args.sizes), repeats=args.repeats,
                                   **common))
+    bf16_sizes = parse_sizes(args.bf16_sizes)
+    if models and bf16_sizes:
+        runs.append(run_benchmark(models[:1], bf16_sizes, repeats=1, precisions=("bf16",),
+                                  **common))
     published_sizes = parse_sizes(args.published_sizes)
     if published_sizes:
         runs.append(run_benchmark([("published size (random weights)",
@@ -80,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     if not runs:
         print("nothing to benchmark", file=sys.stderr)
         return 1
+    if not args.no_end_to_end:
+        print("benchmark end to end: fbcnn restore, 2048x1536", file=sys.stderr)
+        runs[0]["end_to_end"] = [end_to_end(repeats=args.repeats, precision="auto")]
+    flags = cpu_flags()
 
     args.out_dir.mkdir(parents=True, exist_ok=True)
     command = "python scripts/make_benchmarks.py" + "".join(
@@ -97,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
         "restoration needs on top of the loaded model and the input, measured in a fresh "
         "process per run (see `fbcnn.benchmark`). Tiled runs use tiles on the JPEG grid "
         "with a 32-pixel overlap, and only for images larger than a tile.", "",
+        f"CPU flags that matter here: {flags}; native bf16: "
+        f"{'yes' if cpu_has_native_bf16() else 'no'}, so `--precision auto` runs "
+        f"{'bf16' if cpu_has_native_bf16() else 'fp32'} on this machine (bf16 rows below are "
+        f"{'native' if cpu_has_native_bf16() else 'emulated, for comparison only'}).", "",
     ]
     for run in runs:
         lines += [format_benchmark(run), ""]
