@@ -87,6 +87,20 @@ def test_shipped_configs_parse(name: str) -> None:
     assert (config.data.double_probability > 0) == name.endswith("double")
 
 
+def test_every_config_parses_and_its_parent_is_the_pinned_file() -> None:
+    from fbcnn.checkpoints import file_sha256
+
+    root = Path(__file__).parent.parent
+    configs = sorted((root / "configs").glob("*.yaml"))
+    assert len(configs) >= 6
+    for path in configs:
+        config = load_config(path)
+        if config.init_from:  # resolves from the repo, and is the file the config pins
+            parent = Path(config.init_from)
+            assert parent.is_file(), path
+            assert config.init_sha256 == file_sha256(parent), path
+
+
 def test_ddp_two_cpu_processes(tmp_path: Path) -> None:
     config = tiny_config(tmp_path)
     config.validation.limit = 0

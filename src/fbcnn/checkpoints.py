@@ -66,9 +66,9 @@ def _strip_wrappers(state: Mapping[str, object]) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def config_from_state_dict(state: Mapping[str, torch.Tensor],
-                           global_residual: bool = False) -> FBCNNConfig:
-    """Infer widths, depth, channels and QF-branch width from the keys and shapes."""
+def config_from_state_dict(state: Mapping[str, torch.Tensor]) -> FBCNNConfig:
+    """Infer widths, depth, channels and QF-branch width from the keys and shapes (the global
+    residual leaves no trace there: it comes from the file's config, else False)."""
     required = ("m_head.weight", "m_tail.weight", "qf_embed.0.weight")
     missing = [k for k in required if k not in state]
     if missing:
@@ -93,7 +93,6 @@ def config_from_state_dict(state: Mapping[str, torch.Tensor],
         widths=(int(c0), int(c1), int(c2), int(c3)),
         blocks=blocks,
         qf_width=int(qf_width),
-        global_residual=global_residual,
     )
 
 
