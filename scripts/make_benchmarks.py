@@ -108,7 +108,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if not args.no_end_to_end:
         print("benchmark end to end: fbcnn restore, 2048x1536", file=sys.stderr)
-        runs[0]["end_to_end"] = [end_to_end(repeats=args.repeats, precision="auto")]
+        runs[0]["end_to_end"] = [end_to_end(repeats=args.repeats, precision="auto", extra=extra)
+                                 for extra in ((), ("--double", "off"),
+                                               ("--double", "off", "--tile", "0"))]
     flags = cpu_flags()
 
     args.out_dir.mkdir(parents=True, exist_ok=True)
