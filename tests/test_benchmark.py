@@ -85,3 +85,15 @@ def test_published_architecture_size():
     network = published_architecture(1)
     assert network.config.in_channels == 1 and network.config.widths == (64, 128, 256, 512)
     assert 71e6 < parameter_count(published_architecture()) < 73e6
+
+
+def test_benchmark_command_refuses_an_unknown_precision(tiny_named_models) -> None:
+    from click.testing import CliRunner
+
+    from fbcnn.cli import main
+
+    result = CliRunner().invoke(main, ["benchmark", "--model", "color", "--sizes", "16",
+                                       "--no-published", "--no-end-to-end",
+                                       "--precision", "fp32,fp8"])
+    assert result.exit_code == 2 and "expected fp32, bf16 or auto" in result.output
+    assert "Traceback" not in result.output and "benchmark color" not in result.output

@@ -14,7 +14,7 @@ import click
 from . import __version__
 
 if TYPE_CHECKING:
-    from .pipeline import FileReport, ModelSet, RestoreOptions
+    from .pipeline import ModelSet, RestoreOptions
 
 DEVICES = click.Choice(["auto", "cpu", "cuda", "mps"])
 
@@ -218,16 +218,6 @@ def _model_set(model: str | None, device: str, tile: int, precision: str) -> Mod
     return models
 
 
-def _report_line(report: FileReport, sweep: list[int] | None) -> str:
-    note = ""
-    if report.double and report.double.get("detected"):
-        d = report.double
-        note = f", {d['kind']} double JPEG (QF1 {d['qf1']}, offset {d['offset']})"
-    used = "sweep " + ",".join(map(str, sweep)) if sweep else f"{report.used_qf:.1f}"
-    return (f"{report.path}: predicted QF {report.predicted_qf:.1f}, used QF {used}{note} "
-            f"[{report.model}] -> {', '.join(str(o) for o in report.outputs)}")
-
-
 def _tile_bar(path: Path) -> Callable[[int, int], None]:
     """A per-image progress bar for images restored in many tiles (a 100-MP photo takes
     minutes); nothing for small ones."""
@@ -261,7 +251,7 @@ def _restore_batch(inputs: tuple[str, ...], outdir: str | None, recursive: bool,
 
     from .checkpoints import CheckpointError
     from .imageio import ImageError, list_inputs
-    from .pipeline import plan_outputs, restore_file
+    from .pipeline import batch_summary, plan_outputs, report_line, restore_file
 
     paths = list_inputs(inputs, recursive=recursive)
     if not paths:
@@ -284,8 +274,7 @@ def _restore_batch(inputs: tuple[str, ...], outdir: str | None, recursive: bool,
             kind, line = "failed", f"error: {e}"
         else:
             kind = "skipped" if report.skipped else "done"
-            line = (f"{path}: skipped (output exists)" if report.skipped
-                    else _report_line(report, options.sweep))
+            line = report_line(report, options.sweep)
         with lock:
             counts[kind] += 1
             bar.write(line, file=sys.stderr if kind == "failed" else sys.stdout)
@@ -295,14 +284,8 @@ def _restore_batch(inputs: tuple[str, ...], outdir: str | None, recursive: bool,
         list(pool.map(one, paths))
     bar.close()
     seconds = time.perf_counter() - started
-    done = counts["done"]
-    summary = f"restored {done} of {len(paths)} image(s)"
-    if counts["skipped"]:
-        summary += f", skipped {counts['skipped']}"
-    if counts["failed"]:
-        summary += f", {counts['failed']} failed"
-    if done > 1:
-        summary += f" ({done / seconds:.2f} images/s, {jobs} at a time)"
+    summary = batch_summary(len(paths), counts["done"], counts["skipped"], counts["failed"],
+                            seconds, jobs)
     click.echo(summary, err=True)
     return counts["failed"]
 

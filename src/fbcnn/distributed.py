@@ -39,7 +39,16 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .imageio import IMAGE_SUFFIXES, SKIP_FOLDER, ImageError, list_inputs
-from .pipeline import FileReport, ModelSet, Planned, RestoreOptions, plan_outputs, restore_file
+from .pipeline import (
+    FileReport,
+    ModelSet,
+    Planned,
+    RestoreOptions,
+    batch_summary,
+    plan_outputs,
+    restore_file,
+)
+from .pipeline import report_line as pipeline_report_line
 
 ENGINES = ("local", "ray")
 MAX_RESTARTS = 3  # per actor: a worker process that died is started again this many times
@@ -503,18 +512,9 @@ def check_model(spec: ModelSpec) -> None:
 
 
 def report_line(outcome: FileOutcome, sweep: list[int] | None) -> str:
-    """What `fbcnn restore` prints for a file that did not fail."""
-    report = outcome.report
-    assert report is not None
-    if report.skipped:
-        return f"{outcome.input}: skipped (output exists)"
-    note = ""
-    if report.double and report.double.get("detected"):
-        d = report.double
-        note = f", {d['kind']} double JPEG (QF1 {d['qf1']}, offset {d['offset']})"
-    used = "sweep " + ",".join(map(str, sweep)) if sweep else f"{report.used_qf:.1f}"
-    return (f"{outcome.input}: predicted QF {report.predicted_qf:.1f}, used QF {used}{note} "
-            f"[{report.model}] -> {', '.join(str(o) for o in report.outputs)}")
+    """What `fbcnn restore` prints for a file that did not fail (named as given: a URI)."""
+    assert outcome.report is not None
+    return pipeline_report_line(outcome.report, sweep, name=outcome.input)
 
 
 def restore_command(inputs: Sequence[str], outdir: str | None, *, recursive: bool,
@@ -563,12 +563,6 @@ def _print_outcomes(outcomes: Iterator[FileOutcome], total: int, sweep: list[int
             done += 1
         bar.write(report_line(outcome, sweep))
     seconds = time.perf_counter() - started
-    summary = f"restored {done} of {total} image(s)"
-    if skipped:
-        summary += f", skipped {skipped}"
-    if failed:
-        summary += f", {failed} failed"
-    if done > 1:
-        summary += f" ({done / seconds:.2f} images/s, {at_a_time} at a time)"
+    summary = batch_summary(total, done, skipped, failed, seconds, at_a_time)
     click.echo(summary, err=True)
     return 1 if failed else 0

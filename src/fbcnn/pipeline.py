@@ -260,6 +260,35 @@ def restore_file(path: Path, models: ModelSet, planned: Planned,
     return report
 
 
+def report_line(report: FileReport, sweep: Sequence[int] | None = None,
+                name: str | Path | None = None) -> str:
+    """What `fbcnn restore` prints for a file that did not fail (`name`: how to call the
+    input, e.g. the URI it was fetched from; default its path)."""
+    name = report.path if name is None else name
+    if report.skipped:
+        return f"{name}: skipped (output exists)"
+    note = ""
+    if report.double and report.double.get("detected"):
+        d = report.double
+        note = f", {d['kind']} double JPEG (QF1 {d['qf1']}, offset {d['offset']})"
+    used = "sweep " + ",".join(map(str, sweep)) if sweep else f"{report.used_qf:.1f}"
+    return (f"{name}: predicted QF {report.predicted_qf:.1f}, used QF {used}{note} "
+            f"[{report.model}] -> {', '.join(str(o) for o in report.outputs)}")
+
+
+def batch_summary(total: int, done: int, skipped: int, failed: int, seconds: float,
+                  at_a_time: int) -> str:
+    """The last line of `fbcnn restore` (any engine)."""
+    summary = f"restored {done} of {total} image(s)"
+    if skipped:
+        summary += f", skipped {skipped}"
+    if failed:
+        summary += f", {failed} failed"
+    if done > 1:
+        summary += f" ({done / seconds:.2f} images/s, {at_a_time} at a time)"
+    return summary
+
+
 def inspect_file(path: Path, models: ModelSet) -> dict[str, Any]:
     """What `fbcnn inspect --json` prints for one image."""
     image = read_image(path)

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
+from chromium import CHROMIUM, CHROMIUM_ARGS
 from click.testing import CliRunner
 from conftest import tiny_network
 from PIL import Image
@@ -28,12 +28,6 @@ from fbcnn.cli import main
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "astronaut_qf10.jpg"
 SCREENSHOT = ROOT / "docs" / "images" / "app.png"
-CHROMIUM = os.environ.get("FBCNN_CHROMIUM") or shutil.which("chromium") or shutil.which(
-    "chromium-browser")
-# this machine has no network: nothing may phone home or wait for it
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 STRENGTH = 30
 TIMEOUT_MS = 300_000  # generous: CI machines may be slow
 

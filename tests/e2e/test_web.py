@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from chromium import CHROMIUM, CHROMIUM_ARGS
 from click.testing import CliRunner
 from conftest import make_photo
 from PIL import Image
@@ -32,12 +33,6 @@ from fbcnn.jpeg import encode
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "astronaut_qf10.jpg"
 SCREENSHOT = ROOT / "docs" / "images" / "web.png"
-CHROMIUM = os.environ.get("FBCNN_CHROMIUM") or shutil.which("chromium") or shutil.which(
-    "chromium-browser")
-# this machine has no network: nothing may phone home or wait for it
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 TIMEOUT_MS = 600_000  # generous: the machines running this are shared and slow
 COLOUR_TILE = 128  # 302x198 in 6 tiles of 128 (grid 16): the tiled path, cheaply
 FIXED_QFS = (10, 60)
