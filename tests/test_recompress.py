@@ -207,3 +207,42 @@ def test_to_json_shape(verdict):
         assert out["offset"] is None
     else:
         assert out["offset"] == [4, 3] and out["qf1"] == 20
+
+
+# --- the scan's pixel budget ------------------------------------------------------------------
+
+
+def test_scan_budget_shrinks_with_the_number_of_q_searched():
+    from fbcnn.recompress import _MIN_SCAN_PIXELS, _SCAN_PIXELS, _scan_budget
+
+    assert _scan_budget(25) == _SCAN_PIXELS  # up to _SCAN_QS coarse q's: the whole sample
+    budgets = [_scan_budget(top) for top in (40, 60, 87, 97)]
+    assert budgets == sorted(budgets, reverse=True) and budgets[0] < _SCAN_PIXELS
+    assert budgets[-1] >= _MIN_SCAN_PIXELS
+
+
+def test_subset_spreads_windows_over_the_sample():
+    from fbcnn.recompress import _Sample
+
+    windows = np.arange(40, dtype=np.uint8)[:, None, None] * np.ones((1, 71, 71), np.uint8)
+    sample = _Sample(windows, 64, 64)
+    part = sample.subset(10 * 64 * 64)
+    kept = part.windows[:, 0, 0].tolist()
+    assert len(kept) == 10 and kept[0] == 0 and kept[-1] == 39  # first to last, not a corner
+    assert sample.subset(10**9) is sample
+    one = _Sample(windows[:1], 64, 64)
+    assert one.subset(100) is one  # a single crop is never cut
+
+
+def test_large_double_jpeg_at_high_last_qf_is_found_with_the_budget(monkeypatch):
+    """A 768x768 image (a tiled sample) whose last QF is 90: the scan runs on its budget,
+    and the shifted grid is still found (its QF1 measured again on the full sample)."""
+    from fbcnn import recompress
+
+    seen = []
+    subset = recompress._Sample.subset
+    monkeypatch.setattr(recompress._Sample, "subset",
+                        lambda self, n: seen.append(n) or subset(self, n))
+    degraded = double_jpeg(texture(4, 768, 768), 30, 90, (3, 5)).degraded
+    check_nonaligned(analyse(degraded, 90), 30, (3, 5))
+    assert seen and seen[0] < recompress._SCAN_PIXELS

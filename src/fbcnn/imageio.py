@@ -44,9 +44,11 @@ _TEMP_RANDOM = r"[a-z0-9_]{8}"
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
 SKIP_FOLDER = "restored"
 
-# output suffix -> (Pillow format, save options)
+# output suffix -> (Pillow format, save options). PNG at zlib level 1: on a restored 3-MP photo
+# 5x faster to write than Pillow's default level 6 (0.24 s against 1.34 s), for a file about
+# 10% larger (scripts/png_levels.py measures it).
 _WRITE_FORMATS: dict[str, tuple[str, dict[str, object]]] = {
-    ".png": ("PNG", {}),
+    ".png": ("PNG", {"compress_level": 1}),
     ".jpg": ("JPEG", {"quality": 95}),
     ".jpeg": ("JPEG", {"quality": 95}),
     ".webp": ("WEBP", {"lossless": True}),

@@ -16,6 +16,11 @@ Method (luma only, pure numpy + Pillow):
   whose windows start at multiples of 8, so both grids keep their positions; every tile is
   cropped at the same offset and the crops are stacked, on the 8x8 grid, into one image per
   JPEG call (grey JPEG blocks are independent, so this equals compressing each crop).
+  The recompressions at different q run on a thread per core (Pillow releases the GIL).
+  The offset scan's cost grows with the number of q searched, so when the last QF is high
+  (more than 6 coarse q's, a last QF over about 33) its tiles are thinned, evenly, to keep
+  that cost (at least 65,536 pixels): a 3-MP JPEG at QF 90 takes 0.7 s instead of 2.6 s
+  (scripts/double_jpeg_rates.py compares the detection rates with and without it).
 * **Offset scan.** For all 64 offsets (oy, ox) and q = 5, 10, ... up to ``last_qf - 3``,
   ``L = log(MSE + eps)``. Crops that share rows or columns with either grid are partly
   aligned, so the score is the two-way interaction
@@ -53,7 +58,10 @@ from __future__ import annotations
 
 import io
 import math
+import os
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,6 +84,11 @@ _ALIGNED_SCALE = 0.05
 _EPS = 0.02  # MSE floor inside the logs: flat crops carry no evidence
 _TILE = 64  # tile side of the sample of large images (a multiple of 8)
 _SCAN_PIXELS = 262_144  # sample size for the 64-offset scan and the aligned curve
+# The scan costs 64 offsets x (last QF / 5) recompressions of its sample: above _SCAN_QS
+# coarse q's (a last QF over about 30) its sample shrinks to keep that cost, down to
+# _MIN_SCAN_PIXELS; candidates are still measured again on the full sample.
+_SCAN_QS = 6
+_MIN_SCAN_PIXELS = 65_536
 _MOSAIC_PIXELS = 1 << 24  # most pixels per JPEG call
 _MAX_JPEG_SIDE = 65528  # JPEG's 65535 limit, rounded down to whole blocks
 _FAR_MARGIN = 1.0  # see _nonaligned
@@ -164,6 +177,15 @@ class _Sample:
     def pixels(self) -> int:
         return len(self.windows) * self.th * self.tw
 
+    def subset(self, max_pixels: int) -> _Sample:
+        """At most `max_pixels` of a tiled sample: windows evenly spread over it (a sample of
+        one crop is returned whole)."""
+        n = max(1, max_pixels // (self.th * self.tw))
+        if len(self.windows) <= 1 or n >= len(self.windows):
+            return self
+        keep = np.unique(np.linspace(0, len(self.windows) - 1, n).round().astype(int))
+        return _Sample(self.windows[keep], self.th, self.tw)
+
     @classmethod
     def of(cls, luma: np.ndarray, max_pixels: int, rng: np.random.Generator) -> _Sample | None:
         h, w = luma.shape
@@ -193,11 +215,17 @@ class _Sample:
         """(len(offsets), len(qfs)) recompression MSE of the crops at each offset."""
         offsets = [(int(a), int(b)) for a, b in offsets]
         qfs = [int(q) for q in qfs]
+        jobs = []  # (q, offsets not measured yet at q)
         for q in qfs:
             todo = [o for o in dict.fromkeys(offsets) if (o[0], o[1], q) not in self._cache]
             if todo:
-                for o, e in zip(todo, self._compute(todo, q), strict=True):
-                    self._cache[(o[0], o[1], q)] = e
+                jobs.append((q, todo))
+        # Pillow releases the GIL while it encodes and decodes: one q per core
+        results = _pool().map(lambda job: self._compute(job[1], job[0]), jobs) \
+            if len(jobs) > 1 else [self._compute(todo, q) for q, todo in jobs]
+        for (q, todo), errors in zip(jobs, results, strict=True):
+            for o, e in zip(todo, errors, strict=True):
+                self._cache[(o[0], o[1], q)] = e
         return np.array([[self._cache[(a, b, q)] for q in qfs] for a, b in offsets],
                         dtype=np.float64).reshape(len(offsets), len(qfs))
 
@@ -213,6 +241,23 @@ class _Sample:
             diff = np.subtract(_roundtrip(part, q), part, dtype=np.int32)
             row_sums[start:start + len(part)] = np.einsum("ij,ij->i", diff, diff)
         return list(row_sums.reshape(len(offsets), -1).sum(axis=1) / (t * th * tw))
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    """One pool of threads for the recompressions, a thread per available core, shared by
+    every analysis in the process (so `--jobs` does not multiply it)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+                else os.cpu_count() or 1
+            _POOL = ThreadPoolExecutor(max_workers=max(1, cores),
+                                       thread_name_prefix="fbcnn-recompress")
+        return _POOL
 
 
 def _roundtrip(gray: np.ndarray, q: int) -> np.ndarray:
@@ -374,6 +419,14 @@ def _confidence(score: float, threshold: float, scale: float, detected: bool) ->
     return float(p if detected else 1.0 - p)
 
 
+def _scan_budget(top: int) -> int:
+    """Pixels of the scan sample when earlier compressions are searched up to q = `top`."""
+    coarse = top // _COARSE_STEP
+    if coarse <= _SCAN_QS:
+        return _SCAN_PIXELS
+    return max(_MIN_SCAN_PIXELS, _SCAN_PIXELS * _SCAN_QS // coarse)
+
+
 def _analyse(pixels: np.ndarray, last_qf: int | None, max_pixels: int,
              seed: int) -> DoubleJpegVerdict:
     luma = _as_luma(pixels)
@@ -393,6 +446,7 @@ def _analyse(pixels: np.ndarray, last_qf: int | None, max_pixels: int,
     if top < _COARSE_STEP:  # no room for a stronger earlier compression: not examined
         return DoubleJpegVerdict(False, "single", None, None, 0.5, last_qf)
 
+    scan = scan.subset(_scan_budget(top))
     strength, offset, qf1 = _nonaligned(scan, full, top)
     contrast, aligned_qf1 = _aligned(scan, top)
     if contrast >= ALIGNED_THRESHOLD and contrast >= _ALIGNED_OVER_SHIFTED * strength:
