@@ -20,7 +20,7 @@ from fbcnn.pipeline import ModelSet
 gr = pytest.importorskip("gradio", reason="the web app needs gradio: pip install -e '.[app]'")
 app = pytest.importorskip("fbcnn.app")
 
-INFO, STRENGTH, AUTO, COMPARE, DOWNLOAD, STATUS = range(6)
+INFO, STRENGTH, AUTO, COMPARE, DOWNLOAD, STATUS, IMAGE = range(7)
 
 
 @pytest.fixture
@@ -51,10 +51,20 @@ def cli_restore(path: Path, outdir: Path, *args: str) -> np.ndarray:
         return np.asarray(im)
 
 
+_open_events: list = []
+
+
+@pytest.fixture(autouse=True)
+def _close_events():
+    yield
+    _open_events.clear()
+
+
 def last(events):
     """What the page shows at the end of an event (handlers yield the analysis first, then
-    the result). Stops there, as Gradio does until it has copied the result into its cache:
-    asked for more, the handler removes its own copy."""
+    the result). Stops there and keeps the handler open, as Gradio does until it has copied
+    the result into its cache: asked for more, or closed, the handler removes its own copy."""
+    _open_events.append(events)
     *_, final = itertools.islice(events, 2)
     return final
 
@@ -232,10 +242,14 @@ def test_build_app_queues_one_model_call_at_a_time(tiny_named_models) -> None:
     kinds = {type(b).__name__ for b in demo.blocks.values()}
     assert {"ImageSlider", "DownloadButton", "Slider", "Checkbox", "Radio"} <= kinds
     model_calls = [fn for fn in demo.fns.values()
-                   if getattr(fn.fn, "__self__", None) is handlers]
+                   if getattr(fn.fn, "__self__", None) is handlers
+                   and fn.fn.__name__ != "drop_session"]
     assert len(model_calls) == 6  # upload, strength, auto, colour/grey, model, consistency
     assert all(fn.concurrency_id == app.QUEUE and fn.concurrency_limit == 1
                for fn in model_calls)
+    # a closed tab stops its running request
+    unload = [fn for fn in demo.fns.values() if ("unload" in [t[1] for t in fn.targets])]
+    assert [fn.fn for fn in unload] == [handlers.drop_session]
 
 
 def test_serve_command(monkeypatch) -> None:
