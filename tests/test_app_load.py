@@ -17,7 +17,6 @@ import subprocess
 import sys
 import threading
 import time
-import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import make_photo
+from conftest import huge_png, make_photo
 from PIL import Image
 
 import fbcnn
@@ -37,6 +36,7 @@ gradio_client = pytest.importorskip("gradio_client")
 SRC = Path(fbcnn.__file__).resolve().parents[1]  # the package under test, for subprocesses
 TILE = 128
 MAX_MEGAPIXELS = 4
+MAX_UPLOAD_MB = 1
 DOWNLOAD = 4  # the download button among the outputs (see app.Outputs)
 START_TIMEOUT_S = 180
 
@@ -107,7 +107,7 @@ def server(tmp_path_factory) -> Iterator[Server]:
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "fbcnn", "serve", "--port", str(port), "--tile", str(TILE),
-             "--max-megapixels", str(MAX_MEGAPIXELS)],
+             "--max-megapixels", str(MAX_MEGAPIXELS), "--max-upload-mb", str(MAX_UPLOAD_MB)],
             stdout=out, stderr=subprocess.STDOUT, env=env(tmp), cwd=tmp)
     url = f"http://127.0.0.1:{port}/"
     try:
@@ -296,21 +296,6 @@ def test_request_of_a_client_gone_is_dropped(server, tmp_path, how) -> None:
     assert not server.results()  # nothing written for the dropped request
 
 
-def huge_png(path: Path, width: int, height: int) -> Path:
-    """A valid PNG header declaring width x height grey pixels, with a little of its data:
-    tiny on disk, gigabytes if decoded."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return (len(data).to_bytes(4, "big") + body
-                + zlib.crc32(body).to_bytes(4, "big"))
-
-    ihdr = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 0, 0, 0, 0])
-    rows = zlib.compress(bytes(width + 1) * 64)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", rows)
-                     + chunk(b"IEND", b""))
-    return path
-
-
 def test_upload_over_the_limit_is_refused_from_its_header(server, tmp_path) -> None:
     png = huge_png(tmp_path / "huge.png", 20000, 20000)
     assert png.stat().st_size < 10_000
@@ -328,4 +313,18 @@ def test_upload_over_the_limit_is_refused_from_its_header(server, tmp_path) -> N
                        f"of {MAX_MEGAPIXELS}; restore it with the command line instead "
                        "(fbcnn restore FILE)"), message
     assert seconds < 10 and rss.peak < rss_mb(server.proc.pid) + 100
+    assert "Traceback" not in server.log_text()
+
+
+def test_upload_over_the_size_limit_is_refused(server, tmp_path) -> None:
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\x89PNG" + bytes(2_000_000))
+    c = client(server, tmp_path)
+    try:
+        with pytest.raises(Exception, match="(?i)size|large|limit") as err:
+            c.predict(gradio_client.handle_file(str(big)), "auto", "", True,
+                      api_name="/restore")
+    finally:
+        c.close()
+    assert "\n" not in str(err.value).strip(), err.value
     assert "Traceback" not in server.log_text()

@@ -247,9 +247,9 @@ class Handlers:
         started = time.perf_counter()
 
         def tiles(done: int, total: int) -> None:
-            _check(stop, f"after {done} of {total} tiles")
             if progress is not None:
                 progress((done, total), desc="restoring", unit="tiles")
+            _check(stop, f"after {done} of {total} tiles")
 
         if progress is not None:
             progress(0, desc="restoring")
