@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import anyio
 import click
 import gradio as gr
 
@@ -140,7 +139,7 @@ async def _step(steps: Iterator[Outputs], stop: Stop) -> Any:
             finished.set()
 
     try:
-        return await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
+        return await asyncio.to_thread(run)  # a cancel does not wait for it: see below
     except asyncio.CancelledError:
         stop.set()
         while not finished.is_set():

@@ -445,6 +445,7 @@ def _analyse(pixels: np.ndarray, last_qf: int | None, max_pixels: int,
 
 
 def _decide(scan: _Sample, full: _Sample, last_qf: int | None) -> DoubleJpegVerdict:
+    """The verdict on the samples (see the module docstring: Decision)."""
     if last_qf is None:
         last_qf = _estimate_qf(scan)
     last_qf = int(last_qf)
