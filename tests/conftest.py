@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import zlib
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -24,6 +27,20 @@ def make_photo(h: int = 96, w: int = 128, channels: int = 3, seed: int = 0) -> n
         f += rng.normal(0, 4, (h, w))
         base.append(f)
     return np.clip(np.stack(base, axis=2), 0, 255).astype(np.uint8)
+
+
+def huge_png(path: Path, width: int, height: int) -> Path:
+    """A valid PNG header declaring width x height grey pixels, with only a little of their
+    data: tiny on disk, width x height bytes if decoded."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return len(data).to_bytes(4, "big") + body + zlib.crc32(body).to_bytes(4, "big")
+
+    ihdr = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 0, 0, 0, 0])
+    rows = zlib.compress(bytes(width + 1) * 64)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", rows)
+                     + chunk(b"IEND", b""))
+    return path
 
 
 def tiny_network(channels: int = 3, seed: int = 0, residual: bool = True) -> FBCNN:

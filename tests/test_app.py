@@ -4,12 +4,13 @@ shows, and that its download is `fbcnn restore`'s PNG for the same file and QF."
 from __future__ import annotations
 
 import itertools
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import make_photo, tiny_network
+from conftest import huge_png, make_photo, tiny_network
 from PIL import Image
 
 from fbcnn.checkpoints import save_network
@@ -20,7 +21,7 @@ from fbcnn.pipeline import ModelSet
 gr = pytest.importorskip("gradio", reason="the web app needs gradio: pip install -e '.[app]'")
 app = pytest.importorskip("fbcnn.app")
 
-INFO, STRENGTH, AUTO, COMPARE, DOWNLOAD, STATUS = range(6)
+INFO, STRENGTH, AUTO, COMPARE, DOWNLOAD, STATUS, IMAGE = range(7)
 
 
 @pytest.fixture
@@ -51,10 +52,20 @@ def cli_restore(path: Path, outdir: Path, *args: str) -> np.ndarray:
         return np.asarray(im)
 
 
+_open_events: list = []
+
+
+@pytest.fixture(autouse=True)
+def _close_events():
+    yield
+    _open_events.clear()
+
+
 def last(events):
     """What the page shows at the end of an event (handlers yield the analysis first, then
-    the result). Stops there, as Gradio does until it has copied the result into its cache:
-    asked for more, the handler removes its own copy."""
+    the result). Stops there and keeps the handler open, as Gradio does until it has copied
+    the result into its cache: asked for more, or closed, the handler removes its own copy."""
+    _open_events.append(events)
     *_, final = itertools.islice(events, 2)
     return final
 
@@ -162,7 +173,10 @@ def test_big_image_is_tiled_with_progress(tiny_named_models, tmp_path) -> None:
     out = last(handlers.process(str(path), False, 30, "auto", "", progress=progress))
     tiles = [v for v, d in calls if d == "restoring" and isinstance(v, tuple)]
     assert len(tiles) > 4 and tiles[-1][0] == tiles[-1][1] == len(tiles)
-    assert any(d == "looking for an earlier compression" for _, d in calls)
+    # the double-JPEG analysis moves its bar (it used to sit at 0.0% until done)
+    double = [v for v, d in calls if d == "looking for an earlier compression"]
+    assert len(double) > 5 and double[0] == 0 and double[-1] == 1
+    assert all(a < b for a, b in itertools.pairwise(double))
     expected = cli_restore(path, tmp_path / "cli", "--qf", "30", "--tile", "64")
     assert np.array_equal(pixels(out[DOWNLOAD]["value"]), expected)
 
@@ -174,6 +188,118 @@ def test_too_many_megapixels_is_refused_clearly(tiny_named_models, files, tmp_pa
     assert err.value.message == ("photo.jpg: 128x96 is 0.0 megapixels, over this server's "
                                  "limit of 0.01; restore it with the command line instead "
                                  "(fbcnn restore FILE)")
+
+
+def test_upload_over_the_limit_is_refused_before_decoding(handlers, tmp_path) -> None:
+    """100 MP declared in a 400-byte PNG: refused from the header with the server's limit
+    (decoding it first would fail on its missing data, or need 100 MB)."""
+    path = huge_png(tmp_path / "huge.png", 10000, 10000)
+    started = time.perf_counter()
+    with pytest.raises(gr.Error) as err:
+        last(handlers.on_upload(str(path), "auto", ""))
+    assert err.value.message == ("huge.png: 10000x10000 is 100.0 megapixels, over this "
+                                 "server's limit of 50; restore it with the command line "
+                                 "instead (fbcnn restore FILE)")
+    assert time.perf_counter() - started < 5
+
+
+def test_errors_stay_and_clear_the_result(handlers, files, tmp_path) -> None:
+    """A failure leaves no stale result or broken thumbnail: the outputs are cleared (and an
+    unusable file taken off the input) before the error, which stays until dismissed."""
+    bad = tmp_path / "notes.jpg"
+    bad.write_bytes(b"hello, not an image")
+    events = handlers.on_upload(str(bad), "auto", "")
+    cleared = next(events)
+    with pytest.raises(gr.Error) as err:
+        next(events)
+    assert err.value.duration is None and err.value.message == "notes.jpg: not an image"
+    assert cleared[COMPARE] is None and cleared[INFO] == ""
+    assert cleared[DOWNLOAD]["value"] is None and cleared[DOWNLOAD]["interactive"] is False
+    assert cleared[STATUS] == "Failed: notes.jpg: not an image"
+    assert cleared[IMAGE] is None  # the file the browser cannot show either
+    # a model that does not fit the image: the result goes, the image stays
+    events = handlers.on_settings(str(files["color"]), True, 40, "grey", "")
+    cleared = next(events)
+    with pytest.raises(gr.Error, match="3 channels") as err:
+        next(events)
+    assert err.value.duration is None and cleared[COMPARE] is None
+    assert cleared[IMAGE] == gr.skip()
+
+
+def test_result_removed_when_gradio_drops_the_request(handlers, files) -> None:
+    """Gradio closes the handler of a request whose client left after its result: the
+    app's copy goes then too, not an hour later."""
+    events = handlers.on_upload(str(files["color"]), "auto", "")
+    *_, out = itertools.islice(events, 2)
+    assert Path(out[DOWNLOAD]["value"]).is_file()
+    events.close()
+    assert not any(handlers.workdir.iterdir())
+
+
+def test_dropped_request_stops_between_tiles(tiny_named_models, tmp_path) -> None:
+    path = tmp_path / "big.jpg"
+    Image.fromarray(make_photo(150, 200)).save(path, quality=25)
+    handlers = app.Handlers(ModelSet(tile=64), workdir=tmp_path / "work")
+    stop = app.Stop()
+    seen = []
+
+    def progress(value, desc=None, unit="steps"):  # the client goes away at tile 2
+        seen.append(value)
+        if value == (2, handlers.models.get("color").restorer.tile_count(150, 200, 16)):
+            stop.set()
+
+    with pytest.raises(app.Dropped):
+        handlers.restore(path, progress=progress, stop=stop)
+    total = seen[-1][1]
+    assert seen[-1] == (2, total) and total > 4 and stop.where == f"after 2 of {total} tiles"
+    assert not handlers.workdir.exists() or not any(handlers.workdir.iterdir())
+    with pytest.raises(app.Dropped):  # gone before: stops in the analysis
+        handlers.analyse(path, "colour", "", stop=stop)  # not the cached analysis
+    assert stop.where == "during the double-JPEG analysis"
+
+
+def test_cancelled_event_waits_for_its_worker_to_stop(tiny_named_models, tmp_path) -> None:
+    """What Gradio calls: a cancelled request (its task cancelled, as /cancel does) stops
+    its worker at the next tile and returns only then (one model call at a time)."""
+    import asyncio
+
+    path = tmp_path / "big.jpg"
+    Image.fromarray(make_photo(384, 448)).save(path, quality=25)
+    handlers = app.Handlers(ModelSet(tile=64), workdir=tmp_path / "work")
+    tiles = []
+
+    def progress(value, desc=None, unit="steps"):
+        if desc == "restoring" and isinstance(value, tuple):
+            tiles.append(value)
+            time.sleep(0.02)
+
+    async def run() -> None:
+        async def consume():
+            async for _ in handlers.upload_event(str(path), "auto", "", True, None, progress):
+                pass
+
+        task = asyncio.create_task(consume())
+        while len(tiles) < 2:
+            assert not task.done(), task.exception()
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        at_cancel = len(tiles)
+        await asyncio.sleep(0.3)
+        assert len(tiles) == at_cancel  # the worker had stopped when the task ended
+
+    asyncio.run(run())
+    assert 2 <= len(tiles) < tiles[-1][1] // 2 and handlers.dropped == 1
+    assert not handlers.workdir.exists() or not any(handlers.workdir.iterdir())
+
+
+def test_closed_page_drops_its_running_request(handlers) -> None:
+    stops = [app.Stop(), app.Stop()]
+    handlers._track("tab-1", stops[0], running=True)
+    handlers._track("tab-2", stops[1], running=True)
+    handlers.drop_session(gr.Request(session_hash="tab-1"))  # Gradio's unload event
+    assert stops[0].is_set() and not stops[1].is_set()
 
 
 @pytest.mark.parametrize("content, reason", [
@@ -232,10 +358,14 @@ def test_build_app_queues_one_model_call_at_a_time(tiny_named_models) -> None:
     kinds = {type(b).__name__ for b in demo.blocks.values()}
     assert {"ImageSlider", "DownloadButton", "Slider", "Checkbox", "Radio"} <= kinds
     model_calls = [fn for fn in demo.fns.values()
-                   if getattr(fn.fn, "__self__", None) is handlers]
+                   if getattr(fn.fn, "__self__", None) is handlers
+                   and fn.fn.__name__ != "drop_session"]
     assert len(model_calls) == 6  # upload, strength, auto, colour/grey, model, consistency
     assert all(fn.concurrency_id == app.QUEUE and fn.concurrency_limit == 1
                for fn in model_calls)
+    # a closed tab stops its running request
+    unload = [fn for fn in demo.fns.values() if ("unload" in [t[1] for t in fn.targets])]
+    assert [fn.fn for fn in unload] == [handlers.drop_session]
 
 
 def test_serve_command(monkeypatch) -> None:

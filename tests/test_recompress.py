@@ -111,6 +111,22 @@ def test_large_images_are_sampled_on_the_grid():
     check_nonaligned(verdict, 20, (2, 5))
 
 
+@pytest.mark.parametrize("last_qf, max_pixels", [(70, 50_000), (None, 1_000_000)])
+def test_progress_grows_to_one_and_changes_nothing(last_qf, max_pixels):
+    """The analysis reports its progress (growing fractions, the last 1.0), and the verdict
+    is the one without a callback."""
+    degraded = double_jpeg(texture(3, 384, 448), 20, 70, (2, 5)).degraded
+    seen: list[float] = []
+    verdict = analyse(degraded, last_qf, max_pixels=max_pixels, seed=1, progress=seen.append)
+    assert verdict == analyse(degraded, last_qf, max_pixels=max_pixels, seed=1)
+    assert len(seen) > 10 and seen[-1] == 1.0 and 0 <= seen[0] < 0.1
+    assert all(a < b for a, b in zip(seen, seen[1:], strict=False))
+    assert seen[-2] > 0.3  # the estimate of the work is of the right size
+    small: list[float] = []
+    analyse(np.zeros((10, 10), np.uint8), 50, progress=small.append)  # nothing to analyse
+    assert small == [1.0]
+
+
 # --- single and aligned ---------------------------------------------------------------------
 
 

@@ -6,19 +6,25 @@ restored PNG. That PNG is exactly what `fbcnn restore [--qf N]` writes for the s
 handlers call `pipeline.restore_file` on the uploaded file itself, never on pixels the
 browser or Gradio re-encoded. Everything heavy runs one request at a time; other users wait
 in the queue.
+
+A request whose client goes away (a cancelled call, a closed or reloaded tab) is dropped: its
+work stops at the next tile (or step of the analysis) and the next user's starts. Failures
+show as one line that stays until dismissed, and clear the result.
 """
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import os
 import shutil
 import signal
 import tempfile
+import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +34,7 @@ import gradio as gr
 
 from . import pipeline
 from .checkpoints import CheckpointError, available_models
-from .imageio import ImageError, LoadedImage, read_image, write_image
+from .imageio import ImageError, ImageTooLarge, LoadedImage, read_image, write_image
 from .pipeline import ModelSet
 
 DEFAULT_MAX_MEGAPIXELS = 50.0
@@ -40,6 +46,7 @@ VARIANTS = (("FBCNN (color / gray)", ""),
 BROWSER_FORMATS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"})
 KEEP_RESULTS_S = 3600
 QUEUE = "fbcnn"  # one concurrency group: one model call at a time, whoever asks
+Outputs = tuple[Any, ...]  # (info, strength, auto, comparison, download, status, image)
 
 CSS = "#fbcnn-info table {font-size: 0.95em} #fbcnn-compare img {image-rendering: pixelated}"
 
@@ -98,8 +105,55 @@ def _message(exc: Exception, path: str | Path) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
+class Dropped(Exception):
+    """The client of a running request went away: raised between tiles (or steps of the
+    analysis) by the request's progress callbacks, so its work stops there."""
+
+
+class Stop(threading.Event):
+    """Set when a request's client goes away; `where` says where its work stopped."""
+
+    where = ""
+
+
+def _check(stop: Stop | None, where: str) -> None:
+    """Raise Dropped (at `where`) once `stop` is set."""
+    if stop is not None and stop.is_set():
+        stop.where = where
+        raise Dropped(where)
+
+
+_END = object()  # a generator's end, as a value (StopIteration cannot cross threads)
+
+
+async def _step(steps: Iterator[Outputs], stop: Stop) -> Any:
+    """The next value of `steps`, computed in a worker thread (_END when it is done). If the
+    request is cancelled meanwhile, `stop` is set and the worker is waited for (it stops at
+    its next tile) before the cancellation goes on: one model call at a time, even then."""
+    finished = threading.Event()
+
+    def run() -> Any:
+        try:
+            return next(steps, _END)
+        finally:
+            finished.set()
+
+    try:
+        return await asyncio.to_thread(run)  # a cancel does not wait for it: see below
+    except asyncio.CancelledError:
+        stop.set()
+        while not finished.is_set():
+            try:
+                await asyncio.sleep(0.02)
+            except asyncio.CancelledError:  # a second cancel: still wait for the worker
+                continue
+        raise
+
+
 class Handlers:
-    """The page's actions as plain methods over the library (tests call them directly)."""
+    """The page's actions as plain methods over the library (tests call them directly);
+    Gradio calls their `*_event` versions, which run them in a worker thread and drop the
+    request when its client goes away."""
 
     def __init__(self, models: ModelSet | None = None,
                  max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
@@ -111,6 +165,9 @@ class Handlers:
             atexit.register(shutil.rmtree, workdir, ignore_errors=True)
         self.workdir = Path(workdir)
         self._analyses: OrderedDict[tuple[str, int, str], Analysis] = OrderedDict()
+        self._running: dict[str, set[Stop]] = {}  # session -> its requests' stops
+        self._lock = threading.Lock()
+        self.dropped = 0  # requests stopped because their client went away
 
     # ---------------------------------------------------------------- choices
 
@@ -131,17 +188,19 @@ class Handlers:
     # ---------------------------------------------------------------- library calls
 
     def _read(self, path: str | Path) -> LoadedImage:
-        image = read_image(path)
-        megapixels = image.width * image.height / 1e6
-        if megapixels > self.max_megapixels:
-            raise ValueError(
-                f"{Path(path).name}: {image.width}x{image.height} is {megapixels:.1f} "
-                f"megapixels, over this server's limit of {self.max_megapixels:g}; restore it "
-                f"with the command line instead (fbcnn restore FILE)")
-        return image
+        """The decoded upload; one over the pixel limit is refused from its header, before
+        its pixels are decoded."""
+        try:
+            return read_image(path, max_megapixels=self.max_megapixels)
+        except ImageTooLarge as e:
+            raise ImageError(path, (
+                f"{e.width}x{e.height} is {e.width * e.height / 1e6:.1f} megapixels, over "
+                f"this server's limit of {self.max_megapixels:g}; restore it with the command "
+                "line instead (fbcnn restore FILE)")) from None
 
     def analyse(self, path: str | Path, kind: str = "auto", variant: str = "",
-                progress: Callable[..., Any] | None = None) -> Analysis:
+                progress: Callable[..., Any] | None = None,
+                stop: Stop | None = None) -> Analysis:
         """Predicted QF, header QF and double-JPEG verdict of an uploaded file (cached)."""
         path = Path(path)
         stat = path.stat() if path.exists() else None
@@ -154,9 +213,13 @@ class Handlers:
         image = self._read(path)
         name = self.model_name(kind, variant, image.is_gray)
         model = self.models.get(name)
-        if progress is not None:
-            progress(0, desc="looking for an earlier compression")
-        found = pipeline.analyse(image, model, double=True, need_qf=True)
+        def double(fraction: float) -> None:
+            _check(stop, "during the double-JPEG analysis")
+            if progress is not None:
+                progress(fraction, desc="looking for an earlier compression")
+
+        double(0.0)
+        found = pipeline.analyse(image, model, double=True, need_qf=True, progress=double)
         assert found.predicted_qf is not None
         result = Analysis(
             name=path.name, model=model.name, width=image.width, height=image.height,
@@ -171,12 +234,12 @@ class Handlers:
 
     def restore(self, path: str | Path, qf: float | None = None, kind: str = "auto",
                 variant: str = "", progress: Callable[..., Any] | None = None,
-                consistency: bool = True) -> Restored:
+                consistency: bool = True, stop: Stop | None = None) -> Restored:
         """`fbcnn restore [--qf QF] [--consistency off]` of the uploaded file, into a fresh
-        folder."""
+        folder. Once `stop` is set, the next tile raises Dropped (nothing is written)."""
         path = Path(path)
         self._prune()
-        info = self.analyse(path, kind, variant)
+        info = self.analyse(path, kind, variant, stop=stop)
         image, found = info.image, info.found
         assert image is not None and found is not None
         folder = self.workdir / uuid.uuid4().hex
@@ -185,6 +248,7 @@ class Handlers:
         def tiles(done: int, total: int) -> None:
             if progress is not None:
                 progress((done, total), desc="restoring", unit="tiles")
+            _check(stop, f"after {done} of {total} tiles")
 
         if progress is not None:
             progress(0, desc="restoring")
@@ -217,51 +281,144 @@ class Handlers:
     # ---------------------------------------------------------------- page events
 
     def process(self, path: str | None, auto: bool, strength: float, kind: str, variant: str,
-                consistency: bool = True, progress: Any = None) -> Iterator[tuple[Any, ...]]:
-        """Analyse, then restore; yields (info, strength, auto, comparison, download, status)
-        twice: the analysis as soon as it is known, then the result. Expected failures (bad
-        file, too big, wrong model) raise gr.Error with one line."""
+                consistency: bool = True, progress: Any = None,
+                stop: Stop | None = None) -> Iterator[Outputs]:
+        """Analyse, then restore; yields (info, strength, auto, comparison, download, status,
+        image) twice: the analysis as soon as it is known, then the result. Expected failures
+        (bad file, too big, wrong model) yield cleared outputs, then raise gr.Error with one
+        line that stays until dismissed. The result's files go once Gradio has copied them
+        into its cache (it then asks for the next value) or drops the request (closes this)."""
         if not path:
-            yield ("", gr.skip(), gr.skip(), None, gr.update(value=None, interactive=False), "")
+            yield ("", gr.skip(), gr.skip(), None, gr.update(value=None, interactive=False), "",
+                   gr.skip())
             return
         qf = None if auto else float(strength)
+        done: Restored | None = None
         try:
-            info = self.analyse(path, kind, variant, progress)
-            shown = info.auto_qf if qf is None else qf
-            yield (info_markdown(info), round(shown), auto, gr.skip(), gr.skip(),
-                   f"Restoring with QF {shown:.1f}...")
-            done = self.restore(path, qf, kind, variant, progress, consistency)
-        except (ImageError, CheckpointError, ValueError, OSError) as e:
-            raise gr.Error(_message(e, path), print_exception=False) from None
-        status = (f"Restored with QF **{done.used_qf:.1f}**"
-                  f"{' (auto)' if auto else ''}, model `{done.model}`, in {done.seconds:.1f} s. "
-                  f"Same PNG as `{done.command}`.")
-        yield (info_markdown(info), round(done.used_qf), auto, (str(done.before), str(done.png)),
-               gr.update(value=str(done.png), interactive=True), status)
-        # Gradio asks for the next value once it has copied this one into its own cache:
-        # the user's restored image does not stay in ours
-        shutil.rmtree(done.png.parent, ignore_errors=True)
+            try:
+                info = self.analyse(path, kind, variant, progress, stop)
+                shown = info.auto_qf if qf is None else qf
+                yield (info_markdown(info), round(shown), auto, gr.skip(), gr.skip(),
+                       f"Restoring with QF {shown:.1f}...", gr.skip())
+                done = self.restore(path, qf, kind, variant, progress, consistency, stop)
+            except (ImageError, CheckpointError, ValueError, OSError) as e:
+                message = _message(e, path)
+                yield failed(message, bad_file=isinstance(e, ImageError) and e.path == Path(path))
+                raise gr.Error(message, duration=None, print_exception=False) from None
+            yield (info_markdown(info), round(done.used_qf), auto,
+                   (str(done.before), str(done.png)),
+                   gr.update(value=str(done.png), interactive=True), _status(done, auto),
+                   gr.skip())
+        finally:
+            if done is not None:
+                shutil.rmtree(done.png.parent, ignore_errors=True)
 
     def on_upload(self, path: str | None, kind: str, variant: str, consistency: bool = True,
-                  progress: Any = gr.Progress()) -> Iterator[tuple[Any, ...]]:  # noqa: B008
+                  progress: Any = None, stop: Stop | None = None) -> Iterator[Outputs]:
         """A new image starts at the prediction (auto)."""
-        yield from self.process(path, True, 50, kind, variant, consistency, progress)
+        yield from self.process(path, True, 50, kind, variant, consistency, progress, stop)
 
     def on_strength(self, path: str | None, strength: float, kind: str, variant: str,
-                    consistency: bool = True,
-                    progress: Any = gr.Progress()) -> Iterator[tuple[Any, ...]]:  # noqa: B008
+                    consistency: bool = True, progress: Any = None,
+                    stop: Stop | None = None) -> Iterator[Outputs]:
         """Moving the strength restores at that QF (auto off)."""
-        yield from self.process(path, False, strength, kind, variant, consistency, progress)
+        yield from self.process(path, False, strength, kind, variant, consistency, progress,
+                                stop)
 
     def on_settings(self, path: str | None, auto: bool, strength: float, kind: str,
-                    variant: str, consistency: bool = True,
-                    progress: Any = gr.Progress()  # noqa: B008
-                    ) -> Iterator[tuple[Any, ...]]:
+                    variant: str, consistency: bool = True, progress: Any = None,
+                    stop: Stop | None = None) -> Iterator[Outputs]:
         """Auto switched, another model, or JPEG consistency toggled: restore again."""
         if not path:
-            yield (gr.skip(),) * 6
+            yield (gr.skip(),) * 7
             return
-        yield from self.process(path, auto, strength, kind, variant, consistency, progress)
+        yield from self.process(path, auto, strength, kind, variant, consistency, progress,
+                                stop)
+
+    # ---------------------------------------------------------------- what Gradio calls
+
+    async def upload_event(self, path: str | None, kind: str, variant: str,
+                           consistency: bool = True, request: gr.Request | None = None,
+                           progress: Any = gr.Progress()  # noqa: B008
+                           ) -> AsyncIterator[Outputs]:
+        async for out in self._served(request, lambda stop: self.on_upload(
+                path, kind, variant, consistency, progress, stop)):
+            yield out
+
+    async def strength_event(self, path: str | None, strength: float, kind: str, variant: str,
+                             consistency: bool = True, request: gr.Request | None = None,
+                             progress: Any = gr.Progress()  # noqa: B008
+                             ) -> AsyncIterator[Outputs]:
+        async for out in self._served(request, lambda stop: self.on_strength(
+                path, strength, kind, variant, consistency, progress, stop)):
+            yield out
+
+    async def settings_event(self, path: str | None, auto: bool, strength: float, kind: str,
+                             variant: str, consistency: bool = True,
+                             request: gr.Request | None = None,
+                             progress: Any = gr.Progress()  # noqa: B008
+                             ) -> AsyncIterator[Outputs]:
+        async for out in self._served(request, lambda stop: self.on_settings(
+                path, auto, strength, kind, variant, consistency, progress, stop)):
+            yield out
+
+    async def _served(self, request: gr.Request | None,
+                      work: Callable[[Stop], Iterator[Outputs]]) -> AsyncIterator[Outputs]:
+        """Run a handler's steps in a worker thread and pass on what they yield. The request
+        is dropped, its work stopped at the next tile, when Gradio cancels it (the client
+        called /cancel) or when its page goes away (`drop_session`)."""
+        stop = Stop()
+        session = getattr(request, "session_hash", None)
+        self._track(session, stop, running=True)
+        steps = work(stop)
+        try:
+            while (out := await _step(steps, stop)) is not _END:
+                yield out
+        except Dropped:
+            self._note_drop(stop)
+        except asyncio.CancelledError:
+            self._note_drop(stop)
+            raise
+        finally:
+            self._track(session, stop, running=False)
+            steps.close()  # not running: _step waited for it
+
+    def _track(self, session: str | None, stop: Stop, running: bool) -> None:
+        if session is None:
+            return
+        with self._lock:
+            stops = self._running.setdefault(session, set())
+            if running:
+                stops.add(stop)
+            else:
+                stops.discard(stop)
+                if not stops:
+                    del self._running[session]
+
+    def drop_session(self, request: gr.Request | None = None) -> None:
+        """The page was closed or reloaded (Gradio's unload event): its running request
+        stops at its next tile. (Gradio itself removes its queued ones.)"""
+        session = getattr(request, "session_hash", None)
+        with self._lock:
+            for stop in self._running.get(session or "", ()):
+                stop.set()
+
+    def _note_drop(self, stop: Stop) -> None:
+        self.dropped += 1
+        where = f" {stop.where}" if stop.where else ""
+        click.echo(f"fbcnn app: dropped a request whose client went away{where}", err=True)
+
+
+def failed(message: str, bad_file: bool) -> Outputs:
+    """What the page shows after a failure: no result (no stale or broken image), the message
+    in the status line; a file that cannot be used is also taken off the input."""
+    return ("", gr.skip(), gr.skip(), None, gr.update(value=None, interactive=False),
+            f"Failed: {message}", None if bad_file else gr.skip())
+
+
+def _status(done: Restored, auto: bool) -> str:
+    return (f"Restored with QF **{done.used_qf:.1f}**{' (auto)' if auto else ''}, model "
+            f"`{done.model}`, in {done.seconds:.1f} s. Same PNG as `{done.command}`.")
 
 
 def info_markdown(info: Analysis) -> str:
@@ -328,19 +485,19 @@ def build_app(models: ModelSet | None = None,
                                          type="filepath", format="png", max_height=720,
                                          buttons=["fullscreen"], interactive=False,
                                          elem_id="fbcnn-compare")
-        outputs = [info, strength, auto, compare, download, status]
+        outputs = [info, strength, auto, compare, download, status, image]
         run = {"outputs": outputs, "concurrency_id": QUEUE, "concurrency_limit": 1,
                "show_progress_on": [compare, info]}
         image.change(lambda: (None, gr.update(value=None, interactive=False), "", ""),
                      None, [compare, download, status, info], queue=False,
                      show_progress="hidden").then(
-            h.on_upload, [image, kind, variant, consistency], **run)
-        strength.release(h.on_strength, [image, strength, kind, variant, consistency], **run)
+            h.upload_event, [image, kind, variant, consistency], api_name="restore", **run)
+        strength.release(h.strength_event, [image, strength, kind, variant, consistency],
+                         api_name="strength", **run)
         settings = [image, auto, strength, kind, variant, consistency]
-        auto.input(h.on_settings, settings, **run)
-        kind.input(h.on_settings, settings, **run)
-        variant.input(h.on_settings, settings, **run)
-        consistency.input(h.on_settings, settings, **run)
+        for control in (auto, kind, variant, consistency):
+            control.input(h.settings_event, settings, **run)
+        demo.unload(h.drop_session)  # a closed tab: its running request stops
     demo.queue(default_concurrency_limit=1, max_size=64)
     demo.fbcnn_handlers = h  # type: ignore[attr-defined]
     return demo

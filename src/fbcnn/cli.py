@@ -502,7 +502,9 @@ def serve(host: str, port: int, device: str, tile: int, precision: str, max_mega
           max_upload_mb: float) -> None:
     """Open the web app: upload a JPEG, compare before/after, download the PNG.
 
-    Needs the app extra: pip install 'fbcnn[app]'. Requests run one at a time (queued).
+    Needs the app extra: pip install 'fbcnn[app]'. Requests run one at a time (queued); the
+    request of a page closed meanwhile is dropped. Images over --max-megapixels are refused
+    from their header.
     """
     try:
         from . import app

@@ -80,6 +80,15 @@ class ImageError(Exception):
             super().__init__(f"{path}: {self.reason}")
 
 
+class ImageTooLarge(ImageError):
+    """An image over the pixel limit, refused from its header (before decoding)."""
+
+    def __init__(self, path: str | Path, width: int, height: int, limit: float) -> None:
+        self.width, self.height, self.limit = width, height, limit
+        super().__init__(path, f"{width} x {height} is {_megapixels(width * height)} MP, over "
+                               f"the limit of {limit:g} MP (--max-megapixels)")
+
+
 @dataclass(eq=False)
 class LoadedImage:
     """Decoded pixels of an image file plus what is needed to restore and re-save it."""
@@ -279,8 +288,7 @@ def _check_size(path: Path, img: Image.Image, fh: BinaryIO, file_size: int,
                 max_megapixels: float) -> None:
     width, height = img.size
     if width * height > max_megapixels * 1_000_000:
-        raise ImageError(path, f"{width} x {height} is {_megapixels(width * height)} MP, over "
-                               f"the limit of {max_megapixels:g} MP (--max-megapixels)")
+        raise ImageTooLarge(path, width, height, max_megapixels)
     if min(width, height) < MIN_SIDE:
         raise ImageError(path, f"image too small: {width}x{height} "
                                f"(each side must be at least {MIN_SIDE} pixels)")

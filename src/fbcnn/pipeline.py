@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,23 +115,26 @@ def jpeg_tables(image: LoadedImage) -> JpegTables | None:
     return JpegTables.from_pillow(image.quantization, image.subsampling)
 
 
-def analyse_double(image: LoadedImage) -> Any:
-    """The recompression verdict of a JPEG (None for other formats)."""
+def analyse_double(image: LoadedImage,
+                   progress: Callable[[float], None] | None = None) -> Any:
+    """The recompression verdict of a JPEG (None for other formats); `progress(fraction)`
+    as the analysis goes on (growing, the last one 1.0; not called for other formats)."""
     if image.format != "JPEG":
         return None
     from .recompress import analyse as recompression
 
-    return recompression(image.pixels, last_qf=image.header_qf)
+    return recompression(image.pixels, last_qf=image.header_qf, progress=progress)
 
 
 def analyse(image: LoadedImage, model: Model, double: bool = True,
-            need_qf: bool = False) -> Analysis:
+            need_qf: bool = False,
+            progress: Callable[[float], None] | None = None) -> Analysis:
     """The grid, and with `double` the double-JPEG verdict and the QF it asks to feed; the
     predicted QF is read here only when needed for that (or `need_qf`), otherwise the
-    restoration reads it in its own pass."""
+    restoration reads it in its own pass. `progress`: that of the double-JPEG analysis."""
     grid = grid_multiple(image.subsampling, image.pixels.shape[2])
     found = Analysis(model, grid, None)
-    verdict = analyse_double(image) if double else None
+    verdict = analyse_double(image, progress) if double else None
     found.verdict = verdict
     if need_qf or (verdict is not None and verdict.detected):
         found.predicted_qf = model.predict_qf(image.pixels, grid)

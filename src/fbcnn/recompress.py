@@ -60,7 +60,7 @@ import io
 import math
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -164,14 +164,37 @@ def _as_luma(pixels: np.ndarray) -> np.ndarray:
     raise ValueError(f"expected HxW, HxWx1 or HxWx3 pixels, got shape {pixels.shape}")
 
 
+class _Work:
+    """The progress of an analysis: pixels recompressed so far against an estimate of the
+    total, reported as a fraction that only grows (1.0 once, at the end)."""
+
+    def __init__(self, report: Callable[[float], None], total: int) -> None:
+        self.report, self.total, self.done, self.shown = report, max(1, total), 0, -1.0
+
+    def add(self, pixels: int) -> None:
+        self.done += pixels
+        self._show(min(0.99, self.done / self.total))
+
+    def finish(self) -> None:
+        self._show(1.0)
+
+    def _show(self, fraction: float) -> None:
+        fraction = round(fraction, 3)
+        if fraction > self.shown:
+            self.shown = fraction
+            self.report(fraction)
+
+
 class _Sample:
     """Windows of the luma that start at multiples of 8 (so grid positions are kept), each
     (th + 7) x (tw + 7): the crop at offset (oy, ox) is window[oy:oy + th, ox:ox + tw].
-    Errors of (offset, q) pairs are cached."""
+    Errors of (offset, q) pairs are cached; `work`, when set, counts the pixels
+    recompressed."""
 
     def __init__(self, windows: np.ndarray, th: int, tw: int):
         self.windows, self.th, self.tw = windows, th, tw
         self._cache: dict[tuple[int, int, int], float] = {}
+        self.work: _Work | None = None
 
     @property
     def pixels(self) -> int:
@@ -184,7 +207,9 @@ class _Sample:
         if len(self.windows) <= 1 or n >= len(self.windows):
             return self
         keep = np.unique(np.linspace(0, len(self.windows) - 1, n).round().astype(int))
-        return _Sample(self.windows[keep], self.th, self.tw)
+        part = _Sample(self.windows[keep], self.th, self.tw)
+        part.work = self.work
+        return part
 
     @classmethod
     def of(cls, luma: np.ndarray, max_pixels: int, rng: np.random.Generator) -> _Sample | None:
@@ -220,16 +245,32 @@ class _Sample:
             todo = [o for o in dict.fromkeys(offsets) if (o[0], o[1], q) not in self._cache]
             if todo:
                 jobs.append((q, todo))
-        # Pillow releases the GIL while it encodes and decodes: one q per core
-        results = _pool().map(lambda job: self._compute(job[1], job[0]), jobs) \
-            if len(jobs) > 1 else [self._compute(todo, q) for q, todo in jobs]
-        for (q, todo), errors in zip(jobs, results, strict=True):
+        for (q, todo), errors in zip(jobs, self._computed(jobs), strict=True):
             for o, e in zip(todo, errors, strict=True):
                 self._cache[(o[0], o[1], q)] = e
         return np.array([[self._cache[(a, b, q)] for q in qfs] for a, b in offsets],
                         dtype=np.float64).reshape(len(offsets), len(qfs))
 
-    def _compute(self, offsets: list[tuple[int, int]], q: int) -> list[float]:
+    def _computed(self, jobs: list[tuple[int, list[tuple[int, int]]]]) -> Iterator[list[float]]:
+        """The errors of each (q, offsets) job, in order. Several jobs run on a thread per
+        core (Pillow releases the GIL while it encodes and decodes); the progress is counted
+        here, in the caller's thread, which may stop the analysis (the jobs not started are
+        then cancelled)."""
+        if len(jobs) <= 1:
+            yield from (self._compute(todo, q) for q, todo in jobs)
+            return
+        futures = [_pool().submit(self._compute, todo, q, False) for q, todo in jobs]
+        try:
+            for (_, todo), future in zip(jobs, futures, strict=True):
+                yield future.result()
+                if self.work is not None:
+                    self.work.add(len(todo) * self.pixels)
+        finally:
+            for future in futures:
+                future.cancel()
+
+    def _compute(self, offsets: list[tuple[int, int]], q: int,
+                 count: bool = True) -> list[float]:
         th, tw, t = self.th, self.tw, len(self.windows)
         crops = np.stack([self.windows[:, oy:oy + th, ox:ox + tw] for oy, ox in offsets])
         # crops stacked vertically: whole 8x8 blocks, so one JPEG call = one per crop
@@ -240,6 +281,8 @@ class _Sample:
             part = rows[start:start + per_call]
             diff = np.subtract(_roundtrip(part, q), part, dtype=np.int32)
             row_sums[start:start + len(part)] = np.einsum("ij,ij->i", diff, diff)
+            if count and self.work is not None:
+                self.work.add(part.size)
         return list(row_sums.reshape(len(offsets), -1).sum(axis=1) / (t * th * tw))
 
 
@@ -427,18 +470,53 @@ def _scan_budget(top: int) -> int:
     return max(_MIN_SCAN_PIXELS, _SCAN_PIXELS * _SCAN_QS // coarse)
 
 
-def _analyse(pixels: np.ndarray, last_qf: int | None, max_pixels: int,
-             seed: int) -> DoubleJpegVerdict:
-    luma = _as_luma(pixels)
+def _expected_work(scan: _Sample, full: _Sample, last_qf: int | None) -> int:
+    """About how many pixels an analysis recompresses (the scale of its progress): the QF
+    estimate when needed, the 64-offset scan, the refinements (31 offsets x 7 q) and the
+    aligned curve."""
+    top = (last_qf or 100) - _MARGIN
+    coarse = max(0, top // _COARSE_STEP)
+    crops = 64 * coarse + _CANDIDATES * 31 * (2 * _REFINE + 1) + max(0, top)
+    pixels = crops * min(scan.pixels, _scan_budget(top))  # the scans, on their budget
+    if last_qf is None:  # the QF estimate, on the whole scan sample
+        pixels += (100 + len(_REF_OFFSETS) * (100 // _COARSE_STEP)) * scan.pixels
+    if full is not scan:  # measured again on the full sample only when the scan found a trace
+        pixels += 31 * (2 * _REFINE + 1) * full.pixels // 2
+    return pixels
+
+
+def _samples(luma: np.ndarray, max_pixels: int, seed: int) -> tuple[_Sample, _Sample] | None:
+    """The sample of the scans and the (bigger) one of the final measure."""
     rng = np.random.default_rng(seed)
     scan = _Sample.of(luma, min(max_pixels, _SCAN_PIXELS), rng)
     if scan is None:
-        return DoubleJpegVerdict(False, "single", None, None, 0.0, last_qf)
+        return None
     h, w = luma.shape
     if max_pixels <= _SCAN_PIXELS or ((h - 7) // 8 * 8) * ((w - 7) // 8 * 8) <= _SCAN_PIXELS:
-        full = scan  # the same budget, or the whole image already
+        return scan, scan  # the same budget, or the whole image already
+    return scan, _Sample.of(luma, max_pixels, rng) or scan
+
+
+def _analyse(pixels: np.ndarray, last_qf: int | None, max_pixels: int,
+             seed: int, progress: Callable[[float], None] | None = None) -> DoubleJpegVerdict:
+    samples = _samples(_as_luma(pixels), max_pixels, seed)
+    if samples is None:
+        verdict = DoubleJpegVerdict(False, "single", None, None, 0.0, last_qf)
+        work = None
     else:
-        full = _Sample.of(luma, max_pixels, rng) or scan
+        scan, full = samples
+        work = _Work(progress, _expected_work(scan, full, last_qf)) if progress else None
+        scan.work = full.work = work
+        verdict = _decide(scan, full, last_qf)
+    if work is not None:
+        work.finish()
+    elif progress is not None:
+        progress(1.0)
+    return verdict
+
+
+def _decide(scan: _Sample, full: _Sample, last_qf: int | None) -> DoubleJpegVerdict:
+    """The verdict on the samples (see the module docstring: Decision)."""
     if last_qf is None:
         last_qf = _estimate_qf(scan)
     last_qf = int(last_qf)
@@ -464,13 +542,15 @@ def _analyse(pixels: np.ndarray, last_qf: int | None, max_pixels: int,
 
 
 def analyse(pixels: np.ndarray, last_qf: int | None = None, *, max_pixels: int = 1_000_000,
-            seed: int = 0) -> DoubleJpegVerdict:
+            seed: int = 0, progress: Callable[[float], None] | None = None
+            ) -> DoubleJpegVerdict:
     """Blind double-JPEG detection on decoded JPEG pixels (uint8 HxW, HxWx1 or HxWx3).
 
     `last_qf` is the QF of the last compression (from the file's tables, see
     `fbcnn.jpeg.header_qf`); None estimates it by recompression. Images above `max_pixels`
     (crops trimmed to whole blocks) are analysed on a seeded random sample of 64x64 tiles
     (`seed`); the 64-offset scan and the aligned curve use at most 262,144 of those pixels,
-    the refinement of the found offset all of them.
+    the refinement of the found offset all of them. `progress(fraction)` is called as the
+    work goes on, with growing fractions in 0..1, the last one 1.0.
     """
-    return _analyse(pixels, last_qf, max_pixels, seed)
+    return _analyse(pixels, last_qf, max_pixels, seed, progress)

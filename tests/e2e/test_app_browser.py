@@ -158,4 +158,12 @@ def test_bad_file_shows_one_line_message(server, page, tmp_path, screenshot_mode
     toast = page.locator(".toast-body", has_text="notes.jpg: not an image")
     toast.wait_for()
     assert toast.inner_text().splitlines()[-1] == "notes.jpg: not an image"
+    # the message stays until dismissed (Gradio's default is 10 s: such a toast shows its
+    # timer bar), and the file the browser cannot show either is taken off the input: no
+    # broken thumbnail, no result
+    assert toast.locator(".timer").count() == 0
+    page.wait_for_timeout(1_000)
+    assert toast.is_visible()
+    assert page.locator("#fbcnn-input img").count() == 0
+    assert page.locator("#fbcnn-compare img").count() == 0
     assert page.inner_text("#fbcnn-status") == ""
