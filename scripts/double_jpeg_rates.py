@@ -2,6 +2,11 @@
 scan's pixel budget (`fbcnn.recompress._scan_budget`).
 
     python scripts/double_jpeg_rates.py [--folder DIR] [--limit N] [--full-scan]
+    python scripts/double_jpeg_rates.py --timing      # on an idle machine
+
+`--timing` instead times one analysis (best of 3) of a 3-MP photo (the first photo of the
+folder enlarged to 2048x1536) saved at QF 20, 75 and 90, with the budget and with the full
+scan, interleaved.
 
 Each photo (colour, decoded as a JPEG decoder would) is compressed as single JPEGs at several
 QFs and as non-aligned double JPEGs JPEG(shift(JPEG(x, QF1)), QF2); the analysis is run with
@@ -33,7 +38,11 @@ def main() -> None:
     parser.add_argument("--folder", default="../shared/datasets/val/color/kodak24")
     parser.add_argument("--limit", type=int, default=24)
     parser.add_argument("--full-scan", action="store_true")
+    parser.add_argument("--timing", action="store_true")
     args = parser.parse_args()
+    if args.timing:
+        timing(args.folder)
+        return
     if args.full_scan:
         recompress._SCAN_QS = 10**9  # noqa: SLF001 - the A/B switch of this check
     paths = sorted(p for p in Path(args.folder).iterdir()
@@ -66,6 +75,27 @@ def main() -> None:
                           and verdict.qf1 is not None and abs(verdict.qf1 - qf1) <= 5)
         n = len(photos) * len(SHIFTS)
         print(f"| double {qf1} -> {qf2} | {called} / {n} | {right} / {n} | {seconds / n:.2f} |")
+
+
+def timing(folder: str) -> None:
+    first = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in {".png", ".jpg"})[0]
+    photo = np.asarray(Image.open(first).convert("RGB").resize((2048, 1536),
+                                                               Image.Resampling.LANCZOS))
+    budget_qs = recompress._SCAN_QS  # noqa: SLF001
+    print(f"{first.name} enlarged to 2048x1536, seconds per analysis (best of 3)")
+    print("| last QF | with the budget | full scan |")
+    print("| ---: | ---: | ---: |")
+    for qf in (20, 75, 90):
+        jpeg = compress(photo, qf)
+        best = {"budget": float("inf"), "full": float("inf")}
+        for _ in range(3):
+            for mode, qs in (("budget", budget_qs), ("full", 10**9)):
+                recompress._SCAN_QS = qs  # noqa: SLF001
+                start = time.perf_counter()
+                recompress.analyse(jpeg, qf)
+                best[mode] = min(best[mode], time.perf_counter() - start)
+        recompress._SCAN_QS = budget_qs  # noqa: SLF001
+        print(f"| {qf} | {best['budget']:.2f} | {best['full']:.2f} |")
 
 
 if __name__ == "__main__":
