@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from fbcnn.checkpoints import save_network
 from fbcnn.network import FBCNN, FBCNNConfig
@@ -27,6 +28,22 @@ def make_photo(h: int = 96, w: int = 128, channels: int = 3, seed: int = 0) -> n
         f += rng.normal(0, 4, (h, w))
         base.append(f)
     return np.clip(np.stack(base, axis=2), 0, 255).astype(np.uint8)
+
+
+def jpeg_batch(folder: Path, count: int, seed: int, sides: tuple[int, int],
+               name: str = "img{i:02d}.jpg") -> list[Path]:
+    """`count` different photo-like JPEGs in `folder` (created), each side drawn in
+    sides[0]..sides[1], QF 10..59; file names from `name` (with {i} and {seed})."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(count):
+        h, w = (int(v) for v in rng.integers(sides[0], sides[1] + 1, 2))
+        path = folder / name.format(i=i, seed=seed)
+        Image.fromarray(make_photo(h, w, seed=seed * 100 + i)).save(
+            path, quality=int(rng.integers(10, 60)))
+        paths.append(path)
+    return paths
 
 
 def huge_png(path: Path, width: int, height: int) -> Path:

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import huge_png, make_photo
+from conftest import huge_png, jpeg_batch, make_photo
 from PIL import Image
 
 import fbcnn
@@ -164,16 +164,7 @@ def pixels(path: Path) -> np.ndarray:
 
 def photos(folder: Path, count: int, seed: int) -> list[Path]:
     """`count` JPEGs of 64..160 pixels a side, each different."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    paths = []
-    for i in range(count):
-        h, w = (int(v) for v in rng.integers(64, 161, 2))
-        path = folder / f"user{seed}_{i:02d}.jpg"
-        Image.fromarray(make_photo(h, w, seed=seed * 100 + i)).save(
-            path, quality=int(rng.integers(10, 60)))
-        paths.append(path)
-    return paths
+    return jpeg_batch(folder, count, seed, (64, 160), name="user{seed}_{i:02d}.jpg")
 
 
 def serve_round(server: Server, files: list[Path], tmp: Path) -> tuple[list[Path], float, float]:

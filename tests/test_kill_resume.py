@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_photo, tiny_network
+from conftest import jpeg_batch, tiny_network
 from PIL import Image
 
 from fbcnn.checkpoints import save_network
@@ -48,16 +48,7 @@ def _sha256(path: Path) -> str:
 
 
 def make_batch(folder: Path, count: int, seed: int) -> list[Path]:
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True)
-    paths = []
-    for i in range(count):
-        h, w = (int(v) for v in rng.integers(32, 81, 2))
-        path = folder / f"img{i:02d}.jpg"
-        Image.fromarray(make_photo(h, w, seed=seed * 100 + i)).save(
-            path, quality=int(rng.integers(10, 60)))
-        paths.append(path)
-    return paths
+    return jpeg_batch(folder, count, seed, (32, 80))
 
 
 def _outputs(folder: Path) -> int:
