@@ -48,6 +48,25 @@ def test_colour_projection_keeps_the_original(subsampling: str) -> None:
     assert psnr(project(noisy, jpeg, tables), clean) > psnr(noisy, clean) + 0.5
 
 
+@pytest.mark.parametrize(("qf", "colour", "subsampling", "kept"), [
+    (100, False, None, True), (100, True, "4:4:4", True),
+    (100, True, "4:2:0", False), (90, False, None, False)])
+def test_a_jpeg_that_lost_only_rounding_comes_back_as_decoded(
+        qf: int, colour: bool, subsampling: str | None, kept: bool) -> None:
+    clean = photo(3 if colour else 1)
+    jpeg = compress(clean, qf, subsampling or "4:2:0")
+    tables = JpegTables.standard(qf, colour, subsampling or "4:2:0")
+    assert tables.lossless_but_rounding == kept
+    changed = jpeg.astype(int)  # a "restoration": a fine checkerboard on the first channel
+    changed[0::2, 0::2, 0] += 3
+    changed[1::2, 1::2, 0] += 3
+    changed = np.clip(changed - 1, 0, 255).astype(np.uint8)
+    out = project(changed, jpeg, tables)
+    # every step 1, chroma whole: the decoded pixels are the answer; otherwise the cells
+    # (wider than 1, or chroma subsampled) leave room for a change
+    assert np.array_equal(out, jpeg) == kept
+
+
 def test_tables_from_pillow() -> None:
     def opened(array: np.ndarray, **options) -> Image.Image:
         buf = io.BytesIO()

@@ -11,6 +11,13 @@ Colour images are handled in the JPEG's YCbCr (JFIF, full range): luma at full r
 chroma, when subsampled, at the subsampled resolution (2x2 means), where the change is made
 and then carried back to full resolution (nearest neighbour), so the restored chroma's detail
 is kept. Blocks cut by the image border are left as they are (their padding is unknown).
+
+A JPEG whose every table entry is 1 and whose chroma is not subsampled (QF 100, grey or
+4:4:4) lost nothing but rounding: its decoded pixels are the best estimate of the original
+and are returned as they are. (Clamping to its 1-wide cells is not enough: the network's
+changes inside them cost 0.14 dB on average on 30 BSDS500 grey images at QF 100; setting the
+step-1 coefficients to the cell centres is worse still, since the decoder rounded its
+pixels after the inverse DCT, so the decoded block's coefficients are off by up to a step.)
 """
 
 from __future__ import annotations
@@ -75,6 +82,12 @@ class JpegTables:
         if not colour:
             return cls(tuple(tables[0]))
         return cls(tuple(tables[0]), tuple(tables[1]), subsampling)
+
+    @property
+    def lossless_but_rounding(self) -> bool:
+        """Every step 1 and no chroma subsampling: the file lost nothing but rounding."""
+        steps = self.luma + (self.chroma or ())
+        return max(steps) <= 1 and self.subsampling in (None, "4:4:4")
 
 
 def _project_plane(restored: np.ndarray, decoded: np.ndarray, table: np.ndarray) -> np.ndarray:
@@ -156,6 +169,8 @@ def project(restored: np.ndarray, decoded: np.ndarray, tables: JpegTables,
     straddle a strip, and the chroma read-back's reach decays by ~6x a row)."""
     if restored.shape != decoded.shape:
         raise ValueError(f"shapes differ: {restored.shape} vs {decoded.shape}")
+    if tables.lossless_but_rounding:
+        return decoded.copy()
     h = restored.shape[0]
     if h <= strip + 2 * MARGIN:
         return _project_piece(restored, decoded, tables)
