@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from fbcnn import checkpoints  # noqa: E402
+from fbcnn.backend import choose_backend, onnxruntime_installed  # noqa: E402
 from fbcnn.benchmark import (  # noqa: E402
     end_to_end,
     format_benchmark,
@@ -54,6 +55,21 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
         w, _, h = item.partition("x")
         sizes.append((int(h or w), int(w)))
     return sizes
+
+
+def speedup_lines(runs: list[dict]) -> list[str]:
+    """The default end-to-end restore against the published-size FBCNN of the same run."""
+    published = [r for run in runs for r in run["results"] if "published" in r["model"]]
+    e2e = [e for run in runs for e in run.get("end_to_end", []) if not e["options"]]
+    if not published or not e2e:
+        return []
+    base = min(published, key=lambda r: r["megapixels_per_s"])
+    rate = e2e[0]["megapixels_per_s_after_startup"]
+    return [f"Default `fbcnn restore` of the 2048x1536 JPEG, after start-up, against the "
+            f"published-size FBCNN (fp32, {base['width']}x{base['height']}, its slowest row "
+            f"here): {rate:.3f} / {base['megapixels_per_s']:.3f} MP/s = "
+            f"**{rate / base['megapixels_per_s']:.0f}x**; whole process (start-up "
+            f"included): {e2e[0]['megapixels_per_s'] / base['megapixels_per_s']:.0f}x.", ""]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,8 +107,10 @@ def main(argv: list[str] | None = None) -> int:
 
     runs = []
     common = dict(device=args.device, threads=args.threads, tile=args.tile, progress=True)
+    onnx = args.device == "cpu" and onnxruntime_installed()
     if models:
         runs.append(run_benchmark(models, parse_sizes(args.sizes), repeats=args.repeats,
+                                  backends=("torch", "onnx") if onnx else ("torch",),
                                   **common))
     bf16_sizes = parse_sizes(args.bf16_sizes)
     if models and bf16_sizes:
@@ -108,9 +126,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if not args.no_end_to_end:
         print("benchmark end to end: fbcnn restore, 2048x1536", file=sys.stderr)
+        extras: list[tuple[str, ...]] = [(), ("--double", "off"),
+                                         ("--double", "off", "--tile", "0")]
+        if onnx:  # the default path in torch, for comparison
+            extras.append(("--backend", "torch"))
         runs[0]["end_to_end"] = [end_to_end(repeats=args.repeats, precision="auto", extra=extra)
-                                 for extra in ((), ("--double", "off"),
-                                               ("--double", "off", "--tile", "0"))]
+                                 for extra in extras]
     flags = cpu_flags()
 
     args.out_dir.mkdir(parents=True, exist_ok=True)
@@ -134,8 +155,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{'bf16' if cpu_has_native_bf16() else 'fp32'} on this machine (bf16 rows below are "
         f"{'native' if cpu_has_native_bf16() else 'emulated, for comparison only'}).", "",
     ]
+    engine = "onnxruntime" if choose_backend("auto", args.device, "auto") == "onnx" else "torch"
+    lines += [f"`fbcnn restore` runs the network in {engine} "
+              "here (`--backend auto`; see `fbcnn.backend`); the `fp32, onnxruntime` rows are "
+              "that engine on the model's exported graph.", ""]
     for run in runs:
         lines += [format_benchmark(run), ""]
+    lines += speedup_lines(runs)
     target = args.out_dir / "benchmarks.md"
     # sections below the generated part ("## ...", e.g. scripts/benchmark_ray.py's) are kept
     old = target.read_text() if target.exists() else ""

@@ -16,6 +16,15 @@ from fbcnn.network import FBCNN, FBCNNConfig
 torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _graph_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The onnxruntime backend's exported graphs go to a folder of this test session, never
+    to the user's ~/.cache (subprocesses inherit it)."""
+    import os
+
+    os.environ["FBCNN_CACHE_DIR"] = str(tmp_path_factory.mktemp("fbcnn-cache"))
+
+
 def make_photo(h: int = 96, w: int = 128, channels: int = 3, seed: int = 0) -> np.ndarray:
     """A smooth, photo-like uint8 image with edges (gradients, blobs, a bar, fine noise)."""
     rng = np.random.default_rng(seed)
@@ -77,13 +86,13 @@ def photo() -> np.ndarray:
 @pytest.fixture
 def tiny_named_models(tmp_path, monkeypatch):
     """'color' and 'gray' resolve to tiny random models."""
-    import fbcnn.checkpoints as checkpoints
+    import fbcnn.modelfiles as modelfiles
 
     weights = tmp_path / "weights"
     weights.mkdir()
     save_network(tiny_network(3), weights / "color.safetensors")
     save_network(tiny_network(1), weights / "gray.safetensors")
-    monkeypatch.setattr(checkpoints, "WEIGHTS_DIR", weights)
+    monkeypatch.setattr(modelfiles, "WEIGHTS_DIR", weights)
     return weights
 
 

@@ -97,3 +97,18 @@ def test_benchmark_command_refuses_an_unknown_precision(tiny_named_models) -> No
                                        "--precision", "fp32,fp8"])
     assert result.exit_code == 2 and "expected fp32, bf16 or auto" in result.output
     assert "Traceback" not in result.output and "benchmark color" not in result.output
+
+
+def test_onnxruntime_rows_run_the_exported_graph(tmp_path, monkeypatch):
+    from fbcnn.backend import onnxruntime_installed
+
+    if not onnxruntime_installed():
+        pytest.skip("needs onnxruntime and onnx")
+    monkeypatch.setenv("FBCNN_CACHE_DIR", str(tmp_path))
+    result = run_benchmark([("tiny", tiny_model())], sizes=[(64, 80)], threads=1, repeats=1,
+                           tile=0, isolate=False, backends=("torch", "onnx"))
+    torch_row, onnx_row = result["results"]
+    assert (torch_row["backend"], onnx_row["backend"]) == ("torch", "onnx")
+    assert abs(torch_row["predicted_qf"] - onnx_row["predicted_qf"]) < 0.01
+    assert list(tmp_path.rglob("*.onnx"))  # the graph the row ran
+    assert "fp32, onnxruntime" in format_benchmark(result)

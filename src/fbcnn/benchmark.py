@@ -149,7 +149,7 @@ def measure(network: FBCNN, height: int, width: int, *, device: str = "cpu",
     grid = grid_multiple("4:2:0" if channels == 3 else None, channels)
     pixels = sample_image(height, width, channels)
     tiles = restorer.tile_count(height, width, grid)
-    cuda = restorer.device.type == "cuda"
+    cuda = getattr(restorer.device, "type", "cpu") == "cuda"
     gc.collect()
 
     if cuda:
@@ -189,8 +189,9 @@ def measure(network: FBCNN, height: int, width: int, *, device: str = "cpu",
         "peak_memory_mib": max(0, peak - before) / MIB,
         "memory_method": method,
         "threads": torch.get_num_threads(),
-        "device": str(restorer.device),
+        "device": "cpu" if restorer.on_numpy else str(restorer.device),
         "precision": restorer.precision,
+        "backend": "onnx" if restorer.on_numpy else "torch",
         "predicted_qf": out.predicted_qf,
     }
 
@@ -203,6 +204,12 @@ def _worker() -> None:
     if job.get("threads"):
         torch.set_num_threads(int(job["threads"]))
     network = load_network(job["weights"]).network
+    if job.get("backend") == "onnx":  # the graph `fbcnn restore` runs (exported untimed)
+        from .backend import cached_graph
+        from .onnx_backend import OnnxFBCNN
+
+        network = OnnxFBCNN(cached_graph(job["weights"]), device="cpu",  # type: ignore[assignment]
+                            threads=int(job.get("threads") or 0))
     result = measure(network, job["height"], job["width"], device=job["device"],
                      threads=job.get("threads"), repeats=job["repeats"], tile=job["tile"],
                      precision=job.get("precision", "fp32"))
@@ -211,9 +218,10 @@ def _worker() -> None:
 
 def _measure_isolated(weights: Path, height: int, width: int, device: str,
                       threads: int | None, repeats: int, tile: int | None,
-                      precision: str = "fp32") -> dict:
+                      precision: str = "fp32", backend: str = "torch") -> dict:
     job = {"weights": str(weights), "height": height, "width": width, "device": device,
-           "threads": threads, "repeats": repeats, "tile": tile, "precision": precision}
+           "threads": threads, "repeats": repeats, "tile": tile, "precision": precision,
+           "backend": backend}
     env = dict(os.environ)
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
@@ -228,13 +236,17 @@ def _measure_isolated(weights: Path, height: int, width: int, device: str,
 
 def _one(network: FBCNN, name: str, weights: Path, height: int, width: int, device: str,
          threads: int | None, repeats: int, mode: int | None, precision: str, isolate: bool,
-         progress: bool) -> dict:
+         progress: bool, backend: str = "torch") -> dict:
     if progress:
         print(f"benchmark {name} {width}x{height} {'tile ' + str(mode) if mode else 'untiled'} "
-              f"{precision}", file=sys.stderr, flush=True)
-    if isolate:
+              f"{precision} {backend}", file=sys.stderr, flush=True)
+    if isolate or backend == "onnx":
+        if not weights.is_file():
+            from .checkpoints import save_network
+
+            save_network(network, weights)
         row = _measure_isolated(weights, height, width, device, threads, repeats, mode,
-                                precision)
+                                precision, backend)
     else:
         row = measure(network, height, width, device=device, threads=threads, repeats=repeats,
                       tile=mode, precision=precision)
@@ -248,7 +260,8 @@ def run_benchmark(models: Sequence[tuple[str, FBCNN]],
                   sizes: Sequence[tuple[int, int]] = DEFAULT_SIZES, device: str = "cpu",
                   threads: int | None = None, repeats: int = 3, tile: int | None = None,
                   *, isolate: bool = True, progress: bool = False,
-                  precisions: Sequence[str] = ("fp32",)) -> dict:
+                  precisions: Sequence[str] = ("fp32",),
+                  backends: Sequence[str] = ("torch",)) -> dict:
     """Megapixels/s and peak memory of each (name, network) at each (height, width) size,
     untiled and, for sizes with a side longer than the tile, tiled.
 
@@ -257,6 +270,8 @@ def run_benchmark(models: Sequence[tuple[str, FBCNN]],
     measurement (see the module doc for why); False measures in this process (quicker,
     memory less reliable). `precisions`: each model is measured in each ('fp32', 'bf16',
     'auto'); a model named with "published" is measured in fp32 only (as released).
+    `backends`: 'torch' and / or 'onnx' (the model's exported graph in onnxruntime, what
+    `fbcnn restore` runs for fp32 on the CPU; fp32 only, always in a fresh process).
     """
     tile_side = DEFAULT_TILE if tile is None else int(tile)
     if repeats < 1:
@@ -276,9 +291,14 @@ def run_benchmark(models: Sequence[tuple[str, FBCNN]],
                 if tile_side and max(height, width) > tile_side:
                     modes.append(tile_side)
                 for mode in modes:
-                    for precision in (("fp32",) if "published" in name else precisions):
+                    runs = [(p, "torch") for p in (("fp32",) if "published" in name
+                                                   else precisions)] if "torch" in backends \
+                        else []
+                    if "onnx" in backends and "published" not in name:
+                        runs.append(("fp32", "onnx"))
+                    for precision, engine in runs:
                         row = _one(network, name, weights, height, width, device, threads,
-                                   repeats, mode, precision, isolate, progress)
+                                   repeats, mode, precision, isolate, progress, engine)
                         results.append(row)
     used_threads = results[0]["threads"] if results else threads
     methods = sorted({r["memory_method"] for r in results})
@@ -314,7 +334,8 @@ def format_benchmark(result: dict) -> str:
         tiling = f"{r['tile']} px tiles" if r["tile"] else "one pass"
         lines.append(
             f"| {r['model']} | {r['parameters'] / 1e6:.2f} M | {r['width']}x{r['height']} | "
-            f"{tiling} | {r['tiles']} | {r.get('precision', 'fp32')} | {r['seconds']:.3f} | "
+            f"{tiling} | {r['tiles']} | {r.get('precision', 'fp32')}"
+            f"{', onnxruntime' if r.get('backend') == 'onnx' else ''} | {r['seconds']:.3f} | "
             f"{r['megapixels_per_s']:.3f} | {r['peak_memory_mib']:.0f} |")
     for e in result.get("end_to_end", []):
         lines.append("")
@@ -354,6 +375,7 @@ def end_to_end(height: int = 1536, width: int = 2048, repeats: int = 3,
         command = [sys.executable, "-m", "fbcnn", "restore", "-o", str(Path(tmp, "out")),
                    "--overwrite", "--precision", precision, *extra]
         runs, peaks, starts = [], [], []
+        _timed_command([*command, str(small)])  # warm-up (and the graph cache, if empty)
         for _ in range(max(1, repeats)):
             start, _ = _timed_command([*command, str(small)])
             seconds, peak = _timed_command([*command, str(big)])

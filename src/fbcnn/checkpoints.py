@@ -12,7 +12,6 @@ make us allocate more than it holds.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import warnings
@@ -23,26 +22,20 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, safe_open, save_file
 
+from .modelfiles import (  # noqa: F401 - re-exported: where model files are
+    NAMED_MODELS,
+    WEIGHTS_DIR,
+    CheckpointError,
+    available_models,
+    file_sha256,
+    named_model_path,
+    resolve_model,
+)
 from .network import FBCNN, FBCNNConfig
 
-WEIGHTS_DIR = Path(__file__).parent / "weights"
-NAMED_MODELS = ("color", "gray", "color-double", "gray-double")
 CONFIG_KEY = "fbcnn.config"
 # JSON list of the training stages that made the weights (fbcnn.train writes it)
 PROVENANCE_KEY = "fbcnn.provenance"
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file (weights are pinned and recorded by it)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be read or does not describe an FBCNN network."""
 
 
 @dataclass
@@ -235,30 +228,6 @@ def load_network(path: str | Path) -> LoadedNetwork:
             raise
         raise CheckpointError(f"{path}: {e}") from None
     return LoadedNetwork(network, path.stem, metadata)
-
-
-def named_model_path(name: str) -> Path:
-    return WEIGHTS_DIR / f"{name}.safetensors"
-
-
-def resolve_model(name_or_path: str | Path) -> Path:
-    """A shipped model name (`color`, `gray`, ...) or a file path -> the weights file."""
-    text = str(name_or_path)
-    if text in NAMED_MODELS:
-        path = named_model_path(text)
-        if not path.is_file():
-            raise CheckpointError(f"model '{text}' is not shipped in this build")
-        return path
-    path = Path(text)
-    if not path.exists():
-        raise CheckpointError(
-            f"unknown model '{text}' (named models: {', '.join(available_models())}; "
-            "or give a .safetensors/.pth path)")
-    return path
-
-
-def available_models() -> list[str]:
-    return [n for n in NAMED_MODELS if named_model_path(n).is_file()]
 
 
 def save_network(network: FBCNN, path: str | Path,

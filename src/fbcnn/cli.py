@@ -114,6 +114,19 @@ PRECISION_OPTION = click.option(
     "--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto",
     show_default=True, help="auto: bf16 where the hardware computes it natively (CUDA, "
     "AMX / AVX512-BF16 CPUs), else fp32.")
+BACKEND_OPTION = click.option(
+    "--backend", type=click.Choice(["auto", "torch", "onnx"]), default="auto",
+    show_default=True, help="What runs the network. auto: onnxruntime for fp32 on the CPU "
+    "(faster there; the model's graph is exported once into ~/.cache/fbcnn), else torch.")
+
+
+def _physical_cores() -> int:
+    """Cores to share between parallel jobs (what torch and onnxruntime use by default)."""
+    if "torch" in sys.modules:
+        import torch
+
+        return torch.get_num_threads()
+    return os.cpu_count() or 1
 
 
 @main.command()
@@ -140,6 +153,7 @@ PRECISION_OPTION = click.option(
                    "(leaves near-lossless JPEGs almost untouched).")
 @click.option("--max-megapixels", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Refuse bigger images (with a message)  [default: 200]")
+@BACKEND_OPTION
 @click.option("--jobs", type=click.IntRange(min=0), default=0, show_default=True,
               help="Images restored at a time (0: one per CPU core; each job holds an image "
                    "in memory: use 1 for the biggest images).")
@@ -157,7 +171,7 @@ PRECISION_OPTION = click.option(
 def restore(inputs: tuple[str, ...], outdir: str | None, model: str | None, qf_text: str,
             qf_sweep: str | None, tile: int, device: str, precision: str, double: str,
             recursive: bool, skip_existing: bool, overwrite: bool, compare: bool,
-            consistency: str, max_megapixels: float | None, jobs: int, engine: str,
+            consistency: str, max_megapixels: float | None, backend: str, jobs: int, engine: str,
             address: str | None, workers: int | None, threads_per_worker: int | None,
             gpus_per_worker: float | None) -> None:
     """Remove JPEG artifacts from INPUT files or folders; writes PNGs."""
@@ -186,7 +200,7 @@ def restore(inputs: tuple[str, ...], outdir: str | None, model: str | None, qf_t
             inputs, outdir, recursive, options, engine=engine, model=model, tile=tile,
             device=device, precision=precision, address=address, workers=workers,
             threads_per_worker=threads_per_worker, gpus_per_worker=gpus_per_worker or 0.0))
-    models = _model_set(model, device, tile, precision)
+    models = _model_set(model, device, tile, precision, backend)
     failed = _restore_batch(inputs, outdir, recursive, models, options,
                             jobs=(os.cpu_count() or 1) if jobs == 0 else jobs)
     if failed:
@@ -205,12 +219,14 @@ def _restore_distributed(inputs: tuple[str, ...], outdir: str | None, recursive:
         raise click.ClickException(str(e)) from None
 
 
-def _model_set(model: str | None, device: str, tile: int, precision: str) -> ModelSet:
-    from .checkpoints import CheckpointError
+def _model_set(model: str | None, device: str, tile: int, precision: str,
+               backend: str = "auto") -> ModelSet:
+    from .modelfiles import CheckpointError
     from .pipeline import ModelSet
 
     try:
-        models = ModelSet(model, device=device, tile=tile, precision=precision)
+        models = ModelSet(model, device=device, tile=tile, precision=precision,
+                          backend=backend)
         if model:
             models.get(model)  # a bad --model fails once, up front
     except (CheckpointError, ValueError) as e:
@@ -246,11 +262,10 @@ def _restore_batch(inputs: tuple[str, ...], outdir: str | None, recursive: bool,
     import time
     from concurrent.futures import ThreadPoolExecutor
 
-    import torch
     from tqdm import tqdm
 
-    from .checkpoints import CheckpointError
     from .imageio import ImageError, list_inputs
+    from .modelfiles import CheckpointError
     from .pipeline import batch_summary, plan_outputs, report_line, restore_file
 
     paths = list_inputs(inputs, recursive=recursive)
@@ -260,7 +275,7 @@ def _restore_batch(inputs: tuple[str, ...], outdir: str | None, recursive: bool,
                         options.compare)
     jobs = max(1, min(jobs, len(paths)))
     if jobs > 1:
-        torch.set_num_threads(max(1, torch.get_num_threads() // jobs))
+        models.set_threads(max(1, _physical_cores() // jobs))
     counts = {"done": 0, "skipped": 0, "failed": 0}
     lock = threading.Lock()
     started = time.perf_counter()
@@ -298,8 +313,8 @@ def _restore_batch(inputs: tuple[str, ...], outdir: str | None, recursive: bool,
 @click.option("--device", type=DEVICES, default="auto", show_default=True)
 def inspect(images: tuple[str, ...], as_json: bool, model: str | None, device: str) -> None:
     """Report the QF in the file, the predicted QF, size, mode, subsampling, double JPEG."""
-    from .checkpoints import CheckpointError
     from .imageio import ImageError
+    from .modelfiles import CheckpointError
     from .pipeline import ModelSet, inspect_file
 
     models = ModelSet(model, device=device)
@@ -418,12 +433,15 @@ def evaluate(data: str, gray: bool, qf_text: str | None, double_text: str | None
 @click.option("--precision", "precisions", default="fp32,bf16", show_default=True,
               help="Precisions to measure the models in (comma-separated: fp32, bf16, auto); "
                    "the published-size architecture runs in fp32, as released.")
+@click.option("--backends", default="torch,onnx", show_default=True,
+              help="What runs the network rows: torch (in each --precision) and / or onnx "
+                   "(onnxruntime, fp32; what `fbcnn restore` runs for fp32 on the CPU).")
 @click.option("--end-to-end/--no-end-to-end", default=True, show_default=True,
               help="Also time `fbcnn restore` whole-process on a 2048x1536 JPEG (default "
                    "settings), with its start-up and peak memory.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
 def benchmark(model_names: tuple[str, ...], sizes: str, published: bool, device: str,
-              threads: int | None, repeats: int, tile: int, precisions: str,
+              threads: int | None, repeats: int, tile: int, precisions: str, backends: str,
               end_to_end: bool, json_path: str | None) -> None:
     """Megapixels per second and peak memory per model, size, tiled and untiled, in each
     precision; and the end-to-end restore of a photo."""
@@ -444,13 +462,29 @@ def benchmark(model_names: tuple[str, ...], sizes: str, published: bool, device:
     if not chosen or any(p not in ("fp32", "bf16", "auto") for p in chosen):
         raise click.BadParameter(f"expected fp32, bf16 or auto, got '{precisions}'",
                                  param_hint="--precision")
+    engines = [b.strip() for b in backends.split(",") if b.strip()]
+    if not engines or any(b not in ("torch", "onnx") for b in engines):
+        raise click.BadParameter(f"expected torch and / or onnx, got '{backends}'",
+                                 param_hint="--backends")
+    if "onnx" in engines and not device.startswith("cpu"):
+        engines.remove("onnx")
+    if "onnx" in engines:
+        from .backend import onnxruntime_installed
+
+        if not onnxruntime_installed():
+            raise click.ClickException("--backends onnx needs onnxruntime and onnx")
     result = run_benchmark(models, [(s, s) for s in sides], device=device, threads=threads,
-                           repeats=repeats, tile=tile, progress=True, precisions=chosen)
+                           repeats=repeats, tile=tile, progress=True, precisions=chosen,
+                           backends=engines)
     if end_to_end:
         from .benchmark import end_to_end as time_end_to_end
 
-        result["end_to_end"] = [time_end_to_end(repeats=repeats, precision=p)
-                                for p in dict.fromkeys(["auto", *chosen])]
+        rows = [time_end_to_end(repeats=repeats, precision=p)
+                for p in dict.fromkeys(["auto", *chosen])]
+        if len(engines) > 1:  # the default path in the other engine, for comparison
+            rows.append(time_end_to_end(repeats=repeats, precision="fp32",
+                                        extra=("--backend", "torch")))
+        result["end_to_end"] = rows
     click.echo(format_benchmark(result))
     if json_path:
         write_json(json_path, result)
@@ -476,8 +510,8 @@ def export_command(model_name: str, fmt: str, output: str, qf_input: bool,
     (100 - QF) / 100, like model.network. With --qf-input, a second input 'qf' (N, 1) gives
     the QF to use in 1..100 (the QF output is then named 'predicted_qf').
     """
-    from .checkpoints import CheckpointError
     from .export import ExportError, export_model
+    from .modelfiles import CheckpointError
 
     try:
         path = export_model(model_name, fmt, output, qf_input=qf_input, opset=opset)

@@ -1,11 +1,16 @@
-"""Where and in which precision networks run: one rule for inference and training."""
+"""Where and in which precision networks run: one rule for inference and training.
+
+torch is imported where a device is picked, not with this module (`cpu_has_native_bf16`
+decides for the onnxruntime path, which never imports torch)."""
 
 from __future__ import annotations
 
 import functools
 import os
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -13,6 +18,8 @@ PRECISIONS = ("auto", "fp32", "bf16")
 def pick_device(name: str = "auto") -> torch.device:
     """'auto' -> CUDA, else MPS, else CPU; or the device named (ValueError if absent).
     Under torchrun (LOCAL_RANK set) 'auto' and 'cuda' pick this process's GPU."""
+    import torch
+
     if name not in ("auto", "cpu", "cuda", "mps") and not name.startswith("cuda:"):
         raise ValueError(f"unknown device '{name}' (choose auto, cpu, cuda or mps)")
     if name in ("auto", "cuda") and torch.cuda.is_available():
@@ -50,6 +57,8 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     if precision != "auto":
         return precision
     if device.type == "cuda":
+        import torch
+
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     if device.type == "cpu":
         return "bf16" if cpu_has_native_bf16() else "fp32"

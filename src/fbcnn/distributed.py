@@ -211,6 +211,7 @@ class Worker:
         self.spec = spec
         self.options = options
         self.protect = protect
+        self.threads = threads or 0
         self._models: ModelSet | None = None
         self._model_copy: tempfile.TemporaryDirectory[str] | None = None
 
@@ -223,6 +224,8 @@ class Worker:
                 self._model_copy = tempfile.TemporaryDirectory(prefix="fbcnn-model-")
                 model = str(_fetch(model, Path(self._model_copy.name)))
             self._models = ModelSet(model, device=s.device, tile=s.tile, precision=s.precision)
+            if self.threads:  # onnxruntime's threads are per model, not per process
+                self._models.set_threads(self.threads)
         return self._models
 
     def _would_read(self, planned: Planned) -> bool:
@@ -489,7 +492,7 @@ def restore_many(inputs: Sequence[str | Path], outdir: str | Path | None = None,
 def check_model(spec: ModelSpec) -> None:
     """Fail once, up front, for a --model that cannot be loaded here (a URI: that is not
     there); EngineError."""
-    from .checkpoints import CheckpointError
+    from .modelfiles import CheckpointError
 
     model = spec.model
     if not model:

@@ -10,7 +10,9 @@ part of the graph). It returns two outputs, like `FBCNN.forward` / `model.networ
 
 With `qf_input=True` (`fbcnn export --qf-input`) the graph takes a second input, `qf`: an
 (N, 1) float32 QF in *QF units* 1..100 (converted to the network's convention inside the
-graph), fed to the decoder instead of the prediction. Names follow one rule: `qf` is always
+graph), fed to the decoder instead of the prediction; a row whose QF is 0 keeps that image's
+own prediction, so one run restores blind (graphs with the metadata `fbcnn.qf_input_auto`;
+earlier ones took 1..100 only). Names follow one rule: `qf` is always
 in 1..100, the network's own value is `qf_network`. Files exported by fbcnn 0.1 named that
 output `qf` (or `predicted_qf` with `--qf-input`); the outputs are in the same order, so
 read them by position (restored first, the predicted QF second), as fbcnn itself does.
@@ -27,6 +29,7 @@ import contextlib
 import copy
 import json
 import logging
+import math
 import os
 import uuid
 import warnings
@@ -49,7 +52,11 @@ except ImportError:  # a private module: if it moves, assume the legacy exporter
     MAX_OPSET, LEGACY_MAX_OPSET = 20, 20
 QF_OUTPUT_NOTE = ("qf_network: predicted QF in the network convention (100 - QF) / 100; "
                   "QF = 100 * (1 - qf_network)")
-QF_INPUT_NOTE = "QF in 1..100, shape (N, 1), fed to the decoder instead of the prediction"
+QF_INPUT_NOTE = ("QF in 1..100, shape (N, 1), fed to the decoder instead of the prediction; "
+                 "0 (or below): that image's own prediction")
+# set on graphs whose qf input takes 0 for "the prediction" (fbcnn >= 0.2; older ones need
+# the prediction read first and fed back, two runs)
+QF_AUTO_KEY = "fbcnn.qf_input_auto"
 TRACE_SIZE = (37, 45)  # not multiples of 8, so the pad and the crop are traced
 VERIFY_SIZE = (13, 22)  # a second size, checked after export: the graph must not fix sizes
 
@@ -70,7 +77,9 @@ class _Exportable(nn.Module):
                 qf: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         if qf is None:
             return self.network(image)
-        return self.network(image, qf_to_network(qf))
+        # a QF of 0 or below asks for the image's own prediction (NaN to the network)
+        wanted = qf_to_network(qf)
+        return self.network(image, torch.where(qf > 0, wanted, torch.full_like(wanted, math.nan)))
 
 
 def io_names(qf_input: bool) -> tuple[list[str], list[str]]:
@@ -98,6 +107,7 @@ def _metadata(network: FBCNN, qf_input: bool, source: str) -> dict[str, str]:
     }
     if qf_input:
         meta["fbcnn.qf_input"] = QF_INPUT_NOTE
+        meta[QF_AUTO_KEY] = "1"
     return meta
 
 
@@ -161,7 +171,7 @@ def _check_close(label: str, got: tuple[torch.Tensor, ...],
 def _verify_inputs(network: FBCNN, qf_input: bool) -> tuple[torch.Tensor, ...]:
     gen = torch.Generator().manual_seed(1)
     image = torch.rand(2, network.config.in_channels, *VERIFY_SIZE, generator=gen)
-    return (image, torch.tensor([[30.0], [80.0]])) if qf_input else (image,)
+    return (image, torch.tensor([[0.0], [80.0]])) if qf_input else (image,)
 
 
 # ONNX ---------------------------------------------------------------------------------------

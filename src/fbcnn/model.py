@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
@@ -9,9 +10,9 @@ from typing import Generic, TypeVar
 import numpy as np
 from PIL import Image
 
-from .checkpoints import NAMED_MODELS, load_network, resolve_model
 from .consistency import JpegTables
 from .jpeg import grid_multiple, subsampling_of
+from .modelfiles import NAMED_MODELS, resolve_model
 from .restore import DEFAULT_TILE, Backend, Progress, Restorer
 
 API_MODES = ("L", "LA", "RGB", "RGBA")
@@ -27,14 +28,24 @@ class Result(Generic[ImageT]):
 
 
 class Model:
-    """A loaded FBCNN model. `network` is the underlying torch module: called on an
-    (N, C, H, W) float tensor in [0, 1] it returns `(restored, qf)`."""
+    """A loaded FBCNN model. `network` is what runs it: the torch module, or its ONNX graph
+    in onnxruntime (`backend`); called on an (N, C, H, W) float tensor in [0, 1] either
+    returns `(restored, qf)`."""
 
     def __init__(self, network: Backend, name: str = "model", device: str = "auto",
                  tile: int | None = DEFAULT_TILE, precision: str = "auto") -> None:
         self.name = name
         self.restorer = Restorer(network, device=device, tile=tile, precision=precision)
         self.network = self.restorer.network
+
+    @property
+    def backend(self) -> str:
+        """'onnx' (onnxruntime) or 'torch'."""
+        return "onnx" if self.restorer.on_numpy else "torch"
+
+    def set_threads(self, threads: int) -> None:
+        """CPU threads the network may use (batches split the cores between images)."""
+        self.restorer.set_threads(threads)
 
     @property
     def channels(self) -> int:
@@ -101,16 +112,36 @@ class Model:
 
 
 def load_model(name_or_path: str | Path = "color", device: str = "auto",
-               tile: int | None = DEFAULT_TILE, precision: str = "auto") -> Model:
+               tile: int | None = DEFAULT_TILE, precision: str = "auto",
+               backend: str = "auto") -> Model:
     """A shipped model by name ('color', 'gray', 'color-double', 'gray-double') or a
     checkpoint file (.safetensors, or the published .pth files), or an exported .onnx file
     (run with onnxruntime; see `fbcnn.export`). `precision`: 'auto' (bf16 where the
-    hardware computes it natively, else fp32), 'fp32' or 'bf16'."""
+    hardware computes it natively, else fp32), 'fp32' or 'bf16'. `backend`: 'auto'
+    (onnxruntime for fp32 on the CPU, else torch: see `fbcnn.backend`), 'torch' or 'onnx'."""
+    from .backend import cached_graph, choose_backend
+    from .onnx_backend import OnnxFBCNN
+
     path = resolve_model(name_or_path)
     name = str(name_or_path) if str(name_or_path) in NAMED_MODELS else path.name
     if path.suffix.lower() == ".onnx":  # an `fbcnn export --format onnx` file: onnxruntime
-        from .onnx_backend import OnnxFBCNN
-
         return Model(OnnxFBCNN(path, device=device), name=name, device=device, tile=tile)
+    chosen = choose_backend(backend, device, precision)
+    if chosen == "onnx":
+        try:
+            graph = cached_graph(path)
+            network = OnnxFBCNN(graph, device="cpu")
+        except (OSError, ValueError, RuntimeError) as e:
+            if backend == "onnx" or os.environ.get("FBCNN_BACKEND") == "onnx":
+                from .modelfiles import CheckpointError
+
+                reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise CheckpointError(f"cannot run {path} in onnxruntime: {reason}") from None
+            # no cache to write, or no export of this file: torch, as before (a bad
+            # checkpoint then fails below with its own message)
+        else:
+            return Model(network, name=name, device="cpu", tile=tile)
+    from .checkpoints import load_network
+
     loaded = load_network(path)
     return Model(loaded.network, name=name, device=device, tile=tile, precision=precision)

@@ -16,49 +16,13 @@ outside speaks QF in 1..100 (see `qf_to_network` / `network_to_qf`).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-GRID = 8  # three stride-2 stages: sizes must be multiples of 8
+from .netconfig import GRID, FBCNNConfig, network_to_qf, qf_to_network
 
-
-@dataclass(frozen=True)
-class FBCNNConfig:
-    """Shape of an FBCNN network. The defaults are the published models' layout."""
-
-    in_channels: int = 3
-    out_channels: int = 3
-    widths: tuple[int, int, int, int] = (64, 128, 256, 512)
-    blocks: int = 4
-    qf_width: int = 512
-    # Ours, not in the published models: output = input + network(input). It makes small
-    # models train far faster; published checkpoints have it off.
-    global_residual: bool = False
-
-    def to_dict(self) -> dict[str, object]:
-        d = asdict(self)
-        d["widths"] = list(self.widths)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, object]) -> FBCNNConfig:
-        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        if "widths" in known:
-            known["widths"] = tuple(int(w) for w in known["widths"])  # type: ignore[union-attr]
-        return cls(**known)  # type: ignore[arg-type]
-
-
-def qf_to_network(qf: torch.Tensor | float) -> torch.Tensor | float:
-    """QF in 1..100 -> the network's convention (100 - QF) / 100."""
-    return 1.0 - qf / 100.0
-
-
-def network_to_qf(value: torch.Tensor) -> torch.Tensor:
-    """The network's (100 - QF) / 100 -> QF in 0..100."""
-    return 100.0 * (1.0 - value)
+__all__ = ["FBCNN", "FBCNNConfig", "GRID", "network_to_qf", "qf_to_network"]
 
 
 def conv3x3(c_in: int, c_out: int) -> nn.Conv2d:
@@ -118,7 +82,8 @@ class FBCNN(nn.Module):
     and returns `(restored, qf)`: the restored image (same size, not clamped) and the
     predicted quality in the network's convention, shape (N, 1). `qf_override`, an (N, 1)
     tensor (or a float) in the same convention, is fed to the decoder instead of the
-    prediction; `detach_qf` stops the image loss's gradient at the prediction.
+    prediction (a NaN row keeps that image's own prediction); `detach_qf` stops the image
+    loss's gradient at the prediction.
     """
 
     has_qf_input = True  # the decoder takes an override (an ONNX graph may not)
@@ -196,6 +161,8 @@ class FBCNN(nn.Module):
         if not isinstance(qf_in, torch.Tensor):
             qf_in = torch.full_like(qf, float(qf_in))
         qf_in = qf_in.reshape(-1, 1).to(qf.dtype).expand(qf.shape[0], 1)
+        if qf_override is not None and isinstance(qf_override, torch.Tensor):
+            qf_in = torch.where(torch.isnan(qf_in), qf, qf_in)  # NaN: this image's own QF
         embedding = self.qf_embed(qf_in)
 
         d = run_up_stage(self.m_up3, decoded + x4,

@@ -1,17 +1,20 @@
 """Run an exported .onnx file with onnxruntime, standing in for the torch `FBCNN` module.
 
-`OnnxFBCNN` has what `Restorer` uses: `.config`, `forward(x, qf_override=None)` (also by
-calling it), `predict_qf(x)`, and `.to(...)` / `.eval()`, which return it unchanged. Tensors
-go in and come out as torch tensors on the input's device; the session runs on CUDA when
+`OnnxFBCNN` works on numpy arrays (`run_array`, `predict_qf_array`), which is how `Restorer`
+drives it, so restoring through it never imports torch. It also has the torch module's
+interface for callers that hold tensors: `.config`, `forward(x, qf_override=None)` (also by
+calling it), `predict_qf(x)`, and `.to(...)` / `.eval()`, which return it unchanged; tensors
+go in and come out as torch tensors on the input's device. The session runs on CUDA when
 onnxruntime has it and the device asks for it, else on the CPU.
 
 An ONNX graph has no cheaper path to the QF alone, so `predict_qf` runs the whole graph. A
-graph exported with `--qf-input` needs a QF for every call; without an override, it is run
-once to read the predicted QF and again with it (twice the cost). A graph exported without
-`--qf-input` accepts an override only when it equals the graph's own prediction (which is
-what `fbcnn restore` passes for an image restored in one tile); any other QF raises
-ValueError: re-export with `--qf-input` to set the QF, to restore in tiles (one QF for the
-whole image) or to follow a detected double compression.
+graph exported with `--qf-input` takes a QF for every image; 0 asks for the image's own
+prediction (graphs from fbcnn 0.1, without the `fbcnn.qf_input_auto` metadata, do not know
+that: without an override they are run once to read the prediction and again with it).
+A graph exported without `--qf-input` accepts an override only when it equals the graph's
+own prediction (which is what `fbcnn restore` passes for an image restored in one tile);
+any other QF raises ValueError: re-export with `--qf-input` to set the QF, to restore in
+tiles (one QF for the whole image) or to follow a detected double compression.
 """
 
 from __future__ import annotations
@@ -19,24 +22,28 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
-from .checkpoints import CheckpointError
-from .network import FBCNNConfig, network_to_qf
+from .modelfiles import CheckpointError
+from .netconfig import FBCNNConfig, network_to_qf
 
-Outputs = tuple[torch.Tensor, torch.Tensor]
+if TYPE_CHECKING:
+    import torch
+
+    Outputs = tuple[torch.Tensor, torch.Tensor]
+
 OVERRIDE_ATOL = 1e-4  # network units: 0.01 QF
 NO_QF_INPUT = "this ONNX model was exported without --qf-input; re-export it to set the QF"
+QF_AUTO_KEY = "fbcnn.qf_input_auto"  # fbcnn.export writes it
 
 
-def _providers(device: str | torch.device) -> list[str]:
+def _providers(device: Any) -> list[str]:
     import onnxruntime as ort
 
     available = ort.get_available_providers()
-    kind = torch.device(device).type if str(device) != "auto" else "auto"
+    kind = str(device).split(":")[0] if str(device) != "auto" else "auto"
     if kind in ("auto", "cuda") and "CUDAExecutionProvider" in available:
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]
@@ -47,28 +54,45 @@ class OnnxFBCNN:
 
     training = False
 
-    def __init__(self, path: str | Path, device: str | torch.device = "auto") -> None:
+    runs_on_numpy = True  # Restorer feeds it numpy arrays (no torch on this path)
+
+    def __init__(self, path: str | Path, device: Any = "auto", threads: int = 0) -> None:
+        """`threads`: onnxruntime's intra-op threads (0: its default, one per core)."""
         try:
-            import onnxruntime as ort
+            import onnxruntime  # noqa: F401
         except ImportError:
             raise CheckpointError("running .onnx models needs onnxruntime: "
                                   "pip install 'fbcnn[export]'") from None
         self.path = Path(path)
         if not self.path.is_file():
             raise CheckpointError(f"no such model: {self.path}")
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(self.path), sess_options=options,
-                                                providers=_providers(device))
-        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own error types
-            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise CheckpointError(f"cannot load ONNX model {self.path}: {reason}") from None
+        self.device = device
+        self.threads = -1
+        self.set_threads(threads)
         self._check_signature()
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         self.image_name = inputs[0].name
         self.qf_name = inputs[1].name if len(inputs) == 2 else None
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.qf_auto = self.qf_name is not None and meta.get(QF_AUTO_KEY) == "1"
         self.config = self._config(inputs[0].shape, outputs[0].shape)
+
+    def set_threads(self, threads: int) -> None:
+        """(Re)open the session with `threads` intra-op threads (0: one per core)."""
+        if threads == self.threads:
+            return
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.intra_op_num_threads = max(0, int(threads))
+        try:
+            self.session = ort.InferenceSession(str(self.path), sess_options=options,
+                                                providers=_providers(self.device))
+        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own error types
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise CheckpointError(f"cannot load ONNX model {self.path}: {reason}") from None
+        self.threads = threads
 
     def _check_signature(self) -> None:
         """Refuse a graph that is not an `fbcnn export`: inputs image (N, C, H, W) float of
@@ -114,17 +138,13 @@ class OnnxFBCNN:
     def has_qf_input(self) -> bool:
         return self.qf_name is not None
 
-    # The module interface Restorer relies on ----------------------------------------------
+    # .to() / .eval(), as on a torch module -------------------------------------------------
 
     def to(self, *args: Any, **kwargs: Any) -> OnnxFBCNN:
         return self
 
     def eval(self) -> OnnxFBCNN:
         return self
-
-    def __call__(self, x: torch.Tensor,
-                 qf_override: torch.Tensor | float | None = None) -> Outputs:
-        return self.forward(x, qf_override)
 
     def _run(self, x: np.ndarray, qf: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         feed = {self.image_name: x}
@@ -139,37 +159,81 @@ class OnnxFBCNN:
             raise CheckpointError(f"ONNX model {self.path} failed to run: {reason}") from None
         return restored, predicted
 
-    def forward(self, x: torch.Tensor,
-                qf_override: torch.Tensor | float | None = None) -> Outputs:
-        """`(restored, qf)` like `FBCNN.forward`: qf and qf_override in the network's
-        convention (100 - QF) / 100."""
-        image = np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())
+    def release_memory(self) -> None:
+        """Hand the memory onnxruntime's arena keeps between runs back (a tiny run that asks
+        for the arena to shrink), so what comes after a tiled restore does not add to it."""
+        import onnxruntime as ort
+
+        options = ort.RunOptions()
+        options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+        feed = {self.image_name: np.zeros((1, self.config.in_channels, 8, 8), np.float32)}
+        if self.qf_name is not None:
+            feed[self.qf_name] = np.full((1, 1), 50.0, np.float32)
+        try:
+            self.session.run(None, feed, options)
+        except Exception:  # noqa: BLE001, S110 - only an optimisation: keep the memory then
+            pass
+
+    # numpy: what Restorer uses ----------------------------------------------------------
+
+    def run_array(self, image: np.ndarray,
+                  qf_override: np.ndarray | float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """`(restored, qf)` for an (N, C, H, W) float32 array, like `FBCNN.forward`: qf and
+        qf_override in the network's convention (100 - QF) / 100."""
+        image = np.ascontiguousarray(image, dtype=np.float32)
         n = image.shape[0]
         override = None
         if qf_override is not None:
-            value = (qf_override.detach().to("cpu", torch.float32)
-                     if isinstance(qf_override, torch.Tensor)
-                     else torch.tensor(float(qf_override)))
-            override = value.reshape(-1, 1).expand(n, 1).contiguous()
+            override = np.broadcast_to(np.asarray(qf_override, np.float32).reshape(-1, 1),
+                                       (n, 1)).copy()
         if self.qf_name is None:
             restored, predicted = self._run(image, None)
             # Without a qf input the graph can only use its own prediction: an override equal
             # to it (as `fbcnn restore` passes for one-tile images) changes nothing.
-            if override is not None and not np.allclose(override.numpy(), predicted,
+            if override is not None and not np.allclose(override, predicted,
                                                         rtol=0, atol=OVERRIDE_ATOL):
                 raise ValueError(NO_QF_INPUT)
         elif override is not None:
-            restored, predicted = self._run(image, network_to_qf(override).numpy())
+            restored, predicted = self._run(image, network_to_qf(override).astype(np.float32))
+        elif self.qf_auto:
+            restored, predicted = self._run(image, np.zeros((n, 1), np.float32))
         else:
             _, predicted = self._run(image, None)
-            restored, _ = self._run(image, network_to_qf(torch.from_numpy(predicted)).numpy())
+            restored, _ = self._run(image, network_to_qf(predicted).astype(np.float32))
+        return restored, predicted
+
+    def predict_qf_array(self, image: np.ndarray) -> np.ndarray:
+        """(N, 1) predicted QF in the network's convention (runs the whole graph)."""
+        _, predicted = self._run(np.ascontiguousarray(image, dtype=np.float32), None)
+        return predicted
+
+    # torch: the module interface --------------------------------------------------------
+
+    def __call__(self, x: torch.Tensor,
+                 qf_override: torch.Tensor | float | None = None) -> Outputs:
+        return self.forward(x, qf_override)
+
+    def forward(self, x: torch.Tensor,
+                qf_override: torch.Tensor | float | None = None) -> Outputs:
+        """`(restored, qf)` like `FBCNN.forward`: qf and qf_override in the network's
+        convention (100 - QF) / 100."""
+        import torch
+
+        image = x.detach().to("cpu", torch.float32).numpy()
+        override: np.ndarray | float | None = None
+        if isinstance(qf_override, torch.Tensor):
+            override = qf_override.detach().to("cpu", torch.float32).numpy()
+        elif qf_override is not None:
+            override = float(qf_override)
+        restored, predicted = self.run_array(image, override)
         return (torch.from_numpy(restored).to(x.device, x.dtype),
                 torch.from_numpy(predicted).to(x.device, x.dtype))
 
     def predict_qf(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 1) predicted QF in the network's convention (runs the whole graph)."""
-        image = np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())
-        _, predicted = self._run(image, None)
+        import torch
+
+        predicted = self.predict_qf_array(x.detach().to("cpu", torch.float32).numpy())
         return torch.from_numpy(predicted).to(x.device, x.dtype)
 
     def __repr__(self) -> str:

@@ -33,20 +33,33 @@ class ModelSet:
     """The model for each image: a fixed one (`model`), or `color` / `gray` by channels."""
 
     def __init__(self, model: str | None = None, device: str = "auto",
-                 tile: int | None = DEFAULT_TILE, precision: str = "auto") -> None:
+                 tile: int | None = DEFAULT_TILE, precision: str = "auto",
+                 backend: str = "auto") -> None:
         self.fixed = model
         self.device = device
         self.tile = tile
         self.precision = precision
+        self.backend = backend
+        self.threads = 0  # 0: the engine's default (one per core)
         self._loaded: dict[str, Model] = {}
         self._lock = threading.Lock()  # batches restore several images at a time
 
     def get(self, name: str) -> Model:
         with self._lock:
             if name not in self._loaded:
-                self._loaded[name] = load_model(name, device=self.device, tile=self.tile,
-                                                precision=self.precision)
+                model = load_model(name, device=self.device, tile=self.tile,
+                                   precision=self.precision, backend=self.backend)
+                if self.threads:
+                    model.set_threads(self.threads)
+                self._loaded[name] = model
             return self._loaded[name]
+
+    def set_threads(self, threads: int) -> None:
+        """CPU threads per model, for the models loaded and those still to come."""
+        with self._lock:
+            self.threads = threads
+            for model in self._loaded.values():
+                model.set_threads(threads)
 
     def for_image(self, image: LoadedImage) -> Model:
         if self.fixed:

@@ -16,6 +16,9 @@ Works on uint8 arrays (HxWx1 grey or HxWx3 colour); files are imageio's business
   in float (memory grows with the tile size and the image width, not the image area).
 - **Precision.** bf16 autocast where it is fast (CUDA, or a CPU with AMX / AVX512-BF16), fp32
   elsewhere (`precision="auto"`); the blend and the output are always fp32 -> uint8.
+- **Two engines, one path.** The network is a torch module (`fbcnn.network.FBCNN`) or an
+  ONNX graph run by onnxruntime (`fbcnn.onnx_backend.OnnxFBCNN`, numpy in and out: torch is
+  not even imported); everything around it, tiles, QF, blend, projection, is the same code.
 """
 
 from __future__ import annotations
@@ -24,15 +27,16 @@ import math
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import torch
 
 from .consistency import JpegTables, project
-from .device import pick_device, resolve_precision
 from .jpeg import check_qf
-from .network import FBCNNConfig, network_to_qf, qf_to_network
+from .netconfig import FBCNNConfig, network_to_qf, qf_to_network
+
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_TILE = 512
 DEFAULT_OVERLAP = 32
@@ -45,7 +49,9 @@ Progress = Callable[[int, int], None]
 
 
 class Backend(Protocol):
-    """What runs the network: `fbcnn.network.FBCNN` or `fbcnn.onnx_backend.OnnxFBCNN`.
+    """What runs the network: `fbcnn.network.FBCNN` or `fbcnn.onnx_backend.OnnxFBCNN`
+    (whose `runs_on_numpy` makes Restorer call its numpy methods `run_array` and
+    `predict_qf_array` instead, with the same units and shapes).
 
     Both take and return tensors in the network's units: images (N, C, H, W) in [0, 1], the
     QF as (100 - QF) / 100 of shape (N, 1). A backend without a QF input (an ONNX graph
@@ -151,15 +157,37 @@ class Restorer:
         tile = tile or 0
         if 0 < tile < MIN_TILE:
             raise ValueError(f"tile must be 0 (one pass) or at least {MIN_TILE}, got {tile}")
-        self.device = pick_device(device) if isinstance(device, str) else device
-        self.network = network.to(self.device).eval()
-        self.is_torch = isinstance(network, torch.nn.Module)
-        self.channels_last = self.is_torch and self.device.type == "cpu"
-        if self.channels_last:
-            self.network = self.network.to(memory_format=torch.channels_last)
-        self.precision = resolve_precision(precision, self.device) if self.is_torch else "fp32"
+        self.on_numpy = bool(getattr(network, "runs_on_numpy", False))
+        self.is_torch = False  # a torch.nn.Module (else a look-alike: fp32, as it is)
+        self.channels_last = False
+        if self.on_numpy:  # onnxruntime: its own device, fp32
+            self.device: Any = getattr(network, "device", "cpu")
+            self.network = network
+            self.precision = "fp32"
+        else:
+            import torch
+
+            from .device import pick_device, resolve_precision
+
+            self.is_torch = isinstance(network, torch.nn.Module)
+            self.device = pick_device(device) if isinstance(device, str) else device
+            self.network = network.to(self.device).eval()
+            self.channels_last = self.is_torch and self.device.type == "cpu"
+            if self.channels_last:
+                self.network = self.network.to(memory_format=torch.channels_last)
+            self.precision = (resolve_precision(precision, self.device) if self.is_torch
+                              else "fp32")
         self.tile = tile
         self.overlap = overlap
+
+    def set_threads(self, threads: int) -> None:
+        """CPU threads for the network (torch's are per process, onnxruntime's per model)."""
+        if self.on_numpy:
+            self.network.set_threads(threads)  # type: ignore[attr-defined]
+        else:
+            import torch
+
+            torch.set_num_threads(threads)
 
     @property
     def channels(self) -> int:
@@ -170,16 +198,33 @@ class Restorer:
         return bool(getattr(self.network, "has_qf_input", True))
 
     def _tensor(self, pixels: np.ndarray) -> torch.Tensor:
+        import torch
+
         x = torch.from_numpy(np.array(pixels)).permute(2, 0, 1)[None]  # a writable copy
         x = x.to(self.device, torch.float32).div_(255.0)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
-    def _autocast(self) -> Any:
+    def _array(self, pixels: np.ndarray) -> np.ndarray:
+        """uint8 HxWxC -> float32 (1, C, H, W) in [0, 1], what an onnxruntime graph takes."""
+        x = pixels.transpose(2, 0, 1)[None].astype(np.float32)
+        x *= np.float32(1 / 255.0)
+        return x
+
+    def _engine(self) -> Any:
+        """No-grad (and autocast) for a torch network; nothing for onnxruntime."""
+        if self.on_numpy:
+            return nullcontext()
+        import contextlib
+
+        import torch
+
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.inference_mode())
         if self.precision == "bf16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return nullcontext()
+            stack.enter_context(torch.autocast(self.device.type, dtype=torch.bfloat16))
+        return stack
 
     def check(self, pixels: np.ndarray) -> np.ndarray:
         """HxWxC uint8 pixels with this network's channel count (ValueError otherwise)."""
@@ -203,7 +248,6 @@ class Restorer:
         return (len(tile_spans(h, self.tile, self.overlap, grid))
                 * len(tile_spans(w, self.tile, self.overlap, grid)))
 
-    @torch.inference_mode()
     def predict_qf(self, pixels: np.ndarray, grid: int = 8) -> float:
         """The image's QF (1..100) as the network reads it, the same value `restore` uses:
         from the whole image when it is restored in one pass, else the mean over the QF
@@ -212,13 +256,17 @@ class Restorer:
         h, w = pixels.shape[:2]
         boxes = [(0, 0, h, w)] if self.one_pass(h, w) else qf_tile_boxes(h, w, grid)
         values = []
-        with self._autocast():
+        with self._engine():
             for y, x, th, tw in boxes:
-                value = self.network.predict_qf(self._tensor(pixels[y:y + th, x:x + tw]))
-                values.append(float(value.float().mean()))
-        return float(network_to_qf(torch.tensor(float(np.mean(values)))))
+                part = pixels[y:y + th, x:x + tw]
+                if self.on_numpy:
+                    value = self.network.predict_qf_array(self._array(part))  # type: ignore[attr-defined]
+                    values.append(float(np.mean(value)))
+                else:
+                    value = self.network.predict_qf(self._tensor(part))
+                    values.append(float(value.float().mean()))
+        return float(network_to_qf(np.float32(np.mean(values))))
 
-    @torch.inference_mode()
     def restore(self, pixels: np.ndarray, qf: float | None = None, grid: int = 8,
                 progress: Progress | None = None, tables: JpegTables | None = None,
                 predicted_qf: float | None = None) -> RestoreOutput:
@@ -239,7 +287,8 @@ class Restorer:
             # without an override the pass reads the QF itself: the same value as
             # predict_qf (same input, same encoder), so callers that read it first get
             # exactly the pixels of those that did not
-            restored, own = self._run(pixels, qf)
+            with self._engine():
+                restored, own = self._run(pixels, qf)
             predicted = own if predicted_qf is None else predicted_qf
             out = RestoreOutput(_to_uint8(restored), predicted,
                                 predicted if qf is None else qf)
@@ -247,8 +296,11 @@ class Restorer:
             if predicted_qf is None:
                 predicted_qf = self.predict_qf(pixels, grid)
             used = predicted_qf if qf is None else qf
-            out = RestoreOutput(self._restore_tiled(pixels, used, grid, progress),
-                                predicted_qf, used)
+            with self._engine():
+                tiled = self._restore_tiled(pixels, used, grid, progress)
+            out = RestoreOutput(tiled, predicted_qf, used)
+            if self.on_numpy:  # onnxruntime keeps its arena: shrink it first
+                self.network.release_memory()  # type: ignore[attr-defined]
             _release_free_memory()  # the tiles' activations, before the projection
         if progress and self.one_pass(h, w):
             progress(1, 1)
@@ -256,16 +308,20 @@ class Restorer:
             out.pixels = project(out.pixels, pixels, tables)
         return out
 
-    def _run(self, tile: np.ndarray, qf: float | None) -> tuple[torch.Tensor, float]:
-        """The network on one uint8 tile: the restored float tensor (1, C, H, W) and the
-        QF it read (1..100); `qf` (1..100) is fed to the decoder when given."""
-        x = self._tensor(tile)
-        override = None
-        if qf is not None and self.has_qf_input:
-            override = torch.tensor([[qf_to_network(float(qf))]], device=self.device)
-        with self._autocast():
-            out, predicted = self.network(x, override)
-        return out.float(), float(network_to_qf(predicted.float()).mean())
+    def _run(self, tile: np.ndarray, qf: float | None) -> tuple[np.ndarray, float]:
+        """The network on one uint8 tile (inside `_engine()`): the restored image, float32
+        H x W x C in the network's [0, 1] scale (not clamped), and the QF it read (1..100);
+        `qf` (1..100) is fed to the decoder when given."""
+        wanted = qf_to_network(float(qf)) if qf is not None and self.has_qf_input else None
+        if self.on_numpy:
+            out, predicted = self.network.run_array(self._array(tile), wanted)  # type: ignore[attr-defined]
+            return out[0].transpose(1, 2, 0), float(np.mean(network_to_qf(predicted)))
+        import torch
+
+        override = None if wanted is None else torch.tensor([[wanted]], device=self.device)
+        restored, read = self.network(self._tensor(tile), override)
+        out = restored[0].float().permute(1, 2, 0).cpu().numpy()
+        return out, float(network_to_qf(read.float()).mean())
 
     def _restore_tiled(self, pixels: np.ndarray, qf: float, grid: int,
                        progress: Progress | None) -> np.ndarray:
@@ -288,7 +344,8 @@ class Restorer:
             wy = _ramp(y1 - y0, self.overlap, y0 == 0, y1 >= h)
             for x0, x1 in cols:
                 out, _ = self._run(pixels[y0:y1, x0:x1], tile_qf)
-                tile = out[0].clamp_(0, 1).mul_(255).permute(1, 2, 0).cpu().numpy()
+                tile = np.clip(out, 0, 1)
+                tile *= 255
                 wx = _ramp(x1 - x0, self.overlap, x0 == 0, x1 >= w)
                 wt = (wy[:, None] * wx[None, :])[:, :, None]
                 acc[:, x0:x1] += tile * wt
@@ -313,5 +370,8 @@ def _release_free_memory() -> None:
         pass
 
 
-def _to_uint8(out: torch.Tensor) -> np.ndarray:
-    return out[0].clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+def _to_uint8(out: np.ndarray) -> np.ndarray:
+    """float32 H x W x C in [0, 1] (not clamped) -> uint8, rounding half to even."""
+    scaled = np.clip(out, 0, 1)
+    scaled *= 255
+    return np.round(scaled).astype(np.uint8)

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from conftest import tiny_network
 from PIL import Image
 
-import fbcnn.checkpoints as checkpoints
+import fbcnn.modelfiles as modelfiles
 from fbcnn.checkpoints import save_network
 from fbcnn.cli import main
 
@@ -58,7 +58,7 @@ def models(tmp_path, monkeypatch, screenshot_mode) -> None:
     weights.mkdir()
     save_network(tiny_network(3), weights / "color.safetensors")
     save_network(tiny_network(1), weights / "gray.safetensors")
-    monkeypatch.setattr(checkpoints, "WEIGHTS_DIR", weights)
+    monkeypatch.setattr(modelfiles, "WEIGHTS_DIR", weights)
 
 
 @pytest.fixture

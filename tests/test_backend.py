@@ -1,0 +1,150 @@
+"""The onnxruntime backend: when `auto` picks it, its graph cache, and that it restores what
+torch restores, without importing torch."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import make_photo, tiny_network
+from PIL import Image
+
+import fbcnn.backend as backend
+from fbcnn.checkpoints import save_network
+from fbcnn.model import load_model
+from fbcnn.modelfiles import CheckpointError
+
+needs_onnx = pytest.mark.skipif(not backend.onnxruntime_installed(),
+                                reason="needs onnxruntime and onnx")
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch) -> Path:
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("FBCNN_CACHE_DIR", str(folder))
+    monkeypatch.delenv("FBCNN_BACKEND", raising=False)
+    return folder
+
+
+def test_auto_picks_onnxruntime_for_fp32_on_the_cpu_only(monkeypatch):
+    import fbcnn.device as device
+
+    monkeypatch.delenv("FBCNN_BACKEND", raising=False)
+    monkeypatch.setattr(backend, "onnxruntime_installed", lambda: True)
+    monkeypatch.setattr(backend, "_may_have_gpu", lambda: False)
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: False)
+    choose = backend.choose_backend
+    assert choose("auto", "auto", "auto") == "onnx"
+    assert choose("auto", "cpu", "fp32") == "onnx"
+    assert choose("auto", "cpu", "bf16") == "torch"
+    assert choose("auto", "cuda", "auto") == "torch"
+    assert choose("torch", "cpu", "fp32") == "torch"
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)  # AMX: torch bf16
+    assert choose("auto", "cpu", "auto") == "torch"
+    assert choose("auto", "cpu", "fp32") == "onnx"
+    monkeypatch.setattr(backend, "_may_have_gpu", lambda: True)
+    assert choose("auto", "auto", "fp32") == "torch"
+    assert choose("auto", "cpu", "fp32") == "onnx"
+    monkeypatch.setattr(backend, "onnxruntime_installed", lambda: False)
+    assert choose("auto", "cpu", "fp32") == "torch"
+    with pytest.raises(ValueError, match="needs onnxruntime"):
+        choose("onnx", "cpu", "fp32")
+    monkeypatch.setattr(backend, "onnxruntime_installed", lambda: True)
+    with pytest.raises(ValueError, match="CPU in fp32"):
+        choose("onnx", "cuda", "auto")
+    with pytest.raises(ValueError, match="backend must be"):
+        choose("tensorflow", "cpu", "auto")
+    monkeypatch.setenv("FBCNN_BACKEND", "torch")
+    assert choose("auto", "cpu", "fp32") == "torch"
+    monkeypatch.setenv("FBCNN_BACKEND", "bogus")
+    with pytest.raises(ValueError, match="FBCNN_BACKEND"):
+        choose("auto", "cpu", "fp32")
+
+
+@needs_onnx
+def test_the_graph_is_exported_once_per_weights_file(tmp_path, cache, monkeypatch):
+    import fbcnn.export as export
+
+    first, second = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    save_network(tiny_network(3, seed=0), first)
+    save_network(tiny_network(3, seed=1), second)
+    calls = []
+    real = export.export_model
+    monkeypatch.setattr(export, "export_model",
+                        lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    graph = backend.cached_graph(first)
+    assert graph.is_file() and graph.parent.parent == cache and calls == [first]
+    assert backend.cached_graph(first) == graph and calls == [first]  # from the cache
+    other = backend.cached_graph(second)  # other weights, other graph
+    assert other != graph and calls == [first, second]
+    save_network(tiny_network(3, seed=2), first)  # the file changes: a new graph
+    assert backend.cached_graph(first) not in (graph, other) and len(calls) == 3
+    assert not list(cache.rglob("*.tmp"))
+
+
+@needs_onnx
+@pytest.mark.parametrize("channels", [1, 3], ids=["grey", "colour"])
+def test_onnxruntime_restores_what_torch_restores(tmp_path, cache, channels):
+    weights = tmp_path / "tiny.safetensors"
+    save_network(tiny_network(channels), weights)
+    fast = load_model(weights, backend="onnx", tile=64)
+    slow = load_model(weights, backend="torch", device="cpu", tile=64)
+    assert (fast.backend, slow.backend) == ("onnx", "torch")
+    small = make_photo(40, 56, channels=channels)  # one pass
+    large = make_photo(150, 170, channels=channels, seed=3)  # 3 x 3 tiles
+    for pixels in (small, large):
+        for qf in (None, 20, 90):
+            a, b = slow.restore_array(pixels, qf=qf), fast.restore_array(pixels, qf=qf)
+            assert np.abs(a.image.astype(int) - b.image.astype(int)).max() <= 1
+            assert abs(a.predicted_qf - b.predicted_qf) < 0.01
+            assert abs(a.used_qf - b.used_qf) < 0.01
+    # the QF input works in the graph: a different QF, a different image
+    assert not np.array_equal(fast.restore_array(large, qf=10).image,
+                              fast.restore_array(large, qf=90).image)
+    fast.set_threads(1)
+    assert fast.network.threads == 1
+    assert np.abs(fast.restore_array(small).image.astype(int)
+                  - slow.restore_array(small).image.astype(int)).max() <= 1
+
+
+@needs_onnx
+def test_a_cache_that_cannot_be_written_falls_back_to_torch(tmp_path, monkeypatch):
+    weights = tmp_path / "tiny.safetensors"
+    save_network(tiny_network(3), weights)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder would go")
+    monkeypatch.setenv("FBCNN_CACHE_DIR", str(blocker))
+    monkeypatch.delenv("FBCNN_BACKEND", raising=False)
+    assert load_model(weights, device="cpu", precision="fp32").backend == "torch"
+    with pytest.raises(CheckpointError, match="cannot run .* in onnxruntime"):
+        load_model(weights, backend="onnx")
+
+
+@needs_onnx
+def test_a_restore_through_onnxruntime_never_imports_torch(tmp_path, cache):
+    weights = tmp_path / "tiny.safetensors"
+    save_network(tiny_network(3), weights)
+    backend.cached_graph(weights)  # what the first run does
+    photo = tmp_path / "photo.jpg"
+    Image.fromarray(make_photo(48, 64)).save(photo, quality=30)
+    # fp32 on the CPU: what `auto` means on a CPU without native bf16, and onnxruntime's
+    args = ["restore", str(photo), "-o", str(tmp_path / "out"), "--model", str(weights),
+            "--device", "cpu", "--precision", "fp32"]
+    code = ("import sys\n"
+            "from fbcnn.cli import main\n"
+            "try:\n"
+            f"    main({args!r})\n"
+            "except SystemExit as e:\n"
+            "    assert not e.code, e.code\n"
+            "print('torch' in sys.modules)\n")
+    env = {**os.environ, "FBCNN_CACHE_DIR": str(cache)}
+    env.pop("FBCNN_BACKEND", None)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "False"
+    assert (tmp_path / "out" / "photo.png").is_file()
