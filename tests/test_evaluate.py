@@ -170,3 +170,20 @@ def test_format_table(data_dir):
     assert lines[3].startswith("10 ")
     assert f"{jpeg['psnr']:.2f}|{jpeg['ssim']:.3f}|{jpeg['psnrb']:.2f}" in lines[3]
     assert lines[4].startswith("10:30")
+
+
+def test_both_engines_measure_the_same(data_dir, tmp_path, monkeypatch):
+    from fbcnn.backend import onnxruntime_installed
+
+    if not onnxruntime_installed():
+        pytest.skip("needs onnxruntime and onnx")
+    monkeypatch.setenv("FBCNN_CACHE_DIR", str(tmp_path / "cache"))
+    path = tmp_path / "tiny.safetensors"
+    save_network(tiny_model(3), path)
+    runs = {b: evaluate(data_dir, str(path), qfs=(10, 90), progress=False, device="cpu",
+                        precision="fp32", backend=b) for b in ("torch", "onnx")}
+    assert [runs[b]["backend"] for b in runs] == ["torch", "onnx"]
+    for a, b in zip(runs["torch"]["rows"], runs["onnx"]["rows"], strict=True):
+        assert a["jpeg"] == b["jpeg"]
+        assert abs(a["restored"]["psnr"] - b["restored"]["psnr"]) < 0.01
+        assert abs(a["predicted_qf"] - b["predicted_qf"]) < 0.01

@@ -391,10 +391,11 @@ def parse_shift(value: str) -> tuple[int, int]:
 @PRECISION_OPTION
 @click.option("--consistency", type=click.Choice(["on", "off"]), default="on", show_default=True,
               help="JPEG consistency, as fbcnn restore (off: the network's output alone).")
+@BACKEND_OPTION
 def evaluate(data: str, gray: bool, qf_text: str | None, double_text: str | None,
              shift_text: str, model: str | None, correction: str, qf_input_text: str,
              limit: int | None, json_path: str | None, device: str, precision: str,
-             consistency: str) -> None:
+             consistency: str, backend: str) -> None:
     """Degrade clean images with JPEG, restore them, and print PSNR | SSIM | PSNR-B."""
     from .evaluate import evaluate as run_evaluation
     from .evaluate import format_table
@@ -409,7 +410,7 @@ def evaluate(data: str, gray: bool, qf_text: str | None, double_text: str | None
                                 correction=correction,
                                 qf_input=None if qf_input is None else int(qf_input),
                                 limit=limit, device=device, precision=precision,
-                                consistency=consistency == "on")
+                                consistency=consistency == "on", backend=backend)
     except ValueError as e:
         raise click.ClickException(str(e).splitlines()[0]) from None
     click.echo(format_table(result))

@@ -131,15 +131,15 @@ def load_clean(path: Path, gray: bool) -> np.ndarray:
 
 
 def _as_restorer(model: Restorer | FBCNN | str | Path, device: str,
-                 precision: str) -> tuple[Restorer, str]:
+                 precision: str, backend: str = "auto") -> tuple[Restorer, str]:
     if isinstance(model, Restorer):
         return model, "network"
     if isinstance(model, FBCNN):
         return Restorer(model, device=device, precision=precision), "network"
-    from .checkpoints import load_network, resolve_model
+    from .model import load_model  # the engine `fbcnn restore` would pick (fbcnn.backend)
 
-    loaded = load_network(resolve_model(model))
-    return Restorer(loaded.network, device=device, precision=precision), str(model)
+    loaded = load_model(model, device=device, precision=precision, backend=backend)
+    return loaded.restorer, str(model)
 
 
 def _dominant_qf(degraded: np.ndarray, last_qf: int, predicted_qf: float) -> float | None:
@@ -159,7 +159,8 @@ def evaluate(data_dir: str | Path, restorer_or_network: Restorer | FBCNN | str |
              shift: tuple[int, int] = PAPER_SHIFT, correction: str = "none",
              qf_input: int | None = None, limit: int | None = None, progress: bool = True,
              model_name: str | None = None, device: str = "auto",
-             consistency: bool = True, precision: str = "auto") -> dict:
+             consistency: bool = True, precision: str = "auto",
+             backend: str = "auto") -> dict:
     """Evaluate a model on a folder of clean images; returns a JSON-ready dict.
 
     `restorer_or_network`: a Restorer, an FBCNN network, or a model name/path.
@@ -169,7 +170,8 @@ def evaluate(data_dir: str | Path, restorer_or_network: Restorer | FBCNN | str |
     dominant QF; `qf_input` feeds that QF instead (exclusive with 'dominant').
     `consistency`: keep results inside the JPEG's quantisation cells, as `fbcnn restore`
     does by default (the tables are the last compression's, 4:2:0 for colour).
-    `precision`: 'auto', 'fp32' or 'bf16' (as `fbcnn restore --precision`).
+    `precision`: 'auto', 'fp32' or 'bf16' (as `fbcnn restore --precision`); `backend`:
+    'auto', 'torch' or 'onnx' (as `fbcnn restore --backend`), for a model name or path.
 
     Shape: {"dataset", "gray", "model", "correction", "rows": [{"qf", "qf2", "shift",
     "jpeg": {psnr, ssim, psnrb}, "restored": {...}, "predicted_qf", "per_image": [{"name",
@@ -186,7 +188,7 @@ def evaluate(data_dir: str | Path, restorer_or_network: Restorer | FBCNN | str |
     if not settings:
         raise ValueError("nothing to evaluate: give single QFs or double (QF1, QF2) pairs")
     files = list_images(data_dir, limit)
-    restorer, default_name = _as_restorer(restorer_or_network, device, precision)
+    restorer, default_name = _as_restorer(restorer_or_network, device, precision, backend)
     channels = restorer.channels
     if gray is None:
         gray = channels == 1
@@ -245,6 +247,7 @@ def evaluate(data_dir: str | Path, restorer_or_network: Restorer | FBCNN | str |
         "qf_input": qf_input,
         "consistency": consistency,
         "precision": restorer.precision,
+        "backend": "onnx" if restorer.on_numpy else "torch",
         "images": len(files),
         "seconds": round(time.perf_counter() - start, 2),
         "rows": rows,
