@@ -165,7 +165,7 @@ def _physical_cores() -> int:
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Ray actors, each loading the model once [default: CPUs / threads].")
 @click.option("--threads-per-worker", type=click.IntRange(min=1), default=None,
-              help="torch threads (and Ray CPUs) per actor [default: 1].")
+              help="Network threads (and Ray CPUs) per actor [default: 1].")
 @click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=None,
               help="GPUs per actor, e.g. 1 [default: 0].")
 def restore(inputs: tuple[str, ...], outdir: str | None, model: str | None, qf_text: str,
@@ -257,7 +257,7 @@ def _tile_bar(path: Path) -> Callable[[int, int], None]:
 def _restore_batch(inputs: tuple[str, ...], outdir: str | None, recursive: bool,
                    models: ModelSet, options: RestoreOptions, jobs: int = 1) -> int:
     """Restore every input, a line each, `jobs` images at a time (threads sharing the
-    models; torch's threads are split between them); returns the number that failed."""
+    models; the network's threads are split between them); returns the number that failed."""
     import threading
     import time
     from concurrent.futures import ThreadPoolExecutor

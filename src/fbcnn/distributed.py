@@ -473,7 +473,7 @@ def restore_many(inputs: Sequence[str | Path], outdir: str | Path | None = None,
     file (its `report`, or its one-line `error`), in input order.
 
     engine: "local" (this process, one file at a time; `threads_per_worker` then sets torch's
-    threads here) or "ray" (`workers` actors of `threads_per_worker` torch threads and
+    threads here) or "ray" (`workers` actors of `threads_per_worker` network threads and
     `gpus_per_worker` GPUs each; Ray at `address` ("auto", "ray://host:port"), or a local
     instance started and stopped here; an already connected Ray is used as it is).
     `options`: the fields of `pipeline.RestoreOptions` (qf, sweep, double, consistency,
