@@ -101,6 +101,7 @@ class Job:
             "correction": self.correction,
             "limit": self.limit,
             "consistency": True,
+            "qf_read_at": "training patch size",  # fbcnn.restore, since 2026-11-28
         }
 
     def command(self, json_path: Path) -> str:
@@ -174,9 +175,11 @@ def write_json(path: Path, data: dict) -> None:
 
 def run_job(job: Job, loaded: checkpoints.LoadedNetwork, json_path: Path,
             device: str) -> dict:
-    result = evaluate(job.data, loaded.network, gray=job.gray, qfs=job.qfs, double=job.double,
-                      shift=SHIFT, correction=job.correction, limit=job.limit,
-                      model_name=job.label, device=device)
+    # by the weights file, as `fbcnn evaluate --model` and `fbcnn restore` load it: the
+    # engine `fbcnn.backend` picks and the QF read at the training patch size
+    result = evaluate(job.data, str(checkpoints.resolve_model(job.model)), gray=job.gray,
+                      qfs=job.qfs, double=job.double, shift=SHIFT, correction=job.correction,
+                      limit=job.limit, model_name=job.label, device=device)
     network = loaded.network
     result.update({
         "settings": job.settings(),

@@ -148,3 +148,23 @@ def test_a_restore_through_onnxruntime_never_imports_torch(tmp_path, cache):
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "False"
     assert (tmp_path / "out" / "photo.png").is_file()
+
+
+def test_the_qf_is_read_at_the_last_training_stage_patch_size(tmp_path, cache):
+    import json
+
+    from fbcnn.modelfiles import training_patch_size
+
+    stages = [{"config": {"data": {"patch_size": 96}}}, {"config": {"data": {"patch_size": 48}}}]
+    trained, plain, odd = (tmp_path / f"{n}.safetensors" for n in ("trained", "plain", "odd"))
+    save_network(tiny_network(3), trained, metadata={"fbcnn.provenance": json.dumps(stages)})
+    save_network(tiny_network(3), plain)
+    save_network(tiny_network(3), odd, metadata={"fbcnn.provenance": "[{\"config\": 3}]"})
+    assert training_patch_size(trained) == 48  # the last stage's
+    assert training_patch_size(plain) is None and training_patch_size(odd) is None
+    assert training_patch_size(tmp_path / "published.pth") is None
+    for engine in ("torch",) + (("onnx",) if backend.onnxruntime_installed() else ()):
+        model = load_model(trained, backend=engine, device="cpu", precision="fp32")
+        assert model.restorer.qf_tile == 48
+        assert all((h, w) == (48, 48) for _, _, h, w in model.restorer.qf_boxes(200, 300))
+        assert load_model(plain, backend=engine, device="cpu").restorer.qf_tile is None

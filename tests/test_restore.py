@@ -52,6 +52,33 @@ def test_tiled_qf_reading_does_not_depend_on_the_tile_size() -> None:
     assert qf_tile_boxes(200, 100, 8) == [(0, 0, 200, 100)]  # small: the whole image
 
 
+def test_qf_read_at_the_training_patch_size_over_windows() -> None:
+    import torch
+
+    from fbcnn.network import network_to_qf
+
+    image = compress(make_photo(300, 420), 30)
+    net = tiny_network()
+    restorers = {t: Restorer(net, device="cpu", tile=t, qf_tile=64) for t in (0, 96, 512)}
+    readings = {t: r.predict_qf(image, 16) for t, r in restorers.items()}
+    assert len(set(readings.values())) == 1  # one pass or tiles: the same windows
+    boxes = restorers[0].qf_boxes(300, 420, 16)
+    assert 8 <= len(boxes) <= 64 and all((h, w) == (64, 64) for _, _, h, w in boxes)
+    assert all(y % 16 == 0 and x % 16 == 0 for y, x, _, _ in boxes)
+    with torch.no_grad():  # the mean of the decoupler over those windows, one at a time
+        values = [float(net.predict_qf(torch.from_numpy(image[y:y + h, x:x + w].copy())
+                                       .permute(2, 0, 1)[None].float() / 255))
+                  for y, x, h, w in boxes]
+    assert readings[0] == pytest.approx(float(network_to_qf(np.mean(values))), abs=1e-3)
+    # ... which is not what the whole image reads, and what the restore feeds
+    assert readings[0] != pytest.approx(Restorer(net, device="cpu", tile=0).predict_qf(image))
+    for tile, restorer in restorers.items():
+        out = restorer.restore(image, grid=16)
+        assert out.predicted_qf == out.used_qf == readings[tile]
+    with pytest.raises(ValueError, match="qf_tile"):
+        Restorer(net, device="cpu", qf_tile=4)
+
+
 def test_tile_below_minimum_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 64"):
         Restorer(tiny_network(), device="cpu", tile=16)

@@ -248,6 +248,7 @@ def evaluate(data_dir: str | Path, restorer_or_network: Restorer | FBCNN | str |
         "consistency": consistency,
         "precision": restorer.precision,
         "backend": "onnx" if restorer.on_numpy else "torch",
+        "qf_tile": restorer.qf_tile,
         "images": len(files),
         "seconds": round(time.perf_counter() - start, 2),
         "rows": rows,

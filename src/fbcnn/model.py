@@ -12,7 +12,7 @@ from PIL import Image
 
 from .consistency import JpegTables
 from .jpeg import grid_multiple, subsampling_of
-from .modelfiles import NAMED_MODELS, resolve_model
+from .modelfiles import NAMED_MODELS, resolve_model, training_patch_size
 from .restore import DEFAULT_TILE, Backend, Progress, Restorer
 
 API_MODES = ("L", "LA", "RGB", "RGBA")
@@ -33,9 +33,13 @@ class Model:
     returns `(restored, qf)`."""
 
     def __init__(self, network: Backend, name: str = "model", device: str = "auto",
-                 tile: int | None = DEFAULT_TILE, precision: str = "auto") -> None:
+                 tile: int | None = DEFAULT_TILE, precision: str = "auto",
+                 qf_tile: int | None = None) -> None:
+        """`qf_tile`: the window side the QF is read at (see `fbcnn.restore`); `load_model`
+        takes it from the weights' provenance."""
         self.name = name
-        self.restorer = Restorer(network, device=device, tile=tile, precision=precision)
+        self.restorer = Restorer(network, device=device, tile=tile, precision=precision,
+                                 qf_tile=qf_tile)
         self.network = self.restorer.network
 
     @property
@@ -127,6 +131,7 @@ def load_model(name_or_path: str | Path = "color", device: str = "auto",
     if path.suffix.lower() == ".onnx":  # an `fbcnn export --format onnx` file: onnxruntime
         return Model(OnnxFBCNN(path, device=device), name=name, device=device, tile=tile)
     chosen = choose_backend(backend, device, precision)
+    qf_tile = training_patch_size(path)  # the QF is read at the size the model learned on
     if chosen == "onnx":
         try:
             graph = cached_graph(path)
@@ -140,8 +145,9 @@ def load_model(name_or_path: str | Path = "color", device: str = "auto",
             # no cache to write, or no export of this file: torch, as before (a bad
             # checkpoint then fails below with its own message)
         else:
-            return Model(network, name=name, device="cpu", tile=tile)
+            return Model(network, name=name, device="cpu", tile=tile, qf_tile=qf_tile)
     from .checkpoints import load_network
 
     loaded = load_network(path)
-    return Model(loaded.network, name=name, device=device, tile=tile, precision=precision)
+    return Model(loaded.network, name=name, device=device, tile=tile, precision=precision,
+                 qf_tile=qf_tile)

@@ -45,3 +45,25 @@ def resolve_model(name_or_path: str | Path) -> Path:
 
 def available_models() -> list[str]:
     return [n for n in NAMED_MODELS if named_model_path(n).is_file()]
+
+
+def training_patch_size(path: str | Path) -> int | None:
+    """The patch size of the last training stage recorded in a safetensors file's provenance
+    (`fbcnn.provenance`, written by `fbcnn train`): the size at which its QF decoupler reads
+    best. None for files without it (published checkpoints, other formats). Reads the
+    header only (no torch, no tensors)."""
+    import json
+
+    path = Path(path)
+    if path.suffix.lower() != ".safetensors":
+        return None
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="np") as f:
+            metadata = f.metadata() or {}
+        stages = json.loads(metadata.get("fbcnn.provenance", "[]"))
+        size = stages[-1]["config"]["data"]["patch_size"]
+    except Exception:  # noqa: BLE001 - any unreadable or foreign header: no size
+        return None
+    return int(size) if isinstance(size, int) and 8 <= size <= 4096 else None

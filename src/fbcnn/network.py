@@ -50,9 +50,10 @@ class QFAttention(nn.Module):
                                  conv3x3(channels, channels))
 
     def forward(self, x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
-        gamma = gamma.unsqueeze(-1).unsqueeze(-1)
-        beta = beta.unsqueeze(-1).unsqueeze(-1)
-        return x + gamma * self.res(x) + beta
+        body = self.res(x)
+        gamma = gamma.to(body.dtype).unsqueeze(-1).unsqueeze(-1)
+        beta = beta.to(body.dtype).unsqueeze(-1).unsqueeze(-1)
+        return x + gamma * body + beta
 
 
 def down_stage(c_in: int, c_out: int, blocks: int) -> nn.Sequential:
@@ -143,16 +144,24 @@ class FBCNN(nn.Module):
         x4 = self.m_down3(x3)
         return x1, x2, x3, x4, self.m_body_encoder(x4)
 
+    def read_qf(self, encoded: torch.Tensor) -> torch.Tensor:
+        """The QF decoupler on the encoder's features. Its pooling and MLP run in fp32 even
+        under bf16 autocast: a bf16 sigmoid near 1 can only say QF in steps of 0.4."""
+        blocks = self.config.blocks
+        features = self.qf_pred[:blocks](encoded)
+        with torch.autocast(features.device.type, enabled=False):
+            return self.qf_pred[blocks:](features.float())
+
     def predict_qf(self, x: torch.Tensor) -> torch.Tensor:
         """The decoupler alone: (N, 1) in the network's convention, half the cost of forward."""
-        return self.qf_pred(self.encode(self.pad_to_grid(x))[-1])
+        return self.read_qf(self.encode(self.pad_to_grid(x))[-1])
 
     def forward(self, x: torch.Tensor, qf_override: torch.Tensor | float | None = None,
                 detach_qf: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         h, w = x.shape[-2], x.shape[-1]
         padded = self.pad_to_grid(x)
         x1, x2, x3, x4, encoded = self.encode(padded)
-        qf = self.qf_pred(encoded)
+        qf = self.read_qf(encoded)
         decoded = self.m_body_decoder(encoded)
 
         # detach_qf (training): the decoder follows the estimate, the image loss does not
@@ -163,12 +172,17 @@ class FBCNN(nn.Module):
         qf_in = qf_in.reshape(-1, 1).to(qf.dtype).expand(qf.shape[0], 1)
         if qf_override is not None and isinstance(qf_override, torch.Tensor):
             qf_in = torch.where(torch.isnan(qf_in), qf, qf_in)  # NaN: this image's own QF
-        embedding = self.qf_embed(qf_in)
+        # the QF's MLPs in fp32 under autocast too (bf16 holds a QF near 100 in 0.4 steps);
+        # gamma and beta then take the features' precision
+        with torch.autocast(qf_in.device.type, enabled=False):
+            embedding = self.qf_embed(qf_in.float())
+            gb = [(self.to_gamma_3(embedding), self.to_beta_3(embedding)),
+                  (self.to_gamma_2(embedding), self.to_beta_2(embedding)),
+                  (self.to_gamma_1(embedding), self.to_beta_1(embedding))]
 
-        d = run_up_stage(self.m_up3, decoded + x4,
-                         self.to_gamma_3(embedding), self.to_beta_3(embedding))
-        d = run_up_stage(self.m_up2, d + x3, self.to_gamma_2(embedding), self.to_beta_2(embedding))
-        d = run_up_stage(self.m_up1, d + x2, self.to_gamma_1(embedding), self.to_beta_1(embedding))
+        d = run_up_stage(self.m_up3, decoded + x4, *gb[0])
+        d = run_up_stage(self.m_up2, d + x3, *gb[1])
+        d = run_up_stage(self.m_up1, d + x2, *gb[2])
         out = self.m_tail(d + x1)
         if self.config.global_residual:
             out = out + padded

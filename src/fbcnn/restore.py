@@ -4,10 +4,14 @@ Works on uint8 arrays (HxWx1 grey or HxWx3 colour); files are imageio's business
 
     pixels -> QF (one global value) -> tiles on the JPEG grid -> network -> blend -> pixels
 
-- **One global QF.** An image restored in one pass reads its QF in that same pass. An image
-  restored in tiles reads it first from a few QF tiles of their own size (`QF_TILE`, spread
-  over the image, about 4% of its area, encoder only), so the reading never depends on the
-  restoration tile size, and costs a few percent of the restore. Every tile gets that QF.
+- **One global QF.** A model that knows the patch size its last training stage saw
+  (`qf_tile`, from the weights' provenance) reads the QF as the mean of its decoupler over
+  windows of that size, spread over the image (`qf_tile_boxes`: about 4% of a large
+  image, at least 8 windows): the decoupler reads best at the size it learned on (whole
+  photos read up to 5 QF low or high), and the reading never depends on the restoration
+  tile size. Without it (published checkpoints, graphs without a QF input) an image
+  restored in one pass reads its QF in that same pass, and an image restored in tiles from
+  a few 256-pixel QF tiles (`QF_TILE`). Every tile gets that one QF.
 - **Balanced tiles.** Images with a side longer than `tile` are cut into as few tiles as fit,
   of nearly equal size, whose corners sit on the JPEG block grid (so every tile sees its 8x8
   blocks where they are), overlapping by `overlap` pixels and blended with linear ramps.
@@ -44,6 +48,8 @@ MIN_TILE = 64
 QF_TILE = 256  # side of the tiles the global QF is read from (own size, not `tile`)
 QF_TILE_SHARE = 0.04  # share of the image's area the QF tiles cover, at most ...
 QF_TILES_MIN, QF_TILES_MAX = 2, 16  # ... within these counts
+QF_WINDOWS_MIN, QF_WINDOWS_MAX = 8, 64  # counts of training-size QF windows (`qf_tile`)
+QF_BATCH = 16  # QF windows per network call
 
 Progress = Callable[[int, int], None]
 
@@ -111,15 +117,17 @@ def tile_starts(length: int, tile: int, overlap: int, grid: int) -> list[int]:
     return [s for s, _ in tile_spans(length, tile, overlap, grid)]
 
 
-def qf_tile_boxes(h: int, w: int, grid: int) -> list[tuple[int, int, int, int]]:
-    """(y, x, th, tw) of the tiles the global QF is read from: QF_TILE-sized tiles on the
+def qf_tile_boxes(h: int, w: int, grid: int, side: int = QF_TILE, least: int = QF_TILES_MIN,
+                  most: int = QF_TILES_MAX) -> list[tuple[int, int, int, int]]:
+    """(y, x, th, tw) of the tiles the global QF is read from: `side`-sized tiles on the
     block grid, spread evenly over the image, covering about QF_TILE_SHARE of it (within
-    QF_TILES_MIN..QF_TILES_MAX tiles); the whole image when it is that small."""
-    th, tw = min(QF_TILE, h), min(QF_TILE, w)
+    `least`..`most` tiles, fewer when the image has no room for them apart); the whole
+    image when it is that small."""
+    th, tw = min(side, h), min(side, w)
     if th == h and tw == w:
         return [(0, 0, h, w)]
     wanted = round(QF_TILE_SHARE * h * w / (th * tw))
-    count = min(QF_TILES_MAX, max(QF_TILES_MIN, wanted))
+    count = min(most, max(least, wanted))
     rows = max(1, min(round(math.sqrt(count * h / w)), count))
     cols = max(1, math.ceil(count / rows))
 
@@ -153,10 +161,12 @@ class Restorer:
 
     def __init__(self, network: Backend, device: str | torch.device = "auto",
                  tile: int | None = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP,
-                 precision: str = "auto") -> None:
+                 precision: str = "auto", qf_tile: int | None = None) -> None:
         tile = tile or 0
         if 0 < tile < MIN_TILE:
             raise ValueError(f"tile must be 0 (one pass) or at least {MIN_TILE}, got {tile}")
+        if qf_tile is not None and not 8 <= qf_tile <= 4096:
+            raise ValueError(f"qf_tile must be 8..4096 pixels, got {qf_tile}")
         self.on_numpy = bool(getattr(network, "runs_on_numpy", False))
         self.is_torch = False  # a torch.nn.Module (else a look-alike: fp32, as it is)
         self.channels_last = False
@@ -179,6 +189,8 @@ class Restorer:
                               else "fp32")
         self.tile = tile
         self.overlap = overlap
+        # windows of the last training stage's patch size (None: the image, or QF_TILE tiles)
+        self.qf_tile = qf_tile if self.has_qf_input else None
 
     def set_threads(self, threads: int) -> None:
         """CPU threads for the network (torch's are per process, onnxruntime's per model)."""
@@ -201,6 +213,16 @@ class Restorer:
         import torch
 
         x = torch.from_numpy(np.array(pixels)).permute(2, 0, 1)[None]  # a writable copy
+        x = x.to(self.device, torch.float32).div_(255.0)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def _tensor_batch(self, batch: np.ndarray) -> torch.Tensor:
+        """N x H x W x C uint8 -> float (N, C, H, W) in [0, 1] on the device."""
+        import torch
+
+        x = torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2)
         x = x.to(self.device, torch.float32).div_(255.0)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -248,23 +270,35 @@ class Restorer:
         return (len(tile_spans(h, self.tile, self.overlap, grid))
                 * len(tile_spans(w, self.tile, self.overlap, grid)))
 
+    def qf_boxes(self, h: int, w: int, grid: int = 8) -> list[tuple[int, int, int, int]]:
+        """Where the global QF of an h x w image is read (see the module docstring)."""
+        if self.qf_tile:
+            return qf_tile_boxes(h, w, grid, self.qf_tile, QF_WINDOWS_MIN, QF_WINDOWS_MAX)
+        return [(0, 0, h, w)] if self.one_pass(h, w) else qf_tile_boxes(h, w, grid)
+
     def predict_qf(self, pixels: np.ndarray, grid: int = 8) -> float:
         """The image's QF (1..100) as the network reads it, the same value `restore` uses:
-        from the whole image when it is restored in one pass, else the mean over the QF
-        tiles (`qf_tile_boxes`), whatever the restoration tile size."""
+        the mean of the decoupler over `qf_boxes` (windows of the same size go through the
+        network together), whatever the restoration tile size."""
         pixels = self.check(pixels)
         h, w = pixels.shape[:2]
-        boxes = [(0, 0, h, w)] if self.one_pass(h, w) else qf_tile_boxes(h, w, grid)
+        boxes = self.qf_boxes(h, w, grid)
+        groups: dict[tuple[int, int], list[np.ndarray]] = {}
+        for y, x, th, tw in boxes:
+            groups.setdefault((th, tw), []).append(pixels[y:y + th, x:x + tw])
         values = []
         with self._engine():
-            for y, x, th, tw in boxes:
-                part = pixels[y:y + th, x:x + tw]
-                if self.on_numpy:
-                    value = self.network.predict_qf_array(self._array(part))  # type: ignore[attr-defined]
-                    values.append(float(np.mean(value)))
-                else:
-                    value = self.network.predict_qf(self._tensor(part))
-                    values.append(float(value.float().mean()))
+            for parts in groups.values():
+                for i in range(0, len(parts), QF_BATCH):
+                    batch = np.stack(parts[i:i + QF_BATCH])  # N x H x W x C
+                    if self.on_numpy:
+                        x = batch.transpose(0, 3, 1, 2).astype(np.float32)
+                        x *= np.float32(1 / 255.0)
+                        value = self.network.predict_qf_array(x)  # type: ignore[attr-defined]
+                        values += [float(v) for v in np.ravel(value)]
+                    else:
+                        read = self.network.predict_qf(self._tensor_batch(batch))
+                        values += [float(v) for v in read.float().flatten()]
         return float(network_to_qf(np.float32(np.mean(values))))
 
     def restore(self, pixels: np.ndarray, qf: float | None = None, grid: int = 8,
@@ -283,7 +317,14 @@ class Restorer:
             if not self.has_qf_input and qf != predicted_qf:
                 raise ValueError(NO_QF_INPUT)
         h, w = pixels.shape[:2]
-        if self.one_pass(h, w):
+        if self.qf_tile and predicted_qf is None:
+            predicted_qf = self.predict_qf(pixels, grid)
+        if self.one_pass(h, w) and self.qf_tile:
+            with self._engine():
+                restored, _ = self._run(pixels, predicted_qf if qf is None else qf)
+            out = RestoreOutput(_to_uint8(restored), float(predicted_qf),  # type: ignore[arg-type]
+                                predicted_qf if qf is None else qf)  # type: ignore[arg-type]
+        elif self.one_pass(h, w):
             # without an override the pass reads the QF itself: the same value as
             # predict_qf (same input, same encoder), so callers that read it first get
             # exactly the pixels of those that did not

@@ -315,7 +315,7 @@ def test_javascript_ports_match_python(server, page) -> None:
     consistency.js against the Python they were ported from."""
     from fbcnn.consistency import JpegTables, project
     from fbcnn.jpeg import _standard_tables, qf_from_tables
-    from fbcnn.restore import _ramp, qf_tile_boxes, tile_spans
+    from fbcnn.restore import QF_WINDOWS_MAX, QF_WINDOWS_MIN, _ramp, qf_tile_boxes, tile_spans
 
     page.goto(f"{server}?ep=wasm")
     load = "Promise.all([import('./jpeg.js'), import('./tiles.js'), import('./consistency.js')])"
@@ -342,7 +342,10 @@ def test_javascript_ports_match_python(server, page) -> None:
         return sizes.map(([h, w, t, g]) => {{
             const plan = tiles.tilePlan(h, w, t, tiles.DEFAULT_OVERLAP, g);
             return {{plan: plan.map((p) => [p.y, p.x, p.h, p.w]),
-                     qf: tiles.qfTileBoxes(h, w, g).map((p) => [p.y, p.x, p.h, p.w])}};
+                     qf: tiles.qfTileBoxes(h, w, g).map((p) => [p.y, p.x, p.h, p.w]),
+                     windows: tiles.qfTileBoxes(h, w, g, 64, tiles.QF_WINDOWS_MIN,
+                                                tiles.QF_WINDOWS_MAX)
+                         .map((p) => [p.y, p.x, p.h, p.w])}};
         }});
     }}""", sizes)
     for (h, w, tile, grid), got_plan in zip(sizes, plans, strict=True):
@@ -352,6 +355,8 @@ def test_javascript_ports_match_python(server, page) -> None:
         want = [[y0, x0, y1 - y0, x1 - x0] for y0, y1 in rows for x0, x1 in cols]
         assert got_plan["plan"] == want, (h, w, tile, grid)
         assert got_plan["qf"] == [list(b) for b in qf_tile_boxes(h, w, grid)], (h, w, grid)
+        windows = qf_tile_boxes(h, w, grid, 64, QF_WINDOWS_MIN, QF_WINDOWS_MAX)
+        assert got_plan["windows"] == [list(b) for b in windows], (h, w, grid)
     ramps = page.evaluate(f"""async () => {{
         const [, tiles] = await {load};
         return [[160, 32, false, false], [17, 32, true, false], [40, 32, false, true]]

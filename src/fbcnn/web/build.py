@@ -182,6 +182,12 @@ def _export(name: str, source: str | Path, target: Path) -> None:
                        f"expected {MODEL_CHANNELS[name]}")
 
 
+def _qf_tile(source: str | Path) -> int | None:
+    from ..modelfiles import resolve_model, training_patch_size
+
+    return training_patch_size(resolve_model(source))
+
+
 def build_site(output: str | Path, models: Mapping[str, str | Path] | None = None,
                webgpu: bool = True, cache: Path | None = None,
                log: Callable[[str], None] | None = None) -> BuildReport:
@@ -221,6 +227,8 @@ def build_site(output: str | Path, models: Mapping[str, str | Path] | None = Non
             "backends": backends,
             "models": {name: {"file": f"models/{name}.onnx", "channels": MODEL_CHANNELS[name],
                               "source": str(source),
+                              # the QF is read at the training patch size (fbcnn.restore)
+                              "qf_tile": _qf_tile(source),
                               "bytes": (tmp / "models" / f"{name}.onnx").stat().st_size}
                        for name, source in models.items()},
         }

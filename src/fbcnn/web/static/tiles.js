@@ -4,9 +4,10 @@
 //
 // Tiles: as few as fit, of nearly equal size, starting on the JPEG grid (16 for 4:2:0 and
 // 4:2:2 colour, 8 otherwise), neighbours overlapping by OVERLAP pixels, blended with linear
-// ramps. The QF fed to every tile is read from QF tiles of their own size (QF_TILE), spread
-// over the image, about QF_TILE_SHARE of its area; an image restored in one pass reads its
-// QF in that pass.
+// ramps. The QF fed to every tile is read, for a model that records its training patch size
+// (the manifest's qf_tile), as the mean over windows of that size (QF_WINDOWS_MIN..MAX of
+// them, about QF_TILE_SHARE of the image); else from QF tiles of their own size (QF_TILE),
+// and an image restored in one pass reads its QF in that pass.
 
 export const DEFAULT_TILE = 512; // restore.DEFAULT_TILE (fbcnn restore --tile)
 export const DEFAULT_OVERLAP = 32; // restore.DEFAULT_OVERLAP
@@ -14,6 +15,8 @@ export const QF_TILE = 256; // restore.QF_TILE
 export const QF_TILE_SHARE = 0.04; // restore.QF_TILE_SHARE
 export const QF_TILES_MIN = 2; // restore.QF_TILES_MIN
 export const QF_TILES_MAX = 16; // restore.QF_TILES_MAX
+export const QF_WINDOWS_MIN = 8; // restore.QF_WINDOWS_MIN
+export const QF_WINDOWS_MAX = 64; // restore.QF_WINDOWS_MAX
 
 /** Python's round(): to the nearest integer, halves to even. */
 function pyRound(x) {
@@ -51,12 +54,12 @@ export function tilePlan(h, w, tile = DEFAULT_TILE, overlap = DEFAULT_OVERLAP, g
 }
 
 /** The QF tiles of an h x w image: restore.qf_tile_boxes, as {y, x, h, w}. */
-export function qfTileBoxes(h, w, grid) {
-  const th = Math.min(QF_TILE, h);
-  const tw = Math.min(QF_TILE, w);
+export function qfTileBoxes(h, w, grid, side = QF_TILE, least = QF_TILES_MIN, most = QF_TILES_MAX) {
+  const th = Math.min(side, h);
+  const tw = Math.min(side, w);
   if (th === h && tw === w) return [{ y: 0, x: 0, h, w }];
   const wanted = pyRound(QF_TILE_SHARE * h * w / (th * tw));
-  const count = Math.min(QF_TILES_MAX, Math.max(QF_TILES_MIN, wanted));
+  const count = Math.min(most, Math.max(least, wanted));
   const rows = Math.max(1, Math.min(pyRound(Math.sqrt(count * h / w)), count));
   const cols = Math.max(1, Math.ceil(count / rows));
   const spread = (length, size, n) => {

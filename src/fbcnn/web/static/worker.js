@@ -6,7 +6,9 @@
 // image, progress, result, png, error (one line, naming the file).
 
 import { ImageFileError, consistencyTables, gridMultiple, inspectBytes } from "./jpeg.js";
-import { DEFAULT_OVERLAP, DEFAULT_TILE, meanQf, qfTileBoxes, ramp, tilePlan } from "./tiles.js";
+import {
+  DEFAULT_OVERLAP, DEFAULT_TILE, QF_WINDOWS_MAX, QF_WINDOWS_MIN, meanQf, qfTileBoxes, ramp, tilePlan,
+} from "./tiles.js";
 import { project, roundHalfEven } from "./consistency.js";
 import { encodePng } from "./png.js";
 
@@ -234,6 +236,19 @@ async function restore(qf) {
   const started = performance.now();
   let out;
   let networkPixels = 0;
+  const qfTile = manifest.models[image.model].qf_tile ?? null;
+  const readQf = async () => { // restore.Restorer.predict_qf
+    const sample = qfTile ? qfTileBoxes(h, w, grid, qfTile, QF_WINDOWS_MIN, QF_WINDOWS_MAX)
+      : qfTileBoxes(h, w, grid);
+    const values = [];
+    for (const [i, tile] of sample.entries()) {
+      values.push((await runTile(net, tile, DUMMY_QF)).predicted);
+      networkPixels += tile.w * tile.h;
+      post({ type: "progress", phase: "qf", done: i + 1, total: sample.length });
+    }
+    image.predictedQf = meanQf(values);
+  };
+  if (qfTile && image.predictedQf === null) await readQf(); // always, as predict_qf
   if (tiles.length === 1) { // restore.Restorer._restore, one pass
     let first = null;
     if (qf === null && image.predictedQf === null) {
@@ -250,16 +265,7 @@ async function restore(qf) {
     }
     post({ type: "progress", phase: "restore", done: 1, total: 1 });
   } else {
-    if (image.predictedQf === null) { // restore.Restorer.predict_qf
-      const sample = qfTileBoxes(h, w, grid);
-      const values = [];
-      for (const [i, tile] of sample.entries()) {
-        values.push((await runTile(net, tile, DUMMY_QF)).predicted);
-        networkPixels += tile.w * tile.h;
-        post({ type: "progress", phase: "qf", done: i + 1, total: sample.length });
-      }
-      image.predictedQf = meanQf(values);
-    }
+    if (image.predictedQf === null) await readQf();
     out = await blendTiles(net, tiles, qf ?? image.predictedQf, overlap, (tile, i) => {
       networkPixels += tile.w * tile.h;
       post({ type: "progress", phase: "restore", done: i + 1, total: tiles.length });
