@@ -55,6 +55,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from fbcnn import checkpoints  # noqa: E402
 from fbcnn.checkpoints import file_sha256  # noqa: E402
 from fbcnn.evaluate import evaluate, format_table  # noqa: E402
+from fbcnn.model import load_model  # noqa: E402
 from fbcnn.report import SHIFT, Run, document, model_section, sweep_summary  # noqa: E402
 
 DATA = Path("../shared/datasets/val/color/bsds500_test")  # relative to the repository
@@ -174,12 +175,15 @@ def write_json(path: Path, data: dict) -> None:
 
 
 def run_job(job: Job, loaded: checkpoints.LoadedNetwork, json_path: Path,
-            device: str) -> dict:
+            device: str, threads: int | None = None) -> dict:
     # by the weights file, as `fbcnn evaluate --model` and `fbcnn restore` load it: the
     # engine `fbcnn.backend` picks and the QF read at the training patch size
-    result = evaluate(job.data, str(checkpoints.resolve_model(job.model)), gray=job.gray,
-                      qfs=job.qfs, double=job.double, shift=SHIFT, correction=job.correction,
-                      limit=job.limit, model_name=job.label, device=device)
+    model = load_model(checkpoints.resolve_model(job.model), device=device)
+    if threads:
+        model.set_threads(threads)
+    result = evaluate(job.data, model.restorer, gray=job.gray, qfs=job.qfs, double=job.double,
+                      shift=SHIFT, correction=job.correction, limit=job.limit,
+                      model_name=job.label, device=device)
     network = loaded.network
     result.update({
         "settings": job.settings(),
@@ -223,7 +227,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out-dir", type=Path, default=ROOT / "docs",
                         help="where results.md and results/*.json go (default: docs/)")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads of the network (torch or onnxruntime)")
     args = parser.parse_args(argv)
     for option in ("limit", "double_limit", "qf_sweep_limit"):
         value = getattr(args, option)
@@ -260,7 +265,7 @@ def run_jobs(plan: list[Job], loaded: dict[str, checkpoints.LoadedNetwork], json
         print(f"{what} ({time.perf_counter() - start:.0f} s so far)", file=sys.stderr,
               flush=True)
         try:
-            result = run_job(job, loaded[job.model], json_path, args.device)
+            result = run_job(job, loaded[job.model], json_path, args.device, args.threads)
         except ValueError as e:
             print(f"error: {job.label} {job.kind}: {e}", file=sys.stderr)
             return False
