@@ -8,6 +8,10 @@ image as `fbcnn.restore` spreads its QF windows (`qf_tile_boxes`, at least 8). P
 mean error (signed) and the mean absolute error per QF and over all, per reading.
 
     python scripts/qf_reading.py --models gray-double,gray --sides 64,96,128 --limit 30
+
+With `--gains 90,95`, it also restores those QFs both ways (the whole image's reading, as a
+one-pass restore reads it, and the windows of the last training stage's patch size, what
+`fbcnn restore` does) and prints the mean PSNR gain over the JPEG (JPEG consistency on).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from fbcnn.evaluate import list_images  # noqa: E402
+from fbcnn.evaluate import evaluate, list_images  # noqa: E402
 from fbcnn.model import load_model  # noqa: E402
 from fbcnn.modelfiles import resolve_model, training_patch_size  # noqa: E402
 from fbcnn.restore import QF_WINDOWS_MAX, QF_WINDOWS_MIN, Restorer  # noqa: E402
@@ -46,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--qfs", default="10,20,30,40,50,60,70,80,90")
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--limit", type=int, default=30)
+    parser.add_argument("--gains", default=None, help="QFs to restore with both readings")
     args = parser.parse_args(argv)
     sides = [int(v) for v in args.sides.split(",")]
     qfs = [int(v) for v in args.qfs.split(",")]
@@ -76,6 +81,17 @@ def main(argv: list[str] | None = None) -> int:
             cells = [f"{np.mean(per_qf[q]):+.1f}" for q in qfs]
             mae = float(np.mean([abs(e) for q in qfs for e in per_qf[q]]))
             print(f"| {label} | " + " | ".join(cells) + f" | {mae:.2f} |")
+        if args.gains:
+            gain_qfs = [int(v) for v in args.gains.split(",")]
+            print("\n| reading | " + " | ".join(f"gain at QF {q} (dB)" for q in gain_qfs) + " |")
+            print("| --- | " + " | ".join("---:" for _ in gain_qfs) + " |")
+            for label, side in (("whole image", None), (f"{trained}-px windows", trained)):
+                restorer = Restorer(net, device="cpu", precision="fp32", qf_tile=side)
+                result = evaluate(args.data, restorer, gray=grey, qfs=gain_qfs,
+                                  limit=args.limit, progress=False)
+                cells = [f"{r['restored']['psnr'] - r['jpeg']['psnr']:+.2f}"
+                         for r in result["rows"]]
+                print(f"| {label} | " + " | ".join(cells) + " |")
     print("\n(cells: mean of predicted - true QF; MAE: mean absolute error over all)")
     return 0
 
