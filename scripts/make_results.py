@@ -227,6 +227,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out-dir", type=Path, default=ROOT / "docs",
                         help="where results.md and results/*.json go (default: docs/)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--reverse", action="store_true",
+                        help="run the evaluations last first (with --skip-existing-json, a "
+                             "second process on the same models meets the first halfway)")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads of the network (torch or onnxruntime)")
     args = parser.parse_args(argv)
@@ -341,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     start = time.perf_counter()
-    if not run_jobs(plan, loaded, json_dir, args, start):
+    if not run_jobs(plan[::-1] if args.reverse else plan, loaded, json_dir, args, start):
         return 1
     read = read_results(names, plan, json_dir)
     if read is None:
