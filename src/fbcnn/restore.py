@@ -210,27 +210,27 @@ class Restorer:
         return bool(getattr(self.network, "has_qf_input", True))
 
     def _tensor(self, pixels: np.ndarray) -> torch.Tensor:
-        import torch
-
-        x = torch.from_numpy(np.array(pixels)).permute(2, 0, 1)[None]  # a writable copy
-        x = x.to(self.device, torch.float32).div_(255.0)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x
+        """uint8 H x W x C -> float (1, C, H, W) in [0, 1] on the device."""
+        return self._tensor_batch(pixels[None])
 
     def _tensor_batch(self, batch: np.ndarray) -> torch.Tensor:
         """N x H x W x C uint8 -> float (N, C, H, W) in [0, 1] on the device."""
         import torch
 
-        x = torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2)
+        x = torch.from_numpy(np.array(batch)).permute(0, 3, 1, 2)  # a writable copy
         x = x.to(self.device, torch.float32).div_(255.0)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
     def _array(self, pixels: np.ndarray) -> np.ndarray:
-        """uint8 HxWxC -> float32 (1, C, H, W) in [0, 1], what an onnxruntime graph takes."""
-        x = pixels.transpose(2, 0, 1)[None].astype(np.float32)
+        """uint8 H x W x C -> float32 (1, C, H, W) in [0, 1], what an onnxruntime graph takes."""
+        return self._array_batch(pixels[None])
+
+    @staticmethod
+    def _array_batch(batch: np.ndarray) -> np.ndarray:
+        """N x H x W x C uint8 -> float32 (N, C, H, W) in [0, 1]."""
+        x = batch.transpose(0, 3, 1, 2).astype(np.float32)
         x *= np.float32(1 / 255.0)
         return x
 
@@ -292,9 +292,8 @@ class Restorer:
                 for i in range(0, len(parts), QF_BATCH):
                     batch = np.stack(parts[i:i + QF_BATCH])  # N x H x W x C
                     if self.on_numpy:
-                        x = batch.transpose(0, 3, 1, 2).astype(np.float32)
-                        x *= np.float32(1 / 255.0)
-                        value = self.network.predict_qf_array(x)  # type: ignore[attr-defined]
+                        value = self.network.predict_qf_array(  # type: ignore[attr-defined]
+                            self._array_batch(batch))
                         values += [float(v) for v in np.ravel(value)]
                     else:
                         read = self.network.predict_qf(self._tensor_batch(batch))
