@@ -112,3 +112,15 @@ def test_onnxruntime_rows_run_the_exported_graph(tmp_path, monkeypatch):
     assert abs(torch_row["predicted_qf"] - onnx_row["predicted_qf"]) < 0.01
     assert list(tmp_path.rglob("*.onnx"))  # the graph the row ran
     assert "fp32, onnxruntime" in format_benchmark(result)
+
+
+def test_benchmark_command_refuses_an_unknown_backend(tiny_named_models) -> None:
+    from click.testing import CliRunner
+
+    from fbcnn.cli import main
+
+    result = CliRunner().invoke(main, ["benchmark", "--model", "color", "--sizes", "16",
+                                       "--no-published", "--no-end-to-end",
+                                       "--backends", "torch,tensorflow"])
+    assert result.exit_code == 2 and "expected torch and / or onnx" in result.output
+    assert "Traceback" not in result.output and "benchmark color" not in result.output
