@@ -383,9 +383,9 @@ class Trainer:
     def run_validation(self) -> dict[str, Any]:
         if not self.val_images:
             return {}
+        # fp32 whatever the training precision, so runs of different precisions compare
         network = self.export_network().to(self.device)
-        with self.autocast():
-            val = validate(network, self.val_images, self.config.validation.qfs, self.device)
+        val = validate(network, self.val_images, self.config.validation.qfs, self.device)
         gain = float(np.mean([v["restored"] - v["jpeg"] for v in val.values()]))
         if gain > self.best_gain:
             self.best_gain = gain
