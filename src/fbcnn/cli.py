@@ -79,6 +79,7 @@ def train(config_path: str, resume: bool, minutes: float | None, iterations: int
     """Train a model (torchrun for several processes or GPUs)."""
     from .train import Trainer, load_config
     from .train.config import apply_overrides
+    from .train.loop import shutdown_distributed
 
     try:
         config = apply_overrides(load_config(config_path), overrides)
@@ -91,6 +92,7 @@ def train(config_path: str, resume: bool, minutes: float | None, iterations: int
     except (OSError, ValueError) as e:
         raise click.ClickException(str(e).splitlines()[0]) from None
     done = trainer.train()
+    shutdown_distributed()  # after a normal end only: a failed rank must not wait on the others
     if trainer.dist.is_main:
         out = Path(config.output)
         best = out / "best.safetensors"

@@ -56,6 +56,14 @@ def setup_distributed(device: torch.device) -> Distributed:
     return Distributed(dist.get_rank(), dist.get_world_size())
 
 
+def shutdown_distributed() -> None:
+    """Wait for every rank, then close the process group: a rank that exits while another
+    still writes the checkpoint can take gloo down with it (SIGABRT at exit)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def lr_factor(iteration: int, warmup: int, progress: float, min_ratio: float) -> float:
     """Linear warm-up over `warmup` iterations, then a cosine from 1 to min_ratio as
     `progress` (the share of the schedule done after warm-up) goes from 0 to 1, flat after."""
