@@ -46,6 +46,12 @@ def test_auto_picks_onnxruntime_for_fp32_on_the_cpu_only(monkeypatch):
     monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)  # AMX: torch bf16
     assert choose("auto", "cpu", "auto") == "torch"
     assert choose("auto", "cpu", "fp32") == "onnx"
+    # ... except for a small job, where importing torch costs more than bf16 saves
+    small, big = 0.5 * backend.BF16_TORCH_MIN_MEGAPIXELS, backend.BF16_TORCH_MIN_MEGAPIXELS
+    assert choose("auto", "cpu", "auto", megapixels=small) == "onnx"
+    assert choose("auto", "cpu", "auto", megapixels=big) == "torch"
+    assert choose("auto", "cpu", "bf16", megapixels=small) == "torch"
+    assert choose("torch", "cpu", "auto", megapixels=small) == "torch"
     monkeypatch.setattr(backend, "_may_have_gpu", lambda: True)
     assert choose("auto", "auto", "fp32") == "torch"
     assert choose("auto", "cpu", "fp32") == "onnx"
@@ -168,3 +174,40 @@ def test_the_qf_is_read_at_the_last_training_stage_patch_size(tmp_path, cache):
         assert model.restorer.qf_tile == 48
         assert all((h, w) == (48, 48) for _, _, h, w in model.restorer.qf_boxes(200, 300))
         assert load_model(plain, backend=engine, device="cpu").restorer.qf_tile is None
+
+
+def test_restore_tells_the_backend_choice_how_much_it_will_restore(tiny_named_models, tmp_path,
+                                                                    monkeypatch):
+    """`fbcnn restore` sums its inputs' pixels (headers only; x the --qf-sweep length) so
+    that a small job on a bf16 CPU runs in onnxruntime; an explicit --backend is not asked."""
+    from click.testing import CliRunner
+    from conftest import make_photo
+    from PIL import Image
+
+    from fbcnn.cli import main
+
+    seen: list[float | None] = []
+    real = backend.choose_backend
+
+    def spy(name, device, precision, megapixels=None):
+        seen.append(megapixels)
+        return real(name, device, precision, megapixels)
+
+    monkeypatch.setattr(backend, "choose_backend", spy)
+    Image.fromarray(make_photo(64, 80)).save(tmp_path / "a.jpg", quality=20)
+    Image.fromarray(make_photo(48, 40)).save(tmp_path / "b.jpg", quality=20)
+    (tmp_path / "broken.jpg").write_bytes(b"not an image")
+    files = [str(tmp_path / n) for n in ("a.jpg", "b.jpg")]
+    result = CliRunner().invoke(main, ["restore", *files, "-o", str(tmp_path / "o"),
+                                       "--qf-sweep", "10,50"])
+    assert result.exit_code == 0, result.output
+    assert seen and seen[0] == pytest.approx(2 * (64 * 80 + 48 * 40) / 1e6)
+    seen.clear()
+    result = CliRunner().invoke(main, ["restore", str(tmp_path / "a.jpg"),
+                                       str(tmp_path / "broken.jpg"), "-o", str(tmp_path / "p")])
+    assert result.exit_code == 1 and "broken.jpg" in result.output  # reported, not counted
+    assert seen[0] == pytest.approx(64 * 80 / 1e6)
+    seen.clear()
+    result = CliRunner().invoke(main, ["restore", *files, "-o", str(tmp_path / "q"),
+                                       "--backend", "torch"])
+    assert result.exit_code == 0 and seen == [None]

@@ -6,7 +6,10 @@ torch (about 1.5 s of every `fbcnn restore`). So `backend="auto"` picks onnxrunt
 the device is the CPU (`cpu`, or `auto` on a machine with no NVIDIA device and not a Mac),
 the precision is fp32 (`fp32`, or `auto` on a CPU without AMX / AVX512-BF16, where `auto`
 means fp32 anyway), and onnxruntime and onnx are installed. Elsewhere, torch: CUDA, MPS and
-bf16 CPUs are faster in torch.
+bf16 CPUs are faster in torch, except for small jobs on a bf16 CPU: there torch in bf16
+computes about 1.5x faster than onnxruntime in fp32, but importing torch costs every process
+about 1.4 s more, so below `BF16_TORCH_MIN_MEGAPIXELS` in all (when the caller says how many
+it will restore, as `fbcnn restore` does) `auto` still picks onnxruntime (docs/benchmarks.md).
 
 The graph is the model's `fbcnn export --qf-input` (QF 0 = the image's own prediction),
 written once per weights file into the cache folder (`FBCNN_CACHE_DIR`, else
@@ -28,6 +31,10 @@ from .modelfiles import file_sha256
 
 BACKENDS = ("auto", "torch", "onnx")
 GRAPH_VERSION = 1  # bump when the cached graph's contract changes
+# On a CPU with native bf16 (AMD EPYC with AVX512-BF16, `fbcnn restore` whole process): torch
+# bf16 restores 1.0 s / MP and starts in 1.9 s, onnxruntime fp32 1.6 s / MP and 0.5 s, so
+# torch pays for its start-up from about 2.4 MP on.
+BF16_TORCH_MIN_MEGAPIXELS = 2.0
 
 
 def cache_dir() -> Path:
@@ -46,8 +53,10 @@ def _may_have_gpu() -> bool:
     return sys.platform == "darwin" or Path("/dev/nvidiactl").exists()
 
 
-def choose_backend(backend: str, device: str, precision: str) -> str:
-    """'torch' or 'onnx' for a model in a .safetensors / .pth file (see the module doc)."""
+def choose_backend(backend: str, device: str, precision: str,
+                   megapixels: float | None = None) -> str:
+    """'torch' or 'onnx' for a model in a .safetensors / .pth file (see the module doc).
+    `megapixels`: how much the model will restore in all, when known (None: a lot)."""
     from .device import PRECISIONS
 
     if backend not in BACKENDS:
@@ -74,7 +83,10 @@ def choose_backend(backend: str, device: str, precision: str) -> str:
 
     if device not in ("auto", "cpu") or (device == "auto" and _may_have_gpu()):
         return "torch"
-    if precision == "bf16" or (precision == "auto" and cpu_has_native_bf16()):
+    if precision == "bf16":
+        return "torch"
+    if precision == "auto" and cpu_has_native_bf16() and (
+            megapixels is None or megapixels >= BF16_TORCH_MIN_MEGAPIXELS):
         return "torch"
     return "onnx" if onnxruntime_installed() else "torch"
 

@@ -84,6 +84,20 @@ class JpegTables:
         return cls(tuple(tables[0]), tuple(tables[1]), subsampling)
 
     @property
+    def quality(self) -> int:
+        """The IJG quality of these tables (`jpeg.qf_from_tables`: exact for libjpeg-made
+        files, the nearest fit for others)."""
+        from .jpeg import qf_from_tables
+
+        return qf_from_tables({0: list(self.luma)} if self.chroma is None
+                              else {0: list(self.luma), 1: list(self.chroma)})
+
+    @property
+    def chroma_steps_one(self) -> bool:
+        """A colour JPEG whose chroma table is all ones (only its subsampling lost)."""
+        return self.chroma is not None and max(self.chroma) <= 1
+
+    @property
     def lossless_but_rounding(self) -> bool:
         """Every step 1 and no chroma subsampling: the file lost nothing but rounding."""
         steps = self.luma + (self.chroma or ())

@@ -545,6 +545,22 @@ def list_inputs(inputs: Sequence[str | Path], recursive: bool = False) -> list[P
     return out
 
 
+def total_megapixels(paths: Iterable[str | Path], stop_at: float = float("inf")) -> float:
+    """Megapixels of the readable images among `paths`, from their headers (no decoding);
+    counting stops once the sum passes `stop_at`. Unreadable files count 0 (they fail later,
+    with their own message)."""
+    total = 0.0
+    for path in paths:
+        try:
+            with Image.open(path) as img:
+                total += img.width * img.height / 1e6
+        except Exception:  # any unreadable file: reported when it is restored
+            continue
+        if total > stop_at:
+            break
+    return total
+
+
 def write_text_atomic(path: str | Path, text: str) -> Path:
     """Write a text file (a JSON report) atomically; ImageError on failure."""
     path = Path(path)

@@ -117,12 +117,14 @@ class Model:
 
 def load_model(name_or_path: str | Path = "color", device: str = "auto",
                tile: int | None = DEFAULT_TILE, precision: str = "auto",
-               backend: str = "auto") -> Model:
+               backend: str = "auto", megapixels: float | None = None) -> Model:
     """A shipped model by name ('color', 'gray', 'color-double', 'gray-double') or a
     checkpoint file (.safetensors, or the published .pth files), or an exported .onnx file
     (run with onnxruntime; see `fbcnn.export`). `precision`: 'auto' (bf16 where the
     hardware computes it natively, else fp32), 'fp32' or 'bf16'. `backend`: 'auto'
-    (onnxruntime for fp32 on the CPU, else torch: see `fbcnn.backend`), 'torch' or 'onnx'."""
+    (onnxruntime for fp32 on the CPU, else torch: see `fbcnn.backend`), 'torch' or 'onnx'.
+    `megapixels`: how much the model will restore in all, if known (it decides 'auto' for
+    small jobs on bf16 CPUs)."""
     from .backend import cached_graph, choose_backend
     from .onnx_backend import OnnxFBCNN
 
@@ -130,7 +132,7 @@ def load_model(name_or_path: str | Path = "color", device: str = "auto",
     name = str(name_or_path) if str(name_or_path) in NAMED_MODELS else path.name
     if path.suffix.lower() == ".onnx":  # an `fbcnn export --format onnx` file: onnxruntime
         return Model(OnnxFBCNN(path, device=device), name=name, device=device, tile=tile)
-    chosen = choose_backend(backend, device, precision)
+    chosen = choose_backend(backend, device, precision, megapixels)
     qf_tile = training_patch_size(path)  # the QF is read at the size the model learned on
     if chosen == "onnx":
         try:

@@ -34,8 +34,9 @@ class ModelSet:
 
     def __init__(self, model: str | None = None, device: str = "auto",
                  tile: int | None = DEFAULT_TILE, precision: str = "auto",
-                 backend: str = "auto") -> None:
+                 backend: str = "auto", megapixels: float | None = None) -> None:
         self.fixed = model
+        self.megapixels = megapixels  # the job's size, if known (see fbcnn.backend)
         self.device = device
         self.tile = tile
         self.precision = precision
@@ -48,7 +49,8 @@ class ModelSet:
         with self._lock:
             if name not in self._loaded:
                 model = load_model(name, device=self.device, tile=self.tile,
-                                   precision=self.precision, backend=self.backend)
+                                   precision=self.precision, backend=self.backend,
+                                   megapixels=self.megapixels)
                 if self.threads:
                     model.set_threads(self.threads)
                 self._loaded[name] = model

@@ -2,7 +2,8 @@
 
 Works on uint8 arrays (HxWx1 grey or HxWx3 colour); files are imageio's business.
 
-    pixels -> QF (one global value) -> tiles on the JPEG grid -> network -> blend -> pixels
+    pixels -> QF (one global value) -> tiles on the JPEG grid -> network -> blend
+           -> JPEG consistency (`fbcnn.consistency`) -> near-lossless share (`fbcnn.nearlossless`)
 
 - **One global QF.** A model that knows the patch size its last training stage saw
   (`qf_tile`, from the weights' provenance) reads the QF as the mean of its decoupler over
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from . import nearlossless
 from .consistency import JpegTables, project
 from .jpeg import check_qf
 from .netconfig import FBCNNConfig, network_to_qf, qf_to_network
@@ -309,7 +311,9 @@ class Restorer:
         has `predict_qf`'s value, saves reading it again; `grid` is the JPEG block grid the
         tiles start on (16 for 4:2:0 colour, 8 otherwise); `progress(done, total)` is called
         after each tile; `tables`, the quantisation tables of the JPEG the pixels were
-        decoded from, keep the result consistent with that file (`fbcnn.consistency`)."""
+        decoded from, keep the result consistent with that file (`fbcnn.consistency`).
+        Without `qf`, a near-lossless JPEG (QF above 90, by its tables or else by the
+        reading) keeps only part of the change (`fbcnn.nearlossless`)."""
         pixels = self.check(pixels)
         if qf is not None:
             qf = check_qf(qf)
@@ -346,6 +350,12 @@ class Restorer:
             progress(1, 1)
         if tables is not None:
             out.pixels = project(out.pixels, pixels, tables)
+        if qf is None:  # the model's own QF: a near-lossless JPEG keeps part of the change
+            quality = nearlossless.quality(out.predicted_qf,
+                                           None if tables is None else tables.quality)
+            luma, chroma = nearlossless.strengths(
+                quality, tables is not None and tables.chroma_steps_one)
+            out.pixels = nearlossless.keep_share(out.pixels, pixels, luma, chroma)
         return out
 
     def _run(self, tile: np.ndarray, qf: float | None) -> tuple[np.ndarray, float]:

@@ -312,7 +312,8 @@ def test_bad_files_give_a_readable_message(server, page, tmp_path) -> None:
 
 def test_javascript_ports_match_python(server, page) -> None:
     """jpeg.js (IJG tables, QF from tables), tiles.js (tile plan, QF tiles, ramps) and
-    consistency.js against the Python they were ported from."""
+    consistency.js (projection, near-lossless shares) against the Python they were ported
+    from."""
     from fbcnn.consistency import JpegTables, project
     from fbcnn.jpeg import _standard_tables, qf_from_tables
     from fbcnn.restore import QF_WINDOWS_MAX, QF_WINDOWS_MIN, _ramp, qf_tile_boxes, tile_spans
@@ -384,6 +385,34 @@ def test_javascript_ports_match_python(server, page) -> None:
         got = np.asarray(got, np.uint8).reshape(want.shape)
         assert max_diff(got, want) <= 1, (h, w, channels, sampling)
         assert (got != want).mean() < 0.001, (h, w, channels, sampling)
+
+    # near-lossless JPEGs: the quality that decides, the shares kept, the change kept
+    from fbcnn import nearlossless
+
+    qualities = [(93.6, 95), (80.0, 95), (96.5, None), (99.0, 100)]
+    quality_cases = [q for q in np.arange(85.0, 101.0, 0.75)]
+    got = page.evaluate(f"""async ([pairs, qs]) => {{
+        const [, , consistency] = await {load};
+        return [pairs.map(([p, t]) => consistency.nearLosslessQuality(p, t)),
+                qs.map((q) => consistency.strengths(q, false)),
+                qs.map((q) => consistency.strengths(q, true))];
+    }}""", [qualities, quality_cases])
+    assert got[0] == [nearlossless.quality(p, t) for p, t in qualities]
+    assert np.allclose(got[1], [nearlossless.strengths(q) for q in quality_cases])
+    assert np.allclose(got[2], [nearlossless.strengths(q, True) for q in quality_cases])
+    for h, w, channels, shares in ((30, 41, 3, (0.0, 0.25)), (20, 33, 3, (0.5, 0.625)),
+                                   (25, 17, 1, (0.3, 1.0))):
+        decoded = rng.integers(0, 256, (h, w, channels)).astype(np.uint8)
+        restored = np.clip(decoded.astype(int) + rng.integers(-30, 31, decoded.shape), 0,
+                           255).astype(np.uint8)
+        want = nearlossless.keep_share(restored, decoded, *shares)
+        got = page.evaluate(f"""async ([r, d, h, w, c, l, ch]) => {{
+            const [, , consistency] = await {load};
+            return Array.from(consistency.keepShare(Uint8Array.from(r), Uint8Array.from(d),
+                                                    h, w, c, l, ch));
+        }}""", [restored.ravel().tolist(), decoded.ravel().tolist(), h, w, channels, *shares])
+        got = np.asarray(got, np.uint8).reshape(want.shape)
+        assert max_diff(got, want) <= 1, (h, w, channels, shares)
 
 
 def test_screenshot(server, page, tmp_path) -> None:

@@ -248,3 +248,53 @@ export function project(restored, decoded, h, w, c, tables, strip = STRIP) {
   }
   return out;
 }
+
+// Near-lossless JPEGs keep part of the correction, ported from src/fbcnn/nearlossless.py.
+const LUMA_FULL_UNTIL = 90;
+const LUMA_NONE_FROM = 95;
+const CHROMA_NEAR_LOSSLESS = 0.25;
+const CHROMA_SUBSAMPLING_ONLY = 0.5;
+
+const READING_MARGIN = 10;
+
+/** nearlossless.quality: the file's QF, unless the network reads far lower. */
+export function nearLosslessQuality(predictedQf, tableQf) {
+  return tableQf === null || predictedQf < tableQf - READING_MARGIN ? predictedQf : tableQf;
+}
+
+/** nearlossless.strengths: [luma, chroma] shares of the correction kept at this quality. */
+export function strengths(quality, chromaStepsOne = false) {
+  const fade = Math.min(1, Math.max(0, (LUMA_NONE_FROM - quality) / (LUMA_NONE_FROM - LUMA_FULL_UNTIL)));
+  let chroma = CHROMA_NEAR_LOSSLESS + (1 - CHROMA_NEAR_LOSSLESS) * fade;
+  if (chromaStepsOne || quality >= 99.5) chroma = Math.max(chroma, CHROMA_SUBSAMPLING_ONLY);
+  return [fade, chroma];
+}
+
+/** nearlossless.keep_share: `decoded` plus the shares of the change to `restored`
+ * (Uint8Array h x w x c), split in YCbCr; float32 as numpy. */
+export function keepShare(restored, decoded, h, w, c, luma, chroma) {
+  if (luma >= 1 && (chroma >= 1 || c === 1)) return restored;
+  const out = new Uint8Array(restored.length);
+  const n = h * w;
+  const clip = (v) => roundHalfEven(Math.min(255, Math.max(0, v)));
+  if (c === 1) {
+    const l = f32(luma);
+    for (let i = 0; i < n; i++) out[i] = clip(f32(decoded[i] + f32(l * f32(restored[i] - decoded[i]))));
+    return out;
+  }
+  const share = [f32(luma), f32(chroma), f32(chroma)];
+  const change = [0, 0, 0];
+  for (let i = 0; i < n; i++) {
+    const dr = restored[3 * i] - decoded[3 * i];
+    const dg = restored[3 * i + 1] - decoded[3 * i + 1];
+    const db = restored[3 * i + 2] - decoded[3 * i + 2];
+    for (let j = 0; j < 3; j++) {
+      change[j] = f32(f32(f32(TO_YCC[j][0] * dr + TO_YCC[j][1] * dg + TO_YCC[j][2] * db)) * share[j]);
+    }
+    for (let j = 0; j < 3; j++) {
+      const back = f32(FROM_YCC[j][0] * change[0] + FROM_YCC[j][1] * change[1] + FROM_YCC[j][2] * change[2]);
+      out[3 * i + j] = clip(f32(decoded[3 * i + j] + back));
+    }
+  }
+  return out;
+}

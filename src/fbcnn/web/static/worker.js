@@ -5,11 +5,11 @@
 // everything heavy happens here. Messages in: init, open, restore, png; out: backend,
 // image, progress, result, png, error (one line, naming the file).
 
-import { ImageFileError, consistencyTables, gridMultiple, inspectBytes } from "./jpeg.js";
+import { ImageFileError, consistencyTables, gridMultiple, inspectBytes, qfFromTables } from "./jpeg.js";
 import {
   DEFAULT_OVERLAP, DEFAULT_TILE, QF_WINDOWS_MAX, QF_WINDOWS_MIN, meanQf, qfTileBoxes, ramp, tilePlan,
 } from "./tiles.js";
-import { project, roundHalfEven } from "./consistency.js";
+import { keepShare, nearLosslessQuality, project, roundHalfEven, strengths } from "./consistency.js";
 import { encodePng } from "./png.js";
 
 export const MAX_MEGAPIXELS = 50; // memory cap: bigger images are refused with a message
@@ -273,6 +273,13 @@ async function restore(qf) {
   }
   const networkSeconds = (performance.now() - started) / 1000;
   if (image.tables) out = project(out, image.pixels, h, w, c, image.tables);
+  if (qf === null) { // restore.Restorer.restore: a near-lossless JPEG keeps part of the change
+    const t = image.tables;
+    const tableQf = t ? qfFromTables(t.chroma ? { 0: t.luma, 1: t.chroma } : { 0: t.luma }) : null;
+    const quality = nearLosslessQuality(image.predictedQf, tableQf);
+    const [luma, chroma] = strengths(quality, Boolean(t?.chroma && Math.max(...t.chroma) <= 1));
+    out = keepShare(out, image.pixels, h, w, c, luma, chroma);
+  }
   const usedQf = qf ?? image.predictedQf;
   image.result = { pixels: out, qf: usedQf, auto: qf === null };
   const rgba = new Uint8ClampedArray(w * h * 4);

@@ -1,0 +1,80 @@
+"""How much of its correction a near-lossless JPEG keeps.
+
+At QF 95 and above a JPEG is within a grey level or two of what it was saved from, and that
+may itself have been a JPEG of the same quality (a photo opened and saved again): then the
+file is almost a fixed point of its own compression, and any change is a loss. Nothing in
+the file tells the two cases apart, so near-lossless JPEGs keep only the part of the
+correction that paid off on both. Measured with the shipped `color` (JPEG consistency on;
+the gains over the JPEG for the correction scaled by a_Y on luma and a_C on chroma; BSDS500:
+the first 30 test images, themselves QF-95 JPEGs; Kodak: the 24 PNGs; the probe is in
+docs/training.md, "Near-lossless JPEGs"):
+
+| QF | set | full correction | a_Y 0, a_C 0.25 | a_Y 0, a_C 0.5 |
+| --- | --- | --- | --- | --- |
+| 90 | BSDS500 / Kodak | +1.18 / +0.84 | | |
+| 95 | BSDS500 | -0.55 (worst image -5.62) | +0.07 (worst -0.02) | +0.13 (worst -0.18) |
+| 95 | Kodak | +0.23 (worst +0.07) | +0.03 (worst +0.00) | +0.06 (worst +0.01) |
+| 100 | BSDS500 | +0.71 (worst -1.63) | +0.40 (worst +0.01) | +0.80 (worst +0.02) |
+| 100 | Kodak | +0.07 (worst -0.55) | +0.17 (worst +0.02) | +0.29 (worst -0.02) |
+
+So the luma correction fades out from QF 90 (all of it) to QF 95 (none), the chroma
+correction from all of it to a quarter, and at QF 100 (every chroma step 1, only the chroma
+subsampling lost) chroma keeps half. The quality is the file's (from its quantisation
+tables), unless the network reads the image more than `READING_MARGIN` lower: a QF-95 file
+re-saved from a heavily compressed image keeps its full correction. (The reading alone is
+not enough: it puts some QF-95 files at 93-94, where they would keep a third of the luma
+change and lose 0.75 dB.) Without tables (not a JPEG, or consistency off) the reading
+decides. It applies to the model's own QF only: with `--qf` the user chooses the correction.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .consistency import _FROM_YCC32, _TO_YCC32
+
+LUMA_FULL_UNTIL, LUMA_NONE_FROM = 90.0, 95.0  # QF: all of the luma correction .. none
+CHROMA_NEAR_LOSSLESS = 0.25  # of the chroma correction kept from QF 95 on
+CHROMA_SUBSAMPLING_ONLY = 0.5  # kept when the chroma steps are all 1 (QF 100)
+READING_MARGIN = 10.0  # QF: a reading this far below the tables' is a heavier earlier JPEG
+STRIP = 512  # rows at a time (bounded memory on big images)
+
+
+def quality(predicted_qf: float, table_qf: float | None) -> float:
+    """The QF that decides the shares: the file's, unless the network reads far lower."""
+    if table_qf is None or predicted_qf < table_qf - READING_MARGIN:
+        return predicted_qf
+    return float(table_qf)
+
+
+def strengths(quality: float, chroma_steps_one: bool = False) -> tuple[float, float]:
+    """(luma, chroma): the shares of the network's correction kept for a JPEG of this
+    quality (1..100); `chroma_steps_one`: the file's chroma table is all ones."""
+    fade = float(np.clip((LUMA_NONE_FROM - quality) / (LUMA_NONE_FROM - LUMA_FULL_UNTIL),
+                         0.0, 1.0))
+    chroma = CHROMA_NEAR_LOSSLESS + (1.0 - CHROMA_NEAR_LOSSLESS) * fade
+    if chroma_steps_one or quality >= 99.5:
+        chroma = max(chroma, CHROMA_SUBSAMPLING_ONLY)
+    return fade, chroma
+
+
+def keep_share(restored: np.ndarray, decoded: np.ndarray, luma: float,
+               chroma: float) -> np.ndarray:
+    """`decoded` plus the shares `luma` / `chroma` of the change to `restored` (uint8, H x W
+    x 1 or 3, same shape), the change split in the JPEG's YCbCr; uint8."""
+    if restored.shape != decoded.shape:
+        raise ValueError(f"shapes differ: {restored.shape} vs {decoded.shape}")
+    if luma >= 1.0 and (chroma >= 1.0 or restored.shape[2] == 1):
+        return restored
+    out = np.empty_like(restored)
+    for y0 in range(0, restored.shape[0], STRIP):
+        r = restored[y0:y0 + STRIP].astype(np.float32)
+        d = decoded[y0:y0 + STRIP].astype(np.float32)
+        if r.shape[2] == 1:
+            kept = d + luma * (r - d)
+        else:
+            change = (r - d) @ _TO_YCC32
+            change *= np.array([luma, chroma, chroma], np.float32)
+            kept = d + change @ _FROM_YCC32
+        out[y0:y0 + STRIP] = np.clip(np.round(kept), 0, 255).astype(np.uint8)
+    return out
