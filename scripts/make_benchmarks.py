@@ -17,13 +17,18 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from fbcnn import checkpoints  # noqa: E402
-from fbcnn.backend import choose_backend, onnxruntime_installed  # noqa: E402
+from fbcnn.backend import (  # noqa: E402
+    BF16_TORCH_MIN_MEGAPIXELS,
+    choose_backend,
+    onnxruntime_installed,
+)
 from fbcnn.benchmark import (  # noqa: E402
     end_to_end,
     format_benchmark,
@@ -31,6 +36,7 @@ from fbcnn.benchmark import (  # noqa: E402
     run_benchmark,
 )
 from fbcnn.device import cpu_has_native_bf16  # noqa: E402
+from fbcnn.network import FBCNN  # noqa: E402
 
 
 def cpu_flags() -> str:
@@ -86,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tile", type=int, default=None, help="tile side (default 512)")
     parser.add_argument("--bf16-sizes", default="512",
                         help="sizes the first model is also measured at in bf16 ('' to skip)")
+    parser.add_argument("--wider", default="32,64,128,256",
+                        help="widths of a wider layout (random weights, the shipped blocks) "
+                             "also measured, one pass at the largest square size ('' to skip)")
     parser.add_argument("--no-end-to-end", action="store_true",
                         help="skip the whole-process `fbcnn restore` of a 2048x1536 JPEG")
     parser.add_argument("--out-dir", type=Path, default=ROOT / "docs")
@@ -108,11 +117,23 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     common = dict(device=args.device, threads=args.threads, tile=args.tile, progress=True)
     onnx = args.device == "cpu" and onnxruntime_installed()
+    native_bf16 = args.device == "cpu" and cpu_has_native_bf16()
+    precisions = ("fp32", "bf16") if native_bf16 else ("fp32",)
     if models:
         runs.append(run_benchmark(models, parse_sizes(args.sizes), repeats=args.repeats,
                                   backends=("torch", "onnx") if onnx else ("torch",),
-                                  **common))
-    bf16_sizes = parse_sizes(args.bf16_sizes)
+                                  precisions=precisions, **common))
+    squares = [s for s in parse_sizes(args.sizes) if s[0] == s[1]]
+    if models and args.wider and squares:
+        widths = tuple(int(w) for w in args.wider.split(","))
+        base = models[0][1].config
+        wide = FBCNN(replace(base, widths=widths)).eval()
+        runs.append(run_benchmark(
+            [(f"{base.in_channels}-channel, widths {'/'.join(map(str, widths))} "
+              "(random weights)", wide)], [max(squares)], repeats=args.repeats,
+            backends=("torch", "onnx") if onnx else ("torch",), precisions=precisions,
+            **{**common, "tile": 0}))
+    bf16_sizes = [] if native_bf16 else parse_sizes(args.bf16_sizes)
     if models and bf16_sizes:
         runs.append(run_benchmark(models[:1], bf16_sizes, repeats=1, precisions=("bf16",),
                                   **common))
@@ -128,8 +149,9 @@ def main(argv: list[str] | None = None) -> int:
         print("benchmark end to end: fbcnn restore, 2048x1536", file=sys.stderr)
         extras: list[tuple[str, ...]] = [(), ("--double", "off"),
                                          ("--double", "off", "--tile", "0")]
-        if onnx:  # the default path in torch, for comparison
-            extras.append(("--backend", "torch"))
+        if onnx:  # the default path in the other engine, for comparison
+            default = choose_backend("auto", "auto", "auto", megapixels=2048 * 1536 / 1e6)
+            extras.append(("--backend", "torch" if default == "onnx" else "onnx"))
         runs[0]["end_to_end"] = [end_to_end(repeats=args.repeats, precision="auto", extra=extra)
                                  for extra in extras]
     flags = cpu_flags()
@@ -158,7 +180,11 @@ def main(argv: list[str] | None = None) -> int:
     engine = "onnxruntime" if choose_backend("auto", args.device, "auto") == "onnx" else "torch"
     lines += [f"`fbcnn restore` runs the network in {engine} "
               "here (`--backend auto`; see `fbcnn.backend`); the `fp32, onnxruntime` rows are "
-              "that engine on the model's exported graph.", ""]
+              "onnxruntime on the model's exported graph."
+              + (" On this bf16 CPU a restore job under "
+                 f"{BF16_TORCH_MIN_MEGAPIXELS:g} MP in all still runs in onnxruntime (fp32): "
+                 "importing torch costs more than bf16 saves there." if native_bf16 else ""),
+              ""]
     for run in runs:
         lines += [format_benchmark(run), ""]
     lines += speedup_lines(runs)
