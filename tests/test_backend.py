@@ -176,38 +176,43 @@ def test_the_qf_is_read_at_the_last_training_stage_patch_size(tmp_path, cache):
         assert load_model(plain, backend=engine, device="cpu").restorer.qf_tile is None
 
 
-def test_restore_tells_the_backend_choice_how_much_it_will_restore(tiny_named_models, tmp_path,
-                                                                    monkeypatch):
-    """`fbcnn restore` sums its inputs' pixels (headers only; x the --qf-sweep length) so
-    that a small job on a bf16 CPU runs in onnxruntime; an explicit --backend is not asked."""
+def test_each_image_runs_in_the_engine_its_size_asks_for(tiny_named_models, tmp_path,
+                                                         monkeypatch):
+    """On a bf16 CPU, `fbcnn restore` runs an image under BF16_TORCH_MIN_MEGAPIXELS in
+    onnxruntime and a bigger one in torch (each model loaded once per engine), so an image
+    comes out the same alone or in a batch; an explicit --backend is kept."""
     from click.testing import CliRunner
     from conftest import make_photo
     from PIL import Image
 
+    import fbcnn.device as device
     from fbcnn.cli import main
 
-    seen: list[float | None] = []
+    monkeypatch.delenv("FBCNN_BACKEND", raising=False)
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(backend, "_may_have_gpu", lambda: False)
+    monkeypatch.setattr(backend, "BF16_TORCH_MIN_MEGAPIXELS", 0.004)  # 64x80 big, 48x40 small
+    seen: list[tuple[float | None, str]] = []
     real = backend.choose_backend
 
     def spy(name, device, precision, megapixels=None):
-        seen.append(megapixels)
-        return real(name, device, precision, megapixels)
+        chosen = real(name, device, precision, megapixels)
+        seen.append((megapixels, chosen))
+        return chosen
 
     monkeypatch.setattr(backend, "choose_backend", spy)
-    Image.fromarray(make_photo(64, 80)).save(tmp_path / "a.jpg", quality=20)
-    Image.fromarray(make_photo(48, 40)).save(tmp_path / "b.jpg", quality=20)
-    (tmp_path / "broken.jpg").write_bytes(b"not an image")
-    files = [str(tmp_path / n) for n in ("a.jpg", "b.jpg")]
-    result = CliRunner().invoke(main, ["restore", *files, "-o", str(tmp_path / "o"),
-                                       "--qf-sweep", "10,50"])
+    Image.fromarray(make_photo(64, 80)).save(tmp_path / "big.jpg", quality=20)
+    Image.fromarray(make_photo(48, 40)).save(tmp_path / "small.jpg", quality=20)
+    both = [str(tmp_path / "big.jpg"), str(tmp_path / "small.jpg")]
+    result = CliRunner().invoke(main, ["restore", *both, "-o", str(tmp_path / "o"),
+                                       "--jobs", "1"])
     assert result.exit_code == 0, result.output
-    assert seen and seen[0] == pytest.approx(2 * (64 * 80 + 48 * 40) / 1e6)
+    assert (64 * 80 / 1e6, "torch") in seen and (48 * 40 / 1e6, "onnx") in seen
+    result = CliRunner().invoke(main, ["restore", both[1], "-o", str(tmp_path / "alone")])
+    assert result.exit_code == 0, result.output
+    batch, alone = (np.asarray(Image.open(tmp_path / d / "small.png")) for d in ("o", "alone"))
+    assert np.array_equal(batch, alone)
     seen.clear()
-    result = CliRunner().invoke(main, ["restore", str(tmp_path / "a.jpg"),
-                                       str(tmp_path / "broken.jpg"), "-o", str(tmp_path / "p")])
-    assert result.exit_code == 1 and "broken.jpg" in result.output  # reported, not counted
-    assert seen[0] == pytest.approx(64 * 80 / 1e6)
-    seen.clear()
-    result = CliRunner().invoke(main, ["restore", *files, "-o", str(tmp_path / "q"),
+    result = CliRunner().invoke(main, ["restore", both[1], "-o", str(tmp_path / "t"),
                                        "--backend", "torch"])
-    assert result.exit_code == 0 and seen == [None]
+    assert result.exit_code == 0 and {c for _, c in seen} == {"torch"}

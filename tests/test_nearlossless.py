@@ -33,10 +33,9 @@ def test_strengths_fade_from_qf_90_to_95() -> None:
     assert (np.diff(shares) <= 0).all()  # never more luma at a higher QF
 
 
-def test_the_tables_decide_unless_the_network_reads_far_lower() -> None:
+def test_the_tables_decide_else_the_reading() -> None:
     assert nearlossless.quality(93.6, 95) == 95.0  # a low reading of a QF-95 file
-    assert nearlossless.quality(99.0, 95) == 95.0
-    assert nearlossless.quality(30.0, 95) == 30.0  # a QF-95 copy of a QF-30 JPEG
+    assert nearlossless.quality(66.0, 100) == 100.0
     assert nearlossless.quality(96.5, None) == 96.5  # no tables: the reading
 
 
@@ -89,9 +88,10 @@ def jpeg_file(image: np.ndarray, qf: int) -> Image.Image:
 
 
 def test_a_near_lossless_jpeg_keeps_its_luma_unless_the_user_sets_the_qf() -> None:
-    """QF 97 file, read as QF ~100: the luma comes back as the file's (a network that
-    changes luma fails), the colour keeps a quarter of the change. With --qf the user
-    chooses: the full change. A QF 20 file (its tables say 20) keeps all of it."""
+    """QF 97 file: the luma comes back as the file's (a network that changes luma fails),
+    the colour keeps a quarter of the change. With --qf the user chooses: the full change,
+    as with near_lossless=False. A QF 20 file (its tables say 20) keeps all of it, though
+    the network reads it as QF 100."""
     model = reads_qf_100()
     photo = make_photo(64, 80)
     near = jpeg_file(photo, 97)
@@ -102,7 +102,33 @@ def test_a_near_lossless_jpeg_keeps_its_luma_unless_the_user_sets_the_qf() -> No
     assert np.abs(luma(kept) - luma(decoded)).max() <= 1.0
     forced = np.asarray(model.restore(near, qf=auto.predicted_qf).image)
     assert np.abs(luma(forced) - luma(decoded)).max() > 1.5  # the cells at QF 97 are narrow
+    assert np.array_equal(np.asarray(model.restore(near, near_lossless=False).image), forced)
     low = jpeg_file(photo, 20)
     low_auto = np.asarray(model.restore(low).image)
     low_forced = np.asarray(model.restore(low, qf=model.restore(low).predicted_qf).image)
     assert np.array_equal(low_auto, low_forced)  # the tables say 20: no fading
+
+
+def test_a_double_jpeg_keeps_all_of_its_correction(tmp_path) -> None:
+    """QF 20, then QF 95 on the same grid: the last tables say near-lossless, but
+    `fbcnn.recompress` finds the earlier compression (aligned: the network's own QF is fed),
+    and `fbcnn restore`'s path (pipeline.analyse + restore_loaded) keeps the full change."""
+    from fbcnn import pipeline
+    from fbcnn.imageio import read_image
+    from fbcnn.jpeg import compress
+
+    first = compress(make_photo(200, 200, seed=3), 20)
+    path = tmp_path / "double.jpg"
+    Image.fromarray(first).save(path, quality=95)
+    image = read_image(path)
+    model = reads_qf_100()
+    found = pipeline.analyse(image, model, double=True)
+    assert found.verdict is not None and found.verdict.kind == "aligned"
+    assert found.feed_qf is None
+    restored = pipeline.restore_loaded(image, found).image
+    tables = pipeline.jpeg_tables(image)
+    full = model.restore_array(image.pixels, None, found.grid, tables,
+                               predicted_qf=found.predicted_qf, near_lossless=False).image
+    damped = model.restore_array(image.pixels, None, found.grid, tables,
+                                 predicted_qf=found.predicted_qf).image
+    assert np.array_equal(restored, full) and not np.array_equal(restored, damped)

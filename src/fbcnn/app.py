@@ -212,7 +212,8 @@ class Handlers:
             progress(0, desc="reading the image")
         image = self._read(path)
         name = self.model_name(kind, variant, image.is_gray)
-        model = self.models.get(name)
+        model = self.models.get(name, image.width * image.height / 1e6)  # as fbcnn restore
+
         def double(fraction: float) -> None:
             _check(stop, "during the double-JPEG analysis")
             if progress is not None:

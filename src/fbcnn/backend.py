@@ -8,8 +8,10 @@ the precision is fp32 (`fp32`, or `auto` on a CPU without AMX / AVX512-BF16, whe
 means fp32 anyway), and onnxruntime and onnx are installed. Elsewhere, torch: CUDA, MPS and
 bf16 CPUs are faster in torch, except for small jobs on a bf16 CPU: there torch in bf16
 computes about 1.5x faster than onnxruntime in fp32, but importing torch costs every process
-about 1.4 s more, so below `BF16_TORCH_MIN_MEGAPIXELS` in all (when the caller says how many
-it will restore, as `fbcnn restore` does) `auto` still picks onnxruntime (docs/benchmarks.md).
+about 1.4 s more, so for an image under `BF16_TORCH_MIN_MEGAPIXELS` (when the caller says
+how big, as `pipeline.ModelSet` does per image for `fbcnn restore` and the app) `auto` still
+picks onnxruntime (docs/benchmarks.md). Per image, not per batch: an image's pixels do not
+depend on what else a batch holds.
 
 The graph is the model's `fbcnn export --qf-input` (QF 0 = the image's own prediction),
 written once per weights file into the cache folder (`FBCNN_CACHE_DIR`, else
@@ -56,7 +58,7 @@ def _may_have_gpu() -> bool:
 def choose_backend(backend: str, device: str, precision: str,
                    megapixels: float | None = None) -> str:
     """'torch' or 'onnx' for a model in a .safetensors / .pth file (see the module doc).
-    `megapixels`: how much the model will restore in all, when known (None: a lot)."""
+    `megapixels`: the size of the image to restore, when known (None: a big one)."""
     from .device import PRECISIONS
 
     if backend not in BACKENDS:

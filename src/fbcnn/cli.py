@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -202,14 +202,7 @@ def restore(inputs: tuple[str, ...], outdir: str | None, model: str | None, qf_t
             inputs, outdir, recursive, options, engine=engine, model=model, tile=tile,
             device=device, precision=precision, address=address, workers=workers,
             threads_per_worker=threads_per_worker, gpus_per_worker=gpus_per_worker or 0.0))
-    megapixels = None
-    if backend == "auto":  # a small job on a bf16 CPU is faster in onnxruntime (fbcnn.backend)
-        from .backend import BF16_TORCH_MIN_MEGAPIXELS
-        from .imageio import list_inputs, total_megapixels
-
-        megapixels = len(sweep or [0]) * total_megapixels(
-            list_inputs(inputs, recursive), stop_at=BF16_TORCH_MIN_MEGAPIXELS)
-    models = _model_set(model, device, tile, precision, backend, megapixels)
+    models = _model_set(model, device, tile, precision, backend, inputs, recursive)
     failed = _restore_batch(inputs, outdir, recursive, models, options,
                             jobs=(os.cpu_count() or 1) if jobs == 0 else jobs)
     if failed:
@@ -229,15 +222,19 @@ def _restore_distributed(inputs: tuple[str, ...], outdir: str | None, recursive:
 
 
 def _model_set(model: str | None, device: str, tile: int, precision: str,
-               backend: str = "auto", megapixels: float | None = None) -> ModelSet:
+               backend: str = "auto", inputs: Sequence[str] = (),
+               recursive: bool = False) -> ModelSet:
     from .modelfiles import CheckpointError
     from .pipeline import ModelSet
 
     try:
         models = ModelSet(model, device=device, tile=tile, precision=precision,
-                          backend=backend, megapixels=megapixels)
-        if model:
-            models.get(model)  # a bad --model fails once, up front
+                          backend=backend)
+        if model:  # a bad --model fails once, up front (loaded for the first image's size)
+            from .imageio import header_megapixels, list_inputs
+
+            first = next(iter(list_inputs(inputs, recursive)), None)
+            models.get(model, None if first is None else header_megapixels(first))
     except (CheckpointError, ValueError) as e:
         raise click.ClickException(str(e)) from None
     return models

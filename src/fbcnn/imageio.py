@@ -545,20 +545,13 @@ def list_inputs(inputs: Sequence[str | Path], recursive: bool = False) -> list[P
     return out
 
 
-def total_megapixels(paths: Iterable[str | Path], stop_at: float = float("inf")) -> float:
-    """Megapixels of the readable images among `paths`, from their headers (no decoding);
-    counting stops once the sum passes `stop_at`. Unreadable files count 0 (they fail later,
-    with their own message)."""
-    total = 0.0
-    for path in paths:
-        try:
-            with Image.open(path) as img:
-                total += img.width * img.height / 1e6
-        except Exception:  # any unreadable file: reported when it is restored
-            continue
-        if total > stop_at:
-            break
-    return total
+def header_megapixels(path: str | Path) -> float | None:
+    """An image file's megapixels from its header (no decoding); None if unreadable."""
+    try:
+        with Image.open(path) as img:
+            return img.width * img.height / 1e6
+    except Exception:  # any unreadable file: reported when it is restored
+        return None
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:

@@ -72,14 +72,18 @@ class Model:
     def restore_array(self, pixels: np.ndarray, qf: float | None = None,
                       grid: int = 8, tables: JpegTables | None = None, *,
                       predicted_qf: float | None = None,
-                      progress: Progress | None = None) -> Result[np.ndarray]:
+                      progress: Progress | None = None,
+                      near_lossless: bool = True) -> Result[np.ndarray]:
         """Restore a uint8 HxW, HxWx1 or HxWx3 array; the result has the input's shape.
         `tables`: the quantisation tables of the JPEG the pixels come from, to keep the
         result consistent with that file (JPEG consistency); `predicted_qf`: this model's
-        `predict_qf` of the pixels when already known; `progress(done, total)` per tile."""
+        `predict_qf` of the pixels when already known; `progress(done, total)` per tile;
+        `near_lossless`: without `qf`, a near-lossless JPEG keeps only part of the change
+        (`fbcnn.nearlossless`; False for a double JPEG)."""
         fitted, grey_on_colour = self._fit_channels(pixels)
         out = self.restorer.restore(fitted, qf=qf, grid=grid, tables=tables,
-                                    predicted_qf=predicted_qf, progress=progress)
+                                    predicted_qf=predicted_qf, progress=progress,
+                                    near_lossless=near_lossless)
         result = out.pixels
         if grey_on_colour:
             grey = result.astype(np.float32).mean(axis=2, keepdims=True)
@@ -87,12 +91,15 @@ class Model:
         return Result(result.reshape(pixels.shape), out.predicted_qf, out.used_qf)
 
     def restore(self, image: ImageT, qf: float | None = None,
-                consistency: bool = True) -> Result[ImageT]:
+                consistency: bool = True, near_lossless: bool = True) -> Result[ImageT]:
         """Restore a numpy uint8 array or a PIL image (L, LA, RGB, RGBA; alpha is kept).
         A PIL image opened from a JPEG file is kept consistent with that file's
-        quantisation tables unless `consistency` is False (arrays carry no tables)."""
+        quantisation tables unless `consistency` is False (arrays carry no tables); a
+        near-lossless one keeps only part of the change unless `qf` is given or
+        `near_lossless` is False (`fbcnn.nearlossless`)."""
         if isinstance(image, np.ndarray):
-            return self.restore_array(image, qf)  # type: ignore[return-value]
+            return self.restore_array(image, qf,  # type: ignore[return-value]
+                                      near_lossless=near_lossless)
         if not isinstance(image, Image.Image):
             raise TypeError(f"expected a numpy array or PIL image, got {type(image).__name__}")
         if image.mode not in API_MODES:
@@ -107,7 +114,8 @@ class Model:
             grid = grid_multiple(subsampling, 1 if image.mode == "L" else 3)
         alpha = image.getchannel("A") if image.mode in ("RGBA", "LA") else None
         base = image.convert("L" if image.mode in ("L", "LA") else "RGB")
-        result = self.restore_array(np.asarray(base), qf, grid, tables)
+        result = self.restore_array(np.asarray(base), qf, grid, tables,
+                                    near_lossless=near_lossless)
         restored = Image.fromarray(result.image.squeeze() if result.image.ndim == 3
                                    and result.image.shape[2] == 1 else result.image)
         if alpha is not None:
@@ -123,8 +131,8 @@ def load_model(name_or_path: str | Path = "color", device: str = "auto",
     (run with onnxruntime; see `fbcnn.export`). `precision`: 'auto' (bf16 where the
     hardware computes it natively, else fp32), 'fp32' or 'bf16'. `backend`: 'auto'
     (onnxruntime for fp32 on the CPU, else torch: see `fbcnn.backend`), 'torch' or 'onnx'.
-    `megapixels`: how much the model will restore in all, if known (it decides 'auto' for
-    small jobs on bf16 CPUs)."""
+    `megapixels`: the size of the images it will restore, if known (it decides 'auto' for
+    small images on bf16 CPUs)."""
     from .backend import cached_graph, choose_backend
     from .onnx_backend import OnnxFBCNN
 

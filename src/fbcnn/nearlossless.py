@@ -19,12 +19,13 @@ docs/training.md, "Near-lossless JPEGs"):
 
 So the luma correction fades out from QF 90 (all of it) to QF 95 (none), the chroma
 correction from all of it to a quarter, and at QF 100 (every chroma step 1, only the chroma
-subsampling lost) chroma keeps half. The quality is the file's (from its quantisation
-tables), unless the network reads the image more than `READING_MARGIN` lower: a QF-95 file
-re-saved from a heavily compressed image keeps its full correction. (The reading alone is
-not enough: it puts some QF-95 files at 93-94, where they would keep a third of the luma
-change and lose 0.75 dB.) Without tables (not a JPEG, or consistency off) the reading
-decides. It applies to the model's own QF only: with `--qf` the user chooses the correction.
+subsampling lost) chroma keeps half. The file's quantisation tables give the quality; the
+network's reading only where there are none (not a JPEG, or consistency off): the reading
+misses by more than the fade is wide (on the probe's images, some QF-95 files read 93-94 and
+would lose 0.75 dB with a third of their luma change; one Kodak photo at QF 100 reads 66).
+The rule is for the model's own QF and for single JPEGs: with `--qf` the user chooses the
+correction, and a file in which `fbcnn.recompress` finds an earlier, stronger compression
+(a re-saved copy of a heavily compressed image) keeps all of it.
 """
 
 from __future__ import annotations
@@ -36,15 +37,12 @@ from .consistency import _FROM_YCC32, _TO_YCC32
 LUMA_FULL_UNTIL, LUMA_NONE_FROM = 90.0, 95.0  # QF: all of the luma correction .. none
 CHROMA_NEAR_LOSSLESS = 0.25  # of the chroma correction kept from QF 95 on
 CHROMA_SUBSAMPLING_ONLY = 0.5  # kept when the chroma steps are all 1 (QF 100)
-READING_MARGIN = 10.0  # QF: a reading this far below the tables' is a heavier earlier JPEG
 STRIP = 512  # rows at a time (bounded memory on big images)
 
 
 def quality(predicted_qf: float, table_qf: float | None) -> float:
-    """The QF that decides the shares: the file's, unless the network reads far lower."""
-    if table_qf is None or predicted_qf < table_qf - READING_MARGIN:
-        return predicted_qf
-    return float(table_qf)
+    """The QF that decides the shares: the file's, else the network's reading."""
+    return predicted_qf if table_qf is None else float(table_qf)
 
 
 def strengths(quality: float, chroma_steps_one: bool = False) -> tuple[float, float]:

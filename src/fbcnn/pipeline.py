@@ -30,31 +30,37 @@ from .restore import DEFAULT_TILE, Progress
 
 
 class ModelSet:
-    """The model for each image: a fixed one (`model`), or `color` / `gray` by channels."""
+    """The model for each image: a fixed one (`model`), or `color` / `gray` by channels.
+    Each is loaded once per engine: with `backend="auto"` on a bf16 CPU, an image under
+    `backend.BF16_TORCH_MIN_MEGAPIXELS` runs in onnxruntime and a bigger one in torch
+    (`fbcnn.backend`), so an image's pixels never depend on what else the batch holds."""
 
     def __init__(self, model: str | None = None, device: str = "auto",
                  tile: int | None = DEFAULT_TILE, precision: str = "auto",
-                 backend: str = "auto", megapixels: float | None = None) -> None:
+                 backend: str = "auto") -> None:
         self.fixed = model
-        self.megapixels = megapixels  # the job's size, if known (see fbcnn.backend)
         self.device = device
         self.tile = tile
         self.precision = precision
         self.backend = backend
         self.threads = 0  # 0: the engine's default (one per core)
-        self._loaded: dict[str, Model] = {}
+        self._loaded: dict[tuple[str, str], Model] = {}
         self._lock = threading.Lock()  # batches restore several images at a time
 
-    def get(self, name: str) -> Model:
+    def get(self, name: str, megapixels: float | None = None) -> Model:
+        """The model `name` for an image of `megapixels` (None: a big one)."""
+        from .backend import choose_backend
+
+        engine = choose_backend(self.backend, self.device, self.precision, megapixels)
         with self._lock:
-            if name not in self._loaded:
+            if (name, engine) not in self._loaded:
                 model = load_model(name, device=self.device, tile=self.tile,
                                    precision=self.precision, backend=self.backend,
-                                   megapixels=self.megapixels)
+                                   megapixels=megapixels)
                 if self.threads:
                     model.set_threads(self.threads)
-                self._loaded[name] = model
-            return self._loaded[name]
+                self._loaded[(name, engine)] = model
+            return self._loaded[(name, engine)]
 
     def set_threads(self, threads: int) -> None:
         """CPU threads per model, for the models loaded and those still to come."""
@@ -64,9 +70,10 @@ class ModelSet:
                 model.set_threads(threads)
 
     def for_image(self, image: LoadedImage) -> Model:
+        megapixels = image.pixels.shape[0] * image.pixels.shape[1] / 1e6
         if self.fixed:
-            return self.get(self.fixed)
-        return self.get("gray" if image.is_gray else "color")
+            return self.get(self.fixed, megapixels)
+        return self.get("gray" if image.is_gray else "color", megapixels)
 
 
 @dataclass
@@ -161,11 +168,14 @@ def analyse(image: LoadedImage, model: Model, double: bool = True,
 def restore_loaded(image: LoadedImage, analysis: Analysis, qf: float | None = None,
                    consistency: bool = True, progress: Progress | None = None) -> Any:
     """Restore decoded pixels with what `analyse` found: `qf` overrides the QF (else the
-    double-JPEG QF, else the prediction). Returns a `model.Result` of arrays."""
+    double-JPEG QF, else the prediction); a double JPEG is not treated as near-lossless,
+    whatever its last QF. Returns a `model.Result` of arrays."""
     feed = qf if qf is not None else analysis.feed_qf
     tables = jpeg_tables(image) if consistency else None
+    double = analysis.verdict is not None and analysis.verdict.detected
     return analysis.model.restore_array(image.pixels, feed, analysis.grid, tables,
-                                        predicted_qf=analysis.predicted_qf, progress=progress)
+                                        predicted_qf=analysis.predicted_qf, progress=progress,
+                                        near_lossless=not double)
 
 
 # ------------------------------------------------------------------------------- outputs

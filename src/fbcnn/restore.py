@@ -304,7 +304,8 @@ class Restorer:
 
     def restore(self, pixels: np.ndarray, qf: float | None = None, grid: int = 8,
                 progress: Progress | None = None, tables: JpegTables | None = None,
-                predicted_qf: float | None = None) -> RestoreOutput:
+                predicted_qf: float | None = None,
+                near_lossless: bool = True) -> RestoreOutput:
         """Restore a uint8 image.
 
         `qf` (1..100) overrides the predicted QF; `predicted_qf`, when the caller already
@@ -313,7 +314,8 @@ class Restorer:
         after each tile; `tables`, the quantisation tables of the JPEG the pixels were
         decoded from, keep the result consistent with that file (`fbcnn.consistency`).
         Without `qf`, a near-lossless JPEG (QF above 90, by its tables or else by the
-        reading) keeps only part of the change (`fbcnn.nearlossless`)."""
+        reading) keeps only part of the change (`fbcnn.nearlossless`), unless
+        `near_lossless` is False (a double JPEG: its earlier compression is not)."""
         pixels = self.check(pixels)
         if qf is not None:
             qf = check_qf(qf)
@@ -350,7 +352,7 @@ class Restorer:
             progress(1, 1)
         if tables is not None:
             out.pixels = project(out.pixels, pixels, tables)
-        if qf is None:  # the model's own QF: a near-lossless JPEG keeps part of the change
+        if qf is None and near_lossless:  # a near-lossless JPEG keeps part of the change
             quality = nearlossless.quality(out.predicted_qf,
                                            None if tables is None else tables.quality)
             luma, chroma = nearlossless.strengths(

@@ -255,11 +255,9 @@ const LUMA_NONE_FROM = 95;
 const CHROMA_NEAR_LOSSLESS = 0.25;
 const CHROMA_SUBSAMPLING_ONLY = 0.5;
 
-const READING_MARGIN = 10;
-
-/** nearlossless.quality: the file's QF, unless the network reads far lower. */
+/** nearlossless.quality: the file's QF, else the network's reading. */
 export function nearLosslessQuality(predictedQf, tableQf) {
-  return tableQf === null || predictedQf < tableQf - READING_MARGIN ? predictedQf : tableQf;
+  return tableQf === null ? predictedQf : tableQf;
 }
 
 /** nearlossless.strengths: [luma, chroma] shares of the correction kept at this quality. */
