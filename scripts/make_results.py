@@ -175,19 +175,23 @@ def write_json(path: Path, data: dict) -> None:
 
 
 def run_job(job: Job, loaded: checkpoints.LoadedNetwork, json_path: Path,
-            device: str, threads: int | None = None) -> dict:
+            device: str, threads: int | None = None, precision: str = "auto") -> dict:
     # by the weights file, as `fbcnn evaluate --model` and `fbcnn restore` load it: the
     # engine `fbcnn.backend` picks and the QF read at the training patch size
-    model = load_model(checkpoints.resolve_model(job.model), device=device)
+    model = load_model(checkpoints.resolve_model(job.model), device=device,
+                       precision=precision)
     if threads:
         model.set_threads(threads)
     result = evaluate(job.data, model.restorer, gray=job.gray, qfs=job.qfs, double=job.double,
                       shift=SHIFT, correction=job.correction, limit=job.limit,
                       model_name=job.label, device=device)
     network = loaded.network
+    command = job.command(json_path)
+    if precision != "auto":
+        command = command.replace(" --json ", f" --precision {precision} --json ")
     result.update({
         "settings": job.settings(),
-        "command": job.command(json_path),
+        "command": command,
         "model_metadata": {k: v for k, v in loaded.metadata.items()
                            if k != checkpoints.CONFIG_KEY},
         "model_config": network.config.to_dict(),
@@ -227,6 +231,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out-dir", type=Path, default=ROOT / "docs",
                         help="where results.md and results/*.json go (default: docs/)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                        help="as fbcnn evaluate (fp32 keeps a run comparable with JSON files "
+                             "made on a CPU without bf16)")
     parser.add_argument("--reverse", action="store_true",
                         help="run the evaluations last first (with --skip-existing-json, a "
                              "second process on the same models meets the first halfway)")
@@ -268,7 +275,8 @@ def run_jobs(plan: list[Job], loaded: dict[str, checkpoints.LoadedNetwork], json
         print(f"{what} ({time.perf_counter() - start:.0f} s so far)", file=sys.stderr,
               flush=True)
         try:
-            result = run_job(job, loaded[job.model], json_path, args.device, args.threads)
+            result = run_job(job, loaded[job.model], json_path, args.device, args.threads,
+                             args.precision)
         except ValueError as e:
             print(f"error: {job.label} {job.kind}: {e}", file=sys.stderr)
             return False
