@@ -2,6 +2,7 @@
 scan's pixel budget (`fbcnn.recompress._scan_budget`).
 
     python scripts/double_jpeg_rates.py [--folder DIR] [--limit N] [--full-scan]
+        [--scan-pixels N]
     python scripts/double_jpeg_rates.py --timing      # on an idle machine
 
 `--timing` instead times one analysis (best of 3) of a 3-MP photo (the first photo of the
@@ -39,7 +40,11 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=24)
     parser.add_argument("--full-scan", action="store_true")
     parser.add_argument("--timing", action="store_true")
+    parser.add_argument("--scan-pixels", type=int, default=None,
+                        help="the scan's sample size (default: recompress._SCAN_PIXELS)")
     args = parser.parse_args()
+    if args.scan_pixels:
+        recompress._SCAN_PIXELS = args.scan_pixels  # noqa: SLF001 - an A/B switch
     if args.timing:
         timing(args.folder)
         return
