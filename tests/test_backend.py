@@ -216,3 +216,27 @@ def test_each_image_runs_in_the_engine_its_size_asks_for(tiny_named_models, tmp_
     result = CliRunner().invoke(main, ["restore", both[1], "-o", str(tmp_path / "t"),
                                        "--backend", "torch"])
     assert result.exit_code == 0 and {c for _, c in seen} == {"torch"}
+
+
+def test_a_model_checked_up_front_against_an_unreadable_first_input(tiny_named_models,
+                                                                   tmp_path):
+    """`--model` is loaded before the batch, for the first input's size: an unreadable
+    first input (no size in its header) must not stop the check or the batch; it gets its
+    own one-line error, the next file is restored, and the exit code is 1."""
+    from click.testing import CliRunner
+    from conftest import make_photo
+    from PIL import Image
+
+    from fbcnn.cli import main
+
+    (tmp_path / "broken.jpg").write_bytes(b"not an image")
+    Image.fromarray(make_photo(48, 40)).save(tmp_path / "good.jpg", quality=20)
+    out = tmp_path / "o"
+    result = CliRunner().invoke(main, ["restore", str(tmp_path / "broken.jpg"),
+                                       str(tmp_path / "good.jpg"), "-o", str(out),
+                                       "--model", "color"])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if "broken.jpg" in line]
+    assert len(errors) == 1
+    assert sorted(p.name for p in out.iterdir()) == ["good.png"]

@@ -21,8 +21,8 @@ So the luma correction fades out from QF 90 (all of it) to QF 95 (none), the chr
 correction from all of it to a quarter, and at QF 100 (every chroma step 1, only the chroma
 subsampling lost) chroma keeps half. The file's quantisation tables give the quality; the
 network's reading only where there are none (not a JPEG, or consistency off): the reading
-misses by more than the fade is wide (on the probe's images, some QF-95 files read 93-94 and
-would lose 0.75 dB with a third of their luma change; one Kodak photo at QF 100 reads 66).
+misses by more than the fade is wide (on the probe's images some QF-95 files read 93-94,
+where the fade would keep a third of their luma change; one Kodak photo at QF 100 reads 66).
 The rule is for the model's own QF and for single JPEGs: with `--qf` the user chooses the
 correction, and a file in which `fbcnn.recompress` finds an earlier, stronger compression
 (a re-saved copy of a heavily compressed image) keeps all of it.
