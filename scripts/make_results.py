@@ -105,7 +105,7 @@ class Job:
             "qf_read_at": "training patch size",  # fbcnn.restore, since 2026-11-28
         }
 
-    def command(self, json_path: Path) -> str:
+    def command(self, json_path: Path, precision: str = "auto") -> str:
         parts = ["fbcnn evaluate", f"--data {display_path(self.data)}", f"--model {self.model}"]
         if self.gray:
             parts.append("--gray")
@@ -117,6 +117,8 @@ class Job:
         parts.append(f"--correction {self.correction}")
         if self.limit:
             parts.append(f"--limit {self.limit}")
+        if precision != "auto":
+            parts.append(f"--precision {precision}")
         parts.append(f"--json {display_path(json_path)}")
         return " ".join(parts)
 
@@ -186,12 +188,9 @@ def run_job(job: Job, loaded: checkpoints.LoadedNetwork, json_path: Path,
                       shift=SHIFT, correction=job.correction, limit=job.limit,
                       model_name=job.label, device=device)
     network = loaded.network
-    command = job.command(json_path)
-    if precision != "auto":
-        command = command.replace(" --json ", f" --precision {precision} --json ")
     result.update({
         "settings": job.settings(),
-        "command": command,
+        "command": job.command(json_path, precision),
         "model_metadata": {k: v for k, v in loaded.metadata.items()
                            if k != checkpoints.CONFIG_KEY},
         "model_config": network.config.to_dict(),
