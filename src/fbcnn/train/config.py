@@ -73,7 +73,8 @@ class TrainConfig:
     threads: int = 0  # 0: all cores
     checkpoint_minutes: float = 5.0
     # weights to start from (fine-tuning), e.g. a single-JPEG model; pinned by init_sha256
-    # (the run refuses a file whose hash differs), never a file that a run overwrites
+    # (the run refuses a file whose hash differs), never a file that a run overwrites; a
+    # colour parent of a grey model starts it as its exact grey copy (fbcnn.train.convert)
     init_from: str | None = None
     init_sha256: str | None = None
     # after init_from: modules that start afresh with our initialisation, e.g. ["qf_pred"]

@@ -31,6 +31,7 @@ from ..jpeg import compress
 from ..metrics import psnr
 from ..network import FBCNN, network_to_qf, orthogonal_init, qf_to_network
 from .config import TrainConfig
+from .convert import grey_from_colour
 from .data import Batch, PatchSampler, PatchStream, find_images, load_images
 
 STATE_FILE = "last.pt"
@@ -223,12 +224,15 @@ class Trainer:
                 raise ValueError(f"init_from {config.init_from} has sha256 {self.init_sha256}, "
                                  f"the config pins {config.init_sha256}")
             parent = load_network(config.init_from)
+            parent_network = parent.network
+            if (parent_network.config.in_channels, config.model.in_channels) == (3, 1):
+                parent_network = grey_from_colour(parent_network)  # a grey stage from colour
             fresh = {k: v for k, v in self.network.state_dict().items()
                      if k.split(".")[0] in config.reinit}
             unknown = set(config.reinit) - {k.split(".")[0] for k in fresh}
             if unknown:
                 raise ValueError(f"reinit: no module named {', '.join(sorted(unknown))}")
-            self.network.load_state_dict({**parent.network.state_dict(), **fresh})
+            self.network.load_state_dict({**parent_network.state_dict(), **fresh})
             self.parent_stages = json.loads(parent.metadata.get(PROVENANCE_KEY, "[]"))
         self.network.to(self.device)
         if config.channels_last:
