@@ -5,9 +5,10 @@
 
 Sources, each optional (a missing one is reported as "not measured yet"):
 the weights `src/fbcnn/weights/NAME.safetensors` (config, iterations and training seconds in
-its metadata), the training config `configs/NAME.yaml`, the training commands
-`configs/NAME.commands.txt` (else the default command), the training log
-`configs/NAME.log.jsonl` (its last validation record) and the evaluations of
+its metadata; the last stage's config from its provenance), that stage's config file and
+training log (`configs/RUN.yaml`, `configs/RUN.log.jsonl` for a run writing to runs/RUN,
+else `configs/NAME.yaml` and `NAME.log.jsonl`; the log's last validation record), the
+training commands `configs/NAME.commands.txt` (else the default command), and the evaluations of
 `scripts/make_results.py` in the results folder (NAME-none.json, NAME-none-double.json,
 NAME-bsd68-none.json, NAME-qfsweep.json).
 """
@@ -110,7 +111,8 @@ def section_data(name: str, config: dict | None, config_path: Path) -> list[str]
     share = float(data.get("double_probability") or 0.0)
     kind = ("Grey (the BT.601 Y of colour images, some plain grey conversions)"
             if data.get("gray") else "Colour")
-    lines += [f"From `{display_path(config_path)}`:", "",
+    lines += [f"The last stage's, from `{display_path(config_path)}` (earlier stages: "
+              "under Training):", "",
               *(f"- `{f}`" for f in folders), "",
               f"{kind} patches of {data.get('patch_size', '?')} pixels, batches of "
               f"{data.get('batch_size', '?')}, JPEG-compressed on the fly; double-JPEG share "
@@ -282,8 +284,7 @@ def log_totals(path: Path) -> list[str]:
             "are those of the model it started from where its config has `init_from`)."]
 
 
-def section_log(name: str, configs_dir: Path) -> list[str]:
-    path = configs_dir / f"{name}.log.jsonl"
+def section_log(path: Path) -> list[str]:
     lines = ["## Last validation in the training log", ""]
     record = last_validation(path)
     if not record:
@@ -306,13 +307,43 @@ def section_log(name: str, configs_dir: Path) -> list[str]:
     return lines
 
 
+def last_stage(metadata: dict) -> dict | None:
+    """The last stage recorded in the weights' provenance (the run that wrote them)."""
+    try:
+        stages = json.loads(metadata.get(PROVENANCE_KEY, "null") or "null")
+    except ValueError:
+        return None
+    return stages[-1] if isinstance(stages, list) and stages and isinstance(
+        stages[-1], dict) else None
+
+
+def stage_files(name: str, metadata: dict, configs_dir: Path
+                ) -> tuple[dict | None, Path, Path]:
+    """The config of the run that wrote the weights and where its config and log files are.
+
+    The last provenance stage's config is the exact one; its files are named after its
+    output folder (runs/gray-stage4 -> configs/gray-stage4.yaml, .log.jsonl) where they
+    exist, else configs/NAME.yaml and NAME.log.jsonl (also for weights without provenance)."""
+    config_path = configs_dir / f"{name}.yaml"
+    log_path = configs_dir / f"{name}.log.jsonl"
+    stage = last_stage(metadata)
+    stage_config = stage.get("config") if stage else None
+    if not isinstance(stage_config, dict):
+        return read_config(config_path), config_path, log_path
+    run = Path(str(stage_config.get("output") or "")).name
+    if run and (configs_dir / f"{run}.yaml").is_file():
+        config_path = configs_dir / f"{run}.yaml"
+    if run and (configs_dir / f"{run}.log.jsonl").is_file():
+        log_path = configs_dir / f"{run}.log.jsonl"
+    return stage_config, config_path, log_path
+
+
 def make_card(name: str, results_dir: Path, weights_dir: Path, configs_dir: Path) -> str:
     weights = weights_dir / f"{name}.safetensors"
     if not weights.is_file():
         raise FileNotFoundError(f"{weights}: no such weights file")
-    config_path = configs_dir / f"{name}.yaml"
-    config = read_config(config_path)
     loaded = checkpoints.load_network(weights)
+    config, config_path, log_path = stage_files(name, loaded.metadata, configs_dir)
     gray = loaded.network.config.in_channels == 1
     sha = file_sha256(weights)
     command = f"python scripts/make_model_card.py {name}"
@@ -328,7 +359,7 @@ def make_card(name: str, results_dir: Path, weights_dir: Path, configs_dir: Path
              *section_data(name, config, config_path),
              *section_training(name, loaded.metadata, config, configs_dir),
              *section_results(name, results_dir, sha, gray),
-             *section_log(name, configs_dir),
+             *section_log(log_path),
              "## Limitations", "",
              "A small network trained for a short time on a CPU: well below the published "
              "FBCNN (compare the tables in `docs/results.md`). Measured on natural photos; "

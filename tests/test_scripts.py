@@ -118,3 +118,36 @@ def test_make_results_and_model_card(setup, monkeypatch):
                                  "--configs-dir", str(root / "nowhere")]) == 0
     card = (root / "weights" / "tinyg-double.md").read_text()
     assert card.count("Not measured yet") == 5  # single, double, BSD68, QF sweep, log
+
+
+def test_model_card_takes_the_last_stage_config_and_log(tmp_path):
+    """A model whose last stage wrote runs/tiny-stage2: its card shows that stage's config
+    and log, not configs/NAME.yaml of an earlier stage (the grey model started from colour)."""
+    from fbcnn.checkpoints import PROVENANCE_KEY
+
+    weights, configs = tmp_path / "weights", tmp_path / "configs"
+    weights.mkdir()
+    configs.mkdir()
+    stage = {"name": "tiny", "train_seconds": 60.0, "iterations": 7, "device": "cpu",
+             "config": {"output": "runs/tiny-stage2", "init_from": "weights/colour.safetensors",
+                        "data": {"folders": ["stage2-data"], "gray": True, "patch_size": 64,
+                                 "batch_size": 16, "double_probability": 0.0}}}
+    save_network(tiny_network(1), weights / "tiny.safetensors",
+                 {PROVENANCE_KEY: json.dumps([stage])})
+    (configs / "tiny.yaml").write_text("name: tiny\ndata:\n  folders: [stage1-data]\n"
+                                      "  patch_size: 96\n")
+    (configs / "tiny-stage2.yaml").write_text("name: tiny\n")
+    for log, gain in (("tiny", 1.0), ("tiny-stage2", 2.0)):
+        val = {"10": {"jpeg": 25.0, "restored": 25.0 + gain, "predicted_qf": 10.0}}
+        (configs / f"{log}.log.jsonl").write_text(
+            json.dumps({"iteration": 5, "elapsed_s": 5.0, "val": val}) + "\n")
+    assert make_model_card.main(["tiny", "--results-dir", str(tmp_path / "nowhere"),
+                                 "--weights-dir", str(weights),
+                                 "--configs-dir", str(configs)]) == 0
+    card = (weights / "tiny.md").read_text()
+    data = card.split("## Training data")[1].split("## Training\n")[0]
+    assert "stage2-data" in data and "stage1-data" not in data
+    assert "patches of 64 pixels" in data and "tiny-stage2.yaml" in data
+    assert "colour.safetensors" in data
+    log = card.split("## Last validation")[1]
+    assert "tiny-stage2.log.jsonl" in log and "+2.00" in log and "+1.00" not in log

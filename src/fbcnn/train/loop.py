@@ -225,8 +225,12 @@ class Trainer:
                                  f"the config pins {config.init_sha256}")
             parent = load_network(config.init_from)
             parent_network = parent.network
-            if (parent_network.config.in_channels, config.model.in_channels) == (3, 1):
+            channels = (parent_network.config.in_channels, config.model.in_channels)
+            if channels == (3, 1):
                 parent_network = grey_from_colour(parent_network)  # a grey stage from colour
+            elif channels[0] != channels[1]:
+                raise ValueError(f"init_from {config.init_from}: a grey network cannot start "
+                                 "a colour model (colour to grey works)")
             fresh = {k: v for k, v in self.network.state_dict().items()
                      if k.split(".")[0] in config.reinit}
             unknown = set(config.reinit) - {k.split(".")[0] for k in fresh}
