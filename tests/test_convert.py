@@ -55,6 +55,10 @@ def test_a_grey_stage_starts_from_a_colour_parent(tmp_path: Path) -> None:
     expected = grey_from_colour(colour).state_dict()
     assert all(torch.equal(v, expected[k]) for k, v in trainer.network.state_dict().items())
     trainer.train()
+    records = [json.loads(line) for line in
+               (Path(config.output) / "log.jsonl").read_text().splitlines()]
+    first = next(r for r in records if "val" in r)
+    assert first["iteration"] == 0 and first["patches"] == 0  # the parent, before a step
     stages = json.loads(load_network(Path(config.output) / "model.safetensors")
                         .metadata[PROVENANCE_KEY])
     assert [s["name"] for s in stages] == ["colour", "tiny"]

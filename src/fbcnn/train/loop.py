@@ -427,6 +427,10 @@ class Trainer:
         bar = tqdm(total=None if math.isinf(end) else end, initial=self.iteration,
                    disable=self.quiet or not self.dist.is_main, desc=self.config.name,
                    dynamic_ncols=True)
+        if self.iteration == 0 and self.config.init_from and self.dist.is_main \
+                and self.val_images:
+            # where a fine-tune starts: the parent's validation, logged as iteration 0
+            self.log({"iteration": 0, "elapsed_s": 0.0, "patches": 0, **self.run_validation()})
         self.network.train()
         try:
             while self.iteration < end and self.elapsed < budget:
