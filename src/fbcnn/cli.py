@@ -69,8 +69,9 @@ def main() -> None:
 @click.option("--resume", is_flag=True, help="Continue from OUTPUT/last.pt if it exists.")
 @click.option("--minutes", type=click.FloatRange(min=0), default=None,
               help="Stop (with a checkpoint) after this many minutes.")
-@click.option("--iterations", type=click.IntRange(min=1), default=None,
-              help="Stop after this many more iterations.")
+@click.option("--iterations", type=click.IntRange(min=0), default=None,
+              help="Stop after this many more iterations (0 with init_from: only validate "
+                   "the weights it starts from).")
 @click.option("--output", default=None, help="Override the config's output folder.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config value, e.g. --set data.workers=8 (repeatable).")
