@@ -33,6 +33,7 @@ from fbcnn.benchmark import (  # noqa: E402
     end_to_end,
     format_benchmark,
     published_architecture,
+    restore_phases,
     run_benchmark,
 )
 from fbcnn.device import cpu_has_native_bf16  # noqa: E402
@@ -154,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
             extras.append(("--backend", "torch" if default == "onnx" else "onnx"))
         runs[0]["end_to_end"] = [end_to_end(repeats=args.repeats, precision="auto", extra=extra)
                                  for extra in extras]
+        print("benchmark the default restore's phases, 2048x1536", file=sys.stderr)
+        runs[0]["phases"] = restore_phases(repeats=args.repeats)
     flags = cpu_flags()
 
     args.out_dir.mkdir(parents=True, exist_ok=True)

@@ -124,3 +124,15 @@ def test_benchmark_command_refuses_an_unknown_backend(tiny_named_models) -> None
                                        "--backends", "torch,tensorflow"])
     assert result.exit_code == 2 and "expected torch and / or onnx" in result.output
     assert "Traceback" not in result.output and "benchmark color" not in result.output
+
+
+def test_restore_phases_split_the_default_restore(tiny_named_models) -> None:
+    from fbcnn.benchmark import PHASES, format_phases, restore_phases
+
+    p = restore_phases(96, 128, repeats=2, precision="fp32")
+    assert set(p["seconds"]) == set(PHASES) and all(len(v) == 2 for v in p["runs"].values())
+    assert all(v > 0 for v in p["seconds"].values())  # the analysis ran: a JPEG input
+    assert p["total"] == pytest.approx(sum(p["seconds"].values()))
+    assert p["analysis_share"] == pytest.approx(p["seconds"]["analysis"] / p["total"])
+    assert p["engine"] in ("torch", "onnx")
+    assert f"{p['analysis_share']:.1%}" in format_phases(p)

@@ -340,6 +340,8 @@ def format_benchmark(result: dict) -> str:
     for e in result.get("end_to_end", []):
         lines.append("")
         lines.append(format_end_to_end(e))
+    if result.get("phases"):
+        lines += ["", format_phases(result["phases"])]
     return "\n".join(lines)
 
 
@@ -400,6 +402,58 @@ def end_to_end(height: int = 1536, width: int = 2048, repeats: int = 3,
             "megapixels_per_s": mp / seconds,
             "megapixels_per_s_after_startup": mp / max(1e-9, seconds - startup),
             "peak_rss_mib": max(peaks)}
+
+
+PHASES = ("read", "analysis", "restore", "write")
+
+
+def restore_phases(height: int = 1536, width: int = 2048, repeats: int = 3,
+                   precision: str = "auto", model: str | None = None) -> dict:
+    """Where a default `fbcnn restore` of a colour JPEG (the test image at QF 30) spends its
+    time after start-up, timed in one process through the same pipeline functions (decode,
+    double-JPEG analysis, restoration, PNG write): one warm-up (it loads the model), then
+    the median of `repeats` runs per phase. `analysis_share` is the analysis' part of the
+    file's whole time (the four phases)."""
+    from PIL import Image
+
+    from .imageio import read_image, write_image
+    from .pipeline import ModelSet, analyse, restore_loaded
+
+    models = ModelSet(model, precision=precision)
+    times: dict[str, list[float]] = {p: [] for p in PHASES}
+    with tempfile.TemporaryDirectory(prefix="fbcnn-phases-") as tmp:
+        path = Path(tmp, "photo.jpg")
+        Image.fromarray(sample_image(height, width, 3)).save(path, quality=TEST_IMAGE_QF)
+        for run in range(max(1, repeats) + 1):  # run 0: the warm-up
+            t0 = time.perf_counter()
+            image = read_image(path)
+            t1 = time.perf_counter()
+            found = analyse(image, models.for_image(image), double=True)
+            t2 = time.perf_counter()
+            result = restore_loaded(image, found)
+            t3 = time.perf_counter()
+            write_image(Path(tmp, f"out{run}.png"), result.image)
+            t4 = time.perf_counter()
+            if run:
+                for phase, seconds in zip(PHASES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3),
+                                          strict=True):
+                    times[phase].append(seconds)
+        engine = models.for_image(image).backend
+    medians = {p: statistics.median(v) for p, v in times.items()}
+    total = sum(medians.values())
+    return {"height": height, "width": width, "precision": precision, "engine": engine,
+            "repeats": max(1, repeats), "seconds": medians, "runs": times, "total": total,
+            "analysis_share": medians["analysis"] / total if total > 0 else 0.0}
+
+
+def format_phases(p: dict) -> str:
+    s = p["seconds"]
+    return (f"Phases of the default restore of the {p['width']}x{p['height']} colour JPEG "
+            f"after start-up, in one process ({p['engine']}, precision {p['precision']}), "
+            f"median of {p['repeats']}: read {s['read']:.2f} s, double-JPEG analysis "
+            f"{s['analysis']:.2f} s, restoration {s['restore']:.2f} s, write "
+            f"{s['write']:.2f} s; the analysis is **{p['analysis_share']:.1%}** of the "
+            f"{p['total']:.2f} s.")
 
 
 def format_end_to_end(e: dict) -> str:
