@@ -5,6 +5,7 @@ test), so a wrong column, a mean over the wrong images or a flipped verdict fail
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -214,6 +215,10 @@ def test_model_header_provenance_line() -> None:
         "## color", "",
         "colour (RGB, 4:2:0 JPEG); 2.34 M parameters, widths 16/32/64/128, 2 residual "
         "block(s) a stage; iterations 20, train_seconds 480.", ""]
+    stages = json.dumps([{"name": "color", "config": {"data": {}}}] * 3)
+    meta = {"fbcnn.provenance": stages, "iterations": "20"}
+    assert report.model_header("color", {**first, "model_metadata": meta})[2].endswith(
+        "; 3 training stages (each in the model card), iterations 20.")
     assert report.model_header("g", {"gray": True})[2] == (
         "grey (BT.601 Y of the colour images); widths , ? residual block(s) a stage.")
 

@@ -16,6 +16,7 @@ text; nothing here reads files or runs a network.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -269,13 +270,27 @@ def sweep_verdict(sweep: dict) -> str:
 # ------------------------------------------------------------------------------ sections
 
 
+def _metadata_item(key: str, value: object) -> str:
+    """One item of the weights' metadata; the provenance (every stage's full config) only
+    as its count of stages, which the model card lists."""
+    if key == "fbcnn.provenance":
+        try:
+            stages = json.loads(str(value))
+        except ValueError:
+            stages = None
+        if isinstance(stages, list):
+            return f"{len(stages)} training stage{'' if len(stages) == 1 else 's'} (each in " \
+                   "the model card)"
+    return f"{key} {value}"
+
+
 def model_header(label: str, first: dict) -> list[str]:
     """The model's heading and provenance line (kind, parameters, widths, blocks, the
     training metadata of its weights), from any of its results."""
     config = first.get("model_config", {})
     meta = first.get("model_metadata", {})
     kind = "grey (BT.601 Y of the colour images)" if first["gray"] else "colour (RGB, 4:2:0 JPEG)"
-    trained = ", ".join(f"{k} {v}" for k, v in sorted(meta.items()) if k != "name")
+    trained = ", ".join(_metadata_item(k, v) for k, v in sorted(meta.items()) if k != "name")
     params = first.get("model_parameters")
     return [f"## {label}", "",
             f"{kind}; " + (f"{params / 1e6:.2f} M parameters, " if params else "")
