@@ -428,7 +428,8 @@ def restore_phases(height: int = 1536, width: int = 2048, repeats: int = 3,
             t0 = time.perf_counter()
             image = read_image(path)
             t1 = time.perf_counter()
-            found = analyse(image, models.for_image(image), double=True)
+            model = models.for_image(image)
+            found = analyse(image, model, double=True)
             t2 = time.perf_counter()
             result = restore_loaded(image, found)
             t3 = time.perf_counter()
@@ -438,7 +439,7 @@ def restore_phases(height: int = 1536, width: int = 2048, repeats: int = 3,
                 for phase, seconds in zip(PHASES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3),
                                           strict=True):
                     times[phase].append(seconds)
-        engine = models.for_image(image).backend
+        engine = model.backend
     medians = {p: statistics.median(v) for p, v in times.items()}
     total = sum(medians.values())
     return {"height": height, "width": width, "precision": precision, "engine": engine,
