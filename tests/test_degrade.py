@@ -87,6 +87,18 @@ def test_random_double_has_no_qf_label() -> None:
     assert out.shift is not None and all(0 <= s < 8 for s in out.shift)
 
 
+@pytest.mark.parametrize("stronger_first", [0.0, 1.0])
+def test_random_double_stronger_first_orders_the_qfs(stronger_first: float) -> None:
+    rng = np.random.default_rng(3)
+    photo = make_photo(24, 24, channels=1)
+    pairs = [random_double_jpeg(photo, 16, rng, gray=True, stronger_first=stronger_first)
+             for _ in range(60)]
+    first_weaker = sum(p.qf1 is not None and p.qf2 is not None and p.qf1 > p.qf2
+                       for p in pairs)
+    # drawn independently, about half the pairs have the weaker compression first
+    assert (first_weaker == 0) == (stronger_first == 1.0)
+
+
 @pytest.mark.parametrize("qf", [5, 10, 37, 50, 75, 95, 100])
 def test_header_qf_inverts_ijg_scaling(qf: int) -> None:
     from io import BytesIO

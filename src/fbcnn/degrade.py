@@ -58,6 +58,7 @@ class DegradedPatch:
     qf: int | None  # None: double compressed, no QF target
     qf2: int | None = None
     shift: tuple[int, int] | None = None
+    qf1: int | None = None  # double compressed: the first compression's QF
 
 
 def single_jpeg(patch_with_margin: np.ndarray, size: int, qf: int,
@@ -79,18 +80,23 @@ def double_jpeg(image: np.ndarray, qf1: int, qf2: int, shift: tuple[int, int]) -
     dy, dx = shift
     first = compress(image, qf1)[dy:, dx:]
     second = compress(np.ascontiguousarray(first), qf2)
-    return DegradedPatch(second, image[dy:, dx:], None, qf2, (dy, dx))
+    return DegradedPatch(second, image[dy:, dx:], None, qf2, (dy, dx), qf1)
 
 
 def random_double_jpeg(patch_with_margin: np.ndarray, size: int, rng: np.random.Generator,
                        gray: bool = False,
-                       distribution: QFDistribution | None = None) -> DegradedPatch:
-    """The FBCNN-A degradation: both QFs drawn like single ones, a random 0..7 shift per axis,
-    then a `size` crop; no QF label."""
+                       distribution: QFDistribution | None = None,
+                      stronger_first: float = 0.0) -> DegradedPatch:
+    """The FBCNN-A degradation: both QFs drawn like single ones (with probability
+    `stronger_first` put in order, the lower QF first), a random 0..7 shift per axis, then a
+    `size` crop; no QF label."""
     qf1, qf2 = draw_qf(rng, gray, distribution), draw_qf(rng, gray, distribution)
+    if stronger_first > 0 and rng.random() < stronger_first:
+        qf1, qf2 = min(qf1, qf2), max(qf1, qf2)
     shift = (int(rng.integers(0, 8)), int(rng.integers(0, 8)))
     out = double_jpeg(patch_with_margin, qf1, qf2, shift)
-    return DegradedPatch(out.degraded[:size, :size], out.clean[:size, :size], None, qf2, shift)
+    return DegradedPatch(out.degraded[:size, :size], out.clean[:size, :size], None, qf2, shift,
+                         qf1)
 
 
 def augment(images: tuple[np.ndarray, ...], mode: int) -> tuple[np.ndarray, ...]:

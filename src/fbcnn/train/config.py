@@ -21,6 +21,10 @@ class DataConfig:
     batch_size: int = 16
     # FBCNN-A: share of double-JPEG samples (no QF target); 0 for single-JPEG models
     double_probability: float = 0.0
+    # FBCNN-A: share of the double JPEGs whose two drawn QFs are put in order, the stronger
+    # compression first (QF1 <= QF2: the earlier, heavier JPEG that FBCNN-A exists to undo);
+    # the rest keep the order drawn
+    double_stronger_first: float = 0.0
     # training QFs (see fbcnn.degrade.QFDistribution): a common QF (10..60) with probability
     # qf_common, one in qf_high_range with probability qf_high, else one in qf_range
     qf_common: float = 0.5

@@ -98,7 +98,8 @@ class PatchSampler:
                 out = DegradedPatch(patch[:p, :p], patch[:p, :p], 100)
             elif u < self.config.clean_probability + self.config.double_probability:
                 out = random_double_jpeg(patch, p, rng, gray=self.config.gray,
-                                         distribution=self.qfs)
+                                         distribution=self.qfs,
+                                         stronger_first=self.config.double_stronger_first)
             else:
                 out = single_jpeg(patch, p, self.qfs.draw(rng), rng)
             degraded.append(out.degraded)
