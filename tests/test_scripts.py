@@ -151,3 +151,29 @@ def test_model_card_takes_the_last_stage_config_and_log(tmp_path):
     assert "colour.safetensors" in data
     log = card.split("## Last validation")[1]
     assert "tiny-stage2.log.jsonl" in log and "+2.00" in log and "+1.00" not in log
+
+
+def test_campaign_curve_accumulates_compute_per_device(tmp_path):
+    import campaign_curve
+
+    def record(stage, elapsed, gain10):
+        return {"stage": stage, "iteration": 1, "elapsed_s": elapsed,
+                "val": {"10": {"jpeg": 25.0, "restored": 25.0 + gain10}}}
+
+    gpu, cpu = tmp_path / "gpu.log.jsonl", tmp_path / "cpu.log.jsonl"
+    gpu.write_text(json.dumps(record(1, 120, 1.0)) + "\n" + json.dumps(record(1, 240, 1.2)))
+    # a log of two stages: only stage 2 is asked for; its plain records count for time
+    cpu.write_text("\n".join(json.dumps(r) for r in [
+        record(1, 9999, 0.0), record(2, 1800, 1.25),
+        {"stage": 2, "iteration": 2, "elapsed_s": 3600}]))
+    stages = [campaign_curve.Stage.parse(f"{gpu}:gpu"),
+              campaign_curve.Stage.parse(f"{cpu}:cpu:2:2"),
+              campaign_curve.Stage.parse(f"{gpu}:gpu")]
+    rows = [line.split(" | ") for line in campaign_curve.curve(stages, ["10"])[2:]]
+    # GPU-minutes, CPU-core-hours, gain at QF 10, row by row
+    assert [(r[3], r[4], r[5].rstrip(" |")) for r in rows] == [
+        ("2.0", "0.00", "+1.00"), ("4.0", "0.00", "+1.20"),
+        ("4.0", "1.00", "+1.25"),  # 1800 s x 2 threads
+        ("6.0", "2.00", "+1.00"), ("8.0", "2.00", "+1.20")]  # the CPU stage ran to 3600 s
+    with pytest.raises(Exception, match="LOG:gpu"):
+        campaign_curve.Stage.parse("x.jsonl:tpu")
