@@ -6,7 +6,7 @@ CPU-core-hours counted apart, over the stages of its lineage in order.
 Each stage is given as LOG:DEVICE[:STAGE[:THREADS]]: a training log (log.jsonl), `gpu` or
 `cpu`, the stage number inside that log when it holds several (default: every record), and
 for CPU stages the threads the run used (default 1). A stage's compute is its log's
-`elapsed_s` (training time, validations included) times its threads.
+`elapsed_s` (the time of the training steps; validations not counted) times its threads.
 
     python scripts/campaign_curve.py configs/color.log.jsonl:gpu:1 \\
         configs/color.log.jsonl:cpu:2 configs/color-stage3.log.jsonl:gpu \\
