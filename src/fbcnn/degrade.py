@@ -86,11 +86,12 @@ def double_jpeg(image: np.ndarray, qf1: int, qf2: int, shift: tuple[int, int]) -
 def random_double_jpeg(patch_with_margin: np.ndarray, size: int, rng: np.random.Generator,
                        gray: bool = False,
                        distribution: QFDistribution | None = None,
-                      stronger_first: float = 0.0) -> DegradedPatch:
+                       stronger_first: float = 0.0) -> DegradedPatch:
     """The FBCNN-A degradation: both QFs drawn like single ones (with probability
     `stronger_first` put in order, the lower QF first), a random 0..7 shift per axis, then a
     `size` crop; no QF label."""
     qf1, qf2 = draw_qf(rng, gray, distribution), draw_qf(rng, gray, distribution)
+    # no extra draw at 0: the older configs' random streams (and their resumes) stay as they were
     if stronger_first > 0 and rng.random() < stronger_first:
         qf1, qf2 = min(qf1, qf2), max(qf1, qf2)
     shift = (int(rng.integers(0, 8)), int(rng.integers(0, 8)))
