@@ -116,6 +116,22 @@ def test_qf_override_changes_output_and_prediction_does_not() -> None:
     assert not torch.allclose(a, b)
 
 
+def test_one_image_folds_the_qf_attention_into_the_convolution_exactly() -> None:
+    """A batch of one takes the folded QF attention (gamma and beta inside the second
+    convolution); a batch with two QFs cannot: both give the same image (fails if the fold
+    drops beta, scales the bias wrongly or misses the residual)."""
+    net = small().eval()
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    x = torch.rand(1, 3, 24, 40)
+    with torch.no_grad():
+        alone, _ = net(x, qf_override=torch.tensor([[0.6]]))
+        pair, _ = net(torch.cat([x, x]), qf_override=torch.tensor([[0.6], [0.1]]))
+    scale = pair.abs().max()  # random weights: large values, compared relatively
+    assert (pair[0] - pair[1]).abs().max() > 1e-2 * scale  # gamma and beta matter here
+    assert (alone[0] - pair[0]).abs().max() <= 1e-5 * scale
+
+
 def test_global_residual_config_survives_save(tmp_path) -> None:
     net = small(global_residual=True)
     save_network(net, tmp_path / "m.safetensors")

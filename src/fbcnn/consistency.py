@@ -174,13 +174,15 @@ MARGIN = 32  # rows of context above and below a strip (a multiple of 16)
 
 
 def project(restored: np.ndarray, decoded: np.ndarray, tables: JpegTables,
-            strip: int = STRIP) -> np.ndarray:
+            strip: int = STRIP, workers: int = 1) -> np.ndarray:
     """`restored` (uint8, HxWx1 or HxWx3) made consistent with the JPEG whose decoded pixels
     are `decoded` (same shape) and whose tables are `tables`; uint8, same shape.
 
     Big images go in horizontal strips of `strip` rows (with MARGIN rows of context, on the
     MCU grid), so memory stays bounded; the result is the same as in one piece (blocks never
-    straddle a strip, and the chroma read-back's reach decays by ~6x a row)."""
+    straddle a strip, and the chroma read-back's reach decays by ~6x a row). `workers`
+    threads project strips at once (numpy lets go of the GIL in its array work); the result
+    does not depend on it."""
     if restored.shape != decoded.shape:
         raise ValueError(f"shapes differ: {restored.shape} vs {decoded.shape}")
     if tables.lossless_but_rounding:
@@ -191,11 +193,22 @@ def project(restored: np.ndarray, decoded: np.ndarray, tables: JpegTables,
     if strip % 16:
         raise ValueError(f"strip must be a multiple of 16, got {strip}")
     out = np.empty_like(restored)
-    for y0 in range(0, h, strip):
+
+    def one_strip(y0: int) -> None:
         y1 = min(h, y0 + strip)
         a, b = max(0, y0 - MARGIN), min(h, y1 + MARGIN)
         piece = _project_piece(restored[a:b], decoded[a:b], tables)
         out[y0:y1] = piece[y0 - a:y1 - a]
+
+    starts = range(0, h, strip)
+    if workers > 1 and len(starts) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(workers, len(starts))) as pool:
+            list(pool.map(one_strip, starts))  # list(): re-raises a strip's error here
+    else:
+        for y0 in starts:
+            one_strip(y0)
     return out
 
 

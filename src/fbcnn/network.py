@@ -50,10 +50,25 @@ class QFAttention(nn.Module):
                                  conv3x3(channels, channels))
 
     def forward(self, x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+        if gamma.shape[0] == 1 and not _exporting():
+            # one image, one QF: gamma and beta fold into the second convolution's weights
+            # and bias (the same sum, without two more passes over full-size features)
+            first, relu, second = self.res
+            g = gamma.reshape(-1).to(second.weight.dtype)
+            weight = second.weight * g[:, None, None, None]
+            bias = second.bias * g + beta.reshape(-1).to(second.bias.dtype)
+            return F.conv2d(relu(first(x)), weight, bias, padding=1).add_(x)
         body = self.res(x)
         gamma = gamma.to(body.dtype).unsqueeze(-1).unsqueeze(-1)
         beta = beta.to(body.dtype).unsqueeze(-1).unsqueeze(-1)
         return x + gamma * body + beta
+
+
+def _exporting() -> bool:
+    """True while the network is traced, scripted, exported or compiled: the graph keeps
+    gamma and beta apart, valid for any batch."""
+    return (torch.jit.is_tracing() or torch.jit.is_scripting()
+            or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling())
 
 
 def down_stage(c_in: int, c_out: int, blocks: int) -> nn.Sequential:

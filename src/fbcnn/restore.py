@@ -191,11 +191,14 @@ class Restorer:
                               else "fp32")
         self.tile = tile
         self.overlap = overlap
+        self.threads = _cpu_count()  # CPU threads for the numpy work (the projection)
         # windows of the last training stage's patch size (None: the image, or QF_TILE tiles)
         self.qf_tile = qf_tile if self.has_qf_input else None
 
     def set_threads(self, threads: int) -> None:
-        """CPU threads for the network (torch's are per process, onnxruntime's per model)."""
+        """CPU threads for the network (torch's are per process, onnxruntime's per model)
+        and for the JPEG-consistency projection."""
+        self.threads = max(1, int(threads))
         if self.on_numpy:
             self.network.set_threads(threads)  # type: ignore[attr-defined]
         else:
@@ -351,7 +354,7 @@ class Restorer:
         if progress and self.one_pass(h, w):
             progress(1, 1)
         if tables is not None:
-            out.pixels = project(out.pixels, pixels, tables)
+            out.pixels = project(out.pixels, pixels, tables, workers=self.threads)
         if qf is None and near_lossless:  # a near-lossless JPEG keeps part of the change
             quality = nearlossless.quality(out.predicted_qf,
                                            None if tables is None else tables.quality)
@@ -409,6 +412,16 @@ class Restorer:
             result[y0:y0 + final] = np.clip(np.round(acc[:final] / weight[:final]), 0, 255)
             carry = (acc[final:], weight[final:]) if final < y1 - y0 else None
         return result
+
+
+def _cpu_count() -> int:
+    """The CPUs this process may run on."""
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _release_free_memory() -> None:
