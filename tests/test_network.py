@@ -132,6 +132,23 @@ def test_one_image_folds_the_qf_attention_into_the_convolution_exactly() -> None
     assert (alone[0] - pair[0]).abs().max() <= 1e-5 * scale
 
 
+def test_reconstruct_is_forward_with_the_qf_fed_without_the_decoupler() -> None:
+    net = small().eval()
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    calls: list[int] = []
+    net.qf_pred.register_forward_hook(lambda *_: calls.append(1))
+    for n in (1, 2):
+        x = torch.rand(n, 3, 20, 36)
+        with torch.no_grad():
+            full, _ = net(x, qf_override=torch.full((n, 1), 0.35))
+            calls.clear()
+            alone = net.reconstruct(x, 0.35)
+        assert not calls  # the decoupler did not run
+        assert alone.shape == full.shape
+        assert (alone - full).abs().max() <= 1e-5 * full.abs().max()
+
+
 def test_global_residual_config_survives_save(tmp_path) -> None:
     net = small(global_residual=True)
     save_network(net, tmp_path / "m.safetensors")

@@ -175,9 +175,8 @@ class FBCNN(nn.Module):
                 detach_qf: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         h, w = x.shape[-2], x.shape[-1]
         padded = self.pad_to_grid(x)
-        x1, x2, x3, x4, encoded = self.encode(padded)
-        qf = self.read_qf(encoded)
-        decoded = self.m_body_decoder(encoded)
+        features = self.encode(padded)
+        qf = self.read_qf(features[-1])
 
         # detach_qf (training): the decoder follows the estimate, the image loss does not
         # move the decoupler, which learns from its own QF loss alone
@@ -187,6 +186,23 @@ class FBCNN(nn.Module):
         qf_in = qf_in.reshape(-1, 1).to(qf.dtype).expand(qf.shape[0], 1)
         if qf_override is not None and isinstance(qf_override, torch.Tensor):
             qf_in = torch.where(torch.isnan(qf_in), qf, qf_in)  # NaN: this image's own QF
+        return self.decode(padded, features, qf_in)[..., :h, :w], qf
+
+    def reconstruct(self, x: torch.Tensor, qf: torch.Tensor | float) -> torch.Tensor:
+        """The restored image with `qf` fed (network convention; (N, 1), (1, 1) or a float),
+        without running the decoupler: `forward(x, qf)[0]` when the prediction is not wanted."""
+        h, w = x.shape[-2], x.shape[-1]
+        padded = self.pad_to_grid(x)
+        qf_in = torch.as_tensor(qf, dtype=torch.float32, device=x.device)
+        qf_in = qf_in.reshape(-1, 1).expand(x.shape[0], 1)
+        return self.decode(padded, self.encode(padded), qf_in)[..., :h, :w]
+
+    def decode(self, padded: torch.Tensor, features: tuple[torch.Tensor, ...],
+               qf_in: torch.Tensor) -> torch.Tensor:
+        """The reconstructor: the encoder's `features` of the `padded` image, decoded with
+        QF attention driven by `qf_in` ((N, 1), network convention)."""
+        x1, x2, x3, x4, encoded = features
+        decoded = self.m_body_decoder(encoded)
         # the QF's MLPs in fp32 under autocast too (bf16 holds a QF near 100 in 0.4 steps);
         # gamma and beta then take the features' precision
         with torch.autocast(qf_in.device.type, enabled=False):
@@ -201,7 +217,7 @@ class FBCNN(nn.Module):
         out = self.m_tail(d + x1)
         if self.config.global_residual:
             out = out + padded
-        return out[..., :h, :w], qf
+        return out
 
 
 def orthogonal_init(module: nn.Module, gain: float = 0.2) -> None:

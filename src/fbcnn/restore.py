@@ -329,7 +329,8 @@ class Restorer:
             predicted_qf = self.predict_qf(pixels, grid)
         if self.one_pass(h, w) and self.qf_tile:
             with self._engine():
-                restored, _ = self._run(pixels, predicted_qf if qf is None else qf)
+                restored, _ = self._run(pixels, predicted_qf if qf is None else qf,
+                                        need_qf=False)
             out = RestoreOutput(_to_uint8(restored), float(predicted_qf),  # type: ignore[arg-type]
                                 predicted_qf if qf is None else qf)  # type: ignore[arg-type]
         elif self.one_pass(h, w):
@@ -363,10 +364,12 @@ class Restorer:
             out.pixels = nearlossless.keep_share(out.pixels, pixels, luma, chroma)
         return out
 
-    def _run(self, tile: np.ndarray, qf: float | None) -> tuple[np.ndarray, float]:
+    def _run(self, tile: np.ndarray, qf: float | None,
+             need_qf: bool = True) -> tuple[np.ndarray, float]:
         """The network on one uint8 tile (inside `_engine()`): the restored image, float32
         H x W x C in the network's [0, 1] scale (not clamped), and the QF it read (1..100);
-        `qf` (1..100) is fed to the decoder when given."""
+        `qf` (1..100) is fed to the decoder when given. With a QF fed and `need_qf` False a
+        torch FBCNN skips its decoupler (`FBCNN.reconstruct`) and the QF returned is NaN."""
         wanted = qf_to_network(float(qf)) if qf is not None and self.has_qf_input else None
         if self.on_numpy:
             out, predicted = self.network.run_array(self._array(tile), wanted)  # type: ignore[attr-defined]
@@ -374,6 +377,9 @@ class Restorer:
         import torch
 
         override = None if wanted is None else torch.tensor([[wanted]], device=self.device)
+        if override is not None and not need_qf and hasattr(self.network, "reconstruct"):
+            restored = self.network.reconstruct(self._tensor(tile), override)
+            return restored[0].float().permute(1, 2, 0).cpu().numpy(), math.nan
         restored, read = self.network(self._tensor(tile), override)
         out = restored[0].float().permute(1, 2, 0).cpu().numpy()
         return out, float(network_to_qf(read.float()).mean())
@@ -398,7 +404,7 @@ class Restorer:
                 weight[:len(carry[1])] += carry[1]
             wy = _ramp(y1 - y0, self.overlap, y0 == 0, y1 >= h)
             for x0, x1 in cols:
-                out, _ = self._run(pixels[y0:y1, x0:x1], tile_qf)
+                out, _ = self._run(pixels[y0:y1, x0:x1], tile_qf, need_qf=False)
                 tile = np.clip(out, 0, 1)
                 tile *= 255
                 wx = _ramp(x1 - x0, self.overlap, x0 == 0, x1 >= w)
