@@ -169,8 +169,10 @@ def _stored_chroma(plane: np.ndarray, fy: int, fx: int) -> np.ndarray:
     return means.astype(np.float32)
 
 
-STRIP = 256  # rows projected at a time (a multiple of 16, the largest JPEG MCU)
-MARGIN = 32  # rows of context above and below a strip (a multiple of 16)
+STRIP = 256  # rows projected at a time, shared by the workers (a multiple of 16, the
+# largest JPEG MCU)
+MARGIN = 16  # rows of context above and below a strip (a multiple of 16): 8 rows of 4:2:0
+# chroma, over which the read-back's reach decays by 6^-8
 
 
 def project(restored: np.ndarray, decoded: np.ndarray, tables: JpegTables,
@@ -181,8 +183,9 @@ def project(restored: np.ndarray, decoded: np.ndarray, tables: JpegTables,
     Big images go in horizontal strips of `strip` rows (with MARGIN rows of context, on the
     MCU grid), so memory stays bounded; the result is the same as in one piece (blocks never
     straddle a strip, and the chroma read-back's reach decays by ~6x a row). `workers`
-    threads project strips at once (numpy lets go of the GIL in its array work); the result
-    does not depend on it."""
+    threads project strips at once (numpy lets go of the GIL in its array work), each
+    strip `strip / workers` rows, so memory stays that of one `strip`; the result does not
+    depend on them but for rounding ties."""
     if restored.shape != decoded.shape:
         raise ValueError(f"shapes differ: {restored.shape} vs {decoded.shape}")
     if tables.lossless_but_rounding:
@@ -192,6 +195,8 @@ def project(restored: np.ndarray, decoded: np.ndarray, tables: JpegTables,
         return _project_piece(restored, decoded, tables)
     if strip % 16:
         raise ValueError(f"strip must be a multiple of 16, got {strip}")
+    if workers > 1:
+        strip = max(4 * MARGIN, strip // workers // 16 * 16)
     out = np.empty_like(restored)
 
     def one_strip(y0: int) -> None:
