@@ -231,7 +231,7 @@ def test_to_json_shape(verdict):
 def test_scan_budget_shrinks_with_the_number_of_q_searched():
     from fbcnn.recompress import _MIN_SCAN_PIXELS, _SCAN_PIXELS, _scan_budget
 
-    assert _scan_budget(25) == _SCAN_PIXELS  # up to _SCAN_QS coarse q's: the whole sample
+    assert _scan_budget(10) == _SCAN_PIXELS  # up to _SCAN_QS coarse q's: the whole sample
     budgets = [_scan_budget(top) for top in (40, 60, 87, 97)]
     assert budgets == sorted(budgets, reverse=True) and budgets[0] < _SCAN_PIXELS
     assert budgets[-1] >= _MIN_SCAN_PIXELS

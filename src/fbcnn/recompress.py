@@ -89,9 +89,14 @@ _TILE = 64  # tile side of the sample of large images (a multiple of 8)
 # the time: the analysis was 18% of a 3-MP restore once the network ran in bf16
 _SCAN_PIXELS = 131_072
 # The scan costs 64 offsets x (last QF / 5) recompressions of its sample: above _SCAN_QS
-# coarse q's (a last QF over about 30) its sample shrinks to keep that cost, down to
-# _MIN_SCAN_PIXELS; candidates are still measured again on the full sample.
-_SCAN_QS = 6
+# coarse q's (a last QF over about 18) its sample shrinks to keep that cost, down to
+# _MIN_SCAN_PIXELS; candidates are still measured again on the full sample. _SCAN_QS was 6
+# (a last QF over 30) until the network's speed-up made the analysis 10-11% of a 3-MP
+# restore at QF 30; at 2, the same detection rates (every case of
+# scripts/double_jpeg_rates.py --limit 12 on Kodak and --limit 24 on bsds500_test,
+# 0 / 12 and 0 / 24 singles called double, every double found with its offset and QF1, as
+# with the whole scan sample: --scan-pixels 65536 against 131072)
+_SCAN_QS = 2
 _MIN_SCAN_PIXELS = 65_536
 _MOSAIC_PIXELS = 1 << 24  # most pixels per JPEG call
 _MAX_JPEG_SIDE = 65528  # JPEG's 65535 limit, rounded down to whole blocks
