@@ -36,6 +36,14 @@ def pick_device(name: str = "auto") -> torch.device:
 
 
 @functools.cache
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity where the OS tells it)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # no affinity outside Linux
+        return os.cpu_count() or 1
+
+
 def cpu_has_native_bf16() -> bool:
     """True when the CPU computes bf16 in hardware (AMX-BF16 or AVX512-BF16, from
     /proc/cpuinfo); elsewhere bf16 is emulated and slower than fp32."""

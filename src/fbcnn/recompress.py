@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import io
 import math
-import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -68,6 +67,7 @@ import numpy as np
 from PIL import Image
 
 from .color import rgb_to_gray_plain
+from .device import available_cpus
 from .jpeg import encode
 
 # decisions, on the scores described above
@@ -305,9 +305,7 @@ def _pool() -> ThreadPoolExecutor:
     global _POOL
     with _POOL_LOCK:
         if _POOL is None:
-            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
-                else os.cpu_count() or 1
-            _POOL = ThreadPoolExecutor(max_workers=max(1, cores),
+            _POOL = ThreadPoolExecutor(max_workers=available_cpus(),
                                        thread_name_prefix="fbcnn-recompress")
         return _POOL
 

@@ -38,6 +38,7 @@ import numpy as np
 
 from . import nearlossless
 from .consistency import JpegTables, project
+from .device import available_cpus
 from .jpeg import check_qf
 from .netconfig import FBCNNConfig, network_to_qf, qf_to_network
 
@@ -191,7 +192,7 @@ class Restorer:
                               else "fp32")
         self.tile = tile
         self.overlap = overlap
-        self.threads = _cpu_count()  # CPU threads for the numpy work (the projection)
+        self.threads = available_cpus()  # CPU threads for the numpy work (the projection)
         # windows of the last training stage's patch size (None: the image, or QF_TILE tiles)
         self.qf_tile = qf_tile if self.has_qf_input else None
 
@@ -379,10 +380,9 @@ class Restorer:
         override = None if wanted is None else torch.tensor([[wanted]], device=self.device)
         if override is not None and not need_qf and hasattr(self.network, "reconstruct"):
             restored = self.network.reconstruct(self._tensor(tile), override)
-            return restored[0].float().permute(1, 2, 0).cpu().numpy(), math.nan
+            return _hwc(restored), math.nan
         restored, read = self.network(self._tensor(tile), override)
-        out = restored[0].float().permute(1, 2, 0).cpu().numpy()
-        return out, float(network_to_qf(read.float()).mean())
+        return _hwc(restored), float(network_to_qf(read.float()).mean())
 
     def _restore_tiled(self, pixels: np.ndarray, qf: float, grid: int,
                        progress: Progress | None) -> np.ndarray:
@@ -420,14 +420,9 @@ class Restorer:
         return result
 
 
-def _cpu_count() -> int:
-    """The CPUs this process may run on."""
-    import os
-
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # not on Linux
-        return os.cpu_count() or 1
+def _hwc(restored: torch.Tensor) -> np.ndarray:
+    """The first image of a (N, C, H, W) network output as float32 H x W x C numpy."""
+    return restored[0].float().permute(1, 2, 0).cpu().numpy()
 
 
 def _release_free_memory() -> None:
