@@ -23,6 +23,7 @@ pixels after the inverse DCT, so the decoded block's coefficients are off by up 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -46,7 +47,9 @@ _TO_YCC = np.array([[0.299, 0.587, 0.114],
                     [0.5, -0.418687589, -0.081312411]])
 _FROM_YCC = np.linalg.inv(_TO_YCC)
 _TO_YCC32, _FROM_YCC32 = _TO_YCC.T.astype(np.float32), _FROM_YCC.T.astype(np.float32)
-_OFFSET = np.array([0.0, 128.0, 128.0], np.float32)
+_TO_Y32 = _TO_YCC[0].astype(np.float32)  # RGB -> Y
+_TO_CBCR32 = _TO_YCC[1:].T.astype(np.float32)  # RGB -> Cb, Cr (less 128)
+_FROM_CBCR32 = _FROM_YCC[:, 1:].T.astype(np.float32)  # Cb, Cr changes -> RGB changes
 
 
 @dataclass(frozen=True)
@@ -104,26 +107,43 @@ class JpegTables:
         return max(steps) <= 1 and self.subsampling in (None, "4:4:4")
 
 
-def _project_plane(restored: np.ndarray, decoded: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """Clamp the DCT coefficients of each whole 8x8 block of `restored` (float, one plane)
-    into the quantisation cells of `decoded`'s; returns the projected plane."""
+def _block_transforms(table: tuple[int, ...] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(forward, inverse) 64 x 64 matrices for blocks flattened row-major: `blocks @
+    forward` are the DCT coefficients in units of the table's steps (c / q), and `units @
+    inverse` the pixels of coefficients given in those units."""
+    q = np.asarray(table, np.float64).reshape(BLOCK * BLOCK)
+    dct2 = np.kron(DCT, DCT)  # coefficients (flat) = dct2 @ block (flat)
+    return (dct2.T / q[None, :]).astype(np.float32), (q[:, None] * dct2).astype(np.float32)
+
+
+def _correction(restored: np.ndarray, decoded: np.ndarray,
+                table: tuple[int, ...] | np.ndarray) -> np.ndarray:
+    """What the projection adds to `restored` (float32, one plane): the change that clamps
+    the DCT coefficients of each whole 8x8 block into the quantisation cells of `decoded`'s
+    (zero outside the whole blocks). In units of the steps q: the decoded block's
+    coefficient is k = round(c / q), and the restored one's offset from it, t, is clamped
+    to [-1/2, 1/2]."""
     h, w = restored.shape
     bh, bw = h // BLOCK * BLOCK, w // BLOCK * BLOCK
-    out = restored.copy()
+    change = np.zeros((h, w), np.float32)
     if bh == 0 or bw == 0:
-        return out
-    q = table.reshape(BLOCK, BLOCK).astype(np.float32)
+        return change
+    forward, inverse = _block_transforms(table)
 
-    def blocks(plane: np.ndarray) -> np.ndarray:  # (bh/8 * bw/8, 8, 8) coefficients
-        b = (plane[:bh, :bw] - 128.0).reshape(bh // BLOCK, BLOCK, bw // BLOCK, BLOCK)
-        b = b.transpose(0, 2, 1, 3).reshape(-1, BLOCK, BLOCK).astype(np.float32)
-        return DCT32 @ b @ DCT32.T
+    def blocks(plane: np.ndarray) -> np.ndarray:  # (bh/8 * bw/8, 64) pixels less 128
+        b = plane[:bh, :bw].reshape(bh // BLOCK, BLOCK, bw // BLOCK, BLOCK)
+        b = b.transpose(0, 2, 1, 3).reshape(-1, BLOCK * BLOCK)
+        return b - np.float32(128)
 
-    k = np.round(blocks(decoded) / q)
-    coeffs = np.clip(blocks(restored), (k - 0.5) * q, (k + 0.5) * q)
-    pixels = (DCT32.T @ coeffs @ DCT32).reshape(bh // BLOCK, bw // BLOCK, BLOCK, BLOCK)
-    out[:bh, :bw] = pixels.transpose(0, 2, 1, 3).reshape(bh, bw) + 128.0
-    return out
+    k = blocks(decoded) @ forward
+    np.round(k, out=k)
+    offset = blocks(restored) @ forward
+    offset -= k
+    moved = np.clip(offset, -0.5, 0.5)
+    moved -= offset
+    pixels = (moved @ inverse).reshape(bh // BLOCK, bw // BLOCK, BLOCK, BLOCK)
+    change[:bh, :bw] = pixels.transpose(0, 2, 1, 3).reshape(bh, bw)
+    return change
 
 
 def _chroma_factors(subsampling: str | None) -> tuple[int, int]:
@@ -131,37 +151,41 @@ def _chroma_factors(subsampling: str | None) -> tuple[int, int]:
 
 
 def _down(plane: np.ndarray, fy: int, fx: int) -> np.ndarray:
-    """Means of fy x fx cells (what the encoder stores for subsampled chroma)."""
+    """Means of fy x fx cells over the first two axes of float `plane` (what the encoder
+    stores for subsampled chroma)."""
     h, w = plane.shape[0] // fy * fy, plane.shape[1] // fx * fx
-    total = sum(plane[dy:h:fy, dx:w:fx] for dy in range(fy) for dx in range(fx))
-    return np.asarray(total, np.float32) * np.float32(1 / (fy * fx))
+    cells = plane[:h, :w]
+    if fy == 2:
+        cells = cells[0::2] + cells[1::2]
+    if fx == 2:
+        cells = cells[:, 0::2] + cells[:, 1::2]
+    return np.asarray(cells, np.float32) * np.float32(1 / (fy * fx))
 
 
-def _undo_fancy_smoothing(means: np.ndarray, axis: int, iterations: int = 16) -> np.ndarray:
+def _undo_fancy_smoothing(means: np.ndarray, axis: int, iterations: int = 12) -> np.ndarray:
     """Solve (s[i-1] + 6 s[i] + s[i+1]) / 8 = means[i] along `axis` (edges replicated): the
     pair means of libjpeg's 'fancy' (triangle) 2x upsampling of stored samples s. Jacobi
-    iterations; the system is diagonally dominant (error / 3 per iteration, so 16 of them
-    leave 3^-16 of the first error: below float32's resolution)."""
+    iterations; the system is diagonally dominant (error / 3 per iteration, so 12 of them
+    leave 3^-12 = 2e-6 of the first error, itself a fraction of the sample range: far below
+    what moves a coefficient's cell)."""
     if means.shape[axis] < 2:
         return means
-    eight_m = np.ascontiguousarray(np.moveaxis(means, axis, 0) * 8)  # along the first axis
-    s = eight_m / 8
+    m6 = np.ascontiguousarray(np.moveaxis(means, axis, 0) * np.float32(8 / 6))
+    s = m6 * np.float32(6 / 8)
     neighbours = np.empty_like(s)
     for _ in range(iterations):
-        neighbours[1:] = s[:-1]
-        neighbours[0] = s[0]
-        neighbours[:-1] += s[1:]
-        neighbours[-1] += s[-1]
-        np.subtract(eight_m, neighbours, out=s)
-        s *= 1 / 6
+        np.add(s[:-2], s[2:], out=neighbours[1:-1])
+        np.add(s[0], s[1], out=neighbours[0])
+        np.add(s[-2], s[-1], out=neighbours[-1])
+        neighbours *= np.float32(1 / 6)
+        np.subtract(m6, neighbours, out=s)
     return np.moveaxis(s, 0, axis)
 
 
-def _stored_chroma(plane: np.ndarray, fy: int, fx: int) -> np.ndarray:
-    """The decoder's stored (subsampled) chroma, recovered from a decoded full-resolution
-    plane: cell means undo the upsampling's averaging only up to its [1, 6, 1] / 8
-    smoothing along each subsampled axis, which is inverted here."""
-    means = _down(plane, fy, fx)
+def _stored_chroma(means: np.ndarray, fy: int, fx: int) -> np.ndarray:
+    """The decoder's stored (subsampled) chroma, recovered from the fy x fx cell means of
+    its decoded full-resolution planes (`_down`): the means undo the upsampling's averaging
+    only up to its [1, 6, 1] / 8 smoothing along each subsampled axis, inverted here."""
     if fy == 2:
         means = _undo_fancy_smoothing(means, 0)
     if fx == 2:
@@ -169,28 +193,37 @@ def _stored_chroma(plane: np.ndarray, fy: int, fx: int) -> np.ndarray:
     return means.astype(np.float32)
 
 
-STRIP = 256  # rows projected at a time, shared by the workers (a multiple of 16, the
-# largest JPEG MCU)
+STRIP = 256  # rows projected at a time at least, shared by the workers (a multiple of 16,
+# the largest JPEG MCU) ...
+STRIP_PIXELS = 1 << 20  # ... and more rows for narrower images, up to about this many pixels
 MARGIN = 16  # rows of context above and below a strip (a multiple of 16): 8 rows of 4:2:0
 # chroma, over which the read-back's reach decays by 6^-8
 
 
+def strip_rows(width: int) -> int:
+    """The default strip: STRIP rows, or more for an image narrower than STRIP_PIXELS /
+    STRIP (a multiple of 16)."""
+    return max(STRIP, STRIP_PIXELS // max(1, width) // 16 * 16)
+
+
 def project(restored: np.ndarray, decoded: np.ndarray, tables: JpegTables,
-            strip: int = STRIP, workers: int = 1) -> np.ndarray:
+            strip: int | None = None, workers: int = 1) -> np.ndarray:
     """`restored` (uint8, HxWx1 or HxWx3) made consistent with the JPEG whose decoded pixels
     are `decoded` (same shape) and whose tables are `tables`; uint8, same shape.
 
-    Big images go in horizontal strips of `strip` rows (with MARGIN rows of context, on the
-    MCU grid), so memory stays bounded; the result is the same as in one piece (blocks never
-    straddle a strip, and the chroma read-back's reach decays by ~6x a row). `workers`
-    threads project strips at once (numpy lets go of the GIL in its array work), each
-    strip `strip / workers` rows, so memory stays that of one `strip`; the result does not
-    depend on them but for rounding ties."""
+    Big images go in horizontal strips of `strip` rows (default `strip_rows`; with MARGIN
+    rows of context, on the MCU grid), so memory stays bounded; the result is the same as
+    in one piece (blocks never straddle a strip, and the chroma read-back's reach decays by
+    ~6x a row). `workers` threads project strips at once (numpy lets go of the GIL in its
+    array work; BLAS keeps one thread each meanwhile), each strip `strip / workers` rows, so
+    memory stays that of one `strip`; the result does not depend on them but for rounding
+    ties."""
     if restored.shape != decoded.shape:
         raise ValueError(f"shapes differ: {restored.shape} vs {decoded.shape}")
     if tables.lossless_but_rounding:
         return decoded.copy()
-    h = restored.shape[0]
+    h, w = restored.shape[:2]
+    strip = strip_rows(w) if strip is None else strip
     if h <= strip + 2 * MARGIN:
         return _project_piece(restored, decoded, tables)
     if strip % 16:
@@ -209,7 +242,8 @@ def project(restored: np.ndarray, decoded: np.ndarray, tables: JpegTables,
     if workers > 1 and len(starts) > 1:
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(max_workers=min(workers, len(starts))) as pool:
+        with _one_blas_thread(), ThreadPoolExecutor(
+                max_workers=min(workers, len(starts))) as pool:
             list(pool.map(one_strip, starts))  # list(): re-raises a strip's error here
     else:
         for y0 in starts:
@@ -217,28 +251,46 @@ def project(restored: np.ndarray, decoded: np.ndarray, tables: JpegTables,
     return out
 
 
+def _one_blas_thread() -> Any:
+    """A context in which numpy's BLAS runs on one thread (a threaded BLAS called from
+    several threads at once waits on itself: the projection on two workers took 0.22 s
+    instead of 0.11 s on the 3-MP test image)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def _project_piece(restored: np.ndarray, decoded: np.ndarray,
                    tables: JpegTables) -> np.ndarray:
+    """One strip (or the whole image) projected. The changes are made in YCbCr and carried
+    back to RGB: RGB = RGB + the luma change (the inverse transform's luma column is all
+    ones) + the chroma changes, made at the chroma's stored resolution, through the
+    inverse's chroma columns, repeated over each cell (the transforms are linear, so the
+    chroma planes are read from the RGB cell means)."""
     r = restored.astype(np.float32)
     d = decoded.astype(np.float32)
-    luma = np.asarray(tables.luma, np.float64)
+    luma = tables.luma
     if r.shape[2] == 1 or tables.chroma is None:
         # grey JPEG (restored as grey, or as RGB by a colour model: project the mean level)
-        r_grey, d_grey = r.mean(axis=2), d.mean(axis=2)
-        delta = _project_plane(r_grey, d_grey, luma) - r_grey
-        return np.clip(np.round(r + delta[..., None]), 0, 255).astype(np.uint8)
+        r += _correction(r.mean(axis=2), d.mean(axis=2), luma)[..., None]
+        return _to_uint8(r)
 
-    r_ycc = r @ _TO_YCC32 + _OFFSET
-    d_ycc = d @ _TO_YCC32 + _OFFSET
-    out = r_ycc.copy()
-    out[..., 0] = _project_plane(r_ycc[..., 0], d_ycc[..., 0], luma)
-    chroma = np.asarray(tables.chroma, np.float64)
+    chroma = tables.chroma
     fy, fx = _chroma_factors(tables.subsampling)
-    for c in (1, 2):
-        small_r = _down(r_ycc[..., c], fy, fx)
-        small_d = _stored_chroma(d_ycc[..., c], fy, fx)
-        delta = _project_plane(small_r, small_d, chroma) - small_r
-        full = np.repeat(np.repeat(delta, fy, axis=0), fx, axis=1)
-        out[: full.shape[0], : full.shape[1], c] += full
-    rgb = (out - _OFFSET) @ _FROM_YCC32
-    return np.clip(np.round(rgb), 0, 255).astype(np.uint8)
+    small_r = _down(r, fy, fx) @ _TO_CBCR32 + np.float32(128)
+    small_d = _stored_chroma(_down(d, fy, fx) @ _TO_CBCR32 + np.float32(128), fy, fx)
+    r += _correction(r @ _TO_Y32, d @ _TO_Y32, luma)[..., None]
+    change = np.stack([_correction(small_r[..., c], small_d[..., c], chroma)
+                       for c in (0, 1)], axis=2) @ _FROM_CBCR32  # RGB, per chroma sample
+    ch, cw = change.shape[0] * fy, change.shape[1] * fx
+    for dy in range(fy):
+        for dx in range(fx):
+            r[dy:ch:fy, dx:cw:fx] += change
+    return _to_uint8(r)
+
+
+def _to_uint8(pixels: np.ndarray) -> np.ndarray:
+    """float32 -> uint8, rounding half to even, in place of `pixels`."""
+    np.round(pixels, out=pixels)
+    np.clip(pixels, 0, 255, out=pixels)
+    return pixels.astype(np.uint8)
