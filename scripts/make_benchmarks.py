@@ -38,6 +38,7 @@ from fbcnn.benchmark import (  # noqa: E402
 )
 from fbcnn.device import cpu_has_native_bf16  # noqa: E402
 from fbcnn.network import FBCNN  # noqa: E402
+from fbcnn.restore import DEFAULT_OVERLAP  # noqa: E402
 
 
 def cpu_flags() -> str:
@@ -174,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         "the timed runs. MP/s = megapixels per second. Peak memory is the memory the "
         "restoration needs on top of the loaded model and the input, measured in a fresh "
         "process per run (see `fbcnn.benchmark`). Tiled runs use tiles on the JPEG grid "
-        "with a 32-pixel overlap, and only for images larger than a tile.", "",
+        f"with a {DEFAULT_OVERLAP}-pixel overlap, and only for images larger than a tile.", "",
         f"CPU flags that matter here: {flags}; native bf16: "
         f"{'yes' if cpu_has_native_bf16() else 'no'}, so `--precision auto` runs "
         f"{'bf16' if cpu_has_native_bf16() else 'fp32'} on this machine (bf16 rows below are "

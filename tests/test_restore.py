@@ -9,7 +9,15 @@ from PIL import Image
 
 from fbcnn.jpeg import compress
 from fbcnn.model import Model
-from fbcnn.restore import QF_TILE, Restorer, qf_tile_boxes, tile_spans, tile_starts
+from fbcnn.restore import (
+    QF_TILE,
+    RAMP_EDGE,
+    Restorer,
+    _ramp,
+    qf_tile_boxes,
+    tile_spans,
+    tile_starts,
+)
 
 
 @pytest.mark.parametrize("length,tile,overlap,grid", [(1000, 256, 32, 16), (517, 128, 16, 8),
@@ -96,6 +104,30 @@ def test_bf16_and_fp32_agree_within_one_grey_level() -> None:
     assert abs(out.predicted_qf - fp32.predicted_qf) < 1.0
     with pytest.raises(ValueError, match="precision"):
         load_model("color", device="cpu", precision="fp8")
+
+
+@pytest.mark.parametrize("length,tile,overlap,grid", [(2048, 512, 32, 16), (1536, 512, 32, 16),
+                                                      (300, 64, 28, 8), (517, 128, 16, 8)])
+def test_ramps_add_up_to_one_and_skip_the_tile_edges(length, tile, overlap, grid) -> None:
+    """Blended along a row of tiles at least twice the overlap long, the weights sum to 1
+    everywhere (shorter tiles ramp over half their length: the blend divides by the sum,
+    which is never 0); inside an overlap each tile's outer RAMP_EDGE pixels (at most a
+    quarter of it) weigh nothing."""
+    spans = tile_spans(length, tile, overlap, grid)
+    total = np.zeros(length, np.float32)
+    for a, b in spans:
+        w = _ramp(b - a, overlap, a == 0, b >= length)
+        total[a:b] += w
+        edge = min(RAMP_EDGE, min(overlap, (b - a) // 2) // 4)
+        if a > 0:
+            assert not w[:edge].any() and w[edge] > 0
+        if b < length:
+            assert not w[b - a - edge:].any() and w[b - a - edge - 1] > 0
+    if min(b - a for a, b in spans) >= 2 * overlap:
+        assert np.allclose(total, 1, atol=1e-6)
+    else:
+        assert total.min() > 0.5
+    assert np.array_equal(_ramp(40, 28, True, True), np.ones(40, np.float32))
 
 
 def test_tiled_and_untiled_agree_within_one_level() -> None:

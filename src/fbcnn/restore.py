@@ -46,7 +46,8 @@ if TYPE_CHECKING:
     import torch
 
 DEFAULT_TILE = 512
-DEFAULT_OVERLAP = 32
+DEFAULT_OVERLAP = 32  # pixels shared by neighbouring tiles ...
+RAMP_EDGE = 8  # ... whose outer 8 count for nothing in the blend (`_ramp`)
 MIN_TILE = 64
 QF_TILE = 256  # side of the tiles the global QF is read from (own size, not `tile`)
 QF_TILE_SHARE = 0.04  # share of the image's area the QF tiles cover, at most ...
@@ -144,10 +145,18 @@ def qf_tile_boxes(h: int, w: int, grid: int, side: int = QF_TILE, least: int = Q
 
 
 def _ramp(length: int, overlap: int, at_start: bool, at_end: bool) -> np.ndarray:
+    """Blending weights along one side of a tile: over each overlap with a neighbour, 0 on
+    the outer RAMP_EDGE pixels (at most a quarter of it; the network sees least there),
+    then a linear ramp, then 1 on the inner RAMP_EDGE; the neighbour's weights mirror
+    these, so the two add up to 1."""
     w = np.ones(length, np.float32)
     n = min(overlap, length // 2)
     if n > 0:
-        ramp = (np.arange(n, dtype=np.float32) + 0.5) / n
+        edge = min(RAMP_EDGE, n // 4)
+        core = n - 2 * edge
+        ramp = np.zeros(n, np.float32)
+        ramp[edge:n - edge] = (np.arange(core, dtype=np.float32) + 0.5) / core
+        ramp[n - edge:] = 1
         if not at_start:
             w[:n] = ramp
         if not at_end:
@@ -391,33 +400,42 @@ class Restorer:
         h, w, c = pixels.shape
         rows = tile_spans(h, self.tile, self.overlap, grid)
         cols = tile_spans(w, self.tile, self.overlap, grid)
+        row_weights = _blend_weights(rows, h, self.overlap)
+        col_weights = [255 * wx[:, None] for wx in _blend_weights(cols, w, self.overlap)]
         # a backend without a QF input reads its own QF in every tile
         tile_qf = qf if self.has_qf_input else None
         result = np.empty_like(pixels)
-        carry: tuple[np.ndarray, np.ndarray] | None = None  # rows shared with the next row
+        carry: np.ndarray | None = None  # blended rows shared with the next row of tiles
         total, done = len(rows) * len(cols), 0
         for r, (y0, y1) in enumerate(rows):
             acc = np.zeros((y1 - y0, w, c), np.float32)
-            weight = np.zeros((y1 - y0, w, 1), np.float32)
             if carry is not None:
-                acc[:len(carry[0])] += carry[0]
-                weight[:len(carry[1])] += carry[1]
-            wy = _ramp(y1 - y0, self.overlap, y0 == 0, y1 >= h)
-            for x0, x1 in cols:
-                out, _ = self._run(pixels[y0:y1, x0:x1], tile_qf, need_qf=False)
-                tile = np.clip(out, 0, 1)
-                tile *= 255
-                wx = _ramp(x1 - x0, self.overlap, x0 == 0, x1 >= w)
-                wt = (wy[:, None] * wx[None, :])[:, :, None]
-                acc[:, x0:x1] += tile * wt
-                weight[:, x0:x1] += wt
+                acc[:len(carry)] = carry
+            wy = row_weights[r][:, None, None]
+            for (x0, x1), wx in zip(cols, col_weights, strict=True):
+                tile, _ = self._run(pixels[y0:y1, x0:x1], tile_qf, need_qf=False)
+                np.clip(tile, 0, 1, out=tile)
+                tile *= wy * wx  # the blend weight, and the scale to 0..255
+                acc[:, x0:x1] += tile
                 done += 1
                 if progress:
                     progress(done, total)
             final = (rows[r + 1][0] if r + 1 < len(rows) else y1) - y0
-            result[y0:y0 + final] = np.clip(np.round(acc[:final] / weight[:final]), 0, 255)
-            carry = (acc[final:], weight[final:]) if final < y1 - y0 else None
+            np.round(acc[:final], out=acc[:final])
+            result[y0:y0 + final] = np.clip(acc[:final], 0, 255, out=acc[:final])
+            carry = acc[final:] if final < y1 - y0 else None
         return result
+
+
+def _blend_weights(spans: list[tuple[int, int]], length: int, overlap: int) -> list[np.ndarray]:
+    """Each span's `_ramp`, divided by the sum of all the spans' ramps at each position, so
+    that they add up to exactly 1 along the side (the 2-D weights of a tile are the product
+    of its row's and its column's, so they add up to 1 too)."""
+    ramps = [_ramp(b - a, overlap, a == 0, b >= length) for a, b in spans]
+    total = np.zeros(length, np.float32)
+    for (a, b), ramp in zip(spans, ramps, strict=True):
+        total[a:b] += ramp
+    return [ramp / total[a:b] for (a, b), ramp in zip(spans, ramps, strict=True)]
 
 
 def _hwc(restored: torch.Tensor) -> np.ndarray:

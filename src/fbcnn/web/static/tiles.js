@@ -11,6 +11,7 @@
 
 export const DEFAULT_TILE = 512; // restore.DEFAULT_TILE (fbcnn restore --tile)
 export const DEFAULT_OVERLAP = 32; // restore.DEFAULT_OVERLAP
+export const RAMP_EDGE = 8; // restore.RAMP_EDGE
 export const QF_TILE = 256; // restore.QF_TILE
 export const QF_TILE_SHARE = 0.04; // restore.QF_TILE_SHARE
 export const QF_TILES_MIN = 2; // restore.QF_TILES_MIN
@@ -87,8 +88,12 @@ export function ramp(length, overlap, atStart, atEnd) {
   const w = new Float32Array(length).fill(1);
   const n = Math.min(overlap, Math.floor(length / 2));
   if (n > 0) {
+    const edge = Math.min(RAMP_EDGE, Math.floor(n / 4));
+    const core = n - 2 * edge;
     for (let i = 0; i < n; i++) {
-      const r = Math.fround((i + 0.5) / n);
+      let r = 1;
+      if (i < edge) r = 0;
+      else if (i < n - edge) r = Math.fround(Math.fround(i - edge + 0.5) / core);
       if (!atStart) w[i] = r;
       if (!atEnd) w[length - 1 - i] = r;
     }
