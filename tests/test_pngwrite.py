@@ -75,17 +75,27 @@ def test_icc_profile_chunk() -> None:
     assert img.info["icc_profile"] == icc
 
 
-def test_filters_pick_the_cheaper_row() -> None:
+def test_filters_pick_the_cheapest_row() -> None:
     """A row equal to the row above takes Up (all zeros); a horizontal ramp that changes
-    from row to row takes Sub."""
-    rows = np.zeros((3, 16, 1), np.uint8)
+    from row to row takes Sub; a row whose every pixel is the mean of its left and upper
+    neighbours takes Average (all zeros)."""
+    rng = np.random.default_rng(3)
+    rows = np.zeros((5, 16, 1), np.uint8)
     rows[0, :, 0] = np.arange(16) * 5
     rows[1] = rows[0]
     rows[2, :, 0] = np.arange(16) * 5 + 100
-    out = filter_rows(rows, 0, 3)
-    assert list(out[:, 0]) == [1, 2, 1]  # Sub, Up, Sub
-    assert not out[1, 1:].any()
+    rows[3, :, 0] = rng.integers(0, 256, 16)
+    for i in range(16):
+        left = int(rows[4, i - 1, 0]) if i else 0
+        rows[4, i, 0] = (left + int(rows[3, i, 0])) // 2
+    out = filter_rows(rows, 0, 5)
+    assert list(out[[0, 1, 2, 4], 0]) == [1, 2, 1, 3]  # Sub, Up, Sub, Average
+    assert not out[1, 1:].any() and not out[4, 1:].any()
     assert set(out[2, 2:]) == {5}
+    # a band starting mid-image filters against the row above it, as the whole image does
+    np.testing.assert_array_equal(filter_rows(rows, 2, 5), out[2:])
+    decoded = np.asarray(Image.open(io.BytesIO(_encode(rows)))).reshape(rows.shape)
+    np.testing.assert_array_equal(decoded, rows)  # the three filters undone by a decoder
 
 
 def test_adler32_combine_matches_zlib() -> None:
