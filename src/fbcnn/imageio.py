@@ -47,9 +47,9 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".
 SKIP_FOLDER = "restored"
 
 # output suffix -> (Pillow format, save options). PNG is written by `fbcnn.pngwrite` (zlib level
-# 1 on the restorer's threads: on a restored 3-MP photo 0.05 s, where Pillow took 0.2 s at
-# level 1 and 1.3 s at its default 6; `scripts/png_levels.py` measures both); the options
-# here are Pillow's, for comparisons.
+# 1 on the CPUs' threads: on a restored 3-MP photo 0.08 s, where Pillow took 0.19 s at level
+# 1 and 1.05 s at its default 6, for a file 1% larger than Pillow's level 1; measured by
+# `scripts/png_levels.py`, docs/benchmarks.md); the PNG options here are not used.
 _WRITE_FORMATS: dict[str, tuple[str, dict[str, object]]] = {
     ".png": ("PNG", {"compress_level": 1}),
     ".jpg": ("JPEG", {"quality": 95}),
