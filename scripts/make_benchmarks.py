@@ -91,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--published-repeats", type=int, default=1)
+    parser.add_argument("--end-to-end-repeats", type=int, default=5,
+                        help="whole-process runs of each end-to-end row and of its start-up "
+                             "(the start-up of a fresh process varies by 0.2 s)")
     parser.add_argument("--tile", type=int, default=None, help="tile side (default 512)")
     parser.add_argument("--bf16-sizes", default="512",
                         help="sizes the first model is also measured at in bf16 ('' to skip)")
@@ -154,10 +157,11 @@ def main(argv: list[str] | None = None) -> int:
         if onnx:  # the default path in the other engine, for comparison
             default = choose_backend("auto", "auto", "auto", megapixels=2048 * 1536 / 1e6)
             extras.append(("--backend", "torch" if default == "onnx" else "onnx"))
-        runs[0]["end_to_end"] = [end_to_end(repeats=args.repeats, precision="auto", extra=extra)
+        runs[0]["end_to_end"] = [end_to_end(repeats=args.end_to_end_repeats, precision="auto",
+                                            extra=extra)
                                  for extra in extras]
         print("benchmark the default restore's phases, 2048x1536", file=sys.stderr)
-        runs[0]["phases"] = restore_phases(repeats=args.repeats)
+        runs[0]["phases"] = restore_phases(repeats=args.end_to_end_repeats)
     flags = cpu_flags()
 
     args.out_dir.mkdir(parents=True, exist_ok=True)
