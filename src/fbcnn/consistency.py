@@ -22,6 +22,7 @@ pixels after the inverse DCT, so the decoded block's coefficients are off by up 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,17 +108,19 @@ class JpegTables:
         return max(steps) <= 1 and self.subsampling in (None, "4:4:4")
 
 
-def _block_transforms(table: tuple[int, ...] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+@functools.lru_cache(maxsize=16)
+def _block_transforms(table: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     """(forward, inverse) 64 x 64 matrices for blocks flattened row-major: `blocks @
     forward` are the DCT coefficients in units of the table's steps (c / q), and `units @
-    inverse` the pixels of coefficients given in those units."""
+    inverse` the pixels of coefficients given in those units. Made once per table (every
+    strip and plane of an image shares them)."""
     q = np.asarray(table, np.float64).reshape(BLOCK * BLOCK)
     dct2 = np.kron(DCT, DCT)  # coefficients (flat) = dct2 @ block (flat)
     return (dct2.T / q[None, :]).astype(np.float32), (q[:, None] * dct2).astype(np.float32)
 
 
 def _correction(restored: np.ndarray, decoded: np.ndarray,
-                table: tuple[int, ...] | np.ndarray) -> np.ndarray:
+                table: tuple[int, ...]) -> np.ndarray:
     """What the projection adds to `restored` (float32, one plane): the change that clamps
     the DCT coefficients of each whole 8x8 block into the quantisation cells of `decoded`'s
     (zero outside the whole blocks). In units of the steps q: the decoded block's
@@ -273,7 +276,7 @@ def _project_piece(restored: np.ndarray, decoded: np.ndarray,
     if r.shape[2] == 1 or tables.chroma is None:
         # grey JPEG (restored as grey, or as RGB by a colour model: project the mean level)
         r += _correction(r.mean(axis=2), d.mean(axis=2), luma)[..., None]
-        return _to_uint8(r)
+        return rounded_uint8(r)
 
     chroma = tables.chroma
     fy, fx = _chroma_factors(tables.subsampling)
@@ -286,11 +289,12 @@ def _project_piece(restored: np.ndarray, decoded: np.ndarray,
     for dy in range(fy):
         for dx in range(fx):
             r[dy:ch:fy, dx:cw:fx] += change
-    return _to_uint8(r)
+    return rounded_uint8(r)
 
 
-def _to_uint8(pixels: np.ndarray) -> np.ndarray:
-    """float32 -> uint8, rounding half to even, in place of `pixels`."""
+def rounded_uint8(pixels: np.ndarray) -> np.ndarray:
+    """Float pixels in the 0..255 scale -> uint8, rounded half to even and clipped (in place
+    of `pixels`, which must be a float array the caller owns)."""
     np.round(pixels, out=pixels)
     np.clip(pixels, 0, 255, out=pixels)
     return pixels.astype(np.uint8)

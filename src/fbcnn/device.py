@@ -44,6 +44,7 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
+@functools.cache
 def cpu_has_native_bf16() -> bool:
     """True when the CPU computes bf16 in hardware (AMX-BF16 or AVX512-BF16, from
     /proc/cpuinfo); elsewhere bf16 is emulated and slower than fp32."""

@@ -46,12 +46,12 @@ _TEMP_RANDOM = r"[a-z0-9_]{8}"
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
 SKIP_FOLDER = "restored"
 
-# output suffix -> (Pillow format, save options). PNG is written by `fbcnn.pngwrite` (zlib level
-# 1 on the CPUs' threads: on a restored 3-MP photo 0.08 s, where Pillow took 0.19 s at level
-# 1 and 1.05 s at its default 6, for a file 1% larger than Pillow's level 1; measured by
-# `scripts/png_levels.py`, docs/benchmarks.md); the PNG options here are not used.
+# output suffix -> (format, Pillow's save options). PNG is written by `fbcnn.pngwrite`, not
+# Pillow (zlib level 1 on the CPUs' threads: on a restored 3-MP photo 0.08 s, where Pillow took
+# 0.19 s at level 1 and 1.05 s at its default 6, for a file 1% larger than Pillow's level 1;
+# measured by `scripts/png_levels.py`, docs/benchmarks.md).
 _WRITE_FORMATS: dict[str, tuple[str, dict[str, object]]] = {
-    ".png": ("PNG", {"compress_level": 1}),
+    ".png": ("PNG", {}),
     ".jpg": ("JPEG", {"quality": 95}),
     ".jpeg": ("JPEG", {"quality": 95}),
     ".webp": ("WEBP", {"lossless": True}),

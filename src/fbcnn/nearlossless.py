@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .consistency import _FROM_YCC32, _TO_YCC32
+from .consistency import _FROM_YCC32, _TO_YCC32, rounded_uint8
 
 LUMA_FULL_UNTIL, LUMA_NONE_FROM = 90.0, 95.0  # QF: all of the luma correction .. none
 CHROMA_NEAR_LOSSLESS = 0.25  # of the chroma correction kept from QF 95 on
@@ -74,5 +74,5 @@ def keep_share(restored: np.ndarray, decoded: np.ndarray, luma: float,
             change = (r - d) @ _TO_YCC32
             change *= np.array([luma, chroma, chroma], np.float32)
             kept = d + change @ _FROM_YCC32
-        out[y0:y0 + STRIP] = np.clip(np.round(kept), 0, 255).astype(np.uint8)
+        out[y0:y0 + STRIP] = rounded_uint8(kept)
     return out
