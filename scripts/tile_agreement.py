@@ -9,7 +9,8 @@ model, the QF read once, JPEG consistency), once in one pass and once in tiles f
 (overlap, edge) pair given (`--overlap` and `--edge` are matched lists; edge = the outer
 pixels of an overlap that weigh nothing in the blend, `fbcnn.restore.RAMP_EDGE`). Prints, per
 pair, the largest difference from the one-pass pixels and the share of values more than one
-grey level off, over all the images. `--synthetic HxW` uses the benchmarks' test image of
+grey level off, over all the images; per image, also the megapixels the tiles cover (what the
+network runs on). `--synthetic HxW` uses the benchmarks' test image of
 that size instead of a folder (one pass of 24 MP needs about 6 GB).
 """
 
@@ -50,7 +51,10 @@ def main() -> None:
     if len(args.overlap) != len(args.edge):
         parser.error("--overlap and --edge need the same number of values")
     if args.synthetic:
-        h, w = (int(v) for v in args.synthetic.lower().split("x"))
+        try:
+            h, w = (int(v) for v in args.synthetic.lower().split("x"))
+        except ValueError:
+            parser.error(f"--synthetic takes HxW, like 1536x2048, not {args.synthetic!r}")
         images = [("synthetic", sample_image(h, w, 3))]
     elif args.folder:
         paths = sorted(p for p in args.folder.iterdir()
@@ -84,7 +88,11 @@ def main() -> None:
                 diff = np.abs(tiled.pixels.astype(np.int16) - whole)
                 worst[overlap, edge] = max(worst[overlap, edge], int(diff.max()))
                 off[overlap, edge] += int((diff > 1).sum())
-                line.append(f"overlap {overlap} edge {edge}: max {diff.max()}")
+                h, w = decoded.shape[:2]
+                sides = [sum(b - a for a, b in restore.tile_spans(n, restorer.tile, overlap, 16))
+                         for n in (h, w)]
+                line.append(f"overlap {overlap} edge {edge}: max {diff.max()}, tiles "
+                            f"{sides[0] * sides[1] / 1e6:.2f} MP for {h * w / 1e6:.2f}")
             print(" ".join(line), flush=True)
     print()
     print("| overlap | edge | largest difference | values more than 1 level off |")
