@@ -11,10 +11,12 @@ DEMO_OUT := out/demo
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml Makefile
+$(VENV)/.installed: pyproject.toml Makefile src/fbcnn/mozjpeg/package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check "$(TORCH)"
-	$(BIN)/pip install -q --disable-pip-version-check -e ".[test,app,e2e,ray]"
+	$(BIN)/pip install -q --disable-pip-version-check -e ".[test,app,e2e,ray,encoders]"
+	# MozJPEG (WebAssembly, run under node) for training data and per-encoder evaluation
+	npm ci --silent --no-audit --no-fund --prefix src/fbcnn/mozjpeg
 	touch $@
 
 demo: setup

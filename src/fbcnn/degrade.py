@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .encoders import MOZJPEG_TABLES, EncoderSpec, compress_with
 from .jpeg import compress
 
 # The paper draws QF from these with probability 3/4, else uniformly from a range. Our recipe
@@ -51,6 +52,113 @@ def draw_qf(rng: np.random.Generator, gray: bool = False,
     return (distribution or (PAPER_GRAY if gray else PAPER_COLOR)).draw(rng)
 
 
+@dataclass(frozen=True)
+class EncoderMixture:
+    """Which encoder writes a training JPEG: weights of libjpeg with IJG tables (`libjpeg`),
+    libjpeg with tables outside the IJG family (`tables`: MozJPEG's other families, flat
+    tables, random smooth ones), the MozJPEG encoder itself and jpegli; `subsampling` weighs
+    4:2:0, 4:2:2 and 4:4:4 wherever the encoder is told one."""
+
+    weights: tuple[tuple[str, float], ...] = (("libjpeg", 1.0),)
+    subsampling: tuple[tuple[str, float], ...] = (("4:2:0", 1.0),)
+
+    @classmethod
+    def from_config(cls, encoders: dict[str, float] | None,
+                    subsampling: dict[str, float] | None) -> EncoderMixture | None:
+        """None (every JPEG from libjpeg at 4:2:0, the older recipes' stream of draws) when
+        neither is configured."""
+        if not encoders and not subsampling:
+            return None
+        for name in encoders or {}:
+            if name not in ENCODER_FAMILIES:
+                raise ValueError(f"data.encoders: unknown encoder {name!r} "
+                                 f"(choose from {', '.join(ENCODER_FAMILIES)})")
+        return cls(tuple((encoders or {"libjpeg": 1.0}).items()),
+                   tuple((subsampling or {"4:2:0": 1.0}).items()))
+
+    def _pick(self, options: tuple[tuple[str, float], ...], rng: np.random.Generator) -> str:
+        names = [n for n, _ in options]
+        p = np.asarray([w for _, w in options], np.float64)
+        return names[int(rng.choice(len(names), p=p / p.sum()))]
+
+    def draw(self, rng: np.random.Generator) -> EncoderSpec:
+        family = self._pick(self.weights, rng)
+        subsampling = self._pick(self.subsampling, rng)
+        if family == "libjpeg":
+            return EncoderSpec("libjpeg", subsampling)
+        if family == "tables":
+            return EncoderSpec("libjpeg", subsampling, base_tables=random_tables(rng))
+        if family == "mozjpeg":
+            # its default (table 3, 4:2:0 below quality 80) half of the time
+            if rng.random() < 0.5:
+                return EncoderSpec("mozjpeg")
+            return EncoderSpec("mozjpeg", "4:4:4" if subsampling == "4:4:4" else "4:2:0",
+                               quant_table=int(rng.integers(0, 9)), trellis=rng.random() < 0.8)
+        return EncoderSpec("jpegli")
+
+
+ENCODER_FAMILIES = ("libjpeg", "tables", "mozjpeg", "jpegli")
+
+
+def random_tables(rng: np.random.Generator) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Base tables (luma, chroma; scaled by quality as IJG's are) outside the IJG family:
+    one of MozJPEG's other families (a third), a flat table (a sixth), else a random smooth
+    surface that grows from the DC term to the highest frequencies, anisotropic, with
+    chroma the luma shape times 1..2.5 or a surface of its own."""
+    u = rng.random()
+    if u < 1 / 3:
+        return MOZJPEG_TABLES[int(rng.integers(1, 9))]
+    if u < 1 / 2:
+        flat = tuple([int(rng.integers(6, 60))] * 64)
+        return flat, flat
+
+    def surface() -> np.ndarray:
+        v, h = np.mgrid[0:8, 0:8].astype(np.float64)
+        a = rng.uniform(0.5, 1.5)
+        r = np.sqrt(a * v ** 2 + (2 - a) * h ** 2) / np.sqrt(2 * 49)
+        lo = rng.uniform(4, 24)
+        hi = lo * rng.uniform(1.0, 12.0)
+        return lo * (hi / lo) ** (r ** rng.uniform(0.5, 2.0))
+
+    luma = surface()
+    chroma = luma * rng.uniform(1.0, 2.5) if rng.random() < 0.5 else surface()
+
+    def as_table(t: np.ndarray) -> tuple[int, ...]:
+        return tuple(int(x) for x in np.clip(np.round(t), 1, 255).ravel())
+
+    return as_table(luma), as_table(chroma)
+
+
+def matched_qf(degraded: np.ndarray, clean: np.ndarray, subsampling: str = "4:2:0") -> int:
+    """The IJG quality at which libjpeg damages `clean` as much (mean squared error) as
+    `degraded` is damaged: the QF label of a JPEG that another encoder wrote, whose tables
+    alone do not say how strong it is (trellis quantisation and jpegli's adaptive
+    quantisation zero coefficients that their tables would keep). Bisection on QF 1..100,
+    libjpeg's error being non-increasing in QF up to noise."""
+    target = np.mean((degraded.astype(np.float32) - clean) ** 2)
+    lo, hi = 1, 100
+    while lo < hi:
+        mid = (lo + hi) // 2
+        err = np.mean((compress(clean, mid, subsampling).astype(np.float32) - clean) ** 2)
+        if err > target:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+def encoded(patch: np.ndarray, qf: int, encoder: EncoderSpec | None) -> tuple[np.ndarray, int]:
+    """A patch compressed at quality `qf` by `encoder` (None: libjpeg, IJG tables, 4:2:0) and
+    its QF label: `qf` itself for IJG tables, else `matched_qf`."""
+    if encoder is None:
+        return compress(patch, qf), qf
+    if encoder.name == "libjpeg" and encoder.base_tables is None and encoder.quant_table is None:
+        return compress(patch, qf, encoder.subsampling or "4:2:0"), qf
+    degraded, _ = compress_with(encoder, patch, qf)
+    sub = encoder.subsampling or ("4:4:4" if encoder.name == "mozjpeg" and qf >= 90 else "4:2:0")
+    return degraded, matched_qf(degraded, patch, sub)
+
+
 @dataclass
 class DegradedPatch:
     degraded: np.ndarray
@@ -62,10 +170,11 @@ class DegradedPatch:
 
 
 def single_jpeg(patch_with_margin: np.ndarray, size: int, qf: int,
-                rng: np.random.Generator) -> DegradedPatch:
-    """Compress a (size+8)-square patch at `qf`; with probability 1/2 take a random
-    `size` crop (grid not aligned with the patch), else the top-left one (aligned)."""
-    degraded = compress(patch_with_margin, qf)
+                rng: np.random.Generator, encoder: EncoderSpec | None = None) -> DegradedPatch:
+    """Compress a (size+8)-square patch at `qf` (with `encoder`, else libjpeg 4:2:0); with
+    probability 1/2 take a random `size` crop (grid not aligned with the patch), else the
+    top-left one (aligned). The label is the QF `encoded` gives."""
+    degraded, qf = encoded(patch_with_margin, qf, encoder)
     if rng.random() < 0.5:
         dy, dx = (int(v) for v in rng.integers(0, patch_with_margin.shape[0] - size + 1, 2))
     else:
@@ -74,28 +183,33 @@ def single_jpeg(patch_with_margin: np.ndarray, size: int, qf: int,
                          patch_with_margin[dy:dy + size, dx:dx + size], qf)
 
 
-def double_jpeg(image: np.ndarray, qf1: int, qf2: int, shift: tuple[int, int]) -> DegradedPatch:
-    """JPEG(shift(JPEG(x, qf1)), qf2): compress, decode, crop [dy:, dx:], compress again.
-    The clean image is cropped alike."""
+def double_jpeg(image: np.ndarray, qf1: int, qf2: int, shift: tuple[int, int],
+                encoders: tuple[EncoderSpec | None, EncoderSpec | None] = (None, None),
+                ) -> DegradedPatch:
+    """JPEG(shift(JPEG(x, qf1)), qf2): compress, decode, crop [dy:, dx:], compress again
+    (each with its encoder, None: libjpeg 4:2:0). The clean image is cropped alike."""
     dy, dx = shift
-    first = compress(image, qf1)[dy:, dx:]
-    second = compress(np.ascontiguousarray(first), qf2)
+    first = encoded(image, qf1, encoders[0])[0][dy:, dx:]
+    second = encoded(np.ascontiguousarray(first), qf2, encoders[1])[0]
     return DegradedPatch(second, image[dy:, dx:], None, qf2, (dy, dx), qf1)
 
 
 def random_double_jpeg(patch_with_margin: np.ndarray, size: int, rng: np.random.Generator,
                        gray: bool = False,
                        distribution: QFDistribution | None = None,
-                       stronger_first: float = 0.0) -> DegradedPatch:
+                       stronger_first: float = 0.0,
+                       encoders: EncoderMixture | None = None) -> DegradedPatch:
     """The FBCNN-A degradation: both QFs drawn like single ones (with probability
-    `stronger_first` put in order, the lower QF first), a random 0..7 shift per axis, then a
-    `size` crop; no QF label."""
+    `stronger_first` put in order, the lower QF first), a random 0..7 shift per axis, each
+    JPEG by an encoder drawn from `encoders` (None: libjpeg 4:2:0), then a `size` crop; no
+    QF label."""
     qf1, qf2 = draw_qf(rng, gray, distribution), draw_qf(rng, gray, distribution)
     # no extra draw at 0: the older configs' random streams (and their resumes) stay as they were
     if stronger_first > 0 and rng.random() < stronger_first:
         qf1, qf2 = min(qf1, qf2), max(qf1, qf2)
     shift = (int(rng.integers(0, 8)), int(rng.integers(0, 8)))
-    out = double_jpeg(patch_with_margin, qf1, qf2, shift)
+    specs = (None, None) if encoders is None else (encoders.draw(rng), encoders.draw(rng))
+    out = double_jpeg(patch_with_margin, qf1, qf2, shift, specs)
     return DegradedPatch(out.degraded[:size, :size], out.clean[:size, :size], None, qf2, shift,
                          qf1)
 

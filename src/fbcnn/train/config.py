@@ -31,6 +31,11 @@ class DataConfig:
     qf_high: float = 0.2
     qf_range: list[int] = field(default_factory=lambda: [5, 100])
     qf_high_range: list[int] = field(default_factory=lambda: [85, 100])
+    # which encoder writes each JPEG (fbcnn.degrade.EncoderMixture): weights of `libjpeg`
+    # (IJG tables), `tables` (libjpeg, tables outside the IJG family), `mozjpeg`, `jpegli`;
+    # and of the subsampling ('4:2:0', '4:2:2', '4:4:4'). Unset: libjpeg at 4:2:0 only
+    encoders: dict[str, float] | None = None
+    subsampling: dict[str, float] | None = None
     # share of samples that are not compressed at all (a PNG), labelled QF 100
     clean_probability: float = 0.02
     # background processes that make batches (0: in the training process, exactly
@@ -45,6 +50,9 @@ class ValidationConfig:
     limit: int = 8
     crop: int = 256  # centre crop for speed; 0 = whole image
     every: int = 2000  # iterations
+    # encoders the validation JPEGs are written by (fbcnn.encoders.parse_encoder names);
+    # the best checkpoint is chosen on the mean gain over all of them
+    encoders: list[str] = field(default_factory=lambda: ["libjpeg"])
 
 
 @dataclass

@@ -13,6 +13,7 @@ import torch
 from ..color import rgb_to_gray_plain, rgb_to_y
 from ..degrade import (
     DegradedPatch,
+    EncoderMixture,
     QFDistribution,
     augment,
     random_double_jpeg,
@@ -73,6 +74,7 @@ class PatchSampler:
                                   full_range=(int(config.qf_range[0]), int(config.qf_range[1])),
                                   high_range=(int(config.qf_high_range[0]),
                                               int(config.qf_high_range[1])))
+        self.encoders = EncoderMixture.from_config(config.encoders, config.subsampling)
 
     def _clean_patch(self, rng: np.random.Generator) -> np.ndarray:
         size = self.config.patch_size + self.margin
@@ -99,9 +101,12 @@ class PatchSampler:
             elif u < self.config.clean_probability + self.config.double_probability:
                 out = random_double_jpeg(patch, p, rng, gray=self.config.gray,
                                          distribution=self.qfs,
-                                         stronger_first=self.config.double_stronger_first)
+                                         stronger_first=self.config.double_stronger_first,
+                                         encoders=self.encoders)
             else:
-                out = single_jpeg(patch, p, self.qfs.draw(rng), rng)
+                qf = self.qfs.draw(rng)
+                encoder = None if self.encoders is None else self.encoders.draw(rng)
+                out = single_jpeg(patch, p, qf, rng, encoder)
             degraded.append(out.degraded)
             clean.append(out.clean)
             targets.append(0.0 if out.qf is None else float(qf_to_network(out.qf)))

@@ -27,6 +27,7 @@ from tqdm import tqdm
 from ..checkpoints import PROVENANCE_KEY, file_sha256, load_network, save_network
 from ..color import rgb_to_y
 from ..device import pick_device, resolve_precision
+from ..encoders import compress_with, parse_encoder
 from ..jpeg import compress
 from ..metrics import psnr
 from ..network import FBCNN, network_to_qf, orthogonal_init, qf_to_network
@@ -158,10 +159,13 @@ SENSITIVITY_OFFSET = 40
 
 @torch.no_grad()
 def validate(network: FBCNN, images: list[np.ndarray], qfs: list[int],
-             device: torch.device) -> dict[str, dict[str, float]]:
+             device: torch.device, encoders: list[str] | None = None,
+             ) -> dict[str, dict[str, float]]:
     """Per QF: mean PSNR of the JPEG and of the restored image (blind), mean predicted QF,
     and the QF sensitivity: PSNR with the true QF fed minus PSNR with QF + 40 fed (capped
-    at 100). Near 0 dB means the decoder ignores its QF input (a collapsed QF path)."""
+    at 100). Near 0 dB means the decoder ignores its QF input (a collapsed QF path).
+    With other `encoders` than libjpeg, their rows are keyed 'NAME:QF' (no sensitivity: the
+    QF of their files is not the IJG one)."""
     network.eval()
 
     def run(x: torch.Tensor, qf: float | None) -> tuple[np.ndarray, float]:
@@ -171,11 +175,12 @@ def validate(network: FBCNN, images: list[np.ndarray], qfs: list[int],
         return restored.cpu().numpy(), float(network_to_qf(qf_pred.float()).item())
 
     result = {}
-    for qf in qfs:
+    for name, qf in [(e, q) for e in encoders or ["libjpeg"] for q in qfs]:
         jpeg_psnr, restored_psnr, true_psnr, off_psnr, predicted = [], [], [], [], []
-        higher = min(100, qf + SENSITIVITY_OFFSET)
+        higher = min(100, qf + SENSITIVITY_OFFSET) if name == "libjpeg" else qf
         for clean in images:
-            degraded = compress(clean, qf)
+            degraded = (compress(clean, qf) if name == "libjpeg"
+                        else compress_with(parse_encoder(name), clean, qf)[0])
             x = torch.from_numpy(degraded.copy()).permute(2, 0, 1)[None].float().div(255).to(device)
             restored, qf_pred = run(x, None)
             jpeg_psnr.append(psnr(degraded, clean))
@@ -184,11 +189,12 @@ def validate(network: FBCNN, images: list[np.ndarray], qfs: list[int],
             if higher > qf:
                 true_psnr.append(psnr(run(x, qf)[0], clean))
                 off_psnr.append(psnr(run(x, higher)[0], clean))
-        result[str(qf)] = {"jpeg": float(np.mean(jpeg_psnr)),
-                           "restored": float(np.mean(restored_psnr)),
-                           "predicted_qf": float(np.mean(predicted)),
-                           "qf_sensitivity_db": (float(np.mean(true_psnr) - np.mean(off_psnr))
-                                                 if true_psnr else 0.0)}
+        key = str(qf) if name == "libjpeg" else f"{name}:{qf}"
+        result[key] = {"jpeg": float(np.mean(jpeg_psnr)),
+                       "restored": float(np.mean(restored_psnr)),
+                       "predicted_qf": float(np.mean(predicted)),
+                       "qf_sensitivity_db": (float(np.mean(true_psnr) - np.mean(off_psnr))
+                                             if true_psnr else 0.0)}
     network.train()
     return result
 
@@ -401,7 +407,8 @@ class Trainer:
             return {}
         # fp32 whatever the training precision, so runs of different precisions compare
         network = self.export_network().to(self.device)
-        val = validate(network, self.val_images, self.config.validation.qfs, self.device)
+        val = validate(network, self.val_images, self.config.validation.qfs, self.device,
+                       self.config.validation.encoders)
         gain = float(np.mean([v["restored"] - v["jpeg"] for v in val.values()]))
         if gain > self.best_gain:
             self.best_gain = gain
