@@ -14,6 +14,19 @@ BT.601 Y), one evaluation per JSON file in docs/results/:
                            predicted-QF error and the worst image (key "qf_sweep")
                                                                          --qf-sweep-limit
 
+and per encoder other than libjpeg (`--encoders`; single-JPEG models only, the double
+models are measured with libjpeg alone), every JPEG written by that encoder at its own
+quality setting (`fbcnn evaluate --encoder`), ENC the encoder's spec in a file name
+(`mozjpeg`, `jpegli`, `mozjpeg-table2`, `libjpeg-444`):
+
+    NAME-ENC-none.json        single JPEG, quality 10/30/60/90              --limit
+    NAME-ENC-bsd68-none.json  grey models: the same on BSD68                --limit
+    NAME-ENC-qfsweep.json     single JPEG at quality 5, 10, ..., 100        --qf-sweep-limit
+
+They make the document's "Per encoder" section: a table per encoder and model with the
+IJG-equivalent QF of the files the encoder wrote (what `fbcnn inspect` reports, and what
+JPEG consistency and the near-lossless share go by).
+
 Restorations use JPEG consistency (`fbcnn.consistency`), as `fbcnn restore` does by default.
 
 This script runs the evaluations and writes the files; the tables and lines of the
@@ -28,12 +41,14 @@ set beside the paper's numbers, and the document is rebuilt from the JSON files.
     python scripts/make_results.py --models color --skip-existing-json   # resume / split
     python scripts/make_results.py --limit 2 --double-limit 2 --qf-sweep-limit 2 \\
         --out-dir /tmp/check                             # smoke test
+    python scripts/make_results.py --encoders libjpeg    # the paper's JPEGs only
 
 `--skip-existing-json` reuses a JSON file whose recorded settings (model weights, data,
-rows, correction, limit) equal this run's, so an interrupted run resumes where it stopped,
+rows, correction, limit, encoder) equal this run's, so an interrupted run resumes where it stopped,
 and a run split over `--models` is assembled by a last run with all models and
 `--skip-existing-json` (which then only rewrites results.md). The full run is long on a
-CPU: per single-JPEG model 200 x 4 + 50 x 5 + 50 x 9 + 30 x 10 restorations.
+CPU: per single-JPEG model 200 x 4 + 50 x 5 + 50 x 9 + 30 x 20 restorations, and per
+other encoder 200 x 4 + 30 x 20 more.
 """
 
 from __future__ import annotations
@@ -54,9 +69,25 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from fbcnn import checkpoints  # noqa: E402
 from fbcnn.checkpoints import file_sha256  # noqa: E402
-from fbcnn.evaluate import evaluate, format_table  # noqa: E402
+from fbcnn.encoders import parse_encoder  # noqa: E402
+from fbcnn.evaluate import encoder_text, evaluate, format_table  # noqa: E402
 from fbcnn.model import load_model  # noqa: E402
-from fbcnn.report import SHIFT, Run, document, model_section, sweep_summary  # noqa: E402
+from fbcnn.report import (  # noqa: E402
+    SHIFT,
+    SWEEP_MAE_MAX_QF,
+    SWEEP_MAE_MIN_QF,
+    Run,
+    document,
+    fmt,
+    gain,
+    images_caption,
+    mean,
+    model_section,
+    single_rows,
+    sweep_summary,
+    table,
+    triple,
+)
 
 DATA = Path("../shared/datasets/val/color/bsds500_test")  # relative to the repository
 BSD68 = Path("../shared/datasets/val/gray/bsd68")
@@ -65,6 +96,10 @@ DOUBLE = ((10, 30), (10, 50), (30, 50), (30, 10), (10, 10))
 SWEEP_QFS = tuple(range(5, 101, 5))
 DOUBLE_LIMIT = 50
 SWEEP_LIMIT = 30
+LIBJPEG = "libjpeg"  # the paper's JPEGs: IJG tables at QF, 4:2:0 colour
+ENCODERS = (LIBJPEG, "mozjpeg", "jpegli")
+ENCODER_QFS = (10, 30, 60, 90)  # the other encoders' quality settings
+ENCODER_TITLES = {"mozjpeg": "MozJPEG", "jpegli": "jpegli"}
 
 
 # --------------------------------------------------------------------------- the jobs
@@ -84,10 +119,13 @@ class Job:
     correction: str
     limit: int | None
     weights_sha256: str
+    encoder: str = LIBJPEG  # an `fbcnn evaluate --encoder` spec (encoder_text form)
 
     @property
     def filename(self) -> str:
-        return f"{self.label}-{self.kind}.json"
+        if self.encoder == LIBJPEG:
+            return f"{self.label}-{self.kind}.json"
+        return f"{self.label}-{encoder_slug(self.encoder)}-{self.kind}.json"
 
     def settings(self) -> dict:
         """What a reusable JSON file must have recorded (JSON-normalised)."""
@@ -103,6 +141,8 @@ class Job:
             "limit": self.limit,
             "consistency": True,
             "qf_read_at": "training patch size",  # fbcnn.restore, since 2026-11-28
+            # libjpeg's files recorded none: they stay reusable
+            **({"encoder": self.encoder} if self.encoder != LIBJPEG else {}),
         }
 
     def command(self, json_path: Path, precision: str = "auto") -> str:
@@ -117,6 +157,8 @@ class Job:
         parts.append(f"--correction {self.correction}")
         if self.limit:
             parts.append(f"--limit {self.limit}")
+        if self.encoder != LIBJPEG:
+            parts.append(f"--encoder {self.encoder}")
         if precision != "auto":
             parts.append(f"--precision {precision}")
         parts.append(f"--json {display_path(json_path)}")
@@ -134,25 +176,54 @@ def model_label(name: str) -> str:
     return Path(name).stem if Path(name).suffix else name
 
 
+def encoder_slug(encoder: str) -> str:
+    """An encoder spec in a file name: 'mozjpeg:4:4:4:table=0' -> 'mozjpeg-444-table0'."""
+    for sub in ("4:4:4", "4:2:2", "4:2:0"):
+        encoder = encoder.replace(sub, sub.replace(":", ""))
+    return encoder.replace(":", "-").replace("=", "").replace(" ", "").replace(",", "-")
+
+
+def parse_encoders(text: str) -> list[str]:
+    """Comma-separated encoder specs -> their `encoder_text` forms, each once, in the order
+    given (ValueError with one line for a bad one)."""
+    specs = [encoder_text(parse_encoder(t)) for t in text.split(",") if t.strip()]
+    if not specs:
+        raise ValueError("no encoder given")
+    return list(dict.fromkeys(specs))
+
+
 def plan_jobs(name: str, weights: Path, gray: bool, args: argparse.Namespace) -> list[Job]:
     label = model_label(name)
     sha = file_sha256(weights)
 
-    def job(kind: str, data: Path, qfs=(), double=(), correction="none", limit=None) -> Job:
-        return Job(name, label, kind, data, gray, tuple(qfs), tuple(double), correction,
-                   limit, sha)
+    encoders = getattr(args, "encoders", list(ENCODERS))
 
-    jobs = [job("none", args.data, QFS, limit=args.limit),
-            job("none-double", args.data, double=DOUBLE, limit=args.double_limit)]
-    if not label.endswith("-double"):  # FBCNN-D is the single-JPEG models' correction
-        jobs.append(job("dominant", args.data, QFS, DOUBLE, "dominant", args.double_limit))
-    if gray:
-        if args.bsd68.is_dir():
-            jobs.append(job("bsd68-none", args.bsd68, QFS, limit=args.limit))
-        else:
-            print(f"warning: {args.bsd68} not found, no BSD68 table for {label}",
-                  file=sys.stderr)
-    jobs.append(job("qfsweep", args.data, SWEEP_QFS, limit=args.qf_sweep_limit))
+    def job(kind: str, data: Path, qfs=(), double=(), correction="none", limit=None,
+            encoder=LIBJPEG) -> Job:
+        return Job(name, label, kind, data, gray, tuple(qfs), tuple(double), correction,
+                   limit, sha, encoder)
+
+    jobs = []
+    if LIBJPEG in encoders:
+        jobs += [job("none", args.data, QFS, limit=args.limit),
+                 job("none-double", args.data, double=DOUBLE, limit=args.double_limit)]
+        if not label.endswith("-double"):  # FBCNN-D is the single-JPEG models' correction
+            jobs.append(job("dominant", args.data, QFS, DOUBLE, "dominant", args.double_limit))
+    if gray and not args.bsd68.is_dir():
+        print(f"warning: {args.bsd68} not found, no BSD68 table for {label}", file=sys.stderr)
+    if gray and args.bsd68.is_dir() and LIBJPEG in encoders:
+        jobs.append(job("bsd68-none", args.bsd68, QFS, limit=args.limit))
+    if LIBJPEG in encoders:
+        jobs.append(job("qfsweep", args.data, SWEEP_QFS, limit=args.qf_sweep_limit))
+    if label.endswith("-double"):  # the double-JPEG models: libjpeg only
+        return jobs
+    for encoder in (e for e in encoders if e != LIBJPEG):
+        jobs.append(job("none", args.data, ENCODER_QFS, limit=args.limit, encoder=encoder))
+        if gray and args.bsd68.is_dir():
+            jobs.append(job("bsd68-none", args.bsd68, ENCODER_QFS, limit=args.limit,
+                            encoder=encoder))
+        jobs.append(job("qfsweep", args.data, SWEEP_QFS, limit=args.qf_sweep_limit,
+                        encoder=encoder))
     return jobs
 
 
@@ -186,7 +257,7 @@ def run_job(job: Job, loaded: checkpoints.LoadedNetwork, json_path: Path,
         model.set_threads(threads)
     result = evaluate(job.data, model.restorer, gray=job.gray, qfs=job.qfs, double=job.double,
                       shift=SHIFT, correction=job.correction, limit=job.limit,
-                      model_name=job.label, device=device)
+                      model_name=job.label, device=device, encoder=job.encoder)
     network = loaded.network
     result.update({
         "settings": job.settings(),
@@ -238,7 +309,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "second process on the same models meets the first halfway)")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads of the network (torch or onnxruntime)")
+    parser.add_argument("--encoders", default=",".join(ENCODERS),
+                        help="comma-separated `fbcnn evaluate --encoder` specs whose "
+                             "evaluations to run and show: libjpeg (the paper's JPEGs, every "
+                             "table but the per-encoder ones), mozjpeg, jpegli, or variants "
+                             "such as mozjpeg:table=2 (default: %(default)s)")
     args = parser.parse_args(argv)
+    try:
+        args.encoders = parse_encoders(args.encoders)
+    except ValueError as e:
+        parser.error(f"--encoders: {str(e).splitlines()[0]}")
     for option in ("limit", "double_limit", "qf_sweep_limit"):
         value = getattr(args, option)
         if value is not None and value < 1:
@@ -261,12 +341,24 @@ def plan_all(names: list[str], args: argparse.Namespace
     return loaded, plan
 
 
+def clashing_files(plan: list[Job]) -> list[str]:
+    """JSON file names that two evaluations of a plan would share."""
+    seen: dict[str, Job] = {}
+    clashes = []
+    for job in plan:
+        if job.filename in seen and seen[job.filename] != job:
+            clashes.append(job.filename)
+        seen[job.filename] = job
+    return clashes
+
+
 def run_jobs(plan: list[Job], loaded: dict[str, checkpoints.LoadedNetwork], json_dir: Path,
              args: argparse.Namespace, start: float) -> bool:
     """Run (or with --skip-existing-json reuse) every evaluation; False on an error."""
     for i, job in enumerate(plan, 1):
         json_path = json_dir / job.filename
-        what = (f"[{i}/{len(plan)}] {job.label} {job.kind}: {display_path(job.data)}, "
+        kind = job.kind if job.encoder == LIBJPEG else f"{job.kind}, {job.encoder}"
+        what = (f"[{i}/{len(plan)}] {job.label} {kind}: {display_path(job.data)}, "
                 f"{len(job.qfs) + len(job.double)} rows, limit {job.limit or 'none'}")
         if args.skip_existing_json and reusable(json_path, job):
             print(f"{what}: reusing {display_path(json_path)}", file=sys.stderr, flush=True)
@@ -286,10 +378,13 @@ def run_jobs(plan: list[Job], loaded: dict[str, checkpoints.LoadedNetwork], json
 
 def read_results(names: list[str], plan: list[Job], json_dir: Path
                  ) -> tuple[list[str], list[str]] | None:
-    """The models' sections and the evaluate command lines, from the JSON files alone
+    """The models' sections, the per-encoder section and the evaluate command lines (the
+    libjpeg ones first, as before there were other encoders), from the JSON files alone
     (None, reported, when one is missing)."""
     sections: list[str] = []
     commands: list[str] = []
+    others: dict[str, dict[str, dict[str, dict]]] = {}  # encoder -> model -> kind -> result
+    other_commands: list[str] = []
     for name in names:
         results = {}
         for job in (j for j in plan if j.model == name):
@@ -298,10 +393,107 @@ def read_results(names: list[str], plan: list[Job], json_dir: Path
                 print(f"error: {json_dir / job.filename} is missing or unreadable",
                       file=sys.stderr)
                 return None
-            results[job.kind] = data
-            commands.append(data.get("command", job.command(json_dir / job.filename)))
-        sections += model_section(model_label(name), results)
-    return sections, commands
+            command = data.get("command", job.command(json_dir / job.filename))
+            if job.encoder == LIBJPEG:
+                results[job.kind] = data
+                commands.append(command)
+            else:
+                others.setdefault(job.encoder, {}).setdefault(job.label, {})[job.kind] = data
+                other_commands.append(command)
+        if results:
+            sections += model_section(model_label(name), results)
+    if others:
+        sections += encoder_section(others)
+    return sections, commands + other_commands
+
+
+# ------------------------------------------------------------------ the per-encoder section
+
+
+def file_qf(row: dict) -> str:
+    """The mean IJG-equivalent QF of a row's JPEG files ('-' where not recorded)."""
+    value = row.get("header_qf")
+    return "-" if value is None else f"{value:.1f}"
+
+
+def encoder_single_table(result: dict) -> list[str]:
+    """Single-JPEG rows of another encoder: its quality setting, the files' QF, JPEG and
+    restored PSNR|SSIM|PSNR-B, gain, predicted QF."""
+    head = ["quality", "file QF", "JPEG", result["model"], "gain (dB)", "predicted QF"]
+    rows = [[str(row["qf"]), file_qf(row), fmt(triple(row["jpeg"])),
+             fmt(triple(row["restored"])), gain(row), f"{row['predicted_qf']:.1f}"]
+            for row in single_rows(result)]
+    return table(head, rows)
+
+
+def encoder_sweep(result: dict) -> tuple[list[str], str]:
+    """The QF sweep of another encoder as a table, and its verdict: the predicted QF is
+    compared with each file's IJG-equivalent QF (the quality setting is another scale)."""
+    summary = result.get("qf_sweep") or sweep_summary(result)
+    head = ["quality", "file QF", "JPEG PSNR", "restored PSNR", "gain (dB)", "images worse",
+            "worst image (dB)", "mean predicted QF", "predicted - file QF MAE"]
+    rows = []
+    errors = []
+    for row, r in zip(single_rows(result), summary["per_qf"], strict=True):
+        images = [im for im in row["per_image"] if im.get("header_qf") is not None]
+        errs = [abs(im["predicted_qf"] - im["header_qf"]) for im in images]
+        errors += [e for e, im in zip(errs, images, strict=True)
+                   if SWEEP_MAE_MIN_QF <= im["header_qf"] <= SWEEP_MAE_MAX_QF]
+        rows.append([str(r["qf"]), file_qf(row), f"{r['jpeg_psnr']:.2f}",
+                     f"{r['restored_psnr']:.2f}", f"{r['gain_db']:+.2f}",
+                     f"{r['images_worse']}/{r['images']}", f"{r['worst_image_gain_db']:+.2f}",
+                     f"{r['predicted_qf']:.1f}", f"{mean(errs):.1f}" if errs else "-"])
+    verdict = (f"Predicted-QF MAE against the files' QF, over files of QF "
+               f"{SWEEP_MAE_MIN_QF}..{SWEEP_MAE_MAX_QF}: "
+               + (f"{mean(errors):.1f}" if errors else "-")
+               + f". Lowest mean gain: {summary['min_gain_db']:+.2f} dB at quality "
+               f"{summary['min_gain_qf']} (never worse than the JPEG on average: "
+               f"{'yes' if summary['never_worse'] else 'no'}); worst single image "
+               f"{summary['worst_image_gain_db']:+.2f} dB.")
+    return table(head, rows), verdict
+
+
+def encoder_title(encoder: str) -> str:
+    name = ENCODER_TITLES.get(encoder)
+    return f"{name} (`{encoder}`)" if name else f"`{encoder}`"
+
+
+def encoder_section(others: dict[str, dict[str, dict[str, dict]]]) -> list[str]:
+    """'## Per encoder': for each encoder other than libjpeg, each model's single-JPEG
+    table (grey models also on BSD68) and QF sweep."""
+    lines = [
+        "## Per encoder", "",
+        "The single-JPEG rows again with every JPEG written by another encoder, at its own "
+        "quality setting (`fbcnn evaluate --encoder`; the `quality` column is that "
+        "setting, not an IJG QF): MozJPEG with its defaults (table 3, trellis "
+        "quantisation, its own choice of chroma subsampling: 4:4:4 at quality 90), jpegli "
+        "with its defaults; decoded by Pillow (libjpeg-turbo). `file QF` is the mean "
+        "IJG-equivalent QF of the tables the encoder wrote (the header QF `fbcnn inspect` "
+        "reports). JPEG consistency, the block grid and the near-lossless share go by each "
+        "file's own tables, subsampling and QF, as `fbcnn restore` does. Grey models are "
+        "measured on the BT.601 Y, which jpegli writes as a colour file: its luma plane "
+        "and table are used.", ""]
+    for encoder, models in others.items():
+        lines += [f"### {encoder_title(encoder)}", ""]
+        for label, results in models.items():
+            for kind, where in (("none", "BSDS500"), ("bsd68-none", "BSD68")):
+                result = results.get(kind)
+                if not result:
+                    continue
+                what = ("grey, BT.601 Y" if kind == "none" else "grey files") \
+                    if result["gray"] else "colour"
+                lines += [f"Single JPEG on {where} ({what}), model {label}, "
+                          f"{images_caption(result)}, correction none "
+                          f"({result['seconds']:.0f} s). PSNR\\|SSIM\\|PSNR-B.", "",
+                          *encoder_single_table(result), ""]
+        for label, results in models.items():
+            if results.get("qfsweep"):
+                sweep, verdict = encoder_sweep(results["qfsweep"])
+                lines += [f"QF sweep on BSDS500, model {label}, "
+                          f"{images_caption(results['qfsweep'])} (the first ones), quality "
+                          f"5..100 ({results['qfsweep']['seconds']:.0f} s).", "", *sweep, "",
+                          verdict, ""]
+    return lines
 
 
 def run_info(args: argparse.Namespace, argv: list[str] | None) -> Run:
@@ -349,6 +541,11 @@ def main(argv: list[str] | None = None) -> int:
         loaded, plan = plan_all(names, args)
     except checkpoints.CheckpointError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 1
+    clashes = clashing_files(plan)
+    if clashes:
+        print(f"error: two evaluations would write {clashes[0]} (rename a model)",
+              file=sys.stderr)
         return 1
     start = time.perf_counter()
     if not run_jobs(plan[::-1] if args.reverse else plan, loaded, json_dir, args, start):

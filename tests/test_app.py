@@ -38,7 +38,8 @@ def files(tmp_path) -> dict[str, Path]:
     Image.fromarray(make_photo(96, 128)).save(out["color"], quality=20)
     Image.fromarray(make_photo(64, 80, channels=1)[:, :, 0]).save(out["gray"], quality=35)
     # QF 10, shifted by (3, 5), then saved at QF 60: a non-aligned double JPEG
-    first = np.ascontiguousarray(compress(make_photo(96, 128, seed=3), 10)[3:, 5:])
+    # (large enough for the analysis to judge: 96x128 at least)
+    first = np.ascontiguousarray(compress(make_photo(104, 136, seed=3), 10)[3:, 5:])
     Image.fromarray(first).save(out["double"], quality=60)
     Image.fromarray(make_photo(40, 48)).save(out["png"])
     return out
@@ -394,3 +395,24 @@ def test_serve_on_a_taken_port_is_one_line(tiny_named_models, monkeypatch, tmp_p
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"Error: cannot serve on 127.0.0.1:{port}")
     assert "share=True" not in result.output
+
+
+def test_never_jpeg_upload_is_left_unchanged_until_a_strength_is_set(handlers, tmp_path) -> None:
+    """As `fbcnn restore` does: a PNG without JPEG compression comes back as it was in auto;
+    moving the strength restores it."""
+    from PIL import ImageDraw, ImageFont
+
+    im = Image.new("RGB", (320, 200), (246, 247, 249))
+    draw = ImageDraw.Draw(im)
+    for k in range(7):
+        draw.text((10, 10 + 24 * k), "Settings  Open  Save  0123456789", fill=(20, 30, 40),
+                  font=ImageFont.load_default(size=16))
+    path = tmp_path / "shot.png"
+    im.save(path)
+    out = last(handlers.on_upload(str(path), "auto", ""))
+    assert "left unchanged" in out[STATUS]
+    assert np.array_equal(pixels(out[DOWNLOAD]["value"]), np.asarray(im))
+    assert "JPEG compression in the pixels | none" in out[INFO]
+    out = last(handlers.on_strength(str(path), 30, "auto", ""))
+    assert "left unchanged" not in out[STATUS]
+    assert not np.array_equal(pixels(out[DOWNLOAD]["value"]), np.asarray(im))

@@ -99,18 +99,25 @@ def test_never_overwrites_an_input(tiny_named_models, tmp_path) -> None:
     assert (folder / "a.png").read_bytes() == before
 
 
-def test_inspect_json(tiny_named_models, photos) -> None:
+def test_inspect_json(tiny_named_models, photos, tmp_path) -> None:
     result = run("inspect", "--json", str(photos / "color.jpg"))
     assert result.exit_code == 0, result.output
     info = json.loads(result.output)
     assert info["header_qf"] == 15 and info["width"] == 80 and info["height"] == 64
     assert info["mode"] == "RGB" and info["subsampling"] == "4:2:0"
     assert isinstance(info["predicted_qf"], float)
+    assert info["tables"] == {"ijg": True, "equivalent_qf": 15} and info["jpeg_trace"] is None
+    # 80x64 is too small for the double-JPEG analysis to judge: no verdict rather than a guess
+    assert info["double"] is None
+    bigger = tmp_path / "bigger.jpg"
+    Image.fromarray(make_photo(96, 128)).save(bigger, quality=15)
+    info = json.loads(run("inspect", "--json", str(bigger)).output)
     assert set(info["double"]) >= {"detected", "kind", "qf1", "offset", "confidence"}
     result = run("inspect", "--json", str(photos / "color.jpg"), str(photos / "alpha.png"))
     infos = json.loads(result.output)
     assert isinstance(infos, list) and infos[1]["header_qf"] is None
-    assert infos[1]["double"] is None
+    assert infos[1]["double"] is None and infos[1]["tables"] is None
+    assert set(infos[1]["jpeg_trace"]) >= {"found", "offset", "judged"}
 
 
 def test_module_entry_point() -> None:

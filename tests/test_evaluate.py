@@ -187,3 +187,222 @@ def test_both_engines_measure_the_same(data_dir, tmp_path, monkeypatch):
         assert a["jpeg"] == b["jpeg"]
         assert abs(a["restored"]["psnr"] - b["restored"]["psnr"]) < 0.01
         assert abs(a["predicted_qf"] - b["predicted_qf"]) < 0.01
+
+
+# ------------------------------------------------------------------ --encoder (other JPEGs)
+
+
+def _needs(name: str) -> None:
+    from fbcnn.encoders import available
+
+    if not available(name):
+        pytest.skip(f"the {name} encoder is not installed here")
+
+
+def _spied(channels: int):
+    """A Restorer whose restore calls are recorded (tables, grid, pixels)."""
+    from fbcnn.restore import Restorer
+
+    restorer = Restorer(tiny_model(channels), device="cpu")
+    calls = []
+    real = restorer.restore
+
+    def restore(pixels, **kwargs):
+        calls.append({"pixels": pixels.copy(), "tables": kwargs.get("tables"),
+                      "grid": kwargs.get("grid")})
+        return real(pixels, **kwargs)
+
+    restorer.restore = restore
+    return restorer, calls
+
+
+def _file_tables(data: bytes, gray: bool = False):
+    """The JpegTables of an encoded file, read with Pillow (grey: its luma table alone)."""
+    import io
+
+    from fbcnn.consistency import JpegTables
+    from fbcnn.jpeg import subsampling_of
+
+    with Image.open(io.BytesIO(data)) as im:
+        quantization = dict(im.quantization)
+        subsampling = subsampling_of(im)
+    if gray:
+        return JpegTables.from_pillow({0: quantization[0]}, None)
+    return JpegTables.from_pillow(quantization, subsampling)
+
+
+def test_default_encoder_is_the_papers_libjpeg(data_dir, images):
+    from fbcnn.consistency import JpegTables
+
+    restorer, calls = _spied(3)
+    result = evaluate(data_dir, restorer, qfs=(20,), double=[(30, 10)], progress=False)
+    assert result["encoder"] == "libjpeg"
+    # image by image, row by row: IJG tables at the last QF, 4:2:0, the 16-pixel grid
+    expected = [(20, images["a.png"]), (10, None), (20, images["b.png"]), (10, None)]
+    for call, (qf, clean) in zip(calls, expected, strict=True):
+        assert call["tables"] == JpegTables.standard(qf, True)
+        assert call["tables"].subsampling == "4:2:0" and call["grid"] == 16
+        if clean is not None:
+            np.testing.assert_array_equal(call["pixels"], compress(clean, qf))
+    for row, qf in zip(result["rows"], (20, 10), strict=True):
+        assert row["header_qf"] == qf and all(im["header_qf"] == qf for im in row["per_image"])
+    again = evaluate(data_dir, tiny_model(3), qfs=(20,), double=[(30, 10)], progress=False,
+                     encoder="libjpeg", device="cpu")
+    plain = evaluate(data_dir, tiny_model(3), qfs=(20,), double=[(30, 10)], progress=False,
+                     device="cpu")
+    for a, b in zip(again["rows"], plain["rows"], strict=True):
+        assert a["per_image"] == b["per_image"]
+    assert "encoder" not in format_table(plain) and "file QF" not in format_table(plain)
+
+
+def test_libjpeg_444_keeps_chroma_and_the_8_pixel_grid(data_dir, images):
+    restorer, calls = _spied(3)
+    result = evaluate(data_dir, restorer, qfs=(30,), progress=False, encoder="libjpeg:4:4:4")
+    assert result["encoder"] == "libjpeg:4:4:4"
+    for call, name in zip(calls, ("a.png", "b.png"), strict=True):
+        np.testing.assert_array_equal(call["pixels"], compress(images[name], 30, "4:4:4"))
+        assert call["tables"].subsampling == "4:4:4" and call["grid"] == 8
+
+
+def test_mozjpeg_writes_every_jpeg_and_consistency_uses_its_tables(data_dir, images):
+    from fbcnn.consistency import JpegTables
+    from fbcnn.encoders import EncoderSpec, compress_with, encode_with
+
+    _needs("mozjpeg")
+    spec = EncoderSpec("mozjpeg")
+    restorer, calls = _spied(3)
+    result = evaluate(data_dir, restorer, qfs=(30, 90), progress=False, encoder="mozjpeg")
+    assert result["encoder"] == "mozjpeg"
+    calls_by = iter(calls)
+    for name in ("a.png", "b.png"):
+        clean = images[name]
+        for quality, row in zip((30, 90), result["rows"], strict=True):
+            call = next(calls_by)
+            degraded, file_qf = compress_with(spec, clean, quality)
+            np.testing.assert_array_equal(call["pixels"], degraded)
+            im = next(im for im in row["per_image"] if im["name"] == name)
+            assert im["jpeg"] == metrics.quality(degraded, clean)
+            assert im["header_qf"] == file_qf
+            tables = _file_tables(encode_with(spec, clean, quality))
+            assert call["tables"] == tables
+            # not the IJG tables at the quality setting, nor at the file's QF
+            assert call["tables"] != JpegTables.standard(quality, True, tables.subsampling)
+            assert call["tables"] != JpegTables.standard(file_qf, True, tables.subsampling)
+            # MozJPEG writes 4:4:4 from quality 90: the 8-pixel grid of that file
+            assert call["grid"] == (8 if quality == 90 else 16)
+            assert tables.subsampling == ("4:4:4" if quality == 90 else "4:2:0")
+    assert result["rows"][0]["header_qf"] != 30  # the file's QF, not the setting
+    text = format_table(result)
+    assert "encoder mozjpeg" in text.splitlines()[0] and "file QF" in text
+
+
+def test_mozjpeg_double_jpeg_and_the_dominant_correction_read_the_file(data_dir, images,
+                                                                       monkeypatch):
+    from fbcnn.encoders import EncoderSpec, compress_with
+
+    _needs("mozjpeg")
+    spec = EncoderSpec("mozjpeg", trellis=False)
+    seen = []
+
+    class Verdict:
+        def qf_to_feed(self, predicted_qf):
+            return 12.5
+
+    def analyse(pixels, last_qf=None):
+        seen.append(last_qf)
+        return Verdict()
+
+    fake = types.ModuleType("fbcnn.recompress")
+    fake.analyse = analyse
+    monkeypatch.setitem(sys.modules, "fbcnn.recompress", fake)
+    restorer, calls = _spied(3)
+    result = evaluate(data_dir, restorer, qfs=(), double=[(10, 60)], shift=(3, 5),
+                      progress=False, correction="dominant", encoder="mozjpeg:notrellis")
+    assert result["encoder"] == "mozjpeg:notrellis"
+    expected_qfs = []
+    for call, name in zip(calls, ("a.png", "b.png"), strict=True):
+        clean = images[name]
+        first = compress_with(spec, clean, 10)[0][3:, 5:]
+        second, file_qf = compress_with(spec, np.ascontiguousarray(first), 60)
+        np.testing.assert_array_equal(call["pixels"], second)
+        im = next(im for im in result["rows"][0]["per_image"] if im["name"] == name)
+        assert im["jpeg"] == metrics.quality(second, clean[3:, 5:])
+        expected_qfs.append(file_qf)
+    assert seen == expected_qfs and all(q != 60 for q in seen)
+
+
+def test_jpegli_grey_reads_the_luma_plane_of_its_colour_file(data_dir, images):
+    from fbcnn.encoders import EncoderSpec, compress_with, encode_with
+
+    _needs("jpegli")
+    restorer, calls = _spied(1)
+    result = evaluate(data_dir, restorer, gray=True, qfs=(90,), progress=False,
+                      encoder="jpegli")
+    for call, name in zip(calls, ("a.png", "b.png"), strict=True):
+        y = rgb_to_y(images[name])
+        degraded, file_qf = compress_with(EncoderSpec("jpegli"), y, 90)
+        np.testing.assert_array_equal(call["pixels"], degraded)
+        tables = _file_tables(encode_with(EncoderSpec("jpegli"), y, 90), gray=True)
+        assert call["tables"] == tables and call["tables"].chroma is None
+        assert call["grid"] == 8
+        # what the near-lossless share goes by: the file's QF (above 90 here), not 90
+        assert call["tables"].quality == file_qf > 90
+        im = next(im for im in result["rows"][0]["per_image"] if im["name"] == name)
+        assert im["header_qf"] == file_qf
+
+
+def test_bad_encoder_is_a_one_line_error(data_dir, tmp_path):
+    from click.testing import CliRunner
+
+    from fbcnn.cli import main
+
+    path = tmp_path / "tiny.safetensors"
+    save_network(tiny_model(3), path)
+    for spec in ("gif", "mozjpeg:table=12", "jpegli:4:4:4", "mozjpeg:fast"):
+        result = CliRunner().invoke(main, ["evaluate", "--data", str(data_dir), "--model",
+                                           str(path), "--qf", "10", "--encoder", spec])
+        assert result.exit_code == 2, result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+        lines = result.output.strip().splitlines()
+        assert "Traceback" not in result.output and "--encoder" in lines[-1]
+        assert lines[-1].count("Invalid value") == 1
+    with pytest.raises(ValueError, match="unknown encoder"):
+        evaluate(data_dir, tiny_model(3), qfs=(10,), progress=False, encoder="gif")
+
+
+def test_encoder_on_the_command_line(data_dir, tmp_path):
+    from click.testing import CliRunner
+
+    from fbcnn.cli import main
+
+    _needs("mozjpeg")
+    path = tmp_path / "tiny.safetensors"
+    save_network(tiny_model(3), path)
+    out = tmp_path / "r.json"
+    result = CliRunner().invoke(main, ["evaluate", "--data", str(data_dir), "--model", str(path),
+                                       "--qf", "30", "--limit", "1", "--encoder", "mozjpeg",
+                                       "--device", "cpu", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "encoder mozjpeg" in result.output
+    data = json.loads(out.read_text())
+    assert data["encoder"] == "mozjpeg" and data["rows"][0]["header_qf"] != 30
+
+
+def test_missing_encoder_is_a_one_line_error(data_dir, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    import fbcnn.evaluate as evaluate_module
+    from fbcnn.cli import main
+    from fbcnn.encoders import EncoderError
+
+    def missing(spec, image, quality):
+        raise EncoderError("MozJPEG needs Node.js (node not found on PATH)")
+
+    monkeypatch.setattr(evaluate_module, "encode_with", missing)
+    path = tmp_path / "tiny.safetensors"
+    save_network(tiny_model(3), path)
+    result = CliRunner().invoke(main, ["evaluate", "--data", str(data_dir), "--model", str(path),
+                                       "--qf", "30", "--encoder", "mozjpeg", "--device", "cpu"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.strip().splitlines()[-1] == (
+        "Error: MozJPEG needs Node.js (node not found on PATH)")

@@ -122,7 +122,8 @@ def test_restore_file_feeds_the_dominant_qf_to_a_double_jpeg(tiny_named_models, 
         def to_json(self):
             return {"detected": True, "kind": "non-aligned", "qf1": 17, "offset": [3, 5]}
 
-    monkeypatch.setattr(pipeline, "analyse_double", lambda image, progress=None: Found())
+    monkeypatch.setattr(pipeline, "analyse_double",
+                        lambda image, progress=None, trace=None: Found())
     original = pipeline.Model.restore_array
 
     def spy(self, pixels, qf=None, *args, **kwargs):

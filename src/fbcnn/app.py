@@ -66,6 +66,8 @@ class Analysis:
     predicted_qf: float
     double: dict[str, Any] | None  # DoubleJpegVerdict.to_json(), None if not a JPEG
     auto_qf: float  # what `fbcnn restore` uses: the prediction, or the double-JPEG QF
+    # not a JPEG file: whether its pixels bear JPEG compression (JpegTrace.to_json())
+    trace: dict[str, Any] | None = None
     image: LoadedImage | None = None  # the decoded upload, restored without reading it again
     found: pipeline.Analysis | None = None  # what restoring it needs (model, grid, QFs)
 
@@ -78,6 +80,8 @@ class Restored:
     model: str
     seconds: float
     command: str  # the equivalent command line
+    # no JPEG compression in a non-JPEG upload, restored in auto: its pixels are the result
+    unchanged: bool = False
 
 
 def uploaded_file(**kwargs: Any) -> gr.Image:
@@ -227,6 +231,7 @@ class Handlers:
             format=image.format, mode=image.mode, subsampling=image.subsampling,
             header_qf=image.header_qf, predicted_qf=found.predicted_qf, double=found.double,
             auto_qf=found.feed_qf if found.feed_qf is not None else found.predicted_qf,
+            trace=None if found.trace is None else found.trace.to_json(),
             image=image, found=found)
         self._analyses[key] = result
         while len(self._analyses) > 8:  # each holds a decoded image
@@ -237,7 +242,9 @@ class Handlers:
                 variant: str = "", progress: Callable[..., Any] | None = None,
                 consistency: bool = True, stop: Stop | None = None) -> Restored:
         """`fbcnn restore [--qf QF] [--consistency off]` of the uploaded file, into a fresh
-        folder. Once `stop` is set, the next tile raises Dropped (nothing is written)."""
+        folder. Once `stop` is set, the next tile raises Dropped (nothing is written). As
+        `fbcnn restore` does, an upload that is not a JPEG and bears no JPEG compression is
+        left unchanged in auto; a strength the user sets restores it."""
         path = Path(path)
         self._prune()
         info = self.analyse(path, kind, variant, stop=stop)
@@ -251,12 +258,17 @@ class Handlers:
                 progress((done, total), desc="restoring", unit="tiles")
             _check(stop, f"after {done} of {total} tiles")
 
+        unchanged = found.never_jpeg and qf is None
         if progress is not None:
             progress(0, desc="restoring")
-        result = pipeline.restore_loaded(image, found, qf, consistency, tiles)
+        if unchanged:
+            pixels, used_qf = image.pixels, info.auto_qf
+        else:
+            result = pipeline.restore_loaded(image, found, qf, consistency, tiles)
+            pixels, used_qf = result.image, result.used_qf
         seconds = time.perf_counter() - started
         suffix = "" if qf is None else f"_qf{qf:g}"
-        png = write_image(folder / f"{path.stem}_restored{suffix}.png", result.image,
+        png = write_image(folder / f"{path.stem}_restored{suffix}.png", pixels,
                           alpha=image.alpha, icc_profile=image.icc_profile, protect=(path,))
         before = path
         if path.suffix.lower() not in BROWSER_FORMATS:
@@ -267,7 +279,7 @@ class Handlers:
         command = "fbcnn restore" + ("" if qf is None else f" --qf {qf:g}") + (
             "" if name == default else f" --model {name}") + (
             "" if consistency else " --consistency off") + f" {path.name}"
-        return Restored(png, before, result.used_qf, name, seconds, command)
+        return Restored(png, before, used_qf, name, seconds, command, unchanged)
 
     def _prune(self) -> None:
         """Forget results older than KEEP_RESULTS_S (Gradio keeps its own copies)."""
@@ -418,6 +430,9 @@ def failed(message: str, bad_file: bool) -> Outputs:
 
 
 def _status(done: Restored, auto: bool) -> str:
+    if done.unchanged:
+        return ("No JPEG compression in this image's pixels: **left unchanged**, as `fbcnn "
+                "restore` leaves it. Set a strength to restore it anyway.")
     return (f"Restored with QF **{done.used_qf:.1f}**{' (auto)' if auto else ''}, model "
             f"`{done.model}`, in {done.seconds:.1f} s. Same PNG as `{done.command}`.")
 
@@ -436,10 +451,17 @@ def info_markdown(info: Analysis) -> str:
     detail = f"{info.width}x{info.height} {info.format} {info.mode}"
     if info.subsampling:
         detail += f", {info.subsampling}"
+    t = info.trace
+    traces = [] if t is None else [
+        "| JPEG compression in the pixels | " + (
+            f"found, grid offset {tuple(t['offset'])} |" if t["found"] else
+            "none (left unchanged in auto) |" if t["judged"] else
+            "too small to judge (left unchanged in auto) |")]
     return "\n".join([
         "| Image analysis | |", "|---|---|",
         f"| Predicted QF | **{info.predicted_qf:.1f}** |",
         f"| QF in the file | {header} |",
+        *traces,
         f"| Double JPEG | {double} |",
         f"| Auto strength | {info.auto_qf:.1f} |",
         f"| Image | {detail} |",

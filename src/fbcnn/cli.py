@@ -154,6 +154,11 @@ def _physical_cores() -> int:
 @click.option("--consistency", type=click.Choice(["on", "off"]), default="on", show_default=True,
               help="Keep a JPEG's result inside the quantisation cells of its file "
                    "(leaves near-lossless JPEGs almost untouched).")
+@click.option("--not-jpeg", type=click.Choice(["copy", "skip", "restore"]), default="copy",
+              show_default=True,
+              help="For an input that is not a JPEG file and whose pixels bear no JPEG "
+                   "compression (screenshots, graphics, lossless photos): write its pixels "
+                   "unchanged, write nothing, or restore it anyway.")
 @click.option("--max-megapixels", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Refuse bigger images (with a message)  [default: 200]")
 @BACKEND_OPTION
@@ -174,7 +179,8 @@ def _physical_cores() -> int:
 def restore(inputs: tuple[str, ...], outdir: str | None, model: str | None, qf_text: str,
             qf_sweep: str | None, tile: int, device: str, precision: str, double: str,
             recursive: bool, skip_existing: bool, overwrite: bool, compare: bool,
-            consistency: str, max_megapixels: float | None, backend: str, jobs: int, engine: str,
+            consistency: str, not_jpeg: str, max_megapixels: float | None, backend: str,
+            jobs: int, engine: str,
             address: str | None, workers: int | None, threads_per_worker: int | None,
             gpus_per_worker: float | None) -> None:
     """Remove JPEG artifacts from INPUT files or folders; writes PNGs."""
@@ -189,7 +195,7 @@ def restore(inputs: tuple[str, ...], outdir: str | None, model: str | None, qf_t
     options = RestoreOptions(qf=qf, sweep=sweep, double=double == "auto",
                              consistency=consistency == "on", compare=compare,
                              skip_existing=skip_existing, overwrite=overwrite,
-                             max_megapixels=max_megapixels)
+                             max_megapixels=max_megapixels, not_jpeg=not_jpeg)
     ray_flags = (address, workers, threads_per_worker, gpus_per_worker)
     if engine == "local" and any(v is not None for v in ray_flags):
         raise click.UsageError("--address, --workers, --threads-per-worker and "
@@ -341,10 +347,21 @@ def inspect(images: tuple[str, ...], as_json: bool, model: str | None, device: s
             verdict = "no" if not d.get("detected") else (
                 f"{d['kind']}, QF1 {d['qf1']}, offset {d['offset']}, "
                 f"confidence {d['confidence']:.2f}")
+            tables = info.get("tables")
+            trace = info.get("jpeg_trace")
+            found = ""
+            if tables and not tables["ijg"]:
+                found = f", tables: not IJG, equivalent QF {tables['equivalent_qf']}"
+            elif trace is not None:
+                found = (f", JPEG compression in the pixels: grid offset {trace['offset']}"
+                         if trace["found"] else ", JPEG compression in the pixels: none"
+                         if trace["judged"] else ", JPEG compression in the pixels: too small "
+                         "to judge")
             click.echo(f"{info['path']}: {info['width']}x{info['height']} {info['mode']} "
                        f"{info['format']}, subsampling {info['subsampling'] or '-'}, "
-                       f"header QF {info['header_qf'] if info['header_qf'] is not None else '-'}, "
-                       f"predicted QF {info['predicted_qf']:.1f}, double JPEG: {verdict}")
+                       f"header QF {info['header_qf'] if info['header_qf'] is not None else '-'}"
+                       f"{found}, predicted QF {info['predicted_qf']:.1f}, "
+                       f"double JPEG: {verdict}")
     if failed:
         sys.exit(1)
 
@@ -375,6 +392,16 @@ def parse_shift(value: str) -> tuple[int, int]:
     return dy, dx
 
 
+def check_encoder(ctx: click.Context, param: click.Parameter, value: str) -> Any:
+    """An `fbcnn.encoders.EncoderSpec` from --encoder (BadParameter with one line)."""
+    from .encoders import parse_encoder
+
+    try:
+        return parse_encoder(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e).splitlines()[0]) from None
+
+
 @main.command()
 @click.option("--data", required=True, help="Folder of clean images.")
 @click.option("--gray", is_flag=True, help="Evaluate the BT.601 Y channel (grey), as the paper.")
@@ -386,9 +413,10 @@ def parse_shift(value: str) -> tuple[int, int]:
               help="Crop between the two compressions (dy,dx).")
 @click.option("--model", default=None, help="Model name or path [default: color, or gray "
               "with --gray].")
-@click.option("--correction", type=click.Choice(["none", "dominant"]), default="none",
+@click.option("--correction", type=click.Choice(["none", "dominant", "tables"]), default="none",
               show_default=True, help="dominant: FBCNN-D, feed the dominant QF found by "
-              "recompression analysis.")
+              "recompression analysis; tables: feed the QF of the file's quantisation tables "
+              "(their IJG-equivalent); none: the network's prediction.")
 @click.option("--qf-input", "qf_input_text", default="auto", show_default=True,
               help="QF fed to the network: auto (predicted) or N.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="First N images only.")
@@ -399,11 +427,16 @@ def parse_shift(value: str) -> tuple[int, int]:
 @click.option("--consistency", type=click.Choice(["on", "off"]), default="on", show_default=True,
               help="JPEG consistency, as fbcnn restore (off: the network's output alone).")
 @BACKEND_OPTION
+@click.option("--encoder", default="libjpeg", show_default=True, callback=check_encoder,
+              help="What writes the JPEGs: libjpeg (IJG tables, 4:2:0), mozjpeg, jpegli, "
+                   "with options such as libjpeg:4:4:4 or mozjpeg:table=2; the QFs are its "
+                   "quality settings.")
 def evaluate(data: str, gray: bool, qf_text: str | None, double_text: str | None,
              shift_text: str, model: str | None, correction: str, qf_input_text: str,
              limit: int | None, json_path: str | None, device: str, precision: str,
-             consistency: str, backend: str) -> None:
+             consistency: str, backend: str, encoder: Any) -> None:
     """Degrade clean images with JPEG, restore them, and print PSNR | SSIM | PSNR-B."""
+    from .encoders import EncoderError
     from .evaluate import evaluate as run_evaluation
     from .evaluate import format_table
 
@@ -417,8 +450,9 @@ def evaluate(data: str, gray: bool, qf_text: str | None, double_text: str | None
                                 correction=correction,
                                 qf_input=None if qf_input is None else int(qf_input),
                                 limit=limit, device=device, precision=precision,
-                                consistency=consistency == "on", backend=backend)
-    except ValueError as e:
+                                consistency=consistency == "on", backend=backend,
+                                encoder=encoder)
+    except (ValueError, EncoderError) as e:
         raise click.ClickException(str(e).splitlines()[0]) from None
     click.echo(format_table(result))
     if json_path:

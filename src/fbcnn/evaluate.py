@@ -14,10 +14,18 @@ compression's, which starts at (0, 0), so the grid never changes.
 The QF fed to the network is its own prediction, a fixed `qf_input`, or with
 `correction='dominant'` the QF that dominates the artifacts of a double JPEG according to
 the recompression analysis (`fbcnn.recompress`).
+
+`encoder` (`fbcnn.encoders`) writes every JPEG of the evaluation (both of a double JPEG) at the
+row's QF taken as that encoder's quality setting; the default, libjpeg, is the paper's IJG
+tables at 4:2:0. What the restoration is given is then read off the file written last, as
+`fbcnn restore` reads a file: its tables and chroma subsampling (JPEG consistency, the block
+grid), and its IJG-equivalent QF (`jpeg.qf_from_tables`: the near-lossless share, the
+recompression analysis' last QF), which for other encoders is not the quality setting.
 """
 
 from __future__ import annotations
 
+import io
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -25,18 +33,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
 from . import metrics
 from .color import rgb_to_y
 from .consistency import JpegTables
 from .degrade import double_jpeg
-from .jpeg import check_qf, compress, grid_multiple
+from .encoders import EncoderSpec, decode_with_qf, encode_with, parse_encoder
+from .jpeg import check_qf, compress, grid_multiple, qf_from_tables, subsampling_of
 from .network import FBCNN
 from .restore import Restorer
 
 METRICS = ("psnr", "ssim", "psnrb")
-CORRECTIONS = ("none", "dominant")
+CORRECTIONS = ("none", "dominant", "tables")
 PAPER_SHIFT = (4, 4)
 
 
@@ -89,6 +99,105 @@ def degrade(clean: np.ndarray, setting: Setting) -> tuple[np.ndarray, np.ndarray
 def grid_of(channels: int) -> int:
     """The JPEG grid the restorer's tiles start on for our degradations (4:2:0 colour)."""
     return grid_multiple("4:2:0" if channels == 3 else None, channels)
+
+
+# ------------------------------------------------------------------------------- encoders
+
+
+DEFAULT_ENCODER = "libjpeg"
+
+
+def as_encoder(encoder: EncoderSpec | str | None) -> EncoderSpec:
+    """An EncoderSpec from a spec string (`encoders.parse_encoder`; ValueError with one line
+    for a bad one), None meaning libjpeg."""
+    if encoder is None:
+        return EncoderSpec()
+    if isinstance(encoder, EncoderSpec):
+        return encoder
+    return parse_encoder(str(encoder))
+
+
+def encoder_text(spec: EncoderSpec) -> str:
+    """The spec string of an encoder, as `parse_encoder` reads it ('mozjpeg:table=2');
+    its label when it has no such string (libjpeg with base tables of its own)."""
+    if spec.base_tables is not None:
+        return spec.label
+    parts = [spec.name]
+    if spec.subsampling:
+        parts.append(spec.subsampling)
+    if spec.quant_table is not None:
+        parts.append(f"table={spec.quant_table}")
+    if spec.name == "mozjpeg" and not spec.trellis:
+        parts.append("notrellis")
+    return ":".join(parts)
+
+
+def _paper_encoder(spec: EncoderSpec) -> bool:
+    """libjpeg with IJG tables at 4:2:0: the paper's degradation (`degrade`)."""
+    return (spec.name == "libjpeg" and spec.subsampling in (None, "4:2:0")
+            and spec.quant_table is None and spec.base_tables is None)
+
+
+@dataclass
+class Degraded:
+    """One degraded image and what restoring its file is given: the file's usable tables
+    (None: none, as `imageio.read_image` finds them), its IJG-equivalent QF, and the
+    chroma subsampling (None for grey)."""
+
+    pixels: np.ndarray
+    clean: np.ndarray
+    tables: JpegTables | None
+    header_qf: int
+    subsampling: str | None
+
+
+def _file_facts(data: bytes, channels: int) -> tuple[JpegTables | None, int, str | None]:
+    """(tables, header QF, subsampling) of a JPEG file as `fbcnn restore` reads them
+    (`imageio.read_image`, `pipeline.jpeg_tables`). Grey: the luma plane of the file, its
+    table alone (jpegli writes grey images as colour files)."""
+    from .imageio import _usable_tables
+
+    with Image.open(io.BytesIO(data)) as im:
+        subsampling = subsampling_of(im)
+        header_qf, quantization = _usable_tables(im, subsampling)
+        if channels == 1 and subsampling is not None:  # a colour file's luma plane
+            header_qf = qf_from_tables({0: [int(v) for v in im.quantization[0]]})
+    if channels == 1:
+        subsampling = None  # JpegTables.from_pillow then keeps the luma table alone
+    if header_qf is None:
+        raise ValueError("the encoder wrote a JPEG without quantisation tables")
+    return JpegTables.from_pillow(quantization, subsampling), header_qf, subsampling
+
+
+def _encoded(spec: EncoderSpec, image: np.ndarray, quality: int
+             ) -> tuple[np.ndarray, JpegTables | None, int, str | None]:
+    """An image written by `spec` at `quality` and read back: pixels (Pillow's decoding,
+    the input's shape, as `encoders.compress_with`) and the file's facts (`_file_facts`)."""
+    channels = image.shape[2]
+    data = encode_with(spec, np.ascontiguousarray(image), quality)
+    pixels, _ = decode_with_qf(data, channels)
+    return (pixels, *_file_facts(data, channels))
+
+
+def degrade_with(clean: np.ndarray, setting: Setting,
+                 encoder: EncoderSpec | None = None) -> Degraded:
+    """`degrade` with every JPEG written by `encoder` at the setting's QFs taken as its
+    quality (None or libjpeg 4:2:0: `degrade` itself, the paper's IJG tables)."""
+    channels = clean.shape[2]
+    spec = encoder or EncoderSpec()
+    if _paper_encoder(spec):
+        degraded, truth = degrade(clean, setting)
+        colour = channels == 3
+        return Degraded(degraded, truth, JpegTables.standard(setting.last_qf, colour),
+                        setting.last_qf, "4:2:0" if colour else None)
+    truth = clean
+    source = clean
+    if setting.is_double:
+        dy, dx = setting.shift or (0, 0)
+        source = _encoded(spec, clean, setting.qf)[0][dy:, dx:]
+        truth = np.ascontiguousarray(clean[dy:, dx:])
+    pixels, tables, header_qf, subsampling = _encoded(spec, source, setting.last_qf)
+    return Degraded(pixels, truth, tables, header_qf, subsampling)
 
 
 # ----------------------------------------------------------------------------------- data
@@ -160,30 +269,38 @@ def evaluate(data_dir: str | Path, restorer_or_network: Restorer | FBCNN | str |
              qf_input: int | None = None, limit: int | None = None, progress: bool = True,
              model_name: str | None = None, device: str = "auto",
              consistency: bool = True, precision: str = "auto",
-             backend: str = "auto") -> dict:
+             backend: str = "auto", encoder: EncoderSpec | str | None = DEFAULT_ENCODER
+             ) -> dict:
     """Evaluate a model on a folder of clean images; returns a JSON-ready dict.
 
     `restorer_or_network`: a Restorer, an FBCNN network, or a model name/path.
     `gray`: True evaluates the grey (BT.601 Y) versions, False colour, None follows the
     model's channels. `qfs`: single-JPEG rows; `double`: (QF1, QF2) rows, cropped by `shift`.
-    `correction`: 'none' feeds the predicted QF, 'dominant' the recompression analysis'
+    `correction`: 'none' feeds the predicted QF, 'tables' the file's IJG-equivalent QF (what
+    its quantisation tables are nearest to), 'dominant' the recompression analysis'
     dominant QF; `qf_input` feeds that QF instead (exclusive with 'dominant').
     `consistency`: keep results inside the JPEG's quantisation cells, as `fbcnn restore`
     does by default (the tables are the last compression's, 4:2:0 for colour).
     `precision`: 'auto', 'fp32' or 'bf16' (as `fbcnn restore --precision`); `backend`:
     'auto', 'torch' or 'onnx' (as `fbcnn restore --backend`), for a model name or path.
+    `encoder`: what writes every JPEG (an `EncoderSpec` or a spec string such as 'mozjpeg',
+    'mozjpeg:table=2', 'jpegli'; the QFs are its quality settings); consistency, the block
+    grid, the near-lossless share and the dominant correction then go by the tables,
+    subsampling and IJG-equivalent QF of the file it wrote, as `fbcnn restore` would.
 
-    Shape: {"dataset", "gray", "model", "correction", "rows": [{"qf", "qf2", "shift",
-    "jpeg": {psnr, ssim, psnrb}, "restored": {...}, "predicted_qf", "per_image": [{"name",
-    "jpeg", "restored", "predicted_qf", "used_qf"}], ...}], ...}; row values are means over
-    the images.
+    Shape: {"dataset", "gray", "model", "correction", "encoder", "rows": [{"qf", "qf2",
+    "shift", "jpeg": {psnr, ssim, psnrb}, "restored": {...}, "predicted_qf", "header_qf",
+    "per_image": [{"name", "jpeg", "restored", "predicted_qf", "used_qf", "header_qf"}],
+    ...}], ...}; row values are means over the images; `header_qf` is the IJG-equivalent
+    QF of the (last) JPEG file's tables.
     """
     if correction not in CORRECTIONS:
         raise ValueError(f"correction must be one of {', '.join(CORRECTIONS)}, got {correction!r}")
     if qf_input is not None:
         if correction != "none":
-            raise ValueError("qf_input and correction='dominant' cannot be used together")
+            raise ValueError(f"qf_input and correction={correction!r} cannot be used together")
         check_qf(qf_input, "qf_input")
+    spec = as_encoder(encoder)
     settings = settings_for(qfs, double, shift)
     if not settings:
         raise ValueError("nothing to evaluate: give single QFs or double (QF1, QF2) pairs")
@@ -195,7 +312,6 @@ def evaluate(data_dir: str | Path, restorer_or_network: Restorer | FBCNN | str |
     if channels != (1 if gray else 3):
         kind = "grey" if channels == 1 else "colour"
         raise ValueError(f"the model takes {kind} images: evaluate with gray={channels == 1}")
-    grid = grid_of(channels)
 
     per_row: list[list[dict]] = [[] for _ in settings]
     start = time.perf_counter()
@@ -204,14 +320,17 @@ def evaluate(data_dir: str | Path, restorer_or_network: Restorer | FBCNN | str |
         for path in files:
             clean_full = load_clean(path, gray)
             for row, setting in zip(per_row, settings, strict=True):
-                degraded, clean = degrade(clean_full, setting)
-                tables = (JpegTables.standard(setting.last_qf, channels == 3)
-                          if consistency else None)
+                made = degrade_with(clean_full, setting, spec)
+                degraded, clean = made.pixels, made.clean
+                grid = grid_multiple(made.subsampling, channels)
+                tables = made.tables if consistency else None
                 feed: float | None = qf_input
                 predicted = None
                 if correction == "dominant":
                     predicted = restorer.predict_qf(degraded, grid)
-                    feed = _dominant_qf(degraded, setting.last_qf, predicted)
+                    feed = _dominant_qf(degraded, made.header_qf, predicted)
+                elif correction == "tables":
+                    feed = float(made.header_qf)
                 out = restorer.restore(degraded, qf=feed, grid=grid, tables=tables,
                                        predicted_qf=predicted)
                 predicted, used = out.predicted_qf, out.used_qf
@@ -221,6 +340,7 @@ def evaluate(data_dir: str | Path, restorer_or_network: Restorer | FBCNN | str |
                     "restored": metrics.quality(out.pixels, clean),
                     "predicted_qf": float(predicted),
                     "used_qf": float(used),
+                    "header_qf": int(made.header_qf),
                 })
                 bar.update(1)
 
@@ -235,6 +355,7 @@ def evaluate(data_dir: str | Path, restorer_or_network: Restorer | FBCNN | str |
             "restored": {m: _mean([im["restored"][m] for im in images]) for m in METRICS},
             "predicted_qf": _mean([im["predicted_qf"] for im in images]),
             "used_qf": _mean([im["used_qf"] for im in images]),
+            "header_qf": _mean([im["header_qf"] for im in images]),
             "images": len(images),
             "per_image": images,
         })
@@ -244,6 +365,7 @@ def evaluate(data_dir: str | Path, restorer_or_network: Restorer | FBCNN | str |
         "gray": bool(gray),
         "model": model_name or default_name,
         "correction": correction,
+        "encoder": encoder_text(spec),
         "qf_input": qf_input,
         "consistency": consistency,
         "precision": restorer.precision,
@@ -265,10 +387,16 @@ def _triple(m: dict) -> str:
 def format_table(result: dict) -> str:
     """A plain-text table of an `evaluate` result: per row the JPEG and restored
     PSNR|SSIM|PSNR-B (2/3/2 decimals as in the paper), the PSNR gain, the mean predicted
-    QF and, when something else was fed (dominant correction, qf_input), the mean used QF."""
+    QF and, when something else was fed (dominant correction, qf_input), the mean used QF.
+    With an encoder other than libjpeg, the title names it, QF is its quality setting and
+    a column gives the mean IJG-equivalent QF of the files it wrote."""
     kind = "grey" if result["gray"] else "colour"
+    encoder = result.get("encoder") or DEFAULT_ENCODER
+    other = encoder != DEFAULT_ENCODER
     title = (f"{result['dataset']} ({kind}), model {result['model']}, "
              f"correction {result['correction']}")
+    if other:
+        title += f", encoder {encoder}"
     if result.get("qf_input") is not None:
         title += f", QF input {result['qf_input']}"
     if result.get("consistency") is not None:
@@ -277,7 +405,8 @@ def format_table(result: dict) -> str:
         title += f", {result['images']} images"
     fed = result["correction"] != "none" or result.get("qf_input") is not None
     header = (f"{'QF':<8}{'JPEG PSNR|SSIM|PSNR-B':<24}{'restored PSNR|SSIM|PSNR-B':<28}"
-              f"{'gain dB':>8}{'pred. QF':>10}" + (f"{'used QF':>9}" if fed else ""))
+              f"{'gain dB':>8}{'pred. QF':>10}" + (f"{'used QF':>9}" if fed else "")
+              + (f"{'file QF':>9}" if other else ""))
     lines = [title, header, "-" * len(header)]
     for row in result["rows"]:
         label = f"{row['qf']}:{row['qf2']}" if row.get("qf2") is not None else str(row["qf"])
@@ -286,5 +415,7 @@ def format_table(result: dict) -> str:
                 f"{gain:>+8.2f}{row['predicted_qf']:>10.1f}")
         if fed:
             line += f"{row.get('used_qf', float('nan')):>9.1f}"
+        if other:
+            line += f"{row.get('header_qf', float('nan')):>9.1f}"
         lines.append(line)
     return "\n".join(lines)

@@ -110,6 +110,7 @@ class LoadedImage:
     # True when the EXIF orientation turned the pixels: the JPEG block grid then no longer
     # starts at the top left, and the quantisation cells cannot be used as they are
     transposed: bool = False
+    orientation: int = 1  # the EXIF orientation applied (1: none)
 
     @property
     def is_gray(self) -> bool:
@@ -357,7 +358,8 @@ def _decode(path: Path, img: Image.Image, fh: BinaryIO, file_size: int,
         raise ImageError(path, _pillow_reason(exc)) from None
     return LoadedImage(path=path, pixels=pixels, alpha=alpha, icc_profile=icc, format=fmt,
                        mode=mode, header_qf=qf, subsampling=subsampling,
-                       quantization=quantization, transposed=oriented is not img)
+                       quantization=quantization, transposed=oriented is not img,
+                       orientation=orientation if oriented is not img else 1)
 
 
 # ------------------------------------------------------------------------------- writing

@@ -78,6 +78,16 @@ def qf_from_tables(tables: dict[int, list[int]]) -> int:
     return int(np.argmin(err)) + 1
 
 
+def tables_are_ijg(tables: dict[int, list[int]]) -> bool:
+    """Whether these are the IJG tables scaled to some quality (libjpeg, Pillow, OpenCV,
+    most cameras' software); MozJPEG's and jpegli's defaults, Photoshop's and custom tables
+    are not. Compared in Pillow's (natural) order."""
+    standard = _standard_tables()
+    q = qf_from_tables(tables)
+    return all(np.array_equal(np.asarray(tables[k], np.float64), standard[q - 1, k])
+               for k in (0, 1) if k in tables)
+
+
 def header_qf(image: Image.Image) -> int | None:
     """The QF written in a JPEG's quantisation tables, or None for other formats."""
     if image.format != "JPEG":

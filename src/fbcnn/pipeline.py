@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,9 @@ import numpy as np
 
 from .consistency import JpegTables
 from .imageio import ImageError, LoadedImage, read_image, remove_stale_temps, write_image
-from .jpeg import grid_multiple
+from .jpeg import grid_multiple, tables_are_ijg
+from .jpegtrace import JpegTrace
+from .jpegtrace import detect as detect_jpeg
 from .model import Model, load_model
 from .restore import DEFAULT_TILE, Progress
 
@@ -88,6 +90,13 @@ class RestoreOptions:
     skip_existing: bool = False  # skip inputs whose outputs all exist
     overwrite: bool = False  # replace outputs that exist (else an error)
     max_megapixels: float | None = None  # refuse bigger inputs (None: imageio's default)
+    # an input that is not a JPEG file and whose pixels bear no JPEG compression
+    # (fbcnn.jpegtrace): "copy" writes its pixels unchanged, "skip" writes nothing,
+    # "restore" restores it anyway
+    not_jpeg: str = "copy"
+
+
+NOT_JPEG_ACTIONS = ("copy", "skip", "restore")
 
 
 @dataclass
@@ -99,10 +108,18 @@ class Analysis:
     predicted_qf: float | None  # None: not read yet (the restore reads it)
     verdict: Any = None  # recompress.DoubleJpegVerdict, None when not analysed / not a JPEG
     feed_qf: float | None = None  # the QF to feed (double JPEG), None: the prediction
+    # a file that is not a JPEG: whether its pixels bear JPEG compression (None: a JPEG file,
+    # or not looked at)
+    trace: JpegTrace | None = None
 
     @property
     def double(self) -> dict[str, Any] | None:
         return self.verdict.to_json() if self.verdict is not None else None
+
+    @property
+    def never_jpeg(self) -> bool:
+        """A file that is not a JPEG and whose pixels show no JPEG compression."""
+        return self.trace is not None and not self.trace.found
 
 
 @dataclass
@@ -114,6 +131,9 @@ class FileReport:
     outputs: list[Path] = field(default_factory=list)
     double: dict[str, Any] | None = None
     skipped: bool = False
+    # what happened to an input without JPEG compression ("copied", "skipped"), else None
+    not_jpeg: str | None = None
+    trace: dict[str, Any] | None = None
 
 
 @dataclass
@@ -137,26 +157,79 @@ def jpeg_tables(image: LoadedImage) -> JpegTables | None:
     return JpegTables.from_pillow(image.quantization, image.subsampling)
 
 
-def analyse_double(image: LoadedImage,
-                   progress: Callable[[float], None] | None = None) -> Any:
-    """The recompression verdict of a JPEG (None for other formats); `progress(fraction)`
-    as the analysis goes on (growing, the last one 1.0; not called for other formats)."""
-    if image.format != "JPEG":
+# the double-JPEG analysis declines smaller images (too few blocks to tell a dip from noise:
+# a 16x16 single JPEG was once reported double)
+DOUBLE_MIN_SIDE = 64
+DOUBLE_MIN_PIXELS = 96 * 128
+
+
+def analyse_double(image: LoadedImage, progress: Callable[[float], None] | None = None,
+                   trace: JpegTrace | None = None) -> Any:
+    """The recompression verdict (None when not analysed); `progress(fraction)` as the
+    analysis goes on (growing, the last one 1.0; not called when not analysed).
+
+    A JPEG file is analysed on its stored pixel grid (before its EXIF orientation) with the
+    last QF of its tables. Another file is analysed when `trace` found JPEG compression in
+    its pixels: from its grid offset on, the last QF estimated; the verdict's offset is
+    given in the file's pixels. Images under DOUBLE_MIN_SIDE / DOUBLE_MIN_PIXELS are not."""
+    h, w = image.pixels.shape[:2]
+    if min(h, w) < DOUBLE_MIN_SIDE or h * w < DOUBLE_MIN_PIXELS:
         return None
     from .recompress import analyse as recompression
 
-    return recompression(image.pixels, last_qf=image.header_qf, progress=progress)
+    if image.format == "JPEG":
+        verdict = recompression(stored_pixels(image), last_qf=image.header_qf,
+                                progress=progress)
+        if verdict.kind == "aligned" and image.quantization is not None \
+                and not tables_are_ijg(image.quantization):
+            # the aligned test looks for a dip in recompressions with IJG tables below the
+            # file's QF; a file written with other tables (or with jpegli's adaptive
+            # quantisation, coarser than its tables) shows one of its own: no claim
+            return replace(verdict, detected=False, kind="single", qf1=None, offset=None,
+                           confidence=0.5)
+        return verdict
+    if trace is None or not trace.found:
+        return None
+    dy, dx = trace.offset
+    verdict = recompression(image.pixels[dy:, dx:], last_qf=None, progress=progress)
+    if verdict.offset is not None:
+        verdict.offset = ((verdict.offset[0] + dy) % 8, (verdict.offset[1] + dx) % 8)
+    return verdict
+
+
+def stored_pixels(image: LoadedImage) -> np.ndarray:
+    """The pixels as the file stores them, its EXIF orientation undone (a view): the grid a
+    JPEG's blocks sit on."""
+    return unorient(image.pixels, image.orientation) if image.transposed else image.pixels
+
+
+def unorient(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """Undo what EXIF orientation `orientation` (1..8) did to stored pixels (HxWxC)."""
+    undo = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.transpose(1, 0, 2),
+        6: lambda a: np.rot90(a, 1),  # shown turned clockwise: turn it back
+        7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),
+        8: lambda a: np.rot90(a, -1),
+    }.get(orientation)
+    return pixels if undo is None else undo(pixels)
 
 
 def analyse(image: LoadedImage, model: Model, double: bool = True,
             need_qf: bool = False,
-            progress: Callable[[float], None] | None = None) -> Analysis:
-    """The grid, and with `double` the double-JPEG verdict and the QF it asks to feed; the
-    predicted QF is read here only when needed for that (or `need_qf`), otherwise the
-    restoration reads it in its own pass. `progress`: that of the double-JPEG analysis."""
+            progress: Callable[[float], None] | None = None,
+            trace: bool = True) -> Analysis:
+    """The grid, whether a non-JPEG file's pixels bear JPEG compression (`trace`), and with
+    `double` the double-JPEG verdict and the QF it asks to feed; the predicted QF is read
+    here only when needed for that (or `need_qf`), otherwise the restoration reads it in its
+    own pass. `progress`: that of the double-JPEG analysis."""
     grid = grid_multiple(image.subsampling, image.pixels.shape[2])
     found = Analysis(model, grid, None)
-    verdict = analyse_double(image, progress) if double else None
+    if image.format != "JPEG" and (trace or double):
+        found.trace = detect_jpeg(image.pixels)
+    verdict = analyse_double(image, progress, found.trace) if double else None
     found.verdict = verdict
     if need_qf or (verdict is not None and verdict.detected):
         found.predicted_qf = model.predict_qf(image.pixels, grid)
@@ -272,18 +345,29 @@ def restore_file(path: Path, models: ModelSet, planned: Planned,
     model = models.for_image(image)
     sweep = options.sweep
     # a sweep sets every QF itself: neither the double-JPEG QF nor the prediction is fed
-    found = analyse(image, model, double=options.double and options.qf is None and not sweep)
-    report = FileReport(path, model.name, float("nan"), float("nan"), double=found.double)
+    found = analyse(image, model, double=options.double and options.qf is None and not sweep,
+                    trace=options.not_jpeg != "restore")
+    report = FileReport(path, model.name, float("nan"), float("nan"), double=found.double,
+                        trace=None if found.trace is None else found.trace.to_json())
+    leave_alone = found.never_jpeg and options.not_jpeg != "restore"
+    if leave_alone and options.not_jpeg == "skip":
+        report.not_jpeg, report.skipped = "skipped", True
+        return report
     qfs: list[float | None] = [float(q) for q in sweep] if sweep else [options.qf]
     keep = (path, *protect)
     for i, q in enumerate(qfs):
-        result = restore_loaded(image, found, q, options.consistency, progress)
-        found.predicted_qf = result.predicted_qf  # read once, reused by the next QF
-        report.predicted_qf, report.used_qf = result.predicted_qf, result.used_qf
-        report.outputs.append(write_image(planned.outputs[i], result.image, alpha=image.alpha,
+        if leave_alone:  # "copy": the input's pixels, unchanged
+            pixels = image.pixels
+            report.not_jpeg = "copied"
+        else:
+            result = restore_loaded(image, found, q, options.consistency, progress)
+            found.predicted_qf = result.predicted_qf  # read once, reused by the next QF
+            report.predicted_qf, report.used_qf = result.predicted_qf, result.used_qf
+            pixels = result.image
+        report.outputs.append(write_image(planned.outputs[i], pixels, alpha=image.alpha,
                                           icc_profile=image.icc_profile, protect=keep))
         if options.compare:
-            pair = side_by_side(image.pixels, result.image)
+            pair = side_by_side(image.pixels, pixels)
             report.outputs.append(write_image(planned.compares[i], pair, protect=keep))
     return report
 
@@ -293,8 +377,14 @@ def report_line(report: FileReport, sweep: Sequence[int] | None = None,
     """What `fbcnn restore` prints for a file that did not fail (`name`: how to call the
     input, e.g. the URI it was fetched from; default its path)."""
     name = report.path if name is None else name
+    if report.not_jpeg == "skipped":
+        return f"{name}: skipped (no JPEG compression in its pixels)"
     if report.skipped:
         return f"{name}: skipped (output exists)"
+    if report.not_jpeg == "copied":
+        return (f"{name}: no JPEG compression in its pixels, copied unchanged "
+                f"(--not-jpeg restore to restore it) -> "
+                f"{', '.join(str(o) for o in report.outputs)}")
     note = ""
     if report.double and report.double.get("detected"):
         d = report.double
@@ -334,4 +424,10 @@ def inspect_file(path: Path, models: ModelSet) -> dict[str, Any]:
         "mode": image.mode,
         "subsampling": image.subsampling,
         "double": found.double,
+        # JPEG files: whether the tables are IJG's, and the IJG quality they are nearest
+        "tables": (None if image.header_qf is None or image.quantization is None else
+                   {"ijg": tables_are_ijg(image.quantization),
+                    "equivalent_qf": image.header_qf}),
+        # other files: whether the pixels bear JPEG compression, and its grid offset
+        "jpeg_trace": None if found.trace is None else found.trace.to_json(),
     }

@@ -2,8 +2,10 @@
 Playwright, on the site served by `fbcnn web serve`'s server, running the shipped models on
 WASM. The page's downloaded PNG must match `fbcnn restore` on the same file within 1 grey
 level, at QF auto and at two fixed QFs, for a colour JPEG restored in tiles and a grey JPEG;
-bad files must give a readable message. The JavaScript ports (IJG tables and QF, tile plan,
-JPEG consistency) are also compared with the Python they copy, on many inputs.
+bad files must give a readable message; a PNG whose pixels bear no JPEG compression must
+come back unchanged (as `fbcnn restore` copies it) until "Restore anyway". The JavaScript
+ports (IJG tables and QF, tile plan, JPEG consistency) are also compared with the Python
+they copy, on many inputs.
 
 The site is built once per module (`npm ci` runs only when the onnxruntime-web cache is
 empty). Runs in `make test` and CI; skipped only where chromium or npm is missing.
@@ -25,7 +27,7 @@ import pytest
 from chromium import CHROMIUM, CHROMIUM_ARGS
 from click.testing import CliRunner
 from conftest import make_photo
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from fbcnn.cli import main
 from fbcnn.jpeg import encode
@@ -308,6 +310,80 @@ def test_bad_files_give_a_readable_message(server, page, tmp_path) -> None:
     wait_for_run(page, 1)
     assert page.is_hidden("#error")
     assert page.inner_text("#qf-file") == "50"
+
+
+def never_jpeg_graphic(h: int = 150, w: int = 260) -> np.ndarray:
+    """Panels, a button and text drawn straight to pixels: no JPEG compression in them."""
+    im = Image.new("RGB", (w, h), (246, 247, 249))
+    draw = ImageDraw.Draw(im)
+    draw.rectangle((8, 8, w - 9, 36), fill=(47, 111, 222))
+    draw.rounded_rectangle((16, h - 44, 120, h - 16), radius=8, fill=(255, 255, 255),
+                           outline=(208, 213, 221))
+    draw.text((14, 16), "Settings", fill=(255, 255, 255))
+    for k, line in enumerate(("The quick brown fox jumps over the lazy dog",
+                              "JPEG artifacts removal 0123456789", "Open  Save  Help")):
+        draw.text((14, 48 + 16 * k), line, fill=(29, 35, 48))
+    draw.text((30, h - 36), "Restore", fill=(29, 35, 48))
+    return np.asarray(im)
+
+
+def test_never_jpeg_png_is_left_unchanged(server, page, tmp_path) -> None:
+    """jpegtrace.js in the page: a PNG without JPEG compression comes back unchanged, with
+    the message, without loading the network, as `fbcnn restore` copies it; "Restore anyway"
+    restores it as `fbcnn restore --not-jpeg restore`. A PNG of a decoded JPEG (cropped off
+    its grid) is restored straight away."""
+    pixels = never_jpeg_graphic()
+    png = tmp_path / "graphic.png"
+    Image.fromarray(pixels).save(png)
+    printed = cli("restore", str(png), "-o", str(tmp_path / "cli_copy"))
+    assert "no JPEG compression in its pixels, copied unchanged" in printed
+
+    page.goto(f"{server}?ep=wasm")
+    page.set_input_files("#file", str(png))
+    wait_for_run(page, 1)
+    last = page.evaluate("window.fbcnnLast")
+    assert last["unchanged"] and last["trace"]["judged"] and not last["trace"]["found"]
+    assert page.inner_text("#status") == ("No JPEG compression found in this image's pixels: "
+                                          "left unchanged")
+    assert page.is_visible("#not-jpeg") and page.is_visible("#restore-anyway")
+    assert page.evaluate("document.getElementById('strength-box').disabled") is True
+    assert page.inner_text("#info-trace") == "none"
+    assert page.inner_text("#qf-file") == "– (not a JPEG)"
+    assert page.inner_text("#qf-predicted") == "–"
+    assert page.inner_text("#backend") == "loading…"  # the runtime and model never loaded
+    name, got, mode = download(page, tmp_path)
+    assert (name, mode) == ("graphic_restored.png", "RGB")
+    assert np.array_equal(got, pixels)
+
+    page.click("#restore-anyway")
+    wait_for_run(page, 2)
+    last = page.evaluate("window.fbcnnLast")
+    assert not last["unchanged"] and last["auto"] and last["tiles"] == 1
+    assert page.is_hidden("#not-jpeg")
+    assert page.evaluate("document.getElementById('strength-box').disabled") is False
+    assert page.inner_text("#status").startswith("Restored with QF ")
+    name, got, _ = download(page, tmp_path)
+    assert name == "graphic_restored.png"
+    out = tmp_path / "cli_restored"
+    cli("restore", str(png), "-o", str(out), "--not-jpeg", "restore")
+    with Image.open(out / "graphic.png") as im:
+        want = np.asarray(im).copy()
+    PARITY.setdefault("never-JPEG PNG 260x150, restore anyway", {})["auto"] = max_diff(got, want)
+    assert max_diff(got, want) <= 1
+    assert not np.array_equal(got, pixels)
+
+    # pixels of a decoded JPEG, cropped by (3, 5): JPEG compression at grid offset (5, 3)
+    with Image.open(EXAMPLE) as im:
+        decoded = np.asarray(im.convert("RGB"))[3:203, 5:305]
+    cropped = tmp_path / "cropped.png"
+    Image.fromarray(decoded).save(cropped)
+    page.set_input_files("#file", str(cropped))
+    wait_for_run(page, 3)  # the page counts its runs across files
+    last = page.evaluate("window.fbcnnLast")
+    assert not last["unchanged"] and last["trace"]["found"] and last["trace"]["offset"] == [5, 3]
+    assert page.inner_text("#info-trace") == "found (grid offset 5, 3)"
+    assert page.is_hidden("#not-jpeg")
+    assert page.inner_text("#status").startswith("Restored with QF ")
 
 
 def test_javascript_ports_match_python(server, page) -> None:

@@ -1,6 +1,8 @@
 // The page: picks up an image (drop, paste, file picker), hands it to the worker, shows the
 // QFs, the progress and the before/after view, and turns the strength and download controls
-// into worker requests. URL options (for tests and benchmarks): ?tile=N (tile side, 0: one
+// into worker requests. A file that is not a JPEG and whose pixels bear no JPEG compression
+// comes back unchanged (as `fbcnn restore` copies it), with "Restore anyway" (--not-jpeg
+// restore). URL options (for tests and benchmarks): ?tile=N (tile side, 0: one
 // pass; default 512 as fbcnn restore), ?ep=wasm (never WebGPU), ?threads=N.
 
 const $ = (id) => document.getElementById(id);
@@ -41,7 +43,8 @@ function setBusy(busy, pageState) {
   state.busy = busy;
   document.body.dataset.state = pageState ?? (busy ? "busy" : "done");
   $("download").disabled = busy || !state.result;
-  $("strength-box").disabled = !state.image;
+  $("strength-box").disabled = !state.image || Boolean(state.result?.unchanged);
+  $("restore-anyway").disabled = busy;
   $("file").disabled = false;
 }
 
@@ -62,7 +65,15 @@ function setStatus(text, progress = null) {
 }
 
 function resetInfo() {
-  for (const id of ["info-name", "info-size", "qf-file", "qf-predicted", "info-model"]) $(id).textContent = "–";
+  for (const id of ["info-name", "info-size", "qf-file", "qf-predicted", "info-model", "info-trace"]) $(id).textContent = "–";
+  $("not-jpeg").hidden = true;
+}
+
+/** What the detector (jpegtrace.js) saw in a non-JPEG file's pixels. */
+function describeTrace(trace) {
+  if (!trace) return "– (a JPEG file)";
+  if (!trace.judged) return "too small to tell";
+  return trace.found ? `found (grid offset ${trace.offset[0]}, ${trace.offset[1]})` : "none";
 }
 
 const fmtQf = (qf) => (qf === null || qf === undefined ? "–" : qf.toFixed(1));
@@ -82,6 +93,7 @@ function onMessage(msg) {
       + (msg.subsampling ? `, ${msg.subsampling}` : "");
     $("qf-file").textContent = msg.headerQf === null ? `– (${msg.format === "JPEG" ? "no tables" : "not a JPEG"})` : String(msg.headerQf);
     $("info-model").textContent = msg.model;
+    $("info-trace").textContent = describeTrace(msg.trace);
     showImage(msg.width, msg.height, new Uint8ClampedArray(msg.rgba));
     setStatus("reading the image…", null);
     setBusy(true);
@@ -124,6 +136,14 @@ function onResult(msg) {
   window.fbcnnLast = info; // for tests and benchmarks
   drawAfter(msg.width, msg.height, new Uint8ClampedArray(rgba));
   $("qf-predicted").textContent = fmtQf(msg.predictedQf);
+  $("not-jpeg").hidden = !msg.unchanged;
+  if (msg.unchanged) {
+    setStatus(msg.trace?.judged === false
+      ? "Too small to tell whether this image's pixels bear JPEG compression: left unchanged"
+      : "No JPEG compression found in this image's pixels: left unchanged", 1);
+    finishRun();
+    return;
+  }
   if (msg.auto) {
     const rounded = String(Math.min(100, Math.max(1, Math.round(msg.usedQf))));
     $("strength").value = rounded;
@@ -132,6 +152,10 @@ function onResult(msg) {
   const mps = (msg.width * msg.height) / 1e6 / msg.seconds;
   setStatus(`Restored with QF ${fmtQf(msg.usedQf)}${msg.auto ? " (auto)" : ""} in ${msg.seconds.toFixed(1)} s`
     + ` (${msg.tiles} tile${msg.tiles === 1 ? "" : "s"}, ${mps.toFixed(2)} MP/s)`, 1);
+  finishRun();
+}
+
+function finishRun() {
   state.runs += 1;
   document.body.dataset.runs = String(state.runs);
   setBusy(false);
@@ -158,7 +182,7 @@ function openFile(file, name) {
   worker.postMessage({ type: "open", file, name });
 }
 
-function requestRestore(qf) {
+function requestRestore(qf, anyway = false) {
   if (!state.image) return;
   if (state.busy) {
     state.pending = { qf };
@@ -167,7 +191,7 @@ function requestRestore(qf) {
   hideError();
   setStatus(qf === null ? "restoring with the predicted QF…" : `restoring with QF ${qf}…`, null);
   setBusy(true);
-  worker.postMessage({ type: "restore", qf });
+  worker.postMessage({ type: "restore", qf, anyway });
 }
 
 function setFixed(value) {
@@ -201,6 +225,10 @@ $("strength-number").addEventListener("change", () => {
     return;
   }
   setFixed($("strength-number").value);
+});
+$("restore-anyway").addEventListener("click", () => {
+  if (!state.result?.unchanged || state.busy) return;
+  requestRestore($("auto").checked ? null : Number($("strength").value), true);
 });
 $("download").addEventListener("click", () => {
   if (!state.result || state.busy) return;

@@ -1,9 +1,12 @@
 // The page's Web Worker: decodes the image, runs the network with onnxruntime-web (WebGPU
 // when the browser has an adapter, WASM with SIMD and threads otherwise), tiles big images on
 // the JPEG grid with one global QF, applies JPEG consistency and encodes the PNG, as
-// `fbcnn restore` does (src/fbcnn/restore.py, consistency.py). The page never freezes:
-// everything heavy happens here. Messages in: init, open, restore, png; out: backend,
-// image, progress, result, png, error (one line, naming the file).
+// `fbcnn restore` does (src/fbcnn/restore.py, consistency.py). A file that is not a JPEG
+// and whose pixels bear no JPEG compression (jpegtrace.js) is left unchanged, as
+// `fbcnn restore` copies it, unless a restore asks for it `anyway` (--not-jpeg restore).
+// The page never freezes: everything heavy happens here. Messages in: init, open, restore
+// ({qf, anyway}), png; out: backend, image, progress, result (`unchanged` when left alone),
+// png, error (one line, naming the file).
 
 import { ImageFileError, consistencyTables, gridMultiple, inspectBytes, qfFromTables } from "./jpeg.js";
 import {
@@ -11,6 +14,7 @@ import {
 } from "./tiles.js";
 import { keepShare, nearLosslessQuality, project, roundHalfEven, strengths } from "./consistency.js";
 import { encodePng } from "./png.js";
+import { detect as detectJpegTrace } from "./jpegtrace.js";
 
 export const MAX_MEGAPIXELS = 50; // memory cap: bigger images are refused with a message
 const MIN_SIDE = 8; // as imageio.MIN_SIDE
@@ -56,7 +60,7 @@ async function handle(msg) {
     await openImage(msg.file, msg.name);
     await restore(null);
   } else if (msg.type === "restore") {
-    await restore(msg.qf);
+    await restore(msg.qf, Boolean(msg.anyway));
   } else if (msg.type === "png") {
     await png();
   }
@@ -184,6 +188,12 @@ async function openImage(file, name) {
   }
   if (alpha) for (let i = 0; i < n; i++) alpha[i] = rgba[4 * i + 3];
   const subsampling = info.format === "JPEG" ? info.subsampling : null;
+  // another format: whether its pixels bear JPEG compression (pipeline.analyse)
+  let trace = null;
+  if (info.format !== "JPEG") {
+    const { found, offset, score, median, judged } = detectJpegTrace(pixels, height, width, channels);
+    trace = { found, offset, score, median, judged };
+  }
   image = {
     name, width, height, channels, pixels, alpha,
     grid: gridMultiple(subsampling, channels),
@@ -191,10 +201,12 @@ async function openImage(file, name) {
     model: channels === 1 ? "gray" : "color",
     predictedQf: null,
     result: null,
+    trace,
+    anyway: false, // restore even without JPEG compression (asked for once, kept)
   };
   post({
     type: "image", name, width, height, channels, format: info.format ?? "image",
-    headerQf: info.headerQf ?? null, subsampling, model: image.model,
+    headerQf: info.headerQf ?? null, subsampling, model: image.model, trace,
     orientation: info.orientation ?? 1, consistency: Boolean(image.tables), rgba: rgba.buffer,
   }, [rgba.buffer]);
 }
@@ -227,8 +239,36 @@ async function runTile(net, tile, qf) {
 
 const toByte = (v) => roundHalfEven(f32(Math.min(1, Math.max(0, v)) * 255));
 
-async function restore(qf) {
+/** The RGBA of `pixels` (h x w x channels) with the image's alpha. */
+function toRgba(pixels) {
+  const { width: w, height: h, channels: c, alpha } = image;
+  const rgba = new Uint8ClampedArray(w * h * 4);
+  for (let i = 0; i < w * h; i++) {
+    for (let k = 0; k < 3; k++) rgba[4 * i + k] = pixels[i * c + (c === 1 ? 0 : k)];
+    rgba[4 * i + 3] = alpha ? alpha[i] : 255;
+  }
+  return rgba;
+}
+
+/** pipeline.restore_file with --not-jpeg copy: the input's pixels as the result, no network. */
+function leaveUnchanged() {
+  const { width: w, height: h } = image;
+  image.result = { pixels: image.pixels, qf: null, auto: true };
+  const rgba = toRgba(image.pixels);
+  post({
+    type: "result", unchanged: true, trace: image.trace, usedQf: null, predictedQf: image.predictedQf,
+    auto: true, tiles: 0, networkSeconds: 0, seconds: 0, networkPixels: 0,
+    width: w, height: h, rgba: rgba.buffer,
+  }, [rgba.buffer]);
+}
+
+async function restore(qf, anyway = false) {
   if (!image) throw new ImageFileError("no image open");
+  if (anyway) image.anyway = true;
+  if (image.trace && !image.trace.found && !image.anyway) {
+    leaveUnchanged();
+    return;
+  }
   const net = await session(image.model);
   const { width: w, height: h, channels: c, grid } = image;
   const overlap = DEFAULT_OVERLAP;
@@ -282,13 +322,9 @@ async function restore(qf) {
   }
   const usedQf = qf ?? image.predictedQf;
   image.result = { pixels: out, qf: usedQf, auto: qf === null };
-  const rgba = new Uint8ClampedArray(w * h * 4);
-  for (let i = 0; i < w * h; i++) {
-    for (let k = 0; k < 3; k++) rgba[4 * i + k] = out[i * c + (c === 1 ? 0 : k)];
-    rgba[4 * i + 3] = image.alpha ? image.alpha[i] : 255;
-  }
+  const rgba = toRgba(out);
   post({
-    type: "result", usedQf, predictedQf: image.predictedQf, auto: qf === null, tiles: tiles.length,
+    type: "result", unchanged: false, trace: image.trace, usedQf, predictedQf: image.predictedQf, auto: qf === null, tiles: tiles.length,
     networkSeconds, seconds: (performance.now() - started) / 1000, networkPixels,
     width: w, height: h, rgba: rgba.buffer,
   }, [rgba.buffer]);
