@@ -9,6 +9,7 @@ Also: PNG files holding decoded, shifted double JPEGs (QF1 then QF2, cropped) an
 the analysis from pixels finds QF1 within 5.
 
     python scripts/double_jpeg_false_claims.py [--count 200] [--data ../shared/datasets]
+        [--turned]
 """
 
 from __future__ import annotations
@@ -48,7 +49,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--doubles", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--turned", action="store_true",
+                        help="analyse the pixels as shown (EXIF orientation applied), as "
+                             "fbcnn did before it analysed the stored grid: for comparison")
     args = parser.parse_args(argv)
+    if args.turned:
+        from fbcnn import pipeline
+
+        pipeline.stored_pixels = lambda image: image.pixels
     rng = np.random.default_rng(args.seed)
     folders = [args.data / "val/color/kodak24", args.data / "val/color/bsds500_test"]
     paths = sorted(p for f in folders for p in f.iterdir())

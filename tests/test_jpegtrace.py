@@ -78,14 +78,16 @@ def write_png(path: Path, pixels: np.ndarray) -> Path:
 
 def test_restore_leaves_never_jpeg_inputs_alone(tiny_named_models, tmp_path,
                                                 clean_photo) -> None:
-    shot = write_png(tmp_path / "in" / "shot.png", screenshot()) if (
-        tmp_path / "in").mkdir() is None else None
+    (tmp_path / "in").mkdir()
+    shot = write_png(tmp_path / "in" / "shot.png", screenshot())
     decoded = write_png(tmp_path / "in" / "decoded.png",
                         compress(clean_photo, 20)[2:, 7:].copy())
     out = tmp_path / "out"
     result = run("restore", tmp_path / "in", "-o", out)
     assert result.exit_code == 0, result.output
     assert "shot.png: no JPEG compression in its pixels, copied unchanged" in result.output
+    assert "restored 1 of 2 image(s), copied 1 without JPEG compression unchanged" in \
+        result.output
     assert np.array_equal(np.asarray(Image.open(out / "shot.png")), screenshot())
     restored = np.asarray(Image.open(out / "decoded.png"))
     assert not np.array_equal(restored, np.asarray(Image.open(decoded)))  # the network ran

@@ -39,10 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rule", choices=("feed", "near-lossless"), default="feed")
     args = parser.parse_args(argv)
     qfs = [int(q) for q in args.qfs.split(",")]
-    table_only = nearlossless.quality
+    tables_only = nearlossless.quality
 
-    def tables_decide(predicted_qf, table_qf, tables_ijg=True):  # the rule before
-        return table_only(predicted_qf, table_qf, True)
+    def lower_for_other_tables(predicted_qf, table_qf):  # the alternative measured
+        return tables_only(predicted_qf, table_qf) if table_qf is None else \
+            min(float(table_qf), predicted_qf)
 
     for encoder in args.encoders.split(","):
         arms = {}
@@ -52,12 +53,12 @@ def main(argv: list[str] | None = None) -> int:
                                       limit=args.limit, encoder=encoder, correction=correction,
                                       progress=False)
         else:
-            arms["lower of tables, prediction"] = evaluate(
-                args.data, args.model, qfs=qfs, gray=args.gray, limit=args.limit,
-                encoder=encoder, progress=False)
-            with mock.patch.object(nearlossless, "quality", tables_decide):
-                arms["tables"] = evaluate(args.data, args.model, qfs=qfs, gray=args.gray,
-                                          limit=args.limit, encoder=encoder, progress=False)
+            with mock.patch.object(nearlossless, "quality", lower_for_other_tables):
+                arms["lower of tables, prediction"] = evaluate(
+                    args.data, args.model, qfs=qfs, gray=args.gray, limit=args.limit,
+                    encoder=encoder, progress=False)
+            arms["tables"] = evaluate(args.data, args.model, qfs=qfs, gray=args.gray,
+                                      limit=args.limit, encoder=encoder, progress=False)
         print(f"\n{args.model} on {args.data} ({args.limit} images), {encoder}, rule {args.rule}")
         print("| quality | " + " | ".join(f"{n}: mean (worst)" for n in arms) + " |")
         print("| --- |" + " --- |" * len(arms))

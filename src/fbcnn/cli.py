@@ -289,7 +289,7 @@ def _restore_batch(inputs: tuple[str, ...], outdir: str | None, recursive: bool,
     jobs = max(1, min(jobs, len(paths)))
     if jobs > 1:
         models.set_threads(max(1, _physical_cores() // jobs))
-    counts = {"done": 0, "skipped": 0, "failed": 0}
+    counts = {"done": 0, "skipped": 0, "failed": 0, "copied": 0}
     lock = threading.Lock()
     started = time.perf_counter()
     bar = tqdm(total=len(paths), unit="image", disable=len(paths) < 2, file=sys.stderr)
@@ -301,7 +301,8 @@ def _restore_batch(inputs: tuple[str, ...], outdir: str | None, recursive: bool,
         except (ImageError, CheckpointError, ValueError) as e:
             kind, line = "failed", f"error: {e}"
         else:
-            kind = "skipped" if report.skipped else "done"
+            kind = ("skipped" if report.skipped else
+                    "copied" if report.not_jpeg == "copied" else "done")
             line = report_line(report, options.sweep)
         with lock:
             counts[kind] += 1
@@ -313,7 +314,7 @@ def _restore_batch(inputs: tuple[str, ...], outdir: str | None, recursive: bool,
     bar.close()
     seconds = time.perf_counter() - started
     summary = batch_summary(len(paths), counts["done"], counts["skipped"], counts["failed"],
-                            seconds, jobs)
+                            seconds, jobs, counts["copied"])
     click.echo(summary, err=True)
     return counts["failed"]
 

@@ -88,14 +88,6 @@ class JpegTables:
         return cls(tuple(tables[0]), tuple(tables[1]), subsampling)
 
     @property
-    def ijg(self) -> bool:
-        """Whether these are IJG's tables scaled to a quality (`jpeg.tables_are_ijg`)."""
-        from .jpeg import tables_are_ijg
-
-        return tables_are_ijg({0: list(self.luma)} if self.chroma is None
-                              else {0: list(self.luma), 1: list(self.chroma)})
-
-    @property
     def quality(self) -> int:
         """The IJG quality of these tables (`jpeg.qf_from_tables`: exact for libjpeg-made
         files, the nearest fit for others)."""

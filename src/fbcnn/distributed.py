@@ -551,7 +551,7 @@ def _print_outcomes(outcomes: Iterator[FileOutcome], total: int, sweep: list[int
     import click
     from tqdm import tqdm
 
-    failed = done = skipped = 0
+    failed = done = skipped = copied = 0
     started = time.perf_counter()
     bar = tqdm(outcomes, total=total, unit="image", disable=total < 2, file=sys.stderr)
     for outcome in bar:
@@ -562,10 +562,12 @@ def _print_outcomes(outcomes: Iterator[FileOutcome], total: int, sweep: list[int
         assert outcome.report is not None
         if outcome.report.skipped:
             skipped += 1
+        elif outcome.report.not_jpeg == "copied":
+            copied += 1
         else:
             done += 1
         bar.write(report_line(outcome, sweep))
     seconds = time.perf_counter() - started
-    summary = batch_summary(total, done, skipped, failed, seconds, at_a_time)
+    summary = batch_summary(total, done, skipped, failed, seconds, at_a_time, copied)
     click.echo(summary, err=True)
     return 1 if failed else 0

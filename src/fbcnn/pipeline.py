@@ -395,9 +395,12 @@ def report_line(report: FileReport, sweep: Sequence[int] | None = None,
 
 
 def batch_summary(total: int, done: int, skipped: int, failed: int, seconds: float,
-                  at_a_time: int) -> str:
-    """The last line of `fbcnn restore` (any engine)."""
+                  at_a_time: int, copied: int = 0) -> str:
+    """The last line of `fbcnn restore` (any engine); `copied`: inputs without JPEG
+    compression written unchanged (not counted as restored)."""
     summary = f"restored {done} of {total} image(s)"
+    if copied:
+        summary += f", copied {copied} without JPEG compression unchanged"
     if skipped:
         summary += f", skipped {skipped}"
     if failed:

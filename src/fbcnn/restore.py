@@ -368,8 +368,7 @@ class Restorer:
             out.pixels = project(out.pixels, pixels, tables, workers=self.threads)
         if qf is None and near_lossless:  # a near-lossless JPEG keeps part of the change
             quality = nearlossless.quality(out.predicted_qf,
-                                           None if tables is None else tables.quality,
-                                           tables is None or tables.ijg)
+                                           None if tables is None else tables.quality)
             luma, chroma = nearlossless.strengths(
                 quality, tables is not None and tables.chroma_steps_one)
             out.pixels = nearlossless.keep_share(out.pixels, pixels, luma, chroma)
