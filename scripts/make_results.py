@@ -69,7 +69,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from fbcnn import checkpoints  # noqa: E402
 from fbcnn.checkpoints import file_sha256  # noqa: E402
-from fbcnn.encoders import parse_encoder  # noqa: E402
+from fbcnn.encoders import EncoderError, available, parse_encoder  # noqa: E402
 from fbcnn.evaluate import encoder_text, evaluate, format_table  # noqa: E402
 from fbcnn.model import load_model  # noqa: E402
 from fbcnn.report import (  # noqa: E402
@@ -186,9 +186,13 @@ def encoder_slug(encoder: str) -> str:
 def parse_encoders(text: str) -> list[str]:
     """Comma-separated encoder specs -> their `encoder_text` forms, each once, in the order
     given (ValueError with one line for a bad one)."""
-    specs = [encoder_text(parse_encoder(t)) for t in text.split(",") if t.strip()]
-    if not specs:
+    parsed = [parse_encoder(t) for t in text.split(",") if t.strip()]
+    if not parsed:
         raise ValueError("no encoder given")
+    for spec in parsed:  # before an hour of evaluations, not after
+        if not available(spec.name):
+            raise ValueError(f"{spec.name} is not installed (make setup installs it)")
+    specs = [encoder_text(spec) for spec in parsed]
     return list(dict.fromkeys(specs))
 
 
@@ -368,7 +372,7 @@ def run_jobs(plan: list[Job], loaded: dict[str, checkpoints.LoadedNetwork], json
         try:
             result = run_job(job, loaded[job.model], json_path, args.device, args.threads,
                              args.precision)
-        except ValueError as e:
+        except (ValueError, EncoderError) as e:
             print(f"error: {job.label} {job.kind}: {e}", file=sys.stderr)
             return False
         write_json(json_path, result)

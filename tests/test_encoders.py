@@ -85,7 +85,8 @@ def test_parse_encoder() -> None:
     assert parse_encoder("mozjpeg:4:4:4:table=2:notrellis") == EncoderSpec(
         "mozjpeg", "4:4:4", quant_table=2, trellis=False)
     for bad in ("gif", "mozjpeg:table=x", "mozjpeg:table=9", "mozjpeg:4:2:2", "jpegli:4:4:4",
-                "libjpeg:fast"):
+                "libjpeg:fast", "libjpeg:4:4:4:4:2:0", "mozjpeg:4:4:4table=2", "jpegli:table=2",
+                "libjpeg:notrellis"):
         with pytest.raises(ValueError) as info:
             parse_encoder(bad)
         assert "\n" not in str(info.value)
@@ -174,3 +175,15 @@ def test_mixed_sampler_labels_other_encoders_by_matched_qf() -> None:
     qfs = 100 - 100 * batch.qf_target
     assert float(qfs.min()) >= 1 and float(qfs.max()) <= 100
     assert qf_from_tables({0: scaled_table(MOZJPEG_TABLES[3][0], 50)}) != 50  # not IJG's own
+
+
+def test_bad_mixtures_fail_before_training() -> None:
+    from fbcnn.train.loop import check_validation_encoders
+
+    for encoders, subsampling in (({"mozjpeg": -1, "libjpeg": 1}, None), ({"libjpeg": 0}, None),
+                                  (None, {"420": 1})):
+        with pytest.raises(ValueError):
+            EncoderMixture.from_config(encoders, subsampling)
+    with pytest.raises(ValueError):
+        check_validation_encoders(["libjpeg", "mozjpg"])
+    check_validation_encoders(["libjpeg", "mozjpeg:table=2", "jpegli"])

@@ -278,7 +278,8 @@ class Handlers:
         default = "gray" if image.is_gray else "color"
         command = "fbcnn restore" + ("" if qf is None else f" --qf {qf:g}") + (
             "" if name == default else f" --model {name}") + (
-            "" if consistency else " --consistency off") + f" {path.name}"
+            "" if consistency else " --consistency off") + (
+            " --not-jpeg restore" if found.never_jpeg and not unchanged else "") + f" {path.name}"
         return Restored(png, before, used_qf, name, seconds, command, unchanged)
 
     def _prune(self) -> None:
@@ -431,8 +432,9 @@ def failed(message: str, bad_file: bool) -> Outputs:
 
 def _status(done: Restored, auto: bool) -> str:
     if done.unchanged:
-        return ("No JPEG compression in this image's pixels: **left unchanged**, as `fbcnn "
-                "restore` leaves it. Set a strength to restore it anyway.")
+        return ("No JPEG compression found in this image's pixels (or too small to tell): "
+                "**left unchanged**, as `fbcnn restore` leaves it. Set a strength to restore "
+                "it anyway.")
     return (f"Restored with QF **{done.used_qf:.1f}**{' (auto)' if auto else ''}, model "
             f"`{done.model}`, in {done.seconds:.1f} s. Same PNG as `{done.command}`.")
 
@@ -441,7 +443,9 @@ def info_markdown(info: Analysis) -> str:
     header = "-" if info.header_qf is None else str(info.header_qf)
     d = info.double
     if d is None:
-        double = "- (not a JPEG)"
+        double = ("- (too small to analyse)"
+                  if info.format == "JPEG" or (info.trace and info.trace["found"])
+                  else "- (not a JPEG)")
     elif not d["detected"]:
         double = f"no (confidence {d['confidence']:.2f})"
     else:

@@ -12,7 +12,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .encoders import MOZJPEG_TABLES, EncoderSpec, compress_with
+from .encoders import (
+    MOZJPEG_TABLES,
+    EncoderSpec,
+    available,
+    decode_with_qf,
+    encode_with,
+    file_subsampling,
+)
 from .jpeg import compress
 
 # The paper draws QF from these with probability 3/4, else uniformly from a range. Our recipe
@@ -73,6 +80,18 @@ class EncoderMixture:
             if name not in ENCODER_FAMILIES:
                 raise ValueError(f"data.encoders: unknown encoder {name!r} "
                                  f"(choose from {', '.join(ENCODER_FAMILIES)})")
+        for sub in subsampling or {}:
+            if sub not in ("4:2:0", "4:2:2", "4:4:4"):
+                raise ValueError(f"data.subsampling: unknown subsampling {sub!r} "
+                                 f"(choose from 4:2:0, 4:2:2, 4:4:4)")
+        for what, weights in (("encoders", encoders), ("subsampling", subsampling)):
+            values = list((weights or {}).values())
+            if values and (min(values) < 0 or sum(values) <= 0):
+                raise ValueError(f"data.{what}: weights must be >= 0 with a positive sum")
+        for name in ("mozjpeg", "jpegli"):  # fail now, not hours into a run
+            if (encoders or {}).get(name, 0) > 0 and not available(name):
+                raise ValueError(f"data.encoders: {name} is not installed (make setup "
+                                 f"installs MozJPEG and jpegli)")
         return cls(tuple((encoders or {"libjpeg": 1.0}).items()),
                    tuple((subsampling or {"4:2:0": 1.0}).items()))
 
@@ -154,9 +173,13 @@ def encoded(patch: np.ndarray, qf: int, encoder: EncoderSpec | None) -> tuple[np
         return compress(patch, qf), qf
     if encoder.name == "libjpeg" and encoder.base_tables is None and encoder.quant_table is None:
         return compress(patch, qf, encoder.subsampling or "4:2:0"), qf
-    degraded, _ = compress_with(encoder, patch, qf)
-    sub = encoder.subsampling or ("4:4:4" if encoder.name == "mozjpeg" and qf >= 90 else "4:2:0")
-    return degraded, matched_qf(degraded, patch, sub)
+    data = encode_with(encoder, patch, qf)
+    channels = 1 if patch.ndim == 2 or patch.shape[2] == 1 else 3
+    degraded = decode_with_qf(data, channels)[0]
+    if patch.ndim == 2:
+        degraded = degraded[:, :, 0]
+    # libjpeg compared at the subsampling the file has (MozJPEG and jpegli choose their own)
+    return degraded, matched_qf(degraded, patch, file_subsampling(data) or "4:2:0")
 
 
 @dataclass

@@ -16,6 +16,7 @@ import os
 import shutil
 import struct
 import subprocess
+import tempfile
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .jpeg import SUBSAMPLING, qf_from_tables
+from .jpeg import SUBSAMPLING, qf_from_tables, subsampling_of
 
 ENCODERS = ("libjpeg", "mozjpeg", "jpegli")
 
@@ -99,8 +100,9 @@ class EncoderSpec:
 
     name: libjpeg (Pillow), mozjpeg or jpegli. subsampling: '4:2:0', '4:2:2', '4:4:4', or
     None for the encoder's own choice (libjpeg: 4:2:0; MozJPEG: 4:2:0 below quality 80,
-    4:4:4 from 90; jpegli always chooses itself). quant_table: MozJPEG's table family (0..8; None is
-    its default, 3), or for libjpeg a MozJPEG family scaled by quality instead of IJG's.
+    4:2:2 from 80, 4:4:4 from 90; jpegli always chooses itself). quant_table: MozJPEG's
+    table family (0..8; None is its default, 3), or for libjpeg a MozJPEG family scaled by
+    quality instead of IJG's.
     base_tables: libjpeg only, base tables (luma, chroma) scaled by quality like IJG's.
     trellis: MozJPEG's trellis quantisation (its default).
     """
@@ -118,11 +120,23 @@ class EncoderSpec:
             raise ValueError(f"unknown subsampling {self.subsampling!r}: choose from "
                              f"{', '.join(SUBSAMPLING)}")
         if self.name == "mozjpeg" and self.subsampling == "4:2:2":
-            raise ValueError("this MozJPEG build writes 4:2:0 or 4:4:4, not 4:2:2")
+            raise ValueError("this MozJPEG build takes 4:2:0 or 4:4:4 (4:2:2 only by its own "
+                             "choice, from quality 80)")
         if self.name == "jpegli" and self.subsampling is not None:
             raise ValueError("jpegli chooses its own subsampling")
         if self.quant_table is not None and self.quant_table not in MOZJPEG_TABLES:
             raise ValueError(f"quant_table must be in 0..8, got {self.quant_table}")
+        if self.name == "jpegli" and self.quant_table is not None:
+            raise ValueError("jpegli writes its own tables (no table=N)")
+        if self.name != "mozjpeg" and not self.trellis:
+            raise ValueError("only MozJPEG has trellis quantisation to turn off")
+        if self.base_tables is not None:
+            if self.name != "libjpeg" or self.quant_table is not None:
+                raise ValueError("base_tables are for libjpeg, without quant_table")
+            if len(self.base_tables) != 2 or any(
+                    len(t) != 64 or not all(1 <= v <= 32767 for v in t)
+                    for t in self.base_tables):
+                raise ValueError("base_tables: two tables of 64 steps in 1..32767")
 
     @property
     def label(self) -> str:
@@ -143,17 +157,24 @@ def parse_encoder(text: str) -> EncoderSpec:
     'jpegli' -> an EncoderSpec (ValueError with one line otherwise)."""
     name, _, rest = text.strip().partition(":")
     spec = EncoderSpec(name=name)
-    options = rest
-    for sub in SUBSAMPLING:
-        if sub in options:
-            spec = replace(spec, subsampling=sub)
-            options = options.replace(sub, "")
-    for token in [t for t in options.split(":") if t]:
+    tokens = rest.split(":") if rest else []
+    options: list[str] = []
+    i = 0
+    while i < len(tokens):  # a subsampling spans three tokens (4:2:0)
+        joined = ":".join(tokens[i:i + 3])
+        if joined in SUBSAMPLING:
+            if spec.subsampling is not None:
+                raise ValueError(f"two subsamplings in {text!r}")
+            spec = replace(spec, subsampling=joined)
+            i += 3
+        else:
+            options.append(tokens[i])
+            i += 1
+    for token in options:
         if token.startswith("table="):
-            try:
-                spec = replace(spec, quant_table=int(token[6:]))
-            except ValueError:
-                raise ValueError(f"table must be an integer in 0..8, got {token[6:]!r}") from None
+            if not token[6:].isdigit():
+                raise ValueError(f"table must be an integer in 0..8, got {token[6:]!r}")
+            spec = replace(spec, quant_table=int(token[6:]))
         elif token == "notrellis":
             spec = replace(spec, trellis=False)
         else:
@@ -201,6 +222,12 @@ def decode_with_qf(data: bytes, channels: int) -> tuple[np.ndarray, int]:
     return pixels, qf_from_tables(tables)
 
 
+def file_subsampling(data: bytes) -> str | None:
+    """The chroma subsampling written in JPEG bytes (None for grey)."""
+    with Image.open(io.BytesIO(data)) as im:
+        return subsampling_of(im)
+
+
 def compress_with(spec: EncoderSpec, image: np.ndarray, quality: int) -> tuple[np.ndarray, int]:
     """decode(encode_with(...)) in the input's shape, and the file's IJG-equivalent QF."""
     channels = 1 if image.ndim == 2 or image.shape[2] == 1 else 3
@@ -239,9 +266,11 @@ class _MozjpegServer:
                                f"(make setup does it)")
         self.pid = os.getpid()
         self.lock = threading.Lock()
+        # node's messages go to a file: a pipe nobody reads would fill and stop it
+        self.errors = tempfile.TemporaryFile()
         self.process = subprocess.Popen([node, str(folder / "server.mjs")], cwd=folder,
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE)
+                                        stderr=self.errors)
         atexit.register(self.close)
 
     def encode(self, plane: np.ndarray, quality: int, spec: EncoderSpec) -> bytes:
@@ -266,8 +295,9 @@ class _MozjpegServer:
 
     def _stderr(self) -> str:
         self.process.kill()
-        err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
-        lines = err.strip().splitlines()
+        self.process.wait()
+        self.errors.seek(0)
+        lines = self.errors.read().decode(errors="replace").strip().splitlines()
         return lines[-1] if lines else "no message"
 
     def close(self) -> None:
@@ -290,13 +320,15 @@ def _read_exactly(stream: io.BufferedIOBase | object, n: int) -> bytes:
 
 
 _server: _MozjpegServer | None = None
+_server_lock = threading.Lock()
 
 
 def _mozjpeg() -> _MozjpegServer:
     global _server
-    if _server is None or _server.pid != os.getpid() or _server.process.poll() is not None:
-        _server = _MozjpegServer()
-    return _server
+    with _server_lock:
+        if _server is None or _server.pid != os.getpid() or _server.process.poll() is not None:
+            _server = _MozjpegServer()
+        return _server
 
 
 def available(name: str) -> bool:

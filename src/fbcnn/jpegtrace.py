@@ -121,15 +121,16 @@ def _tile_corners(h: int, w: int) -> tuple[int, list[tuple[int, int]]]:
                   for i in range(gy) for j in range(gx)]
 
 
-def _tiles(y: np.ndarray) -> np.ndarray:
-    """(n, side, side) tiles at the corners of `_tile_corners`."""
-    side, corners = _tile_corners(*y.shape)
-    return np.stack([y[r:r + side, c:c + side] for r, c in corners])
+def _tiles(pixels: np.ndarray) -> np.ndarray:
+    """(n, side, side) luma tiles (level-shifted by 128) at the corners of `_tile_corners`,
+    cut from the uint8 pixels first: memory follows the tiles, not the image."""
+    side, corners = _tile_corners(*pixels.shape[:2])
+    return np.stack([luma(pixels[r:r + side, c:c + side]) for r, c in corners]) - 128.0
 
 
 def offset_scores(pixels: np.ndarray) -> tuple[np.ndarray, int]:
     """(8, 8) lattice scores, one per grid offset, and the blocks each was computed on."""
-    tiles = _tiles(luma(pixels) - 128.0)
+    tiles = _tiles(pixels)
     n, side = tiles.shape[0], tiles.shape[1]
     inner = side - 8 if side > 8 else side
     d, freqs = _dct(), _frequencies()

@@ -95,8 +95,16 @@ class RestoreOptions:
     # "restore" restores it anyway
     not_jpeg: str = "copy"
 
+    def __post_init__(self) -> None:
+        _check_not_jpeg(self.not_jpeg)
+
 
 NOT_JPEG_ACTIONS = ("copy", "skip", "restore")
+
+
+def _check_not_jpeg(value: str) -> None:
+    if value not in NOT_JPEG_ACTIONS:
+        raise ValueError(f"not_jpeg must be one of {', '.join(NOT_JPEG_ACTIONS)}, got {value!r}")
 
 
 @dataclass
@@ -377,12 +385,15 @@ def report_line(report: FileReport, sweep: Sequence[int] | None = None,
     """What `fbcnn restore` prints for a file that did not fail (`name`: how to call the
     input, e.g. the URI it was fetched from; default its path)."""
     name = report.path if name is None else name
+    judged = report.trace is None or report.trace.get("judged", True)
+    why = "no JPEG compression in its pixels" if judged else "too small to tell whether it " \
+        "bears JPEG compression"
     if report.not_jpeg == "skipped":
-        return f"{name}: skipped (no JPEG compression in its pixels)"
+        return f"{name}: skipped ({why})"
     if report.skipped:
         return f"{name}: skipped (output exists)"
     if report.not_jpeg == "copied":
-        return (f"{name}: no JPEG compression in its pixels, copied unchanged "
+        return (f"{name}: {why}, copied unchanged "
                 f"(--not-jpeg restore to restore it) -> "
                 f"{', '.join(str(o) for o in report.outputs)}")
     note = ""

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from ..checkpoints import PROVENANCE_KEY, file_sha256, load_network, save_network
 from ..color import rgb_to_y
 from ..device import pick_device, resolve_precision
-from ..encoders import compress_with, parse_encoder
+from ..encoders import available, compress_with, parse_encoder
 from ..jpeg import compress
 from ..metrics import psnr
 from ..network import FBCNN, network_to_qf, orthogonal_init, qf_to_network
@@ -154,6 +154,14 @@ def load_validation(config: TrainConfig) -> list[np.ndarray]:
     return images
 
 
+def check_validation_encoders(names: list[str]) -> None:
+    """ValueError now for a misspelt or missing encoder, not at the first validation."""
+    for name in names:
+        spec = parse_encoder(name)
+        if not available(spec.name):
+            raise ValueError(f"validation.encoders: {spec.name} is not installed")
+
+
 SENSITIVITY_OFFSET = 40
 
 
@@ -266,6 +274,7 @@ class Trainer:
         images = load_images(find_images(config.data.folders), config.data.patch_size + 8)
         self.sampler = PatchSampler(config.data, images)
         self.batches = self._batches()
+        check_validation_encoders(config.validation.encoders)
         self.val_images = load_validation(config) if self.dist.is_main else []
         self.stop_requested = False
 
