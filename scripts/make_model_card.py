@@ -290,7 +290,12 @@ def section_log(path: Path) -> list[str]:
     if not record:
         return lines + [f"{NOT_MEASURED} (no validation record in `{display_path(path)}`)", ""]
     rows = []
-    for qf, v in sorted(record["val"].items(), key=lambda kv: float(kv[0])):
+    def order(key: str) -> tuple[int, str, float]:
+        """libjpeg rows ('10') first, then other encoders' ('mozjpeg:10'), by QF."""
+        encoder, _, qf = key.rpartition(":")
+        return (1 if encoder else 0, encoder, float(qf))
+
+    for qf, v in sorted(record["val"].items(), key=lambda kv: order(kv[0])):
         try:
             rows.append([str(qf), f"{v['jpeg']:.2f}", f"{v['restored']:.2f}",
                          f"{v['restored'] - v['jpeg']:+.2f}",
