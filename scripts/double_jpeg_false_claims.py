@@ -9,7 +9,10 @@ Also: PNG files holding decoded, shifted double JPEGs (QF1 then QF2, cropped) an
 the analysis from pixels finds QF1 within 5.
 
     python scripts/double_jpeg_false_claims.py [--count 200] [--data ../shared/datasets]
-        [--turned]
+        [--turned] [--sides 64,96x128,128,256,320 --judge-all]
+
+`--sides` writes square (or HxW) crops of those sizes instead, EXIF orientation 1, and
+prints the claims per encoder and size; `--judge-all` lifts the analysis' minimum size.
 """
 
 from __future__ import annotations
@@ -52,7 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--turned", action="store_true",
                         help="analyse the pixels as shown (EXIF orientation applied), as "
                              "fbcnn did before it analysed the stored grid: for comparison")
+    parser.add_argument("--sides", default=None)
+    parser.add_argument("--judge-all", action="store_true")
     args = parser.parse_args(argv)
+    if args.judge_all:
+        from fbcnn import pipeline
+
+        pipeline.DOUBLE_MIN_SIDE, pipeline.DOUBLE_MIN_PIXELS = 1, 0
     if args.turned:
         from fbcnn import pipeline
 
@@ -62,17 +71,22 @@ def main(argv: list[str] | None = None) -> int:
     paths = sorted(p for f in folders for p in f.iterdir())
     encoders = [EncoderSpec("libjpeg"), EncoderSpec("libjpeg", "4:4:4")]
     encoders += [EncoderSpec(n) for n in ("mozjpeg", "jpegli") if available(n)]
-    claims, declined, by_kind = 0, 0, Counter()
+    claims, declined, by_kind, per_size = 0, 0, Counter(), Counter()
+    sizes = [tuple(int(v) for v in (s.split("x") if "x" in s else (s, s)))
+             for s in args.sides.split(",")] if args.sides else []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.count):
             photo = np.asarray(Image.open(paths[int(rng.integers(len(paths)))]).convert("RGB"))
             h, w = photo.shape[:2]
-            side_h, side_w = (int(rng.integers(48, s + 1)) for s in (h, w))
+            if sizes:
+                side_h, side_w = sizes[(i // len(encoders)) % len(sizes)]
+            else:
+                side_h, side_w = (int(rng.integers(48, s + 1)) for s in (h, w))
             y, x = int(rng.integers(0, h - side_h + 1)), int(rng.integers(0, w - side_w + 1))
             crop = np.ascontiguousarray(photo[y:y + side_h, x:x + side_w])
             spec = encoders[i % len(encoders)]
             quality = int(rng.integers(10, 96))
-            orientation = int(rng.integers(1, 9))
+            orientation = 1 if sizes else int(rng.integers(1, 9))
             path = Path(tmp) / f"single_{i}.jpg"
             path.write_bytes(with_orientation(encode_with(spec, crop, quality), orientation))
             verdict = analyse_double(read_image(path))
@@ -80,12 +94,16 @@ def main(argv: list[str] | None = None) -> int:
                 declined += 1
             elif verdict.detected:
                 claims += 1
+                per_size[(spec.label, f"{side_h}x{side_w}")] += 1
                 by_kind[f"{spec.label}, orientation {orientation}, {side_w}x{side_h}, "
                         f"quality {quality}: {verdict.kind} QF1 {verdict.qf1}"] += 1
         print(f"single JPEGs: {args.count}, declined (too small) {declined}, "
               f"false double claims {claims} ({100 * claims / args.count:.1f}%)")
         for what in by_kind:
             print(f"  claim: {what}")
+        if sizes:
+            for (label, size), n in sorted(per_size.items()):
+                print(f"  {label}, {size}: {n} claims")
         found = 0
         for i in range(args.doubles):
             photo = np.asarray(Image.open(paths[int(rng.integers(len(paths)))]).convert("RGB"))
