@@ -189,3 +189,13 @@ def test_inspect_names_tables_outside_ijg(tiny_named_models, tmp_path, clean_pho
     with Image.open(io.BytesIO(encode_with(EncoderSpec(), clean_photo, 30))) as im:
         im.save(tmp_path / "ijg.jpg", quality=30)
     assert "not IJG" not in run("inspect", tmp_path / "ijg.jpg").output
+
+
+def test_bad_not_jpeg_values_are_refused(tmp_path) -> None:
+    with pytest.raises(ValueError, match="not_jpeg must be one of"):
+        pipeline.RestoreOptions(not_jpeg="skp")
+    png = write_png(tmp_path / "shot.png", screenshot())
+    result = CliRunner().invoke(main, ["restore", str(png), "-o", str(tmp_path / "out"),
+                                       "--not-jpeg", "skp"])
+    assert result.exit_code == 2 and "Invalid value for '--not-jpeg'" in result.output
+    assert not (tmp_path / "out").exists()

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-
 from fbcnn.evaluate import evaluate
+from fbcnn.report import sweep_row
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,9 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         for i, q in enumerate(qfs):
             cells = []
             for run in runs:
-                per = [im["restored"]["psnr"] - im["jpeg"]["psnr"]
-                       for im in run["rows"][i]["per_image"]]
-                cells.append(f"{np.mean(per):+.3f} ({np.min(per):+.2f})")
+                row = sweep_row(run["rows"][i])
+                cells.append(f"{row['gain_db']:+.3f} ({row['worst_image_gain_db']:+.2f})")
             print(f"| {encoder} | {q} | " + " | ".join(cells) + " |", flush=True)
     return 0
 

@@ -14,18 +14,15 @@ from __future__ import annotations
 import argparse
 from unittest import mock
 
-import numpy as np
-
 from fbcnn import nearlossless
 from fbcnn.evaluate import evaluate
+from fbcnn.report import sweep_row
 
 
 def gains(result: dict) -> list[tuple[int, float, float]]:
-    out = []
-    for row in result["rows"]:
-        per = [im["restored"]["psnr"] - im["jpeg"]["psnr"] for im in row["per_image"]]
-        out.append((row["qf"], float(np.mean(per)), float(np.min(per))))
-    return out
+    """(quality, mean gain, worst image's gain) per row, as the QF sweeps report them."""
+    rows = [sweep_row(row) for row in result["rows"]]
+    return [(r["qf"], r["gain_db"], r["worst_image_gain_db"]) for r in rows]
 
 
 def main(argv: list[str] | None = None) -> int:
