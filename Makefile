@@ -14,7 +14,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml Makefile src/fbcnn/mozjpeg/package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check "$(TORCH)"
-	$(BIN)/pip install -q --disable-pip-version-check -e ".[test,app,e2e,ray,encoders]"
+	$(BIN)/pip install -q --disable-pip-version-check -e ".[torch,test,app,e2e,ray,encoders,int8]"
 	# MozJPEG (WebAssembly, run under node) for training data and per-encoder evaluation
 	npm ci --silent --no-audit --no-fund --prefix src/fbcnn/mozjpeg
 	touch $@

@@ -106,12 +106,39 @@ def test_onnxruntime_rows_run_the_exported_graph(tmp_path, monkeypatch):
         pytest.skip("needs onnxruntime and onnx")
     monkeypatch.setenv("FBCNN_CACHE_DIR", str(tmp_path))
     result = run_benchmark([("tiny", tiny_model())], sizes=[(64, 80)], threads=1, repeats=1,
-                           tile=0, isolate=False, backends=("torch", "onnx"))
-    torch_row, onnx_row = result["results"]
-    assert (torch_row["backend"], onnx_row["backend"]) == ("torch", "onnx")
-    assert abs(torch_row["predicted_qf"] - onnx_row["predicted_qf"]) < 0.01
-    assert list(tmp_path.rglob("*.onnx"))  # the graph the row ran
-    assert "fp32, onnxruntime" in format_benchmark(result)
+                           tile=0, isolate=False, backends=("torch", "onnx", "openvino"),
+                           openvino_precisions=("fp32", "int8"))
+    torch_row, onnx_row, openvino_row = result["results"]  # no int8 graph: not a shipped model
+    assert [r["backend"] for r in result["results"]] == ["torch", "onnx", "openvino"]
+    for row in (onnx_row, openvino_row):
+        assert abs(torch_row["predicted_qf"] - row["predicted_qf"]) < 0.01
+    assert list(tmp_path.rglob("*.onnx"))  # the graph the rows ran
+    text = format_benchmark(result)
+    assert "fp32, onnxruntime" in text and "fp32, OpenVINO" in text
+
+
+def test_whole_process_rows_beside_a_yardstick(tmp_path) -> None:
+    """Each runtime row a fresh `fbcnn restore` per round beside the yardstick's run; a row
+    that cannot run (here: a tile size it refuses) is named, not fatal."""
+    from fbcnn.benchmark import find_yardstick, format_whole_process, whole_process
+
+    stick = tmp_path / "slow-decoder"
+    stick.write_text("#!/bin/sh\nsleep 0.2\ncp \"$1\" \"$2\"\n")
+    stick.chmod(0o755)
+    assert find_yardstick(str(stick)) == stick and find_yardstick(str(tmp_path)) is None
+    rows = (("default", ()), ("broken", ("--tile", "3")))
+    w = whole_process(rows, yardstick=stick, repeats=2, height=48, width=64, small=16)
+    assert [r["row"] for r in w["rows"]] == ["default", "default, 16x16", "yardstick"]
+    assert "broken" in w["skipped"]
+    by = {r["row"]: r for r in w["rows"]}
+    assert by["yardstick"]["vs_yardstick"] == pytest.approx(1.0)
+    assert 0.2 <= by["yardstick"]["seconds"] < by["default"]["seconds"]
+    ratios = [a / b for a, b in zip(by["default"]["runs"], by["yardstick"]["runs"],
+                                    strict=True)]
+    assert by["default"]["vs_yardstick"] == pytest.approx(sorted(ratios)[0] / 2
+                                                          + sorted(ratios)[1] / 2)
+    text = format_whole_process(w)
+    assert "x slow-decoder's time" in text and "Not run: broken" in text
 
 
 def test_benchmark_command_refuses_an_unknown_backend(tiny_named_models) -> None:
@@ -122,7 +149,7 @@ def test_benchmark_command_refuses_an_unknown_backend(tiny_named_models) -> None
     result = CliRunner().invoke(main, ["benchmark", "--model", "color", "--sizes", "16",
                                        "--no-published", "--no-end-to-end",
                                        "--backends", "torch,tensorflow"])
-    assert result.exit_code == 2 and "expected torch and / or onnx" in result.output
+    assert result.exit_code == 2 and "expected openvino, torch and / or onnx" in result.output
     assert "Traceback" not in result.output and "benchmark color" not in result.output
 
 
@@ -134,5 +161,5 @@ def test_restore_phases_split_the_default_restore(tiny_named_models) -> None:
     assert all(v > 0 for v in p["seconds"].values())  # the analysis ran: a JPEG input
     assert p["total"] == pytest.approx(sum(p["seconds"].values()))
     assert p["analysis_share"] == pytest.approx(p["seconds"]["analysis"] / p["total"])
-    assert p["engine"] in ("torch", "onnx")
+    assert p["engine"] in ("torch", "onnx", "openvino")
     assert f"{p['analysis_share']:.1%}" in format_phases(p)

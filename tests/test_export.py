@@ -210,11 +210,18 @@ def test_onnx_backend_quacks_like_fbcnn(tiny, onnx_files, channels):
 def test_load_model_routes_onnx(tiny, onnx_files):
     from fbcnn.model import load_model
     from fbcnn.onnx_backend import OnnxFBCNN
+    from fbcnn.openvino_backend import OpenVinoFBCNN
 
     photo = make_photo(40, 56)
-    pt = load_model(tiny[3][1], device="cpu")
-    ox = load_model(onnx_files[3, True], device="cpu")
-    assert isinstance(ox.network, OnnxFBCNN) and ox.channels == 3
+    pt = load_model(tiny[3][1], device="cpu", backend="torch", precision="fp32")
+    for runtime, kind in (("onnx", OnnxFBCNN), ("openvino", OpenVinoFBCNN)):
+        graph = load_model(onnx_files[3, True], device="cpu", backend=runtime,
+                           precision="fp32")
+        assert isinstance(graph.network, kind) and graph.backend == runtime
+    # a graph file runs in OpenVINO unless onnxruntime is asked for
+    assert load_model(onnx_files[3, True], device="cpu").backend == "openvino"
+    ox = load_model(onnx_files[3, True], device="cpu", precision="fp32")
+    assert ox.channels == 3
     assert abs(pt.predict_qf(photo) - ox.predict_qf(photo)) < 0.01
     for qf in (None, 25):
         a, b = pt.restore(photo, qf=qf), ox.restore(photo, qf=qf)
@@ -232,8 +239,9 @@ def test_bad_onnx_file_is_a_checkpoint_error(tmp_path):
 
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"not an onnx graph")
-    with pytest.raises(CheckpointError, match="cannot load ONNX model"):
-        load_model(junk, device="cpu")
+    for runtime in ("auto", "onnx", "openvino"):
+        with pytest.raises(CheckpointError, match="cannot load ONNX model"):
+            load_model(junk, device="cpu", backend=runtime)
 
 
 # TorchScript --------------------------------------------------------------------------------

@@ -33,8 +33,8 @@ import click
 import gradio as gr
 
 from . import pipeline
-from .checkpoints import CheckpointError, available_models
 from .imageio import ImageError, ImageTooLarge, LoadedImage, read_image, write_image
+from .modelfiles import CheckpointError, available_models
 from .pipeline import ModelSet
 
 DEFAULT_MAX_MEGAPIXELS = 50.0
@@ -572,9 +572,10 @@ def _private_temp_dir() -> Path:
 
 def serve(host: str = "127.0.0.1", port: int = 7860, device: str = "auto", tile: int = 512,
           max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
-          max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, precision: str = "auto") -> None:
+          max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, precision: str = "auto",
+          backend: str = "auto") -> None:
     """What `fbcnn serve` runs."""
     workdir = _private_temp_dir()
-    demo = build_app(ModelSet(device=device, tile=tile, precision=precision), max_megapixels,
-                     workdir=workdir / "results")
+    models = ModelSet(device=device, tile=tile, precision=precision, backend=backend)
+    demo = build_app(models, max_megapixels, workdir=workdir / "results")
     launch(demo, host, port, max_upload_mb)

@@ -1,25 +1,27 @@
-"""Which engine runs the network: torch, or onnxruntime on a graph exported once and cached.
+"""Which runtime runs the network, and the graph it runs.
 
-On a CPU without native bf16 the network runs in fp32, and there onnxruntime runs this
-architecture 1.3-1.5x faster than torch (docs/benchmarks.md) and starts without importing
-torch (about 1.5 s of every `fbcnn restore`). So `backend="auto"` picks onnxruntime when:
-the device is the CPU (`cpu`, or `auto` on a machine with no NVIDIA device and not a Mac),
-the precision is fp32 (`fp32`, or `auto` on a CPU without AMX / AVX512-BF16, where `auto`
-means fp32 anyway), and onnxruntime and onnx are installed. Elsewhere, torch: CUDA, MPS and
-bf16 CPUs are faster in torch, except for small jobs on a bf16 CPU: there torch in bf16
-computes about 1.5x faster than onnxruntime in fp32, but importing torch costs every process
-about 1.4 s more, so for an image under `BF16_TORCH_MIN_MEGAPIXELS` (when the caller says
-how big, as `pipeline.ModelSet` does per image for `fbcnn restore` and the app) `auto` still
-picks onnxruntime (docs/benchmarks.md). Per image, not per batch: an image's pixels do not
-depend on what else a batch holds.
+Three runtimes: OpenVINO and onnxruntime run the model's ONNX graph on numpy arrays (so
+restoring never imports torch); torch runs the `fbcnn.network.FBCNN` module. `backend="auto"`
+picks:
 
-The graph is the model's `fbcnn export --qf-input` (QF 0 = the image's own prediction),
-written once per weights file into the cache folder (`FBCNN_CACHE_DIR`, else
-`$XDG_CACHE_HOME/fbcnn`, else `~/.cache/fbcnn`) under the weights' sha256, so a changed
-file gets a new graph. Exporting needs torch (a few seconds, the first time only); when the
-cache cannot be written or the export fails, the model runs in torch.
+* **torch** where the device may be a GPU (`cuda`, `mps`, or `auto` on a machine with an
+  NVIDIA device node or a Mac) and torch is installed: CUDA and MPS run through torch;
+* else **OpenVINO** on the CPU: bf16 where the CPU computes it natively (AMX-BF16 or
+  AVX512-BF16), f32 elsewhere, and `--precision int8` (a quantised graph, OpenVINO only).
+  On the 2-core AMD EPYC it runs a 512x512 tile 2.4x faster than onnxruntime (fp32) and
+  needs no torch import (docs/benchmarks.md);
+* else onnxruntime (fp32), else torch.
 
-`FBCNN_BACKEND=torch|onnx|auto` in the environment sets what `auto` means.
+The graph: a shipped model has its graph beside its weights (`color.onnx` next to
+`color.safetensors`, made by `scripts/make_graphs.py`), which reads its tensors straight
+from the safetensors file (ONNX external data) and records the file's sha256
+(`GRAPH_WEIGHTS_KEY`); a graph whose hash does not match is not used. Any other weights file
+is exported once (torch needed, a few seconds) into the cache folder (`FBCNN_CACHE_DIR`,
+else `$XDG_CACHE_HOME/fbcnn`, else `~/.cache/fbcnn`) under its sha256, so a changed file
+gets a new graph. The int8 graph of a shipped model is `<name>.int8.xml` / `.bin`
+(OpenVINO IR, `scripts/make_int8_graphs.py`).
+
+`FBCNN_BACKEND=openvino|onnx|torch|auto` in the environment sets what `auto` means.
 """
 
 from __future__ import annotations
@@ -31,12 +33,13 @@ from pathlib import Path
 
 from .modelfiles import file_sha256
 
-BACKENDS = ("auto", "torch", "onnx")
+BACKENDS = ("auto", "openvino", "onnx", "torch")
+PRECISIONS = ("auto", "fp32", "bf16", "int8")  # int8: OpenVINO's quantised graph
 GRAPH_VERSION = 1  # bump when the cached graph's contract changes
-# On a CPU with native bf16 (AMD EPYC with AVX512-BF16, `fbcnn restore` whole process): torch
-# bf16 restores 1.0 s / MP and starts in 1.9 s, onnxruntime fp32 1.6 s / MP and 0.5 s, so
-# torch pays for its start-up from about 2.4 MP on.
-BF16_TORCH_MIN_MEGAPIXELS = 2.0
+GRAPH_WEIGHTS_KEY = "fbcnn.weights_sha256"  # metadata of a graph made for one weights file
+INT8_SUFFIX = ".int8.xml"
+INT8_NEEDS = ("--precision int8 runs the model's quantised graph in OpenVINO "
+              "(--backend auto or openvino, on the CPU)")
 
 
 def cache_dir() -> Path:
@@ -46,8 +49,20 @@ def cache_dir() -> Path:
     return Path(base) / "fbcnn"
 
 
+def installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
 def onnxruntime_installed() -> bool:
-    return all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "onnx"))
+    return installed("onnxruntime")
+
+
+def openvino_installed() -> bool:
+    return installed("openvino")
+
+
+def torch_installed() -> bool:
+    return installed("torch")
 
 
 def _may_have_gpu() -> bool:
@@ -55,12 +70,7 @@ def _may_have_gpu() -> bool:
     return sys.platform == "darwin" or Path("/dev/nvidiactl").exists()
 
 
-def choose_backend(backend: str, device: str, precision: str,
-                   megapixels: float | None = None) -> str:
-    """'torch' or 'onnx' for a model in a .safetensors / .pth file (see the module doc).
-    `megapixels`: the size of the image to restore, when known (None: a big one)."""
-    from .device import PRECISIONS
-
+def _check(backend: str, precision: str) -> str:
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if precision not in PRECISIONS:
@@ -71,30 +81,65 @@ def choose_backend(backend: str, device: str, precision: str,
         if backend not in BACKENDS:
             raise ValueError(f"FBCNN_BACKEND must be one of {', '.join(BACKENDS)}, "
                              f"got {backend!r}")
-    if backend == "onnx":
-        if device not in ("auto", "cpu") or precision == "bf16":
+    return backend
+
+
+def choose_backend(backend: str, device: str, precision: str,
+                   megapixels: float | None = None) -> str:
+    """'openvino', 'onnx' or 'torch' for a model in a .safetensors / .pth file (see the
+    module doc). `megapixels` is accepted for callers of earlier versions; the choice no
+    longer depends on the image's size."""
+    backend = _check(backend, precision)
+    on_cpu = device in ("auto", "cpu")
+    if precision == "int8" and (backend not in ("auto", "openvino") or not on_cpu):
+        raise ValueError(INT8_NEEDS)
+    if backend != "auto" or precision == "int8":
+        return _asked(backend if backend != "auto" else "openvino", on_cpu, precision)
+    gpu = not on_cpu or (device == "auto" and _may_have_gpu())
+    if gpu and (torch_installed() or not on_cpu):
+        return "torch"
+    if openvino_installed():
+        return "openvino"
+    if onnxruntime_installed() and precision != "bf16":
+        return "onnx"
+    return "torch"
+
+
+def _asked(backend: str, on_cpu: bool, precision: str) -> str:
+    """The runtime asked for by name, once it is known to be usable (else ValueError)."""
+    if backend == "openvino":
+        if not on_cpu:
+            raise ValueError("the openvino backend runs on the CPU (use --device cpu, or "
+                             "--backend torch for a GPU)")
+        if not openvino_installed():
+            needs = INT8_NEEDS if precision == "int8" else "the openvino backend needs OpenVINO"
+            raise ValueError(f"{needs}: pip install openvino")
+    elif backend == "onnx":
+        if not on_cpu or precision == "bf16":
             raise ValueError("the onnx backend runs on the CPU in fp32 "
                              "(use --device cpu --precision fp32, or --backend torch)")
         if not onnxruntime_installed():
-            raise ValueError("the onnx backend needs onnxruntime and onnx: "
-                             "pip install onnxruntime onnx")
-        return "onnx"
-    if backend == "torch":
-        return "torch"
-    from .device import cpu_has_native_bf16
+            raise ValueError("the onnx backend needs onnxruntime: pip install onnxruntime")
+    return backend
 
-    if device not in ("auto", "cpu") or (device == "auto" and _may_have_gpu()):
-        return "torch"
-    if precision == "bf16":
-        return "torch"
-    if precision == "auto" and cpu_has_native_bf16() and (
-            megapixels is None or megapixels >= BF16_TORCH_MIN_MEGAPIXELS):
-        return "torch"
-    return "onnx" if onnxruntime_installed() else "torch"
+
+def shipped_graph(weights: Path, precision: str = "auto") -> Path | None:
+    """The graph made for `weights` and kept beside it (`<stem>.onnx`, or for int8
+    `<stem>.int8.xml`), if there is one. Whether it matches the file's bytes is checked
+    when it is loaded (`graph_matches`)."""
+    if weights.suffix.lower() != ".safetensors":
+        return None
+    graph = weights.with_name(weights.stem + (INT8_SUFFIX if precision == "int8" else ".onnx"))
+    return graph if graph.is_file() else None
+
+
+def graph_matches(metadata: dict[str, str], weights: Path) -> bool:
+    """True when a graph's metadata names the sha256 of `weights` (so it runs those weights)."""
+    return metadata.get(GRAPH_WEIGHTS_KEY) == file_sha256(weights)
 
 
 def cached_graph(weights: str | Path) -> Path:
-    """The ONNX graph of a weights file, exported into the cache on first use.
+    """The ONNX graph of a weights file, exported into the cache on first use (needs torch).
     Raises OSError when the cache cannot be written, ExportError / CheckpointError when
     the export fails."""
     weights = Path(weights)
@@ -102,6 +147,9 @@ def cached_graph(weights: str | Path) -> Path:
     path = cache_dir() / "onnx" / f"{weights.stem}-{digest}-v{GRAPH_VERSION}.onnx"
     if path.is_file():
         return path
+    if not torch_installed():
+        raise OSError(f"running {weights.name} as a graph needs a one-time export with torch "
+                      "(pip install 'fbcnn[torch]')")
     path.parent.mkdir(parents=True, exist_ok=True)
     from .export import export_model
 

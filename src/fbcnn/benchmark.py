@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from .jpeg import grid_multiple
+from .modelfiles import NAMED_MODELS, named_model_path
 from .network import FBCNN, FBCNNConfig
 from .restore import DEFAULT_TILE, Restorer
 
@@ -191,7 +192,7 @@ def measure(network: FBCNN, height: int, width: int, *, device: str = "cpu",
         "threads": torch.get_num_threads(),
         "device": "cpu" if restorer.on_numpy else str(restorer.device),
         "precision": restorer.precision,
-        "backend": "onnx" if restorer.on_numpy else "torch",
+        "backend": str(getattr(network, "runtime", "torch")),
         "predicted_qf": out.predicted_qf,
     }
 
@@ -204,12 +205,12 @@ def _worker() -> None:
     if job.get("threads"):
         torch.set_num_threads(int(job["threads"]))
     network = load_network(job["weights"]).network
-    if job.get("backend") == "onnx":  # the graph `fbcnn restore` runs (exported untimed)
-        from .backend import cached_graph
-        from .onnx_backend import OnnxFBCNN
+    if job.get("backend") in ("onnx", "openvino"):  # the graph `fbcnn restore` runs
+        from .model import _graph_of
 
-        network = OnnxFBCNN(cached_graph(job["weights"]), device="cpu",  # type: ignore[assignment]
-                            threads=int(job.get("threads") or 0))
+        network = _graph_of(Path(job["weights"]), job["backend"],  # type: ignore[assignment]
+                            job.get("precision", "auto"))
+        network.set_threads(int(job.get("threads") or 0))
     result = measure(network, job["height"], job["width"], device=job["device"],
                      threads=job.get("threads"), repeats=job["repeats"], tile=job["tile"],
                      precision=job.get("precision", "fp32"))
@@ -240,7 +241,7 @@ def _one(network: FBCNN, name: str, weights: Path, height: int, width: int, devi
     if progress:
         print(f"benchmark {name} {width}x{height} {'tile ' + str(mode) if mode else 'untiled'} "
               f"{precision} {backend}", file=sys.stderr, flush=True)
-    if isolate or backend == "onnx":
+    if isolate or backend != "torch":
         if not weights.is_file():
             from .checkpoints import save_network
 
@@ -261,7 +262,8 @@ def run_benchmark(models: Sequence[tuple[str, FBCNN]],
                   threads: int | None = None, repeats: int = 3, tile: int | None = None,
                   *, isolate: bool = True, progress: bool = False,
                   precisions: Sequence[str] = ("fp32",),
-                  backends: Sequence[str] = ("torch",)) -> dict:
+                  backends: Sequence[str] = ("torch",),
+                  openvino_precisions: Sequence[str] = ("auto", "int8")) -> dict:
     """Megapixels/s and peak memory of each (name, network) at each (height, width) size,
     untiled and, for sizes with a side longer than the tile, tiled.
 
@@ -270,8 +272,10 @@ def run_benchmark(models: Sequence[tuple[str, FBCNN]],
     measurement (see the module doc for why); False measures in this process (quicker,
     memory less reliable). `precisions`: each model is measured in each ('fp32', 'bf16',
     'auto'); a model named with "published" is measured in fp32 only (as released).
-    `backends`: 'torch' and / or 'onnx' (the model's exported graph in onnxruntime, what
-    `fbcnn restore` runs for fp32 on the CPU; fp32 only, always in a fresh process).
+    `backends`: 'torch', 'onnx' (the model's graph in onnxruntime, fp32) and / or
+    'openvino' (the graph in OpenVINO, what `fbcnn restore` runs on the CPU, in each of
+    `openvino_precisions`; int8 for shipped models only); graph runtimes always run in a
+    fresh process.
     """
     tile_side = DEFAULT_TILE if tile is None else int(tile)
     if repeats < 1:
@@ -282,7 +286,9 @@ def run_benchmark(models: Sequence[tuple[str, FBCNN]],
     with tempfile.TemporaryDirectory(prefix="fbcnn-bench-") as tmp:
         for index, (name, network) in enumerate(models):
             weights = Path(tmp, f"model{index}.safetensors")
-            if isolate:
+            if name in NAMED_MODELS:  # the shipped file: its graphs (and int8 graph) beside it
+                weights = named_model_path(name)
+            elif isolate:
                 from .checkpoints import save_network
 
                 save_network(network, weights)
@@ -296,6 +302,9 @@ def run_benchmark(models: Sequence[tuple[str, FBCNN]],
                         else []
                     if "onnx" in backends and "published" not in name:
                         runs.append(("fp32", "onnx"))
+                    if "openvino" in backends and "published" not in name:
+                        runs += [(p, "openvino") for p in openvino_precisions
+                                 if p != "int8" or name in NAMED_MODELS]
                     for precision, engine in runs:
                         row = _one(network, name, weights, height, width, device, threads,
                                    repeats, mode, precision, isolate, progress, engine)
@@ -335,13 +344,15 @@ def format_benchmark(result: dict) -> str:
         lines.append(
             f"| {r['model']} | {r['parameters'] / 1e6:.2f} M | {r['width']}x{r['height']} | "
             f"{tiling} | {r['tiles']} | {r.get('precision', 'fp32')}"
-            f"{', onnxruntime' if r.get('backend') == 'onnx' else ''} | {r['seconds']:.3f} | "
+            f"{RUNTIME_NAMES.get(r.get('backend', 'torch'), '')} | {r['seconds']:.3f} | "
             f"{r['megapixels_per_s']:.3f} | {r['peak_memory_mib']:.0f} |")
     for e in result.get("end_to_end", []):
         lines.append("")
         lines.append(format_end_to_end(e))
     if result.get("phases"):
         lines += ["", format_phases(result["phases"])]
+    if result.get("whole_process"):
+        lines += ["", format_whole_process(result["whole_process"])]
     return "\n".join(lines)
 
 
@@ -358,7 +369,7 @@ def _timed_command(args: list[str]) -> tuple[float, float]:
                           text=True, check=False)
     seconds, maxrss_kib, code = done.stdout.split()[-3:]
     if code != "0":
-        raise RuntimeError(f"{' '.join(args)} failed")
+        raise RuntimeError(f"{' '.join(args[-6:])} failed")
     return float(seconds), float(maxrss_kib) / 1024
 
 
@@ -467,3 +478,92 @@ def format_end_to_end(e: dict) -> str:
             + "), so "
             f"{e['megapixels_per_s_after_startup']:.2f} MP/s after start-up; peak RSS "
             f"{e['peak_rss_mib']:.0f} MiB.")
+
+
+# ---------------------------------------------------- whole process, beside a yardstick
+
+RUNTIME_NAMES = {"onnx": ", onnxruntime", "openvino": ", OpenVINO", "torch": ""}
+# the runtimes `fbcnn restore` can run, as a user picks them (label, extra options)
+RUNTIME_ROWS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("default", ()),
+    ("int8", ("--precision", "int8")),
+    ("onnxruntime", ("--backend", "onnx", "--precision", "fp32")),
+    ("torch", ("--backend", "torch")),
+)
+
+
+def find_yardstick(path: str | None = None) -> Path | None:
+    """The classical decoder timed beside `fbcnn restore` (knusperli): `path`, else
+    `knusperli` on the PATH; None when there is none."""
+    import shutil
+
+    found = path if path else shutil.which("knusperli")
+    return Path(found) if found and Path(found).is_file() and os.access(found, os.X_OK) \
+        else None
+
+
+def whole_process(rows: Sequence[tuple[str, Sequence[str]]] = RUNTIME_ROWS,
+                  yardstick: Path | None = None, repeats: int = 5, height: int = 1536,
+                  width: int = 2048, small: int = 64) -> dict:
+    """`fbcnn restore photo.jpg -o out` in a fresh process per run, once per row per round,
+    each round beside one run of `yardstick in.jpg out.png` (interleaved, so a drift of
+    the machine's speed hits both): per row the median seconds, peak RSS and the median of
+    the per-round ratios to the yardstick; also the default on a `small`-pixel JPEG (what
+    every run pays before the first pixel). The photo is the colour test image at QF 20."""
+    from PIL import Image
+
+    with tempfile.TemporaryDirectory(prefix="fbcnn-whole-") as tmp:
+        photo, tiny = Path(tmp, "photo.jpg"), Path(tmp, "small.jpg")
+        Image.fromarray(sample_image(height, width, 3)).save(photo, quality=20)
+        Image.fromarray(sample_image(small, small, 3)).save(tiny, quality=20)
+        fbcnn = [sys.executable, "-m", "fbcnn", "restore", "-o", str(Path(tmp, "out")),
+                 "--overwrite"]
+        jobs: list[tuple[str, list[str]]] = [
+            (label, [*fbcnn, *extra, str(photo)]) for label, extra in rows]
+        jobs.append((f"default, {small}x{small}", [*fbcnn, str(tiny)]))
+        if yardstick is not None:
+            jobs.append(("yardstick", [str(yardstick), str(photo), str(Path(tmp, "k.png"))]))
+        skipped: dict[str, str] = {}
+        for label, command in list(jobs):  # warm-up: caches (graphs, compiled models, files)
+            try:
+                _timed_command(command)
+            except RuntimeError as e:  # a runtime this install lacks: say so, go on
+                skipped[label] = str(e)
+                jobs.remove((label, command))
+        times: dict[str, list[float]] = {label: [] for label, _ in jobs}
+        peaks: dict[str, float] = {label: 0.0 for label, _ in jobs}
+        for _ in range(max(1, repeats)):
+            for label, command in jobs:
+                seconds, peak = _timed_command(command)
+                times[label].append(seconds)
+                peaks[label] = max(peaks[label], peak)
+    out = []
+    for label, _ in jobs:
+        row = {"row": label, "seconds": statistics.median(times[label]), "runs": times[label],
+               "peak_rss_mib": peaks[label]}
+        if yardstick is not None:
+            ratios = [a / b for a, b in zip(times[label], times["yardstick"], strict=True)]
+            row["vs_yardstick"] = statistics.median(ratios)
+        out.append(row)
+    return {"height": height, "width": width, "small": small, "repeats": max(1, repeats),
+            "yardstick": None if yardstick is None else yardstick.name, "rows": out,
+            "skipped": skipped}
+
+
+def format_whole_process(w: dict) -> str:
+    stick = w["yardstick"]
+    lines = [f"Whole process, `fbcnn restore photo.jpg -o out` on a {w['width']}x{w['height']} "
+             f"colour JPEG (QF 20), a fresh process per run, medians of {w['repeats']} "
+             "interleaved rounds" + (f", each beside one run of {stick}" if stick else
+                                     " (no yardstick found: pass --yardstick PATH)") + ".", "",
+             "| run | options | seconds | peak RSS (MiB) |"
+             + (f" x {stick}'s time |" if stick else ""),
+             "| --- | --- | --- | --- |" + (" --- |" if stick else "")]
+    options = dict(RUNTIME_ROWS)
+    for r in w["rows"]:
+        extra = " ".join(options.get(r["row"], ())) or ("-" if r["row"] != "yardstick" else "")
+        ratio = f" {r['vs_yardstick']:.2f} |" if stick else ""
+        lines.append(f"| {r['row']} | {extra} | {r['seconds']:.2f} | {r['peak_rss_mib']:.0f} |"
+                     + ratio)
+    lines += [f"\nNot run: {label} ({reason})." for label, reason in w.get("skipped", {}).items()]
+    return "\n".join(lines)

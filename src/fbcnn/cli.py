@@ -114,13 +114,14 @@ TILE_OPTION = click.option(
     "--tile", type=click.IntRange(min=0), default=512, show_default=True, callback=check_tile,
     help="Largest tile side for big images (0: whole image at once; else >= 64).")
 PRECISION_OPTION = click.option(
-    "--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto",
+    "--precision", type=click.Choice(["auto", "fp32", "bf16", "int8"]), default="auto",
     show_default=True, help="auto: bf16 where the hardware computes it natively (CUDA, "
-    "AMX / AVX512-BF16 CPUs), else fp32.")
+    "AMX / AVX512-BF16 CPUs), else fp32. int8: a shipped model's quantised graph in "
+    "OpenVINO (faster on the CPU, about 0.1 dB less; docs/benchmarks.md).")
 BACKEND_OPTION = click.option(
-    "--backend", type=click.Choice(["auto", "torch", "onnx"]), default="auto",
-    show_default=True, help="What runs the network. auto: onnxruntime for fp32 on the CPU "
-    "(faster there; the model's graph is exported once into ~/.cache/fbcnn), else torch.")
+    "--backend", type=click.Choice(["auto", "openvino", "onnx", "torch"]), default="auto",
+    show_default=True, help="What runs the network. auto: OpenVINO on the CPU (no torch "
+    "needed), torch on a GPU; onnx: onnxruntime (fp32).")
 
 
 def _physical_cores() -> int:
@@ -476,16 +477,22 @@ def evaluate(data: str, gray: bool, qf_text: str | None, double_text: str | None
 @click.option("--precision", "precisions", default="fp32,bf16", show_default=True,
               help="Precisions to measure the models in (comma-separated: fp32, bf16, auto); "
                    "the published-size architecture runs in fp32, as released.")
-@click.option("--backends", default="torch,onnx", show_default=True,
-              help="What runs the network rows: torch (in each --precision) and / or onnx "
-                   "(onnxruntime, fp32; what `fbcnn restore` runs for fp32 on the CPU).")
+@click.option("--backends", default="openvino,torch,onnx", show_default=True,
+              help="What runs the network rows: openvino (what `fbcnn restore` runs on the "
+                   "CPU: auto precision, and int8 for shipped models), torch (in each "
+                   "--precision) and / or onnx (onnxruntime, fp32).")
 @click.option("--end-to-end/--no-end-to-end", default=True, show_default=True,
               help="Also time `fbcnn restore` whole-process on a 2048x1536 JPEG (default "
-                   "settings), with its start-up and peak memory.")
+                   "settings), with its start-up and peak memory, and in each runtime "
+                   "(default, int8, onnxruntime, torch) beside the --yardstick.")
+@click.option("--yardstick", type=click.Path(dir_okay=False), default=None,
+              help="A classical decoder run as `PROGRAM in.jpg out.png` in the same rounds as "
+                   "the whole-process rows, which then give their time as a multiple of its "
+                   "[default: knusperli on the PATH; none: rows without the ratio].")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
 def benchmark(model_names: tuple[str, ...], sizes: str, published: bool, device: str,
               threads: int | None, repeats: int, tile: int, precisions: str, backends: str,
-              end_to_end: bool, json_path: str | None) -> None:
+              end_to_end: bool, yardstick: str | None, json_path: str | None) -> None:
     """Megapixels per second and peak memory per model, size, tiled and untiled, in each
     precision; and the end-to-end restore of a photo."""
     from .benchmark import format_benchmark, published_architecture, run_benchmark
@@ -506,16 +513,23 @@ def benchmark(model_names: tuple[str, ...], sizes: str, published: bool, device:
         raise click.BadParameter(f"expected fp32, bf16 or auto, got '{precisions}'",
                                  param_hint="--precision")
     engines = [b.strip() for b in backends.split(",") if b.strip()]
-    if not engines or any(b not in ("torch", "onnx") for b in engines):
-        raise click.BadParameter(f"expected torch and / or onnx, got '{backends}'",
+    if not engines or any(b not in ("torch", "onnx", "openvino") for b in engines):
+        raise click.BadParameter(f"expected openvino, torch and / or onnx, got '{backends}'",
                                  param_hint="--backends")
-    if "onnx" in engines and not device.startswith("cpu"):
-        engines.remove("onnx")
-    if "onnx" in engines:
-        from .backend import onnxruntime_installed
+    from .backend import onnxruntime_installed, openvino_installed
 
-        if not onnxruntime_installed():
-            raise click.ClickException("--backends onnx needs onnxruntime and onnx")
+    for graph_engine, present in (("onnx", onnxruntime_installed),
+                                  ("openvino", openvino_installed)):
+        if graph_engine in engines and not device.startswith("cpu"):
+            engines.remove(graph_engine)
+        elif graph_engine in engines and not present():
+            raise click.ClickException(f"--backends {graph_engine} needs it installed")
+    from .benchmark import find_yardstick
+
+    stick = find_yardstick(yardstick)
+    if yardstick and stick is None:
+        raise click.BadParameter(f"{yardstick} is not an executable file",
+                                 param_hint="--yardstick")
     result = run_benchmark(models, [(s, s) for s in sides], device=device, threads=threads,
                            repeats=repeats, tile=tile, progress=True, precisions=chosen,
                            backends=engines)
@@ -524,10 +538,10 @@ def benchmark(model_names: tuple[str, ...], sizes: str, published: bool, device:
 
         rows = [time_end_to_end(repeats=repeats, precision=p)
                 for p in dict.fromkeys(["auto", *chosen])]
-        if len(engines) > 1:  # the default path in the other engine, for comparison
-            rows.append(time_end_to_end(repeats=repeats, precision="fp32",
-                                        extra=("--backend", "torch")))
         result["end_to_end"] = rows
+        from .benchmark import whole_process
+
+        result["whole_process"] = whole_process(yardstick=stick, repeats=repeats)
     click.echo(format_benchmark(result))
     if json_path:
         write_json(json_path, result)
@@ -571,12 +585,13 @@ def export_command(model_name: str, fmt: str, output: str, qf_input: bool,
 @click.option("--device", type=DEVICES, default="auto", show_default=True)
 @TILE_OPTION
 @PRECISION_OPTION
+@BACKEND_OPTION
 @click.option("--max-megapixels", type=click.FloatRange(min=0, min_open=True), default=50.0,
               show_default=True, help="Refuse bigger images (with a message).")
 @click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True), default=200.0,
               show_default=True, help="Refuse bigger uploads.")
-def serve(host: str, port: int, device: str, tile: int, precision: str, max_megapixels: float,
-          max_upload_mb: float) -> None:
+def serve(host: str, port: int, device: str, tile: int, precision: str, backend: str,
+          max_megapixels: float, max_upload_mb: float) -> None:
     """Open the web app: upload a JPEG, compare before/after, download the PNG.
 
     Needs the app extra: pip install 'fbcnn[app]'. Requests run one at a time (queued); the
@@ -590,7 +605,7 @@ def serve(host: str, port: int, device: str, tile: int, precision: str, max_mega
             raise
         raise click.ClickException("the web app needs Gradio: pip install 'fbcnn[app]'") from None
     app.serve(host=host, port=port, device=device, tile=tile, max_megapixels=max_megapixels,
-              max_upload_mb=max_upload_mb, precision=precision)
+              max_upload_mb=max_upload_mb, precision=precision, backend=backend)
 
 
 @main.group()

@@ -356,3 +356,78 @@ def export_model(model: str | Path, fmt: str, output: str | Path, qf_input: bool
         return export_onnx(loaded.network, output, qf_input=qf_input,
                            opset=DEFAULT_OPSET if opset is None else opset, source=source)
     return export_torchscript(loaded.network, output, qf_input=qf_input, source=source)
+
+
+# The graph shipped beside a weights file ---------------------------------------------------
+
+def _safetensors_layout(path: Path) -> tuple[int, dict[str, dict[str, object]]]:
+    """(where the tensor bytes start, the header's entries) of a safetensors file."""
+    import struct
+
+    with open(path, "rb") as f:
+        (size,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(size))
+    header.pop("__metadata__", None)
+    return 8 + size, header
+
+
+def export_graph_on_weights(weights: str | Path, output: str | Path | None = None) -> Path:
+    """Write the ONNX graph of a .safetensors model beside it (`<stem>.onnx`, or `output` in
+    the same folder) whose tensors are read from the safetensors file itself (ONNX external
+    data at the tensors' offsets), so the graph is a few tens of kB, cannot drift from the
+    weights, and runs without torch. Its metadata records the weights' sha256
+    (`fbcnn.backend.GRAPH_WEIGHTS_KEY`). Checked against the embedded export in onnxruntime:
+    the same outputs, bit for bit."""
+    import tempfile
+
+    import onnx
+    from onnx import TensorProto, numpy_helper
+
+    from .backend import GRAPH_WEIGHTS_KEY
+    from .modelfiles import file_sha256
+
+    weights = Path(weights)
+    target = Path(output) if output is not None else weights.with_suffix(".onnx")
+    if weights.suffix.lower() != ".safetensors":
+        raise ExportError(f"{weights} is not a .safetensors file")
+    if target.resolve().parent != weights.resolve().parent:
+        raise ExportError("the graph must sit beside its weights file (it reads them)")
+    start, header = _safetensors_layout(weights)
+    data = weights.read_bytes()
+    with tempfile.TemporaryDirectory() as folder:
+        embedded = Path(folder) / "embedded.onnx"
+        export_model(weights, "onnx", embedded, qf_input=True)
+        model = onnx.load(str(embedded))
+        for init in model.graph.initializer:
+            entry = header.get(init.name.removeprefix("network."))
+            if entry is None or entry["dtype"] != "F32":
+                continue  # a constant of the graph's own: stays inside it
+            a, b = entry["data_offsets"]  # type: ignore[misc]
+            if data[start + a:start + b] != numpy_helper.to_array(init).astype("<f4").tobytes():
+                raise ExportError(f"tensor {init.name} of the export differs from the file")
+            init.ClearField("raw_data")
+            init.data_location = TensorProto.EXTERNAL
+            del init.external_data[:]
+            for key, value in (("location", weights.name), ("offset", str(start + a)),
+                               ("length", str(b - a))):
+                init.external_data.add(key=key, value=value)
+        model.metadata_props.add(key=GRAPH_WEIGHTS_KEY, value=file_sha256(weights))
+        with _atomic_target(target) as tmp:
+            onnx.save(model, str(tmp))
+            _check_same_outputs(tmp, embedded)  # tmp sits beside the weights too
+    return target
+
+
+def _check_same_outputs(graph: Path, embedded: Path) -> None:
+    """`graph` (beside the weights it reads) gives the embedded export's outputs exactly."""
+    import numpy as np
+    import onnxruntime as ort
+
+    a = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
+    b = ort.InferenceSession(str(embedded), providers=["CPUExecutionProvider"])
+    channels = a.get_inputs()[0].shape[1]
+    feed = {"image": np.random.default_rng(0).random((2, channels, 24, 40), dtype=np.float32),
+            "qf": np.array([[0.0], [30.0]], np.float32)}
+    for x, y in zip(a.run(None, feed), b.run(None, feed), strict=True):
+        if not np.array_equal(x, y):
+            raise ExportError("the graph on the weights file differs from the export")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -14,6 +14,9 @@ from .consistency import JpegTables
 from .jpeg import grid_multiple, subsampling_of
 from .modelfiles import NAMED_MODELS, resolve_model, training_patch_size
 from .restore import DEFAULT_TILE, Backend, Progress, Restorer
+
+if TYPE_CHECKING:
+    from .onnx_backend import GraphFBCNN
 
 API_MODES = ("L", "LA", "RGB", "RGBA")
 
@@ -44,8 +47,8 @@ class Model:
 
     @property
     def backend(self) -> str:
-        """'onnx' (onnxruntime) or 'torch'."""
-        return "onnx" if self.restorer.on_numpy else "torch"
+        """What runs the network: 'openvino', 'onnx' (onnxruntime) or 'torch'."""
+        return str(getattr(self.network, "runtime", "torch"))
 
     def set_threads(self, threads: int) -> None:
         """CPU threads the network may use (batches split the cores between images)."""
@@ -127,33 +130,33 @@ def load_model(name_or_path: str | Path = "color", device: str = "auto",
                tile: int | None = DEFAULT_TILE, precision: str = "auto",
                backend: str = "auto", megapixels: float | None = None) -> Model:
     """A shipped model by name ('color', 'gray', 'color-double', 'gray-double') or a
-    checkpoint file (.safetensors, or the published .pth files), or an exported .onnx file
-    (run with onnxruntime; see `fbcnn.export`). `precision`: 'auto' (bf16 where the
-    hardware computes it natively, else fp32), 'fp32' or 'bf16'. `backend`: 'auto'
-    (onnxruntime for fp32 on the CPU, else torch: see `fbcnn.backend`), 'torch' or 'onnx'.
-    `megapixels`: the size of the images it will restore, if known (it decides 'auto' for
-    small images on bf16 CPUs)."""
-    from .backend import cached_graph, choose_backend
-    from .onnx_backend import OnnxFBCNN
+    checkpoint file (.safetensors, or the published .pth files), or an exported .onnx graph
+    (or OpenVINO .xml). `precision`: 'auto' (bf16 where the hardware computes it natively,
+    else fp32), 'fp32', 'bf16' or 'int8' (a shipped model's quantised graph, in OpenVINO).
+    `backend`: 'auto' (OpenVINO on the CPU, torch on a GPU: see `fbcnn.backend`),
+    'openvino', 'onnx' or 'torch'. `megapixels` is accepted for earlier callers and unused."""
+    from .backend import choose_backend
 
     path = resolve_model(name_or_path)
     name = str(name_or_path) if str(name_or_path) in NAMED_MODELS else path.name
-    if path.suffix.lower() == ".onnx":  # an `fbcnn export --format onnx` file: onnxruntime
-        return Model(OnnxFBCNN(path, device=device), name=name, device=device, tile=tile)
+    if path.suffix.lower() in (".onnx", ".xml"):  # a graph: OpenVINO or onnxruntime
+        network = _graph_file(path, device, precision, backend)
+        return Model(network, name=name, device=str(network.device), tile=tile)
     chosen = choose_backend(backend, device, precision, megapixels)
     qf_tile = training_patch_size(path)  # the QF is read at the size the model learned on
-    if chosen == "onnx":
+    if chosen != "torch":
         try:
-            graph = cached_graph(path)
-            network = OnnxFBCNN(graph, device="cpu")
+            network = _graph_of(path, chosen, precision)
         except (OSError, ValueError, RuntimeError) as e:
-            if backend == "onnx" or os.environ.get("FBCNN_BACKEND") == "onnx":
+            explicit = chosen if backend != "auto" or precision == "int8" else \
+                os.environ.get("FBCNN_BACKEND")
+            if explicit in ("onnx", "openvino") or precision == "int8":
                 from .modelfiles import CheckpointError
 
                 reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                raise CheckpointError(f"cannot run {path} in onnxruntime: {reason}") from None
-            # no cache to write, or no export of this file: torch, as before (a bad
-            # checkpoint then fails below with its own message)
+                raise CheckpointError(f"cannot run {path} in {chosen}: {reason}") from None
+            # no graph and no cache to export one into: torch (a bad checkpoint then fails
+            # below with its own message)
         else:
             return Model(network, name=name, device="cpu", tile=tile, qf_tile=qf_tile)
     from .checkpoints import load_network
@@ -161,3 +164,48 @@ def load_model(name_or_path: str | Path = "color", device: str = "auto",
     loaded = load_network(path)
     return Model(loaded.network, name=name, device=device, tile=tile, precision=precision,
                  qf_tile=qf_tile)
+
+
+def _graph_file(path: Path, device: str, precision: str, backend: str) -> GraphFBCNN:
+    """An exported graph file in the runtime asked for (auto: OpenVINO on the CPU)."""
+    from .backend import _check, onnxruntime_installed, openvino_installed
+    from .onnx_backend import OnnxFBCNN
+    from .openvino_backend import OpenVinoFBCNN
+
+    backend = _check(backend, precision)
+    ir = path.suffix.lower() == ".xml"
+    if backend == "torch":
+        raise ValueError(f"{path.name} is an exported graph: run it with --backend openvino "
+                         "or onnx")
+    if backend == "openvino" or ir or (
+            backend == "auto" and device in ("auto", "cpu") and openvino_installed()):
+        if backend == "onnx":
+            raise ValueError(f"{path.name} is an OpenVINO graph: run it with --backend openvino")
+        return OpenVinoFBCNN(path, precision="auto" if precision == "int8" else precision)
+    if not onnxruntime_installed():
+        raise ValueError("running .onnx graphs needs OpenVINO or onnxruntime: "
+                         "pip install openvino")
+    return OnnxFBCNN(path, device=device)
+
+
+def _graph_of(weights: Path, runtime: str, precision: str) -> GraphFBCNN:
+    """The weights' graph in `runtime`: the one shipped beside them if it was made for these
+    bytes, else (not for int8) the graph exported into the cache."""
+    from .backend import cached_graph, graph_matches, shipped_graph
+    from .onnx_backend import OnnxFBCNN
+    from .openvino_backend import OpenVinoFBCNN
+
+    def open_graph(graph: Path) -> GraphFBCNN:
+        if runtime == "openvino":
+            return OpenVinoFBCNN(graph, precision=precision)
+        return OnnxFBCNN(graph, device="cpu")
+
+    shipped = shipped_graph(weights, precision)
+    if shipped is not None:
+        network = open_graph(shipped)
+        if graph_matches(network.metadata, weights):
+            return network
+    if precision == "int8":
+        raise ValueError(f"no int8 graph made for {weights.name} (the shipped models have "
+                         "one: scripts/make_int8_graphs.py)")
+    return open_graph(cached_graph(weights))

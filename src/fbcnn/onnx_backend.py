@@ -1,20 +1,22 @@
-"""Run an exported .onnx file with onnxruntime, standing in for the torch `FBCNN` module.
+"""Run an exported FBCNN graph (`fbcnn export --format onnx`, or the graph shipped beside a
+model's weights) in a graph runtime, standing in for the torch `FBCNN` module.
 
-`OnnxFBCNN` works on numpy arrays (`run_array`, `predict_qf_array`), which is how `Restorer`
-drives it, so restoring through it never imports torch. It also has the torch module's
-interface for callers that hold tensors: `.config`, `forward(x, qf_override=None)` (also by
-calling it), `predict_qf(x)`, and `.to(...)` / `.eval()`, which return it unchanged; tensors
-go in and come out as torch tensors on the input's device. The session runs on CUDA when
-onnxruntime has it and the device asks for it, else on the CPU.
+`GraphFBCNN` is what every graph runtime shares; `OnnxFBCNN` runs the graph in onnxruntime,
+`fbcnn.openvino_backend.OpenVinoFBCNN` in OpenVINO. Both work on numpy arrays (`run_array`,
+`predict_qf_array`), which is how `Restorer` drives them, so restoring through them never
+imports torch. They also have the torch module's interface for callers that hold tensors:
+`.config`, `forward(x, qf_override=None)` (also by calling it), `predict_qf(x)`, and
+`.to(...)` / `.eval()`, which return it unchanged; tensors go in and come out as torch
+tensors on the input's device.
 
-An ONNX graph has no cheaper path to the QF alone, so `predict_qf` runs the whole graph. A
-graph exported with `--qf-input` takes a QF for every image; 0 asks for the image's own
-prediction (graphs from fbcnn 0.1, without the `fbcnn.qf_input_auto` metadata, do not know
-that: without an override they are run once to read the prediction and again with it).
-A graph exported without `--qf-input` accepts an override only when it equals the graph's
-own prediction (which is what `fbcnn restore` passes for an image restored in one tile);
-any other QF raises ValueError: re-export with `--qf-input` to set the QF, to restore in
-tiles (one QF for the whole image) or to follow a detected double compression.
+A graph has no cheaper path to the QF alone, so `predict_qf` runs the whole graph. A graph
+exported with `--qf-input` takes a QF for every image; 0 asks for the image's own prediction
+(graphs from fbcnn 0.1, without the `fbcnn.qf_input_auto` metadata, do not know that:
+without an override they are run once to read the prediction and again with it). A graph
+exported without `--qf-input` accepts an override only when it equals the graph's own
+prediction (which is what `fbcnn restore` passes for an image restored in one tile); any
+other QF raises ValueError: re-export with `--qf-input` to set the QF, to restore in tiles
+(one QF for the whole image) or to follow a detected double compression.
 """
 
 from __future__ import annotations
@@ -37,142 +39,125 @@ if TYPE_CHECKING:
 OVERRIDE_ATOL = 1e-4  # network units: 0.01 QF
 NO_QF_INPUT = "this ONNX model was exported without --qf-input; re-export it to set the QF"
 QF_AUTO_KEY = "fbcnn.qf_input_auto"  # fbcnn.export writes it
+FLOAT = "float32"
+
+# (name, element type, shape): a dimension is an int when fixed, anything else when dynamic
+Port = tuple[str, str, list[Any]]
 
 
-def _providers(device: Any) -> list[str]:
-    import onnxruntime as ort
-
-    available = ort.get_available_providers()
-    kind = str(device).split(":")[0] if str(device) != "auto" else "auto"
-    if kind in ("auto", "cuda") and "CUDAExecutionProvider" in available:
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    return ["CPUExecutionProvider"]
+def first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return " ".join(text.splitlines()[0].split()) if text else type(e).__name__
 
 
-class OnnxFBCNN:
-    """An exported FBCNN graph behind the `FBCNN` module's interface (inference only)."""
+def check_signature(path: Path, inputs: list[Port], outputs: list[Port]) -> None:
+    """Refuse a graph that is not an `fbcnn export`: inputs image (N, C, H, W) float of any
+    size [and qf (N, 1) float], outputs restored (N, C, H, W) and qf (N, 1)."""
+
+    def describe(ports: list[Port]) -> str:
+        return ", ".join(f"{n} {t} {s}" for n, t, s in ports) or "none"
+
+    problem = None
+    if len(inputs) not in (1, 2) or len(outputs) != 2:
+        problem = f"{len(inputs)} input(s) and {len(outputs)} output(s)"
+    elif any(t != FLOAT for _, t, _ in (*inputs, *outputs)):
+        problem = "tensors other than float32"
+    elif len(inputs[0][2]) != 4 or len(outputs[0][2]) != 4:
+        problem = "an image that is not (N, C, H, W)"
+    elif any(len(s) != 2 for _, _, s in (*inputs[1:], outputs[1])):
+        problem = "a QF that is not (N, 1)"
+    elif any(isinstance(d, int) for d in inputs[0][2][2:]):
+        problem = f"a fixed image size {inputs[0][2][2:]} (exports take any size)"
+    elif isinstance(inputs[0][2][1], int) and inputs[0][2][1] not in (1, 3):
+        problem = f"{inputs[0][2][1]} image channels"
+    if problem:
+        raise CheckpointError(
+            f"{path} is not an exported FBCNN graph ({problem}; inputs: {describe(inputs)}; "
+            f"outputs: {describe(outputs)}): expected inputs image[, qf] and outputs "
+            "restored, qf")
+
+
+def graph_config(meta: dict[str, str], in_shape: list[Any], out_shape: list[Any]) -> FBCNNConfig:
+    """Channels from the graph's shapes; the rest from the export's metadata if present."""
+    config = FBCNNConfig()
+    if "fbcnn.config" in meta:
+        try:
+            config = FBCNNConfig.from_dict(json.loads(meta["fbcnn.config"]))
+        except (ValueError, TypeError):
+            pass
+    c_in = in_shape[1] if isinstance(in_shape[1], int) else config.in_channels
+    c_out = out_shape[1] if isinstance(out_shape[1], int) else c_in
+    return replace(config, in_channels=int(c_in), out_channels=int(c_out))
+
+
+class GraphFBCNN:
+    """An exported FBCNN graph behind the `FBCNN` module's interface (inference only): the QF
+    conventions, the signature check and the torch-tensor interface every graph runtime
+    shares. A runtime implements `_infer`, `set_threads` and `release_memory`."""
 
     training = False
-
     runs_on_numpy = True  # Restorer feeds it numpy arrays (no torch on this path)
+    runtime = "graph"  # what runs it, as `fbcnn restore --backend` names it
+    precision = "fp32"  # what it computes in: fp32, bf16 or int8 (as `--precision` names it)
 
-    def __init__(self, path: str | Path, device: Any = "auto", threads: int = 0) -> None:
-        """`threads`: onnxruntime's intra-op threads (0: its default, one per core)."""
-        try:
-            import onnxruntime  # noqa: F401
-        except ImportError:
-            raise CheckpointError("running .onnx models needs onnxruntime: "
-                                  "pip install 'fbcnn[export]'") from None
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise CheckpointError(f"no such model: {self.path}")
-        self.device = device
-        self.threads = -1
-        self.set_threads(threads)
-        self._check_signature()
-        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        self.image_name = inputs[0].name
-        self.qf_name = inputs[1].name if len(inputs) == 2 else None
-        meta = self.session.get_modelmeta().custom_metadata_map
+    path: Path
+    device: Any
+    image_name: str
+    qf_name: str | None
+    qf_auto: bool
+    config: FBCNNConfig
+    metadata: dict[str, str]  # the export's (`fbcnn.export`)
+
+    def _read_ports(self, inputs: list[Port], outputs: list[Port],
+                    meta: dict[str, str]) -> None:
+        check_signature(self.path, inputs, outputs)
+        self.metadata = meta
+        self.image_name = inputs[0][0]
+        self.qf_name = inputs[1][0] if len(inputs) == 2 else None
         self.qf_auto = self.qf_name is not None and meta.get(QF_AUTO_KEY) == "1"
-        self.config = self._config(inputs[0].shape, outputs[0].shape)
+        self.config = graph_config(meta, inputs[0][2], outputs[0][2])
+
+    # what a runtime provides -----------------------------------------------------------
+
+    def _infer(self, feed: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Run the graph: (restored, predicted) as float32 arrays the caller may keep."""
+        raise NotImplementedError
 
     def set_threads(self, threads: int) -> None:
-        """(Re)open the session with `threads` intra-op threads (0: one per core)."""
-        if threads == self.threads:
-            return
-        import onnxruntime as ort
+        """CPU threads the runtime may use (0: one per core)."""
+        raise NotImplementedError
 
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        options.intra_op_num_threads = max(0, int(threads))
-        try:
-            self.session = ort.InferenceSession(str(self.path), sess_options=options,
-                                                providers=_providers(self.device))
-        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own error types
-            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise CheckpointError(f"cannot load ONNX model {self.path}: {reason}") from None
-        self.threads = threads
+    def release_memory(self) -> None:
+        """Hand back memory the runtime keeps between runs (nothing by default)."""
 
-    def _check_signature(self) -> None:
-        """Refuse a graph that is not an `fbcnn export`: inputs image (N, C, H, W) float of
-        any size [and qf (N, 1) float], outputs restored (N, C, H, W) and qf (N, 1)."""
-        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-
-        def describe(args: list[Any]) -> str:
-            return ", ".join(f"{a.name} {a.type} {a.shape}" for a in args) or "none"
-
-        problem = None
-        if len(inputs) not in (1, 2) or len(outputs) != 2:
-            problem = f"{len(inputs)} input(s) and {len(outputs)} output(s)"
-        elif any(a.type != "tensor(float)" for a in (*inputs, *outputs)):
-            problem = "tensors other than float32"
-        elif len(inputs[0].shape) != 4 or len(outputs[0].shape) != 4:
-            problem = "an image that is not (N, C, H, W)"
-        elif any(len(a.shape) != 2 for a in (*inputs[1:], outputs[1])):
-            problem = "a QF that is not (N, 1)"
-        elif any(isinstance(d, int) for d in inputs[0].shape[2:]):
-            problem = f"a fixed image size {inputs[0].shape[2:]} (exports take any size)"
-        elif inputs[0].shape[1] not in (1, 3) and isinstance(inputs[0].shape[1], int):
-            problem = f"{inputs[0].shape[1]} image channels"
-        if problem:
-            raise CheckpointError(
-                f"{self.path} is not an exported FBCNN graph ({problem}; inputs: "
-                f"{describe(inputs)}; outputs: {describe(outputs)}): expected inputs "
-                "image[, qf] and outputs restored, qf")
-
-    def _config(self, in_shape: list[Any], out_shape: list[Any]) -> FBCNNConfig:
-        """Channels from the graph's shapes; the rest from the export's metadata if present."""
-        meta = self.session.get_modelmeta().custom_metadata_map
-        config = FBCNNConfig()
-        if "fbcnn.config" in meta:
-            try:
-                config = FBCNNConfig.from_dict(json.loads(meta["fbcnn.config"]))
-            except (ValueError, TypeError):
-                pass
-        c_in = in_shape[1] if isinstance(in_shape[1], int) else config.in_channels
-        c_out = out_shape[1] if len(out_shape) == 4 and isinstance(out_shape[1], int) else c_in
-        return replace(config, in_channels=int(c_in), out_channels=int(c_out))
+    # the module interface ----------------------------------------------------------------
 
     @property
     def has_qf_input(self) -> bool:
         return self.qf_name is not None
 
-    # .to() / .eval(), as on a torch module -------------------------------------------------
-
-    def to(self, *args: Any, **kwargs: Any) -> OnnxFBCNN:
+    def to(self, *args: Any, **kwargs: Any) -> GraphFBCNN:
         return self
 
-    def eval(self) -> OnnxFBCNN:
+    def eval(self) -> GraphFBCNN:
         return self
 
-    def _run(self, x: np.ndarray, qf: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    def _feed(self, x: np.ndarray, qf: np.ndarray | None) -> dict[str, np.ndarray]:
         feed = {self.image_name: x}
         if self.qf_name is not None:
             feed[self.qf_name] = qf if qf is not None else np.full((x.shape[0], 1), 50.0,
                                                                    np.float32)
-        try:
-            restored, predicted = self.session.run(None, feed)
-        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own error types
-            text = str(e).strip()
-            reason = " ".join(text.splitlines()[0].split()) if text else type(e).__name__
-            raise CheckpointError(f"ONNX model {self.path} failed to run: {reason}") from None
+        return feed
+
+    def _run(self, x: np.ndarray, qf: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        restored, predicted = self._infer(self._feed(x, qf))
+        n, _, h, w = x.shape
+        if restored.shape != (n, self.config.out_channels, h, w) or predicted.shape != (n, 1):
+            # a graph that runs but does not restore (a foreign or broken file)
+            raise CheckpointError(
+                f"model graph {self.path} failed to run: it returned {restored.shape} and "
+                f"{predicted.shape} for an image of {x.shape}")
         return restored, predicted
-
-    def release_memory(self) -> None:
-        """Hand the memory onnxruntime's arena keeps between runs back (a tiny run that asks
-        for the arena to shrink), so what comes after a tiled restore does not add to it."""
-        import onnxruntime as ort
-
-        options = ort.RunOptions()
-        options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
-        feed = {self.image_name: np.zeros((1, self.config.in_channels, 8, 8), np.float32)}
-        if self.qf_name is not None:
-            feed[self.qf_name] = np.full((1, 1), 50.0, np.float32)
-        try:
-            self.session.run(None, feed, options)
-        except Exception:  # noqa: BLE001, S110 - only an optimisation: keep the memory then
-            pass
 
     # numpy: what Restorer uses ----------------------------------------------------------
 
@@ -207,7 +192,7 @@ class OnnxFBCNN:
         _, predicted = self._run(np.ascontiguousarray(image, dtype=np.float32), None)
         return predicted
 
-    # torch: the module interface --------------------------------------------------------
+    # torch tensors in and out -----------------------------------------------------------
 
     def __call__(self, x: torch.Tensor,
                  qf_override: torch.Tensor | float | None = None) -> Outputs:
@@ -235,6 +220,83 @@ class OnnxFBCNN:
 
         predicted = self.predict_qf_array(x.detach().to("cpu", torch.float32).numpy())
         return torch.from_numpy(predicted).to(x.device, x.dtype)
+
+
+def _providers(device: Any) -> list[str]:
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    kind = str(device).split(":")[0] if str(device) != "auto" else "auto"
+    if kind in ("auto", "cuda") and "CUDAExecutionProvider" in available:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+class OnnxFBCNN(GraphFBCNN):
+    """An exported FBCNN graph in onnxruntime (fp32; CUDA when onnxruntime has it and the
+    device asks for it, else the CPU)."""
+
+    runtime = "onnx"
+
+    def __init__(self, path: str | Path, device: Any = "auto", threads: int = 0) -> None:
+        """`threads`: onnxruntime's intra-op threads (0: its default, one per core)."""
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            raise CheckpointError("running .onnx models in onnxruntime needs it: "
+                                  "pip install onnxruntime") from None
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise CheckpointError(f"no such model: {self.path}")
+        self.device = device
+        self.threads = -1
+        self.set_threads(threads)
+
+        def ports(args: list[Any]) -> list[Port]:
+            return [(a.name, "float32" if a.type == "tensor(float)" else a.type, list(a.shape))
+                    for a in args]
+
+        meta = dict(self.session.get_modelmeta().custom_metadata_map)
+        self._read_ports(ports(self.session.get_inputs()), ports(self.session.get_outputs()),
+                         meta)
+
+    def set_threads(self, threads: int) -> None:
+        """(Re)open the session with `threads` intra-op threads (0: one per core)."""
+        if threads == self.threads:
+            return
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.intra_op_num_threads = max(0, int(threads))
+        try:
+            self.session = ort.InferenceSession(str(self.path), sess_options=options,
+                                                providers=_providers(self.device))
+        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own error types
+            raise CheckpointError(f"cannot load ONNX model {self.path}: {first_line(e)}"
+                                  ) from None
+        self.threads = threads
+
+    def _infer(self, feed: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            restored, predicted = self.session.run(None, feed)
+        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own error types
+            raise CheckpointError(f"ONNX model {self.path} failed to run: {first_line(e)}"
+                                  ) from None
+        return restored, predicted
+
+    def release_memory(self) -> None:
+        """Hand the memory onnxruntime's arena keeps between runs back (a tiny run that asks
+        for the arena to shrink), so what comes after a tiled restore does not add to it."""
+        import onnxruntime as ort
+
+        options = ort.RunOptions()
+        options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+        feed = self._feed(np.zeros((1, self.config.in_channels, 8, 8), np.float32), None)
+        try:
+            self.session.run(None, feed, options)
+        except Exception:  # noqa: BLE001, S110 - only an optimisation: keep the memory then
+            pass
 
     def __repr__(self) -> str:
         qf = ", qf input" if self.qf_name else ""

@@ -32,10 +32,8 @@ from .restore import DEFAULT_TILE, Progress
 
 
 class ModelSet:
-    """The model for each image: a fixed one (`model`), or `color` / `gray` by channels.
-    Each is loaded once per engine: with `backend="auto"` on a bf16 CPU, an image under
-    `backend.BF16_TORCH_MIN_MEGAPIXELS` runs in onnxruntime and a bigger one in torch
-    (`fbcnn.backend`), so an image's pixels never depend on what else the batch holds."""
+    """The model for each image: a fixed one (`model`), or `color` / `gray` by channels,
+    each loaded once (by `load_model`, with the runtime `backend` picks)."""
 
     def __init__(self, model: str | None = None, device: str = "auto",
                  tile: int | None = DEFAULT_TILE, precision: str = "auto",
@@ -45,24 +43,20 @@ class ModelSet:
         self.tile = tile
         self.precision = precision
         self.backend = backend
-        self.threads = 0  # 0: the engine's default (one per core)
-        self._loaded: dict[tuple[str, str], Model] = {}
+        self.threads = 0  # 0: the runtime's default (one per core)
+        self._loaded: dict[str, Model] = {}
         self._lock = threading.Lock()  # batches restore several images at a time
 
     def get(self, name: str, megapixels: float | None = None) -> Model:
-        """The model `name` for an image of `megapixels` (None: a big one)."""
-        from .backend import choose_backend
-
-        engine = choose_backend(self.backend, self.device, self.precision, megapixels)
+        """The model `name` (`megapixels` is accepted for earlier callers and unused)."""
         with self._lock:
-            if (name, engine) not in self._loaded:
+            if name not in self._loaded:
                 model = load_model(name, device=self.device, tile=self.tile,
-                                   precision=self.precision, backend=self.backend,
-                                   megapixels=megapixels)
+                                   precision=self.precision, backend=self.backend)
                 if self.threads:
                     model.set_threads(self.threads)
-                self._loaded[(name, engine)] = model
-            return self._loaded[(name, engine)]
+                self._loaded[name] = model
+            return self._loaded[name]
 
     def set_threads(self, threads: int) -> None:
         """CPU threads per model, for the models loaded and those still to come."""

@@ -21,9 +21,10 @@ Works on uint8 arrays (HxWx1 grey or HxWx3 colour); files are imageio's business
   in float (memory grows with the tile size and the image width, not the image area).
 - **Precision.** bf16 autocast where it is fast (CUDA, or a CPU with AMX / AVX512-BF16), fp32
   elsewhere (`precision="auto"`); the blend and the output are always fp32 -> uint8.
-- **Two engines, one path.** The network is a torch module (`fbcnn.network.FBCNN`) or an
-  ONNX graph run by onnxruntime (`fbcnn.onnx_backend.OnnxFBCNN`, numpy in and out: torch is
-  not even imported); everything around it, tiles, QF, blend, projection, is the same code.
+- **Three runtimes, one path.** The network is a torch module (`fbcnn.network.FBCNN`) or a
+  graph run by OpenVINO or onnxruntime (`fbcnn.onnx_backend.GraphFBCNN`, numpy in and out:
+  torch is not even imported); everything around it, tiles, QF, blend, projection, is the
+  same code.
 """
 
 from __future__ import annotations
@@ -59,9 +60,9 @@ Progress = Callable[[int, int], None]
 
 
 class Backend(Protocol):
-    """What runs the network: `fbcnn.network.FBCNN` or `fbcnn.onnx_backend.OnnxFBCNN`
-    (whose `runs_on_numpy` makes Restorer call its numpy methods `run_array` and
-    `predict_qf_array` instead, with the same units and shapes).
+    """What runs the network: `fbcnn.network.FBCNN` or a graph runtime
+    (`fbcnn.onnx_backend.GraphFBCNN`, whose `runs_on_numpy` makes Restorer call its numpy
+    methods `run_array` and `predict_qf_array` instead, with the same units and shapes).
 
     Both take and return tensors in the network's units: images (N, C, H, W) in [0, 1], the
     QF as (100 - QF) / 100 of shape (N, 1). A backend without a QF input (an ONNX graph
@@ -165,7 +166,7 @@ def _ramp(length: int, overlap: int, at_start: bool, at_end: bool) -> np.ndarray
 
 
 class Restorer:
-    """Restores images with one FBCNN network (torch module or ONNX graph).
+    """Restores images with one FBCNN network (torch module or graph runtime).
 
     `tile` bounds memory: images with a side longer than `tile` are processed in tiles;
     0 or None restores in one pass. `precision`: 'auto', 'fp32' or 'bf16' (autocast).
@@ -182,10 +183,10 @@ class Restorer:
         self.on_numpy = bool(getattr(network, "runs_on_numpy", False))
         self.is_torch = False  # a torch.nn.Module (else a look-alike: fp32, as it is)
         self.channels_last = False
-        if self.on_numpy:  # onnxruntime: its own device, fp32
+        if self.on_numpy:  # a graph runtime: its own device and precision
             self.device: Any = getattr(network, "device", "cpu")
             self.network = network
-            self.precision = "fp32"
+            self.precision = str(getattr(network, "precision", "fp32"))
         else:
             import torch
 

@@ -1,0 +1,98 @@
+"""Quantise the shipped models' graphs to int8 with NNCF (post-training, calibrated on
+training patches) and write them beside the weights as OpenVINO IR
+(src/fbcnn/weights/<name>.int8.xml / .bin), what `--precision int8` runs.
+
+The QF layers stay in float: the decoupler (`qf_pred`), the QF embedding and the attention's
+gamma / beta MLPs (quantising them too lost 0.66 dB at QF 10); every convolution of the
+encoder and the decoder is int8. Calibration: `--samples` patches drawn by the training
+sampler (`fbcnn.train.data.PatchSampler`) with the data section of each model's last
+training stage (`CONFIGS`), each fed with QF 0 (the image's own prediction), as a restore
+does. Deterministic for a given seed.
+
+    python scripts/make_int8_graphs.py [--models color,gray,...] [--samples 300]
+
+Needs the int8 extra (nncf) and torch; running the graphs needs OpenVINO only.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from fbcnn.backend import INT8_SUFFIX
+from fbcnn.modelfiles import file_sha256, named_model_path
+
+ROOT = Path(__file__).resolve().parent.parent
+# the config of each shipped model's last training stage (its data: folders, QFs, encoders)
+CONFIGS = {"color": "configs/color-stage6.yaml", "gray": "configs/gray-stage5.yaml",
+           "color-double": "configs/color-double-stage4.yaml",
+           "gray-double": "configs/gray-double-stage4.yaml"}
+# the QF layers, left in float (node names of the exported graph)
+FLOAT_SCOPES = [".*qf_pred.*", ".*qf_embed.*", ".*to_gamma.*", ".*to_beta.*"]
+CALIBRATION_PATCH = 96
+IMAGES = 200  # spread over the training folders
+
+
+def calibration_inputs(name: str, samples: int, seed: int) -> list[dict[str, np.ndarray]]:
+    from dataclasses import replace
+
+    from fbcnn.train.config import load_config
+    from fbcnn.train.data import PatchSampler, find_images, load_images
+
+    config = load_config(ROOT / CONFIGS[name])
+    data = replace(config.data, patch_size=CALIBRATION_PATCH, batch_size=1)
+    folders = [str((ROOT / f).resolve()) if not Path(f).is_absolute() else f
+               for f in data.folders]
+    paths = find_images(folders)
+    images = load_images(paths[::max(1, len(paths) // IMAGES)], CALIBRATION_PATCH + 8)
+    sampler = PatchSampler(data, images)
+    rng = np.random.default_rng(seed)
+    inputs = []
+    for _ in range(samples):
+        batch = sampler.sample(rng)
+        inputs.append({"image": batch.degraded.numpy().astype(np.float32),
+                       "qf": np.zeros((1, 1), np.float32)})
+    return inputs
+
+
+def quantise(name: str, samples: int, seed: int) -> Path:
+    import nncf
+    import openvino as ov
+
+    weights = named_model_path(name)
+    graph = weights.with_suffix(".onnx")
+    model = ov.Core().read_model(str(graph))
+    framework = model.get_rt_info(["framework"]).astype(dict)
+    if framework.get("fbcnn.weights_sha256").astype(str) != file_sha256(weights):
+        raise SystemExit(f"{graph} was not made for {weights}: run scripts/make_graphs.py")
+    dataset = nncf.Dataset(calibration_inputs(name, samples, seed))
+    quantised = nncf.quantize(model, dataset, subset_size=samples,
+                              ignored_scope=nncf.IgnoredScope(patterns=FLOAT_SCOPES,
+                                                              validate=False))
+    for key, value in framework.items():
+        quantised.set_rt_info(value.astype(str), ["framework", key])
+    quantised.set_rt_info("int8", ["framework", "fbcnn.precision"])
+    quantised.set_rt_info(f"nncf {nncf.__version__}, {samples} training patches of "
+                          f"{CALIBRATION_PATCH} px, seed {seed}, float: "
+                          f"{' '.join(FLOAT_SCOPES)}", ["framework", "fbcnn.int8"])
+    target = weights.with_name(weights.stem + INT8_SUFFIX)
+    ov.save_model(quantised, str(target), compress_to_fp16=False)
+    return target
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default=",".join(CONFIGS))
+    parser.add_argument("--samples", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    for name in args.models.split(","):
+        target = quantise(name, args.samples, args.seed)
+        size = target.stat().st_size + target.with_suffix(".bin").stat().st_size
+        print(f"{name}: {target} ({size} bytes)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""Run an FBCNN graph in OpenVINO: the default CPU runtime (`fbcnn.backend`).
+
+OpenVINO computes in bf16 on CPUs that do it natively (AMX-BF16 or AVX512-BF16) and in f32
+elsewhere (`precision` 'auto'; 'fp32' and 'bf16' ask for one). On the 2-core AMD EPYC
+(AVX512-BF16) a 512x512 tile takes 0.12 s in bf16 against 0.29 s in onnxruntime fp32
+(`python scripts/probes/graph_runtimes.py`, docs/benchmarks.md).
+
+The graph is compiled once per model with dynamic sizes: a fixed-size compile ran a 512x512
+tile only 4% faster and would need one compile per tile shape (balanced tiles come in up to
+four shapes, QF windows in more). The compiled model is cached on disk (OpenVINO's
+`CACHE_DIR`, under `fbcnn.backend.cache_dir()/openvino`, keyed by OpenVINO on the graph and
+its weights), which takes the compile from about 0.3 s to under 0.1 s in later processes.
+A cache that cannot be written is skipped.
+
+Each thread gets its own infer request, so a batch that restores several images at a time
+can share one compiled model.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .modelfiles import CheckpointError
+from .onnx_backend import GraphFBCNN, Port, first_line
+
+OV_PRECISIONS = {"fp32": "f32", "bf16": "bf16"}
+PRECISION_KEY = "fbcnn.precision"  # 'int8' in a quantised graph's metadata
+
+
+def _core() -> Any:
+    """One OpenVINO Core per cache folder, with the compiled-model cache when it can be
+    written."""
+    from .backend import cache_dir
+
+    return _core_in(str(cache_dir() / "openvino"))
+
+
+@functools.cache
+def _core_in(cache: str) -> Any:
+    import openvino as ov
+
+    core = ov.Core()
+    folder = Path(cache)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".probe-{threading.get_ident()}"
+        probe.touch()
+        probe.unlink()
+    except OSError:
+        return core  # no cache: every process compiles
+    core.set_property({"CACHE_DIR": str(folder)})
+    return core
+
+
+def hint_for(precision: str) -> str:
+    """OpenVINO's inference precision for ours: 'auto' -> bf16 where the CPU computes it
+    natively, else f32; 'int8' graphs run their float parts the same way."""
+    from .device import cpu_has_native_bf16
+
+    if precision in OV_PRECISIONS:
+        return OV_PRECISIONS[precision]
+    return "bf16" if cpu_has_native_bf16() else "f32"
+
+
+class OpenVinoFBCNN(GraphFBCNN):
+    """An FBCNN graph (ONNX, or OpenVINO IR .xml) compiled by OpenVINO for the CPU."""
+
+    runtime = "openvino"
+
+    def __init__(self, path: str | Path, precision: str = "auto", threads: int = 0) -> None:
+        """`precision`: 'auto', 'fp32' or 'bf16' (see `hint_for`); `threads`: OpenVINO's
+        inference threads (0: its default, one per core)."""
+        try:
+            import openvino  # noqa: F401
+        except ImportError:
+            raise CheckpointError("running models in OpenVINO needs it: "
+                                  "pip install openvino") from None
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise CheckpointError(f"no such model: {self.path}")
+        self.device = "cpu"
+        self.label = "ONNX model" if self.path.suffix.lower() == ".onnx" else "OpenVINO model"
+        self.hint = hint_for(precision)
+        try:
+            self.model = _core().read_model(str(self.path))
+        except Exception as e:  # noqa: BLE001 - OpenVINO raises its own error types
+            raise CheckpointError(f"cannot load {self.label} {self.path}: {first_line(e)}"
+                                  ) from None
+
+        def ports(args: list[Any]) -> list[Port]:
+            return [(a.get_any_name(), a.get_element_type().to_dtype().name,
+                     [d.get_length() if d.is_static else None for d in a.get_partial_shape()])
+                    for a in args]
+
+        self._read_ports(ports(self.model.inputs), ports(self.model.outputs), self._metadata())
+        self.precision = ("int8" if self.metadata.get(PRECISION_KEY) == "int8"
+                          else "bf16" if self.hint == "bf16" else "fp32")
+        self.threads = -1
+        self._local = threading.local()
+        self.set_threads(threads)
+
+    def _metadata(self) -> dict[str, str]:
+        """The export's metadata (ONNX metadata_props, which OpenVINO keeps under
+        'framework'; an IR written by fbcnn keeps them the same way)."""
+        try:
+            info = self.model.get_rt_info(["framework"])
+            return {str(k): str(v.astype(str)) for k, v in info.astype(dict).items()}
+        except Exception:  # noqa: BLE001 - a graph without the export's metadata
+            return {}
+
+    def set_threads(self, threads: int) -> None:
+        """(Re)compile with `threads` inference threads (0: one per core); from the disk cache
+        this takes a few tens of milliseconds."""
+        if threads == self.threads:
+            return
+        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": self.hint,
+                                  "PERFORMANCE_HINT": "LATENCY"}
+        if threads > 0:
+            config["INFERENCE_NUM_THREADS"] = int(threads)
+        try:
+            self.compiled = _core().compile_model(self.model, "CPU", config)
+        except Exception as e:  # noqa: BLE001 - OpenVINO raises its own error types
+            raise CheckpointError(f"cannot compile {self.label} {self.path}: {first_line(e)}"
+                                  ) from None
+        self._local = threading.local()  # requests of the previous compile are stale
+        self.threads = threads
+
+    def _request(self) -> Any:
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self.compiled.create_infer_request()
+        return request
+
+    def _infer(self, feed: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            result = self._request().infer(feed)
+        except Exception as e:  # noqa: BLE001 - OpenVINO raises its own error types
+            raise CheckpointError(f"{self.label} {self.path} failed to run: {first_line(e)}"
+                                  ) from None
+        restored, predicted = (np.array(result[i], np.float32, copy=True) for i in (0, 1))
+        return restored, predicted
+
+    def __repr__(self) -> str:
+        qf = ", qf input" if self.qf_name else ""
+        return (f"OpenVinoFBCNN({self.path.name}, {self.config.in_channels}->"
+                f"{self.config.out_channels} channels{qf}, {self.hint})")

@@ -1,0 +1,115 @@
+"""The graphs shipped beside the weights (scripts/make_graphs.py): they read the shipped
+safetensors, record their hash, run what torch runs, and are not used for other bytes."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from conftest import tiny_network
+
+from fbcnn.backend import GRAPH_WEIGHTS_KEY, openvino_installed, shipped_graph
+from fbcnn.checkpoints import load_network, save_network
+from fbcnn.export import ExportError, export_graph_on_weights
+from fbcnn.model import load_model
+from fbcnn.modelfiles import available_models, file_sha256, named_model_path
+
+needs_openvino = pytest.mark.skipif(not openvino_installed(), reason="needs openvino")
+
+
+@pytest.mark.parametrize("name", available_models())
+def test_every_shipped_model_has_its_graph_on_its_own_bytes(name):
+    weights = named_model_path(name)
+    graph = shipped_graph(weights)
+    assert graph is not None and graph.stat().st_size < 200_000  # no copy of the weights
+    model = onnx.load(str(graph), load_external_data=False)
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta[GRAPH_WEIGHTS_KEY] == file_sha256(weights)  # rerun scripts/make_graphs.py
+    external = [i for i in model.graph.initializer if i.data_location == onnx.TensorProto.EXTERNAL]
+    assert len(external) >= 100
+    assert {e.value for i in external for e in i.external_data if e.key == "location"} == {
+        weights.name}
+
+
+@needs_openvino
+@pytest.mark.parametrize("name", ["color", "gray-double"])
+def test_a_shipped_graph_runs_what_torch_runs(name):
+    network = load_network(named_model_path(name)).network.eval()
+    model = load_model(name, backend="openvino", precision="fp32")
+    assert model.backend == "openvino"
+    assert model.network.path == shipped_graph(named_model_path(name))
+    assert model.network.qf_auto  # the export's metadata is read: one run per restore
+    channels = network.config.in_channels
+    image = np.random.default_rng(1).random((2, channels, 40, 56), dtype=np.float32)
+    qf = np.array([[0.2], [0.7]], np.float32)  # the network's convention
+    got, got_qf = model.network.run_array(image, qf)
+    with torch.no_grad():
+        want, want_qf = network(torch.from_numpy(image), torch.from_numpy(qf))
+    assert np.abs(got - want.numpy()).max() < 1e-4
+    assert np.abs(got_qf - want_qf.numpy()).max() < 1e-5
+
+
+@needs_openvino
+def test_a_graph_beside_other_bytes_is_not_used(tmp_path, monkeypatch):
+    monkeypatch.setenv("FBCNN_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("FBCNN_BACKEND", raising=False)
+    weights = tmp_path / "color.safetensors"
+    save_network(tiny_network(3), weights)
+    graph = export_graph_on_weights(weights)
+    assert graph == tmp_path / "color.onnx" and graph.stat().st_size < 100_000
+    model = load_model(weights, precision="fp32")
+    assert (model.backend, model.network.path) == ("openvino", graph)
+    save_network(tiny_network(3, seed=5), weights)  # new bytes under the old graph
+    model = load_model(weights, precision="fp32")
+    assert model.backend == "openvino" and model.network.path != graph  # its own export
+    with torch.no_grad():
+        want, _ = tiny_network(3, seed=5)(torch.full((1, 3, 16, 16), 0.5))
+    got, _ = model.network.run_array(np.full((1, 3, 16, 16), 0.5, np.float32))
+    assert np.abs(got - want.numpy()).max() < 1e-4
+
+
+def test_a_graph_is_written_beside_its_weights_only(tmp_path):
+    weights = tmp_path / "a" / "m.safetensors"
+    weights.parent.mkdir()
+    save_network(tiny_network(1), weights)
+    with pytest.raises(ExportError, match="beside its weights"):
+        export_graph_on_weights(weights, tmp_path / "m.onnx")
+    shutil.copy(weights, tmp_path / "m.pth")
+    with pytest.raises(ExportError, match="not a .safetensors"):
+        export_graph_on_weights(tmp_path / "m.pth")
+    assert not list(tmp_path.rglob("*.onnx"))
+
+
+@needs_openvino
+def test_restore_and_inspect_run_where_torch_cannot_be_imported(tmp_path):
+    """What an install without the torch extra does: restore and inspect the shipped
+    models' way (OpenVINO on the shipped graphs), torch blocked from importing."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from conftest import make_photo
+    from PIL import Image
+
+    photo = tmp_path / "photo.jpg"
+    Image.fromarray(make_photo(48, 64)).save(photo, quality=30)
+    code = ("import sys\n"
+            "sys.modules['torch'] = None  # import torch raises ImportError\n"
+            "from fbcnn.cli import main\n"
+            "main(sys.argv[1:])\n")
+    env = {**os.environ, "FBCNN_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("FBCNN_BACKEND", None)
+    for args in (["restore", str(photo), "-o", str(tmp_path / "out")],
+                 ["restore", str(photo), "-o", str(tmp_path / "int8"), "--precision", "int8"],
+                 ["inspect", "--json", str(photo)]):
+        done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True,
+                              text=True, env=env, timeout=120)
+        assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["predicted_qf"] > 0
+    restored = np.asarray(Image.open(tmp_path / "out" / "photo.png"))
+    assert restored.shape == (48, 64, 3)
+    assert (tmp_path / "int8" / "photo.png").is_file()
