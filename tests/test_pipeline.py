@@ -153,3 +153,27 @@ def test_batch_jobs_run_images_side_by_side_with_the_same_results(tiny_named_mod
         a = np.asarray(Image.open(tmp_path / "one" / f"p{i}.png"), np.int16)
         b = np.asarray(Image.open(tmp_path / "two" / f"p{i}.png"), np.int16)
         assert np.abs(a - b).max() <= 1  # same model; only thread counts differ
+
+
+def test_prefetch_loads_the_first_jpeg_model_in_the_background(tiny_named_models, tmp_path):
+    """`fbcnn restore` starts loading the model of its first input while the image is read:
+    the one the header asks for (grey or colour, or the fixed --model), JPEGs only."""
+    from conftest import make_photo
+    from PIL import Image
+
+    from fbcnn.pipeline import ModelSet
+
+    Image.fromarray(make_photo(32, 40)).save(tmp_path / "c.jpg", quality=30)
+    Image.fromarray(make_photo(32, 40, channels=1)[:, :, 0]).save(tmp_path / "g.jpg")
+    Image.fromarray(make_photo(32, 40)).save(tmp_path / "p.png")
+    (tmp_path / "junk.jpg").write_bytes(b"not a jpeg")
+    for name, want in (("c.jpg", "color"), ("g.jpg", "gray")):
+        models = ModelSet(precision="fp32")
+        models.prefetch(tmp_path / name).join()
+        assert list(models._loaded) == [want]
+    models = ModelSet(precision="fp32")
+    assert models.prefetch(tmp_path / "p.png") is None  # may need no model at all
+    assert models.prefetch(tmp_path / "junk.jpg") is None and not models._loaded
+    fixed = ModelSet("gray", precision="fp32")
+    fixed.prefetch(tmp_path / "c.jpg").join()
+    assert list(fixed._loaded) == ["gray"]

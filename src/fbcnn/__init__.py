@@ -2,8 +2,9 @@
 
     >>> import fbcnn
     >>> model = fbcnn.load_model("color")          # or a .safetensors / published .pth file
-    >>> result = model.restore(image)              # numpy uint8 array or PIL image
+    >>> result = model.restore("photo.jpg")        # a path, a PIL image or a uint8 array
     >>> result.image, result.predicted_qf
+    >>> result.save("photo_restored.png")          # with the photo's ICC profile and EXIF
     >>> fbcnn.restore_many(["photos/"], "out", engine="ray")  # many files; Ray optional
 
 `import fbcnn` is light: torch and the rest load on first use of a name below (so that

@@ -269,7 +269,8 @@ class Handlers:
         seconds = time.perf_counter() - started
         suffix = "" if qf is None else f"_qf{qf:g}"
         png = write_image(folder / f"{path.stem}_restored{suffix}.png", pixels,
-                          alpha=image.alpha, icc_profile=image.icc_profile, protect=(path,))
+                          alpha=image.alpha, icc_profile=image.icc_profile, exif=image.exif,
+                          protect=(path,))
         before = path
         if path.suffix.lower() not in BROWSER_FORMATS:
             before = write_image(folder / f"{path.stem}_input.png", image.pixels,

@@ -290,6 +290,7 @@ def _restore_batch(inputs: tuple[str, ...], outdir: str | None, recursive: bool,
     jobs = max(1, min(jobs, len(paths)))
     if jobs > 1:
         models.set_threads(max(1, _physical_cores() // jobs))
+    models.prefetch(paths[0])  # loads while the first image is read and analysed
     counts = {"done": 0, "skipped": 0, "failed": 0, "copied": 0}
     lock = threading.Lock()
     started = time.perf_counter()

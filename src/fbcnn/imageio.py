@@ -2,7 +2,8 @@
 
 Reading checks the header before decoding (size limits, colour mode, frame count), applies
 the EXIF orientation and keeps what restoration needs from the original file: alpha, ICC
-profile and, for JPEGs, the quantisation tables, their QF and the chroma subsampling.
+profile, EXIF (its orientation then set to 1) and, for JPEGs, the quantisation tables,
+their QF and the chroma subsampling (`loaded_from_pil` does the same for a PIL image).
 Writing is atomic (temp file `.NAME.XXXXXXXX.tmp` in the same folder, then os.replace) and
 never overwrites an input; `remove_stale_temps` clears the temp files a killed writer left.
 Every failure is an ImageError with a one-line message "<path>: <reason>"; warnings of the
@@ -61,6 +62,9 @@ _WRITE_FORMATS: dict[str, tuple[str, dict[str, object]]] = {
 }
 _NO_ALPHA_FORMATS = frozenset({"JPEG"})
 _NO_ICC_FORMATS = frozenset({"BMP"})
+# the formats an EXIF block is written into (TIFF keeps its own tags: not merged with it)
+_EXIF_FORMATS = frozenset({"PNG", "JPEG", "WEBP"})
+_JPEG_MAX_EXIF = 65533  # one APP1 segment: a longer block is left out of a JPEG
 
 # the Pillow plugins read_image uses (JPEG also opens MPO, camera JPEGs with previews)
 _READ_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF")
@@ -111,6 +115,9 @@ class LoadedImage:
     # starts at the top left, and the quantisation cells cannot be used as they are
     transposed: bool = False
     orientation: int = 1  # the EXIF orientation applied (1: none)
+    # the EXIF block (b"Exif\0\0" + TIFF structure) to carry into outputs, its orientation
+    # set to 1 when the pixels were turned by it; None if the file has none
+    exif: bytes | None = None
 
     @property
     def is_gray(self) -> bool:
@@ -334,13 +341,32 @@ def _decode(path: Path, img: Image.Image, fh: BinaryIO, file_size: int,
             if frames > 1:
                 raise ImageError(path, f"animated or multi-frame images are not supported "
                                        f"({frames} frames)")
+    except ImageError:
+        raise
+    except Exception as exc:
+        raise ImageError(path, _pillow_reason(exc)) from None
+    return _loaded(path, img)
+
+
+def loaded_from_pil(img: Image.Image, path: str | Path | None = None) -> LoadedImage:
+    """A PIL image (opened from a file or made in memory) as `read_image` would give it: EXIF
+    orientation applied, alpha, ICC profile, EXIF and, for one opened from a JPEG, its
+    tables. Its current frame; no size limits (it is decoded already). `path` (default its
+    file name) names it in errors. ImageError for modes that cannot be restored."""
+    name = path if path is not None else (getattr(img, "filename", "") or "<PIL image>")
+    return _loaded(Path(name), img)
+
+
+def _loaded(path: Path, img: Image.Image) -> LoadedImage:
+    """Pixels and metadata of an opened image (header checked by the caller)."""
+    try:
         mode = img.mode
         _check_mode(path, mode)
-        fmt = str(img.format)
+        fmt = "JPEG" if img.format == "MPO" else str(img.format or "")
         icc = img.info.get("icc_profile") or None
         if not isinstance(icc, bytes):
             icc = None
-        subsampling = jpeg.subsampling_of(img)
+        subsampling = _subsampling(img, fmt)
         qf, quantization = _usable_tables(img, subsampling) if fmt == "JPEG" else (None, None)
         img.load()
     except ImageError:
@@ -356,10 +382,70 @@ def _decode(path: Path, img: Image.Image, fh: BinaryIO, file_size: int,
         pixels, alpha = _split(oriented)
     except Exception as exc:
         raise ImageError(path, _pillow_reason(exc)) from None
+    transposed = oriented is not img
     return LoadedImage(path=path, pixels=pixels, alpha=alpha, icc_profile=icc, format=fmt,
                        mode=mode, header_qf=qf, subsampling=subsampling,
-                       quantization=quantization, transposed=oriented is not img,
-                       orientation=orientation if oriented is not img else 1)
+                       quantization=quantization, transposed=transposed,
+                       orientation=orientation if transposed else 1,
+                       exif=_exif_of(img, upright=transposed))
+
+
+def _subsampling(img: Image.Image, fmt: str) -> str | None:
+    """`jpeg.subsampling_of`, also for a JPEG whose Pillow format is "MPO" (a PIL image given
+    as it was opened; read_image renames the format first)."""
+    if fmt == "JPEG" and img.format == "MPO" and img.mode in ("RGB", "YCbCr"):
+        from PIL import JpegImagePlugin
+
+        return jpeg.SUBSAMPLING_NAMES.get(JpegImagePlugin.get_sampling(img))
+    return jpeg.subsampling_of(img)
+
+
+_EXIF_HEADER = b"Exif\x00\x00"
+_ORIENTATION = 0x0112
+
+
+def _exif_of(img: Image.Image, upright: bool) -> bytes | None:
+    """The image's EXIF block as it was stored (JPEG APP1, PNG eXIf, WebP EXIF; b"Exif\\0\\0"
+    then the TIFF structure), None if it has none or it cannot be read. `upright`: the
+    pixels were turned by its orientation, which is then set to 1 (top-left), in place so
+    that every other byte, maker notes included, is kept."""
+    raw = img.info.get("exif")
+    if not isinstance(raw, bytes) or not raw:
+        return None
+    tiff = raw[6:] if raw.startswith(_EXIF_HEADER) else raw
+    if tiff[:4] not in (b"II*\x00", b"MM\x00*"):
+        return None
+    if upright:
+        try:
+            tiff = _upright_exif(tiff)
+        except (struct.error, ValueError, IndexError):
+            try:  # not patchable in place: Pillow rewrites it
+                exif = Image.Exif()
+                exif.load(_EXIF_HEADER + tiff)
+                exif[_ORIENTATION] = 1
+                tiff = exif.tobytes()[6:]
+            except Exception:  # unreadable EXIF: not carried
+                return None
+    return _EXIF_HEADER + tiff
+
+
+def _upright_exif(tiff: bytes) -> bytes:
+    """The TIFF structure of an EXIF block with the Orientation entry of IFD0 set to 1
+    (unchanged when it has none). ValueError / struct.error when it cannot be patched."""
+    order = "<" if tiff[:2] == b"II" else ">"
+    (ifd,) = struct.unpack_from(order + "I", tiff, 4)
+    (count,) = struct.unpack_from(order + "H", tiff, ifd)
+    for i in range(count):
+        entry = ifd + 2 + 12 * i
+        tag, kind, n = struct.unpack_from(order + "HHI", tiff, entry)
+        if tag != _ORIENTATION:
+            continue
+        if kind != 3 or n != 1:  # not one SHORT
+            raise ValueError("orientation entry is not one SHORT")
+        out = bytearray(tiff)
+        struct.pack_into(order + "H", out, entry + 8, 1)
+        return bytes(out)
+    return tiff
 
 
 # ------------------------------------------------------------------------------- writing
@@ -415,13 +501,15 @@ def _umask() -> int:
 
 def write_image(path: str | Path, pixels: np.ndarray, *, alpha: np.ndarray | None = None,
                 icc_profile: bytes | None = None, protect: Iterable[Path] = (),
-                workers: int | None = None) -> Path:
-    """Atomically save uint8 HxWx3 / HxWx1 pixels (plus optional HxW alpha and ICC profile).
+                workers: int | None = None, exif: bytes | None = None) -> Path:
+    """Atomically save uint8 HxWx3 / HxWx1 pixels (plus optional HxW alpha, ICC profile and
+    EXIF block, as `LoadedImage.exif`).
 
     The format follows the suffix (none -> .png appended; .jpg/.jpeg quality 95, alpha
-    dropped; .webp lossless). Refuses to overwrite any path in `protect`. A PNG is deflated
-    on `workers` threads (default: the CPUs this process may use). Returns the path
-    written; raises ImageError on failure, leaving nothing behind.
+    dropped; .webp lossless). EXIF goes into PNG (eXIf), JPEG and WebP files only. Refuses
+    to overwrite any path in `protect`. A PNG is deflated on `workers` threads (default:
+    the CPUs this process may use). Returns the path written; raises ImageError on
+    failure, leaving nothing behind.
     """
     path = Path(path)
     if path.suffix == "":
@@ -433,18 +521,23 @@ def write_image(path: str | Path, pixels: np.ndarray, *, alpha: np.ndarray | Non
     fmt, options = _WRITE_FORMATS[suffix]
     if fmt in _NO_ALPHA_FORMATS:
         alpha = None
+    if fmt not in _EXIF_FORMATS or (fmt == "JPEG" and exif and len(exif) > _JPEG_MAX_EXIF):
+        exif = None
     arr, mode = _with_alpha(path, pixels, alpha)
     if fmt == "PNG":
         threads = available_cpus() if workers is None else max(1, workers)
 
         def save(f: BinaryIO) -> None:
-            write_png(f, arr, icc_profile=icc_profile or None, workers=threads)
+            write_png(f, arr, icc_profile=icc_profile or None, workers=threads,
+                      exif=exif or None)
     else:
         img = Image.frombytes(mode, (arr.shape[1], arr.shape[0]),
                               np.ascontiguousarray(arr[:, :, 0] if arr.shape[2] == 1 else arr))
         options = dict(options)
         if icc_profile and fmt not in _NO_ICC_FORMATS:
             options["icc_profile"] = icc_profile
+        if exif:
+            options["exif"] = exif
 
         def save(f: BinaryIO) -> None:
             img.save(f, format=fmt, **options)

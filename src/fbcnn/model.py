@@ -1,21 +1,23 @@
-"""The plain user-facing API: `load_model(name_or_path)` and `model.restore(image, qf=None)`."""
+"""The plain user-facing API: `load_model(name_or_path)`, `model.restore(image, qf=None)`
+(an image file, a PIL image or an array) and `result.save(path)`."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar, overload
 
 import numpy as np
 from PIL import Image
 
 from .consistency import JpegTables
-from .jpeg import grid_multiple, subsampling_of
 from .modelfiles import NAMED_MODELS, resolve_model, training_patch_size
 from .restore import DEFAULT_TILE, Backend, Progress, Restorer
 
 if TYPE_CHECKING:
+    from .imageio import LoadedImage
     from .onnx_backend import GraphFBCNN
 
 API_MODES = ("L", "LA", "RGB", "RGBA")
@@ -25,9 +27,41 @@ ImageT = TypeVar("ImageT", np.ndarray, Image.Image)
 
 @dataclass
 class Result(Generic[ImageT]):
-    image: ImageT  # same type and size as the input
+    """What `Model.restore` gives: the restored image and the QFs, and for a file or PIL
+    image what `save` writes with it (the input's ICC profile and EXIF)."""
+
+    image: ImageT  # an array for an array (same shape); else a PIL image, upright
     predicted_qf: float  # the QF the network reads from the image (1..100)
     used_qf: float  # the QF fed to the network (the prediction, or the one asked for)
+    icc_profile: bytes | None = None  # the input's ICC profile
+    exif: bytes | None = None  # the input's EXIF block (b"Exif\0\0"...), orientation 1
+    source: Path | None = None  # the file restored: `save` never overwrites it
+
+    def save(self, path: str | Path, *, protect: Iterable[str | Path] = ()) -> Path:
+        """Write the image to `path` as `fbcnn restore` writes its outputs: the format by
+        the suffix (.png, the default when there is none; .jpg/.jpeg quality 95; .webp
+        lossless; .tif, .bmp), alpha kept (not in JPEG), the ICC profile and EXIF kept
+        (EXIF in PNG, JPEG and WebP), atomically (a temp file renamed). Refuses to overwrite
+        the file restored or any path in `protect` (ImageError). Returns the path written."""
+        from .imageio import write_image
+
+        pixels, alpha = _pixels_and_alpha(self.image)
+        keep = [Path(p) for p in protect]
+        if self.source is not None:
+            keep.append(self.source)
+        return write_image(path, pixels, alpha=alpha, icc_profile=self.icc_profile,
+                           exif=self.exif, protect=keep)
+
+
+def _pixels_and_alpha(image: np.ndarray | Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """uint8 HxW / HxWx1 / HxWx3 pixels and the HxW alpha (None) of a result's image."""
+    if isinstance(image, Image.Image):
+        if image.mode not in API_MODES:
+            image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+        image = np.asarray(image)
+    if image.ndim == 3 and image.shape[2] in (2, 4):
+        return image[:, :, :-1], np.ascontiguousarray(image[:, :, -1])
+    return image, None
 
 
 class Model:
@@ -93,37 +127,70 @@ class Model:
             result = np.round(grey).astype(np.uint8)
         return Result(result.reshape(pixels.shape), out.predicted_qf, out.used_qf)
 
-    def restore(self, image: ImageT, qf: float | None = None,
-                consistency: bool = True, near_lossless: bool = True) -> Result[ImageT]:
-        """Restore a numpy uint8 array or a PIL image (L, LA, RGB, RGBA; alpha is kept).
-        A PIL image opened from a JPEG file is kept consistent with that file's
-        quantisation tables unless `consistency` is False (arrays carry no tables); a
-        near-lossless one keeps only part of the change unless `qf` is given or
+    @overload
+    def restore(self, image: np.ndarray, qf: float | None = None, consistency: bool = True,
+                near_lossless: bool = True) -> Result[np.ndarray]: ...
+
+    @overload
+    def restore(self, image: Image.Image | str | os.PathLike[str], qf: float | None = None,
+                consistency: bool = True,
+                near_lossless: bool = True) -> Result[Image.Image]: ...
+
+    def restore(self, image: np.ndarray | Image.Image | str | os.PathLike[str],
+                qf: float | None = None, consistency: bool = True,
+                near_lossless: bool = True) -> Result[np.ndarray] | Result[Image.Image]:
+        """Restore an image file (a path), a PIL image (L, LA, RGB, RGBA) or a numpy uint8
+        array (HxW, HxWx1, HxWx3).
+
+        A path or a PIL image goes the way `fbcnn restore` takes a file (`imageio`, then
+        `pipeline.analyse` and `pipeline.restore_loaded`): the result is a PIL image turned
+        upright by the EXIF orientation, alpha kept, with the input's ICC profile and EXIF
+        (orientation 1) in `result.image.info` and in `Result.save`'s files; one from a
+        JPEG is kept consistent with its quantisation tables unless `consistency` is False,
+        and without `qf` is checked for an earlier, double compression. (A file without
+        JPEG compression is restored all the same, as `fbcnn restore --not-jpeg restore`.)
+        An array is restored as it is (no tables, no analysis) into an array of its shape.
+        A near-lossless JPEG keeps only part of the change unless `qf` is given or
         `near_lossless` is False (`fbcnn.nearlossless`)."""
         if isinstance(image, np.ndarray):
-            return self.restore_array(image, qf,  # type: ignore[return-value]
-                                      near_lossless=near_lossless)
-        if not isinstance(image, Image.Image):
-            raise TypeError(f"expected a numpy array or PIL image, got {type(image).__name__}")
-        if image.mode not in API_MODES:
-            raise ValueError(f"cannot restore a PIL image in mode {image.mode} (convert it to "
-                             f"one of {', '.join(API_MODES)} first; CMYK JPEGs are refused "
-                             "because their colours would change)")
-        tables = None
-        grid = 8
-        if consistency and image.format == "JPEG":
-            subsampling = subsampling_of(image)
-            tables = JpegTables.from_pillow(getattr(image, "quantization", None), subsampling)
-            grid = grid_multiple(subsampling, 1 if image.mode == "L" else 3)
-        alpha = image.getchannel("A") if image.mode in ("RGBA", "LA") else None
-        base = image.convert("L" if image.mode in ("L", "LA") else "RGB")
-        result = self.restore_array(np.asarray(base), qf, grid, tables,
-                                    near_lossless=near_lossless)
-        restored = Image.fromarray(result.image.squeeze() if result.image.ndim == 3
-                                   and result.image.shape[2] == 1 else result.image)
-        if alpha is not None:
-            restored.putalpha(alpha)
-        return Result(restored, result.predicted_qf, result.used_qf)  # type: ignore[arg-type]
+            return self.restore_array(image, qf, near_lossless=near_lossless)
+        from .imageio import loaded_from_pil, read_image
+
+        if isinstance(image, (str, os.PathLike)):
+            loaded = read_image(image)
+            source: Path | None = loaded.path
+        elif isinstance(image, Image.Image):
+            if image.mode not in API_MODES:
+                raise ValueError(f"cannot restore a PIL image in mode {image.mode} (convert it "
+                                 f"to one of {', '.join(API_MODES)} first; CMYK JPEGs are "
+                                 "refused because their colours would change)")
+            loaded = loaded_from_pil(image)
+            filename = getattr(image, "filename", "")
+            source = Path(filename) if filename else None
+        else:
+            raise TypeError("expected an image file path (str or pathlib.Path), a PIL image "
+                            f"or a numpy array, got {type(image).__name__}")
+        return self._restore_loaded(loaded, qf, consistency, near_lossless, source)
+
+    def _restore_loaded(self, loaded: LoadedImage, qf: float | None, consistency: bool,
+                        near_lossless: bool, source: Path | None) -> Result[Image.Image]:
+        """A decoded file or PIL image through the CLI's analysis and restoration."""
+        from .pipeline import analyse, restore_loaded
+
+        # as `fbcnn restore` (its default --not-jpeg aside): no double-JPEG analysis when
+        # the QF is given
+        found = analyse(loaded, self, double=qf is None, trace=False)
+        result = restore_loaded(loaded, found, qf, consistency, near_lossless=near_lossless)
+        pixels = result.image
+        restored = Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
+        if loaded.alpha is not None:
+            restored.putalpha(Image.fromarray(loaded.alpha))
+        if loaded.icc_profile:
+            restored.info["icc_profile"] = loaded.icc_profile
+        if loaded.exif:
+            restored.info["exif"] = loaded.exif
+        return Result(restored, result.predicted_qf, result.used_qf, loaded.icc_profile,
+                      loaded.exif, source)
 
 
 def load_model(name_or_path: str | Path = "color", device: str = "auto",

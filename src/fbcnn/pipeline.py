@@ -65,11 +65,46 @@ class ModelSet:
             for model in self._loaded.values():
                 model.set_threads(threads)
 
+    def prefetch(self, path: Path) -> threading.Thread | None:
+        """Load the model a JPEG file will need in a thread of its own, while the caller
+        reads and analyses the image (the load and compile take a few tenths of a second);
+        None for other files (a never-JPEG image may need no model). A failure is left to
+        the image's own request, which reports it."""
+        name = _likely_model(path)
+        if name is None:
+            return None
+        name = self.fixed or name
+
+        def load() -> None:
+            try:
+                self.get(name)
+            except Exception:  # noqa: BLE001, S110 - reported when the image asks for it
+                pass
+
+        # not a daemon: the interpreter never exits with a compile half done
+        thread = threading.Thread(target=load, name="fbcnn-prefetch")
+        thread.start()
+        return thread
+
     def for_image(self, image: LoadedImage) -> Model:
         megapixels = image.pixels.shape[0] * image.pixels.shape[1] / 1e6
         if self.fixed:
             return self.get(self.fixed, megapixels)
         return self.get("gray" if image.is_gray else "color", megapixels)
+
+
+def _likely_model(path: Path) -> str | None:
+    """'gray' or 'color' from a JPEG file's header (the decode decides for real); None for
+    anything else."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            if im.format != "JPEG":
+                return None
+            return "gray" if im.mode == "L" else "color"
+    except Exception:  # noqa: BLE001 - unreadable here: the read reports it
+        return None
 
 
 @dataclass
@@ -241,16 +276,18 @@ def analyse(image: LoadedImage, model: Model, double: bool = True,
 
 
 def restore_loaded(image: LoadedImage, analysis: Analysis, qf: float | None = None,
-                   consistency: bool = True, progress: Progress | None = None) -> Any:
+                   consistency: bool = True, progress: Progress | None = None, *,
+                   near_lossless: bool = True) -> Any:
     """Restore decoded pixels with what `analyse` found: `qf` overrides the QF (else the
     double-JPEG QF, else the prediction); a double JPEG is not treated as near-lossless,
-    whatever its last QF. Returns a `model.Result` of arrays."""
+    whatever its last QF, nor is any image with `near_lossless` False. Returns a
+    `model.Result` of arrays."""
     feed = qf if qf is not None else analysis.feed_qf
     tables = jpeg_tables(image) if consistency else None
     double = analysis.verdict is not None and analysis.verdict.detected
     return analysis.model.restore_array(image.pixels, feed, analysis.grid, tables,
                                         predicted_qf=analysis.predicted_qf, progress=progress,
-                                        near_lossless=not double)
+                                        near_lossless=near_lossless and not double)
 
 
 # ------------------------------------------------------------------------------- outputs
@@ -367,7 +404,8 @@ def restore_file(path: Path, models: ModelSet, planned: Planned,
             report.predicted_qf, report.used_qf = result.predicted_qf, result.used_qf
             pixels = result.image
         report.outputs.append(write_image(planned.outputs[i], pixels, alpha=image.alpha,
-                                          icc_profile=image.icc_profile, protect=keep))
+                                          icc_profile=image.icc_profile, exif=image.exif,
+                                          protect=keep))
         if options.compare:
             pair = side_by_side(image.pixels, pixels)
             report.outputs.append(write_image(planned.compares[i], pair, protect=keep))
