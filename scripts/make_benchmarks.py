@@ -25,16 +25,18 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from fbcnn import checkpoints  # noqa: E402
 from fbcnn.backend import (  # noqa: E402
-    BF16_TORCH_MIN_MEGAPIXELS,
     choose_backend,
     onnxruntime_installed,
+    openvino_installed,
 )
 from fbcnn.benchmark import (  # noqa: E402
     end_to_end,
+    find_yardstick,
     format_benchmark,
     published_architecture,
     restore_phases,
     run_benchmark,
+    whole_process,
 )
 from fbcnn.device import cpu_has_native_bf16  # noqa: E402
 from fbcnn.network import FBCNN  # noqa: E402
@@ -102,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
                              "also measured, one pass at the largest square size ('' to skip)")
     parser.add_argument("--no-end-to-end", action="store_true",
                         help="skip the whole-process `fbcnn restore` of a 2048x1536 JPEG")
+    parser.add_argument("--yardstick", default=str(ROOT.parent / "shared/tools/knusperli"),
+                        help="classical decoder timed beside the whole-process rows "
+                             "(`PROGRAM in.jpg out.png`; missing: rows without the ratio)")
     parser.add_argument("--out-dir", type=Path, default=ROOT / "docs")
     args = parser.parse_args(argv)
 
@@ -124,10 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     onnx = args.device == "cpu" and onnxruntime_installed()
     native_bf16 = args.device == "cpu" and cpu_has_native_bf16()
     precisions = ("fp32", "bf16") if native_bf16 else ("fp32",)
+    engines = ("torch",) + (("onnx",) if onnx else ()) + (
+        ("openvino",) if args.device == "cpu" and openvino_installed() else ())
     if models:
         runs.append(run_benchmark(models, parse_sizes(args.sizes), repeats=args.repeats,
-                                  backends=("torch", "onnx") if onnx else ("torch",),
-                                  precisions=precisions, **common))
+                                  backends=engines, precisions=precisions, **common))
     squares = [s for s in parse_sizes(args.sizes) if s[0] == s[1]]
     if models and args.wider and squares:
         widths = tuple(int(w) for w in args.wider.split(","))
@@ -154,14 +160,14 @@ def main(argv: list[str] | None = None) -> int:
         print("benchmark end to end: fbcnn restore, 2048x1536", file=sys.stderr)
         extras: list[tuple[str, ...]] = [(), ("--double", "off"),
                                          ("--double", "off", "--tile", "0")]
-        if onnx:  # the default path in the other engine, for comparison
-            default = choose_backend("auto", "auto", "auto", megapixels=2048 * 1536 / 1e6)
-            extras.append(("--backend", "torch" if default == "onnx" else "onnx"))
         runs[0]["end_to_end"] = [end_to_end(repeats=args.end_to_end_repeats, precision="auto",
                                             extra=extra)
                                  for extra in extras]
         print("benchmark the default restore's phases, 2048x1536", file=sys.stderr)
         runs[0]["phases"] = restore_phases(repeats=args.end_to_end_repeats)
+        print("benchmark each runtime whole-process beside the yardstick", file=sys.stderr)
+        runs[0]["whole_process"] = whole_process(yardstick=find_yardstick(args.yardstick),
+                                                 repeats=args.end_to_end_repeats)
     flags = cpu_flags()
 
     args.out_dir.mkdir(parents=True, exist_ok=True)
@@ -185,14 +191,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{'bf16' if cpu_has_native_bf16() else 'fp32'} on this machine (bf16 rows below are "
         f"{'native' if cpu_has_native_bf16() else 'emulated, for comparison only'}).", "",
     ]
-    engine = "onnxruntime" if choose_backend("auto", args.device, "auto") == "onnx" else "torch"
-    lines += [f"`fbcnn restore` runs the network in {engine} "
-              "here (`--backend auto`; see `fbcnn.backend`); the `fp32, onnxruntime` rows are "
-              "onnxruntime on the model's exported graph."
-              + (" On this bf16 CPU a restore job under "
-                 f"{BF16_TORCH_MIN_MEGAPIXELS:g} MP in all still runs in onnxruntime (fp32): "
-                 "importing torch costs more than bf16 saves there." if native_bf16 else ""),
-              ""]
+    engine = {"openvino": "OpenVINO", "onnx": "onnxruntime", "torch": "torch"}[
+        choose_backend("auto", args.device, "auto")]
+    lines += [f"`fbcnn restore` runs the network in {engine} here (`--backend auto`; see "
+              "`fbcnn.backend`); the `OpenVINO` rows run the graphs shipped beside the weights "
+              "(`auto`: bf16 where the CPU has it natively, else f32; `int8`: the quantised "
+              "graph), the `onnxruntime` rows the same graph in onnxruntime (fp32), the others "
+              "torch.", ""]
     for run in runs:
         lines += [format_benchmark(run), ""]
     lines += speedup_lines(runs)

@@ -1,7 +1,8 @@
-"""Write the graph of each shipped model beside its weights (src/fbcnn/weights/<name>.onnx):
-the ONNX graph OpenVINO and onnxruntime run, reading its tensors from <name>.safetensors
-(`fbcnn.export.export_graph_on_weights`). Run after the weights change; tests/test_graphs.py
-checks that every shipped graph matches its weights.
+"""Write the graphs of each shipped model beside its weights (src/fbcnn/weights/<name>.onnx,
+and its parts <name>.qf.onnx, <name>.reconstruct.onnx): the ONNX graphs OpenVINO and
+onnxruntime run, reading their tensors from <name>.safetensors
+(`fbcnn.export.export_graph_on_weights`, `fbcnn.weightgraphs`). Run after the weights
+change; tests/test_graphs.py checks that every shipped graph matches its weights.
 
     python scripts/make_graphs.py [--models color,gray,...]
 """
@@ -12,6 +13,7 @@ import argparse
 
 from fbcnn.export import export_graph_on_weights
 from fbcnn.modelfiles import available_models, named_model_path
+from fbcnn.weightgraphs import PARTS, export_part_on_weights
 
 
 def main() -> None:
@@ -19,8 +21,10 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(available_models()))
     args = parser.parse_args()
     for name in args.models.split(","):
-        path = export_graph_on_weights(named_model_path(name))
-        print(f"{name}: {path} ({path.stat().st_size} bytes)")
+        paths = [export_graph_on_weights(named_model_path(name))]
+        paths += [export_part_on_weights(named_model_path(name), part) for part in PARTS]
+        for path in paths:
+            print(f"{name}: {path} ({path.stat().st_size} bytes)")
 
 
 if __name__ == "__main__":

@@ -113,3 +113,35 @@ def test_restore_and_inspect_run_where_torch_cannot_be_imported(tmp_path):
     restored = np.asarray(Image.open(tmp_path / "out" / "photo.png"))
     assert restored.shape == (48, 64, 3)
     assert (tmp_path / "int8" / "photo.png").is_file()
+
+
+@pytest.mark.parametrize("name", available_models())
+def test_every_shipped_model_has_its_parts_on_its_own_bytes(name):
+    weights = named_model_path(name)
+    for part in ("qf", "reconstruct"):
+        graph = weights.with_name(f"{name}.{part}.onnx")
+        model = onnx.load(str(graph), load_external_data=False)
+        meta = {p.key: p.value for p in model.metadata_props}
+        assert meta[GRAPH_WEIGHTS_KEY] == file_sha256(weights)  # rerun scripts/make_graphs.py
+        assert meta["fbcnn.part"] == part and graph.stat().st_size < 200_000
+
+
+@needs_openvino
+def test_tiles_run_the_reconstructor_and_the_qf_its_own_graph():
+    """In fp32 the parts give exactly the whole graph's pixels and QF; a part made for other
+    weights is not used."""
+    from conftest import make_photo
+
+    photo = make_photo(200, 230, seed=4)
+    with_parts = load_model("color", precision="fp32", tile=128)
+    whole = load_model("color", precision="fp32", tile=128)
+    whole.network.parts = {}
+    a, b = with_parts.restore_array(photo), whole.restore_array(photo)
+    assert set(with_parts.network._compiled_parts) == {"qf", "reconstruct"}
+    assert not whole.network._compiled_parts
+    assert np.array_equal(a.image, b.image) and a.predicted_qf == pytest.approx(b.predicted_qf)
+    stranger = load_model("color", precision="fp32", tile=128)
+    stranger.network.metadata = {**stranger.network.metadata, GRAPH_WEIGHTS_KEY: "0" * 64}
+    c = stranger.restore_array(photo)
+    assert not stranger.network._compiled_parts and not stranger.network.parts
+    assert np.array_equal(c.image, b.image)

@@ -192,6 +192,12 @@ class GraphFBCNN:
         _, predicted = self._run(np.ascontiguousarray(image, dtype=np.float32), None)
         return predicted
 
+    def reconstruct_array(self, image: np.ndarray, qf: np.ndarray | float) -> np.ndarray:
+        """The restored (N, C, H, W) image with `qf` fed (network convention), when the
+        prediction is not wanted (`FBCNN.reconstruct`); a runtime with a graph that skips
+        the decoupler runs that instead."""
+        return self.run_array(image, qf)[0]
+
     # torch tensors in and out -----------------------------------------------------------
 
     def __call__(self, x: torch.Tensor,

@@ -14,6 +14,13 @@ A cache that cannot be written is skipped.
 
 Each thread gets its own infer request, so a batch that restores several images at a time
 can share one compiled model.
+
+Beside a shipped model's graph lie two parts of it (`scripts/make_graphs.py`), made for the
+same weights: `<name>.qf.onnx`, the decoupler alone (encoder and QF head: the global QF read
+over windows), and `<name>.reconstruct.onnx`, encoder and decoder fed a QF (what every tile
+runs once the QF is known): the whole graph would also run the QF head on every tile, about
+a ninth of its work. Each is compiled on first use; a part whose metadata names other
+weights is not used.
 """
 
 from __future__ import annotations
@@ -26,10 +33,14 @@ from typing import Any
 import numpy as np
 
 from .modelfiles import CheckpointError
+from .netconfig import network_to_qf
 from .onnx_backend import GraphFBCNN, Port, first_line
+
+WEIGHTS_KEY = "fbcnn.weights_sha256"  # fbcnn.backend.GRAPH_WEIGHTS_KEY (no import cycle)
 
 OV_PRECISIONS = {"fp32": "f32", "bf16": "bf16"}
 PRECISION_KEY = "fbcnn.precision"  # 'int8' in a quantised graph's metadata
+PARTS = ("qf", "reconstruct")  # sibling graphs `<stem>.<part>.onnx` (see the module doc)
 
 
 def _core() -> Any:
@@ -100,6 +111,10 @@ class OpenVinoFBCNN(GraphFBCNN):
         self._read_ports(ports(self.model.inputs), ports(self.model.outputs), self._metadata())
         self.precision = ("int8" if self.metadata.get(PRECISION_KEY) == "int8"
                           else "bf16" if self.hint == "bf16" else "fp32")
+        siblings = {part: self.path.with_name(f"{self.path.stem}.{part}.onnx") for part in PARTS}
+        self.parts = {part: path for part, path in siblings.items() if path.is_file()}
+        self._compiled_parts: dict[str, Any] = {}
+        self._lock = threading.Lock()
         self.threads = -1
         self._local = threading.local()
         self.set_threads(threads)
@@ -118,17 +133,77 @@ class OpenVinoFBCNN(GraphFBCNN):
         this takes a few tens of milliseconds."""
         if threads == self.threads:
             return
-        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": self.hint,
-                                  "PERFORMANCE_HINT": "LATENCY"}
+        self.config_ov: dict[str, Any] = {"INFERENCE_PRECISION_HINT": self.hint,
+                                          "PERFORMANCE_HINT": "LATENCY"}
         if threads > 0:
-            config["INFERENCE_NUM_THREADS"] = int(threads)
+            self.config_ov["INFERENCE_NUM_THREADS"] = int(threads)
         try:
-            self.compiled = _core().compile_model(self.model, "CPU", config)
+            self.compiled = _core().compile_model(self.model, "CPU", self.config_ov)
         except Exception as e:  # noqa: BLE001 - OpenVINO raises its own error types
             raise CheckpointError(f"cannot compile {self.label} {self.path}: {first_line(e)}"
                                   ) from None
+        self._compiled_parts = {}
         self._local = threading.local()  # requests of the previous compile are stale
         self.threads = threads
+
+    def _part(self, part: str) -> Any | None:
+        """The compiled part graph (see the module doc), or None: not there, or made for
+        other weights (then it is dropped for good)."""
+        if part not in self.parts:
+            return None
+        with self._lock:
+            if part not in self._compiled_parts:
+                try:
+                    model = _core().read_model(str(self.parts[part]))
+                    info = model.get_rt_info(["framework"]).astype(dict)
+                    made_for = str(info.get(WEIGHTS_KEY, "").astype(str)) \
+                        if WEIGHTS_KEY in info else ""
+                    if not made_for or made_for != self.metadata.get(WEIGHTS_KEY):
+                        del self.parts[part]
+                        return None
+                    self._compiled_parts[part] = _core().compile_model(model, "CPU",
+                                                                       self.config_ov)
+                except Exception:  # noqa: BLE001 - a broken part: the whole graph does it
+                    del self.parts[part]
+                    return None
+            return self._compiled_parts[part]
+
+    def _run_part(self, part: str, feed: dict[str, np.ndarray]) -> np.ndarray | None:
+        compiled = self._part(part)
+        if compiled is None:
+            return None
+        requests = getattr(self._local, "parts", None)
+        if requests is None:
+            requests = self._local.parts = {}
+        if part not in requests:
+            requests[part] = compiled.create_infer_request()
+        try:
+            result = requests[part].infer(feed)
+        except Exception as e:  # noqa: BLE001 - OpenVINO raises its own error types
+            raise CheckpointError(f"{self.label} {self.parts[part]} failed to run: "
+                                  f"{first_line(e)}") from None
+        return np.array(result[0], np.float32, copy=True)
+
+    def predict_qf_array(self, image: np.ndarray) -> np.ndarray:
+        """(N, 1) predicted QF in the network's convention: the decoupler graph where there
+        is one, else the whole graph."""
+        image = np.ascontiguousarray(image, dtype=np.float32)
+        predicted = self._run_part("qf", {"image": image})
+        if predicted is None or predicted.shape != (image.shape[0], 1):
+            return super().predict_qf_array(image)
+        return predicted
+
+    def reconstruct_array(self, image: np.ndarray, qf: np.ndarray | float) -> np.ndarray:
+        """The restored image with `qf` fed (network convention): the reconstructor graph
+        where there is one (no decoupler), else the whole graph."""
+        image = np.ascontiguousarray(image, dtype=np.float32)
+        n, _, h, w = image.shape
+        wanted = np.broadcast_to(np.asarray(qf, np.float32).reshape(-1, 1), (n, 1))
+        restored = self._run_part("reconstruct",
+                                  {"image": image, "qf": network_to_qf(wanted).astype(np.float32)})
+        if restored is None or restored.shape != (n, self.config.out_channels, h, w):
+            return super().reconstruct_array(image, qf)
+        return restored
 
     def _request(self) -> Any:
         request = getattr(self._local, "request", None)

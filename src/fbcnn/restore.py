@@ -382,6 +382,9 @@ class Restorer:
         `qf` (1..100) is fed to the decoder when given. With a QF fed and `need_qf` False a
         torch FBCNN skips its decoupler (`FBCNN.reconstruct`) and the QF returned is NaN."""
         wanted = qf_to_network(float(qf)) if qf is not None and self.has_qf_input else None
+        if self.on_numpy and wanted is not None and not need_qf:
+            out = self.network.reconstruct_array(self._array(tile), wanted)  # type: ignore[attr-defined]
+            return out[0].transpose(1, 2, 0), math.nan
         if self.on_numpy:
             out, predicted = self.network.run_array(self._array(tile), wanted)  # type: ignore[attr-defined]
             return out[0].transpose(1, 2, 0), float(np.mean(network_to_qf(predicted)))
