@@ -15,6 +15,9 @@ $(VENV)/.installed: pyproject.toml Makefile src/fbcnn/mozjpeg/package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check "$(TORCH)"
 	$(BIN)/pip install -q --disable-pip-version-check -e ".[torch,test,app,e2e,ray,encoders,int8]"
+	# spandrel (tests of `fbcnn export --format spandrel`) without its torchvision: PyPI's is a
+	# CUDA build that fails beside the CPU torch, and FBCNN does not use it
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps "spandrel==0.4.2"
 	# MozJPEG (WebAssembly, run under node) for training data and per-encoder evaluation
 	npm ci --silent --no-audit --no-fund --prefix src/fbcnn/mozjpeg
 	touch $@

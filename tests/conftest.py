@@ -69,6 +69,69 @@ def huge_png(path: Path, width: int, height: int) -> Path:
     return path
 
 
+def cmyk_profile(swap: bool = False) -> bytes:
+    """A small CMYK printer profile (ICC v2: CMYK -> XYZ D50 by one lut16 A2B0) that undoes
+    Pillow's plain RGB -> CMYK conversion (C = 255 - R, ...; K = 0): converted into sRGB
+    through it, `Image.fromarray(rgb).convert("CMYK")` comes back as `rgb`. `swap`: cyan
+    and yellow ink trade places, so that it comes back as `rgb[..., ::-1]` (BGR): a
+    conversion that used the profile cannot pass for a plain one."""
+    import struct
+
+    def s15(v: float) -> bytes:
+        return struct.pack(">i", round(v * 65536))
+
+    to_xyz = np.array([[0.4360747, 0.3850649, 0.1430804], [0.2225045, 0.7168786, 0.0606169],
+                       [0.0139322, 0.0971045, 0.7141733]])  # linear sRGB -> XYZ D50
+    entries = 4096
+    t = np.linspace(0, 1, entries)
+    v = 1 - t
+    linear = np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+    # ink -> 1 - linear light of the RGB value it came from: the grid is then exact
+    curve = np.round((1 - linear) * 65535).astype(">u2").tobytes()
+    grid = []
+    for c in (0, 1):  # the first input channel varies slowest
+        for m in (0, 1):
+            for y in (0, 1):
+                for k in (0, 1):
+                    r, b = (y, c) if swap else (c, y)
+                    rgb = np.array([1 - r, 1 - m, 1 - b]) * (1 - k)
+                    grid.extend(np.clip(np.round(to_xyz @ rgb * 32768), 0, 65535))
+    lut = (b"mft2" + bytes(4) + bytes([4, 3, 2, 0])
+           + b"".join(s15(e) for e in np.eye(3).ravel()) + struct.pack(">HH", entries, 2)
+           + curve * 4 + np.array(grid, ">u2").tobytes()
+           + np.array([0, 65535], ">u2").tobytes() * 3)
+    name = b"fbcnn test CMYK\0"
+    desc = b"desc" + bytes(4) + struct.pack(">I", len(name)) + name + bytes(4 + 4 + 2 + 1 + 67)
+    white = s15(0.9642) + s15(1.0) + s15(0.8249)
+    tags = [(b"desc", desc), (b"wtpt", b"XYZ " + bytes(4) + white), (b"A2B0", lut)]
+    start = 128 + 4 + 12 * len(tags)
+    table, data = struct.pack(">I", len(tags)), b""
+    for sig, body in tags:
+        body += bytes(-len(body) % 4)
+        table += sig + struct.pack(">II", start + len(data), len(body))
+        data += body
+    header = (struct.pack(">I", start + len(data)) + bytes(4) + bytes([2, 0x10, 0, 0])
+              + b"prtrCMYKXYZ " + bytes(12) + b"acsp" + bytes(28) + white + bytes(48))
+    assert len(header) == 128
+    return header + table + data
+
+
+def cmyk_jpeg(path: Path, rgb: np.ndarray, quality: int = 30, icc: bytes | None = None,
+              ycck: bool = False) -> Path:
+    """`rgb` saved by Pillow as a CMYK JPEG (Adobe's inverted values, APP14 marker), with
+    the ICC profile `icc`; `ycck`: the marker's transform set to 2, so that decoders read
+    the planes as YCCK (the colours are then not `rgb`'s: for the code path only)."""
+    Image.fromarray(rgb).convert("CMYK").save(path, quality=quality,
+                                              **({"icc_profile": icc} if icc else {}))
+    if ycck:
+        data = bytearray(path.read_bytes())
+        at = data.find(b"\xff\xee")
+        assert at > 0 and data[at + 4:at + 9] == b"Adobe"
+        data[at + 15] = 2  # Adobe APP14: version, flags0, flags1, then the transform
+        path.write_bytes(bytes(data))
+    return path
+
+
 def tiny_network(channels: int = 3, seed: int = 0, residual: bool = True) -> FBCNN:
     torch.manual_seed(seed)
     net = FBCNN(FBCNNConfig(in_channels=channels, out_channels=channels, widths=(8, 8, 16, 16),

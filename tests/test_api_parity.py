@@ -185,3 +185,35 @@ def test_unsupported_inputs_are_refused_clearly(tmp_path, color) -> None:
             color.restore(wrong)
     with pytest.raises(ImageError, match="no such file"):
         color.restore(tmp_path / "missing.jpg")
+
+
+def test_cmyk_jpeg_file_is_restored_as_rgb_as_the_cli_does(tmp_path, color) -> None:
+    """Was: ImageError "CMYK images are not supported; convert to RGB first" from the
+    API, the CLI and the app alike. Now read as RGB (through the file's CMYK profile into
+    sRGB when it has one), restored close to the RGB original, the CLI's pixels."""
+    from conftest import cmyk_jpeg, cmyk_profile
+
+    from fbcnn.imageio import srgb_profile
+
+    rgb = make_photo(*STORED, seed=5)
+    plain = cmyk_jpeg(tmp_path / "plain.jpg", rgb, quality=30)
+    result = color.restore(plain)
+    assert result.image.mode == "RGB" and result.image.size == (STORED[1], STORED[0])
+    restored = np.asarray(result.image).astype(int)
+    assert np.abs(restored - rgb).mean() < 6
+    assert result.icc_profile is None
+    assert np.array_equal(np.asarray(result.image), cli_restore(plain, tmp_path / "cli"))
+    profiled = cmyk_jpeg(tmp_path / "profiled.jpg", rgb, quality=30, icc=cmyk_profile())
+    result = color.restore(str(profiled))
+    assert result.icc_profile == srgb_profile() == result.image.info["icc_profile"]
+    assert np.abs(np.asarray(result.image).astype(int) - rgb).mean() < 6
+    with Image.open(result.save(tmp_path / "out.jpg", quality=80)) as back:
+        assert back.mode == "RGB" and back.info.get("icc_profile") == srgb_profile()
+
+
+def test_result_save_quality(tmp_path, color) -> None:
+    result = color.restore(phone_jpeg(tmp_path / "photo.jpg"))
+    assert read_image(result.save(tmp_path / "q.jpg", quality=55)).header_qf == 55
+    assert read_image(result.save(tmp_path / "d.jpg")).header_qf == 95
+    small = result.save(tmp_path / "s.webp", quality=10).stat().st_size
+    assert small < result.save(tmp_path / "l.webp").stat().st_size  # lossless by default

@@ -416,3 +416,15 @@ def test_never_jpeg_upload_is_left_unchanged_until_a_strength_is_set(handlers, t
     out = last(handlers.on_strength(str(path), 30, "auto", ""))
     assert "left unchanged" not in out[STATUS]
     assert not np.array_equal(pixels(out[DOWNLOAD]["value"]), np.asarray(im))
+
+
+def test_cmyk_jpeg_upload_is_restored_as_the_cli_restores_it(handlers, tmp_path) -> None:
+    """Was: refused ("CMYK images are not supported; convert to RGB first"). The reader
+    converts it to RGB, for the app as for the CLI."""
+    from conftest import cmyk_jpeg
+
+    path = cmyk_jpeg(tmp_path / "print.jpg", make_photo(64, 80), quality=30)
+    out = last(handlers.on_upload(str(path), "auto", ""))
+    restored = pixels(out[DOWNLOAD]["value"])
+    assert restored.shape == (64, 80, 3)
+    assert np.array_equal(restored, cli_restore(path, tmp_path / "cli"))

@@ -189,3 +189,178 @@ def test_evaluate_json_to_unwritable_path_fails_cleanly(tiny_named_models, tmp_p
                  str(blocker / "r.json"))
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert blocker.read_text() == "x"
+
+
+# --------------------------------------------------- output folders checked before any work
+
+
+def _never_restore(monkeypatch) -> None:
+    """Make any run of the network fail the test."""
+    import fbcnn.model
+
+    def never(*args, **kwargs):
+        raise AssertionError("an image was restored")
+
+    monkeypatch.setattr(fbcnn.model.Model, "restore_array", never)
+
+
+def _refused_up_front(result, reason: str) -> str:
+    assert result.exit_code != 0 and "Traceback" not in result.output, result.output
+    (line,) = [x for x in result.output.splitlines() if x.strip()]
+    assert line.lower().startswith("error:") and reason in line, line
+    return line
+
+
+@pytest.fixture
+def batch(tmp_path) -> Path:
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    for i in range(5):
+        Image.fromarray(make_photo(32, 40, seed=i)).save(folder / f"p{i}.jpg", quality=20)
+    return folder
+
+
+def test_read_only_output_folder_is_refused_before_any_restore(tiny_named_models, batch,
+                                                              tmp_path, monkeypatch) -> None:
+    """Was: every image was restored, then each failed with "permission denied"."""
+    out = tmp_path / "ro"
+    out.mkdir()
+    out.chmod(0o555)
+    try:
+        probe = out / "probe"
+        try:
+            probe.write_text("x")
+        except OSError:
+            pass
+        else:
+            probe.unlink()
+            pytest.skip("this user may write into a read-only folder (root)")
+        _never_restore(monkeypatch)
+        line = _refused_up_front(run("restore", str(batch), "-o", str(out)),
+                                 "permission denied")
+        assert line == f"error: {out}: cannot write there: permission denied"
+        assert list(out.iterdir()) == []
+    finally:
+        out.chmod(0o755)
+
+
+@pytest.mark.parametrize("where", ["restored", "-o parent", "suffix beside"])
+def test_a_file_where_the_output_folder_should_be_is_refused_before_any_restore(
+        tiny_named_models, batch, tmp_path, monkeypatch, where) -> None:
+    _never_restore(monkeypatch)
+    if where == "restored":  # the default folder beside the inputs is a file
+        (batch / "restored").write_text("x")
+        line = _refused_up_front(run("restore", str(batch)), "not a folder")
+        assert line.startswith(f"error: {batch / 'restored'}: cannot write there")
+    elif where == "-o parent":
+        blocker = tmp_path / "file"
+        blocker.write_text("x")
+        _refused_up_front(run("restore", str(batch), "-o", str(blocker / "out")),
+                          "cannot create the folder: a parent path is not a folder")
+    else:  # into -o/sub-folders with --recursive: one of them is a file
+        (batch / "sub").mkdir()
+        Image.fromarray(make_photo(32, 40)).save(batch / "sub" / "s.jpg", quality=20)
+        out = tmp_path / "out"
+        out.mkdir()
+        (out / "sub").write_text("x")
+        _refused_up_front(run("restore", str(batch), "--recursive", "-o", str(out),
+                              "--suffix", "_r"), "not a folder")
+        assert sorted(p.name for p in out.iterdir()) == ["sub"]
+
+
+@pytest.mark.parametrize(("errno_", "reason"), [(30, "read-only file system"),
+                                                (28, "no space left on device")])
+def test_read_only_or_full_file_system_is_refused_before_any_restore(
+        tiny_named_models, batch, tmp_path, monkeypatch, errno_, reason) -> None:
+    """As root too: the probe file is refused as such a file system refuses it
+    (tests/test_disk_full.py does it on a real one)."""
+    import tempfile
+
+    import fbcnn.imageio as imageio
+
+    real = tempfile.mkstemp
+
+    def mkstemp(*args, **kwargs):
+        if kwargs.get("prefix") == ".fbcnn-check.":
+            raise OSError(errno_, "refused")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(imageio.tempfile, "mkstemp", mkstemp)
+    _never_restore(monkeypatch)
+    line = _refused_up_front(run("restore", str(batch), "-o", str(tmp_path / "out")), reason)
+    assert line == f"error: {tmp_path / 'out'}: cannot write there: {reason}"
+
+
+def test_skip_existing_does_not_check_finished_folders(tiny_named_models, batch,
+                                                      tmp_path) -> None:
+    """A resumed batch whose finished outputs sit in a folder that became read-only still
+    runs (nothing to write there)."""
+    out = tmp_path / "out"
+    assert run("restore", str(batch / "p0.jpg"), "-o", str(out)).exit_code == 0
+    from fbcnn.pipeline import RestoreOptions, check_output_folders, plan_outputs
+
+    plan = plan_outputs([batch / "p0.jpg"], [str(batch / "p0.jpg")], out)
+    assert check_output_folders(plan.values(), RestoreOptions(skip_existing=True)) == []
+    assert check_output_folders(plan.values(), RestoreOptions()) == [out]
+
+
+# ------------------------------------------------------------------------- CMYK JPEGs
+
+
+def test_cmyk_and_ycck_jpegs_are_restored_as_rgb(tiny_named_models, tmp_path,
+                                                 monkeypatch) -> None:
+    """Was: "CMYK images are not supported; convert to RGB first". Read as RGB, restored
+    without JPEG consistency (the tables quantised ink planes) and without the double-JPEG
+    analysis, and said so on the report line."""
+    from conftest import cmyk_jpeg
+
+    import fbcnn.model
+    import fbcnn.recompress
+
+    rgb = make_photo(96, 128)  # big enough for the double-JPEG analysis to run
+    folder = tmp_path / "in"
+    folder.mkdir()
+    cmyk_jpeg(folder / "cmyk.jpg", rgb, quality=30)
+    cmyk_jpeg(folder / "ycck.jpg", rgb, quality=30, ycck=True)
+    tables = []
+    original = fbcnn.model.Model.restore_array
+
+    def spy(self, pixels, qf=None, grid=8, tables_=None, **kwargs):
+        tables.append(tables_)
+        return original(self, pixels, qf, grid, tables_, **kwargs)
+
+    def no_analysis(*args, **kwargs):
+        raise AssertionError("double-JPEG analysis of a converted CMYK JPEG")
+
+    monkeypatch.setattr(fbcnn.model.Model, "restore_array", spy)
+    monkeypatch.setattr(fbcnn.recompress, "analyse", no_analysis)
+    result = run("restore", str(folder), "-o", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    assert tables == [None, None]
+    lines = sorted(line for line in result.output.splitlines() if "predicted QF" in line)
+    assert len(lines) == 2 and "cmyk.jpg:" in lines[0]
+    assert "CMYK converted to RGB (no JPEG consistency, no double-JPEG analysis) [color]" \
+        in lines[0]
+    assert "YCCK converted to RGB" in lines[1]
+    with Image.open(tmp_path / "out" / "cmyk.png") as im:
+        assert im.mode == "RGB" and im.size == (128, 96) and "icc_profile" not in im.info
+        assert np.abs(np.asarray(im).astype(int) - rgb).mean() < 12
+    with Image.open(tmp_path / "out" / "ycck.png") as im:
+        assert im.mode == "RGB" and im.size == (128, 96)
+
+
+def test_cmyk_jpeg_with_a_profile_is_restored_in_srgb(tiny_named_models, tmp_path) -> None:
+    from conftest import cmyk_jpeg, cmyk_profile
+
+    from fbcnn.imageio import srgb_profile
+
+    rgb = make_photo(48, 64)
+    path = cmyk_jpeg(tmp_path / "swapped.jpg", rgb, quality=60, icc=cmyk_profile(swap=True))
+    result = run("restore", str(path), "-o", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    assert "CMYK converted to RGB through its ICC profile" in result.output
+    with Image.open(tmp_path / "out" / "swapped.png") as im:
+        assert im.info.get("icc_profile") == srgb_profile()
+        out = np.asarray(im).astype(int)
+    # the profile swapped cyan and yellow: the result is the BGR image, not the RGB one
+    assert np.abs(out - rgb[..., ::-1]).mean() < 0.5 * np.abs(out - rgb).mean()

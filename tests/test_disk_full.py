@@ -94,3 +94,34 @@ def test_disk_full_fails_per_file_with_one_line_and_no_partial_file(tmp_path: Pa
             im.load()
     print(f"disk full: {len(succeeded)} written ({sorted(succeeded)}), {len(failed)} failed: "
           f"{[errors[s][0] for s in sorted(failed)][:2]}")
+
+
+@pytest.mark.parametrize(("kind", "reason"), [("read-only", "read-only file system"),
+                                              ("full", "no space left on device")])
+def test_unwritable_output_file_system_is_refused_before_any_restore(tmp_path: Path, kind: str,
+                                                                    reason: str) -> None:
+    """Was: every image was restored, then each failed writing. A read-only tmpfs, or one
+    already full, is refused with one line before the first image (as root too)."""
+    prefix = _namespace_prefix()
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir(), out.mkdir()
+    for i in range(3):
+        Image.fromarray(make_photo(64, 80, seed=i)).save(folder / f"p{i}.jpg", quality=30)
+    model = tmp_path / "tiny.safetensors"
+    save_network(tiny_network(3), model)
+    options = f"size={TMPFS_SIZE}" + (",ro" if kind == "read-only" else "")
+    fill = (f"head -c 1M /dev/zero > {shlex.quote(str(out / 'filler'))} 2>/dev/null\n"
+            if kind == "full" else "")
+    restore = [sys.executable, "-m", "fbcnn", "restore", str(folder), "-o", str(out),
+               "--model", str(model)]
+    script = (f"mount -t tmpfs -o {options} tmpfs {shlex.quote(str(out))} || exit 90\n"
+              f"{fill}{shlex.join(restore)}\nrc=$?\nls -A {shlex.quote(str(out))}\nexit $rc\n")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env.pop("PYTHONPATH", None)
+    done = subprocess.run([*prefix, "sh", "-c", script], capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert done.returncode not in (0, 90), done.stderr
+    assert "Traceback" not in done.stderr and "predicted QF" not in done.stdout, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert lines == [f"error: {out}: cannot write there: {reason}"], done.stderr
+    assert done.stdout.split() == ([] if kind == "read-only" else ["filler"])

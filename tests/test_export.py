@@ -403,3 +403,13 @@ def test_spandrel_reads_published_layout(tmp_path, config, loads):
     assert max_diff(called, ours.clamp(0, 1)) <= TOL
     assert max_diff(with_qf, net(x, torch.tensor([[0.6]]))[0].detach()) <= TOL
     assert 0 <= float(network_to_qf(ours_qf)) <= 100
+
+
+def test_export_help_names_the_outputs_as_the_graph_does():
+    from click.testing import CliRunner
+
+    from fbcnn.cli import main
+
+    text = " ".join(CliRunner().invoke(main, ["export", "--help"]).output.split())
+    assert "'qf_network'" in text and "'restored'" in text
+    assert "predicted_qf" not in text  # the graph has no output of that name

@@ -12,15 +12,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import cmyk_jpeg, cmyk_profile, make_photo
 from PIL import Image, ImageCms
 
 from fbcnn.imageio import (
     MIN_SIDE,
     ImageError,
     LoadedImage,
+    check_output_size,
+    check_writable_folder,
     list_inputs,
     read_image,
     remove_stale_temps,
+    srgb_profile,
     write_image,
 )
 
@@ -91,6 +95,59 @@ def test_round_trip_webp_lossless_and_jpeg(tmp_path: Path) -> None:
                                   pixels)
     img = read_image(write_image(tmp_path / "x.jpg", pixels, alpha=pixels[:, :, 0]))
     assert img.format == "JPEG" and img.header_qf == 95 and img.alpha is None
+
+
+def test_write_jpeg_and_webp_at_the_quality_asked(tmp_path: Path) -> None:
+    pixels = make_photo(48, 64)
+    for q in (20, 60, 100):
+        assert read_image(write_image(tmp_path / f"q{q}.jpg", pixels, quality=q)).header_qf == q
+    assert read_image(write_image(tmp_path / "d.jpeg", pixels)).header_qf == 95
+    sizes = {q: write_image(tmp_path / f"q{q}.webp", pixels, quality=q).stat().st_size
+             for q in (10, 95)}
+    assert sizes[10] < sizes[95]
+    lossy = read_image(tmp_path / "q95.webp").pixels
+    assert not np.array_equal(lossy, pixels) and np.abs(lossy.astype(int) - pixels).mean() < 4
+    # the quality is ignored by lossless formats and checked everywhere
+    assert read_image(write_image(tmp_path / "p.png", pixels, quality=10)).pixels.tobytes() == \
+        pixels.tobytes()
+    for bad in (0, 101, 50.5, True):
+        with pytest.raises(ValueError, match="quality must be an integer in 1..100"):
+            write_image(tmp_path / "bad.jpg", pixels, quality=bad)
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".webp"])
+def test_write_at_a_quality_keeps_icc_and_exif(tmp_path: Path, suffix: str) -> None:
+    exif = Image.Exif()
+    exif[0x010F] = "TestCam"
+    out = write_image(tmp_path / f"o{suffix}", make_photo(32, 32), quality=50,
+                      icc_profile=_srgb_profile(), exif=b"Exif\0\0" + exif.tobytes())
+    with Image.open(out) as back:
+        assert back.info.get("icc_profile") == _srgb_profile()
+        assert back.getexif()[0x010F] == "TestCam"
+
+
+def test_jpeg_flattens_alpha_onto_white(tmp_path: Path) -> None:
+    """Was: the alpha was dropped, so transparent areas showed whatever colour they held
+    (often black). Opaque pixels stay, transparent ones turn white, half ones blend."""
+    pixels = np.zeros((16, 24, 3), np.uint8)  # black everywhere
+    alpha = np.zeros((16, 24), np.uint8)
+    alpha[:, 8:16], alpha[:, 16:] = 128, 255
+    back = read_image(write_image(tmp_path / "a.jpg", pixels, alpha=alpha, quality=100))
+    assert back.alpha is None
+    means = [back.pixels[:, a:b].mean() for a, b in ((0, 8), (8, 16), (16, 24))]
+    assert means[0] > 250 and abs(means[1] - 127) < 6 and means[2] < 5, means
+    grey = read_image(write_image(tmp_path / "g.jpg", pixels[:, :, :1], alpha=alpha))
+    assert grey.is_gray and grey.pixels[:, :8].mean() > 250
+
+
+def test_check_output_size(tmp_path: Path) -> None:
+    check_output_size(tmp_path / "ok.webp", 16383, 100)
+    check_output_size(tmp_path / "big.png", 70000, 100)
+    with pytest.raises(ImageError, match=r"big\.webp: cannot write a 16384x10 image as WEBP "
+                                         r"\(at most 16383 pixels a side\)"):
+        check_output_size(tmp_path / "big.webp", 16384, 10)
+    with pytest.raises(ImageError, match="at most 65535"):
+        check_output_size(tmp_path / "big.jpg", 10, 65536)
 
 
 def test_write_without_suffix_is_png(tmp_path: Path) -> None:
@@ -343,10 +400,57 @@ def test_16bit_png(tmp_path: Path) -> None:
     _expect_error(path, "16-bit images are not supported")
 
 
-def test_cmyk_jpeg(tmp_path: Path) -> None:
-    path = tmp_path / "cmyk.jpg"
-    Image.fromarray(np.zeros((16, 16, 4), np.uint8), "CMYK").save(path)
-    _expect_error(path, "CMYK")
+def test_cmyk_jpeg_is_read_as_rgb(tmp_path: Path) -> None:
+    """Was: refused ("CMYK images are not supported; convert to RGB first"). Without a
+    profile: Pillow's plain conversion (Adobe's inverted values undone by Pillow), no ICC
+    profile on the result, no tables to keep consistency with (they quantised C, M, Y, K)."""
+    rgb = make_photo(37, 53)  # odd sizes: no block grid to lean on
+    img = read_image(cmyk_jpeg(tmp_path / "cmyk.jpg", rgb, quality=90))
+    assert img.mode == "CMYK" and img.format == "JPEG" and img.pixels.shape == (37, 53, 3)
+    assert img.converted == "CMYK converted to RGB" and img.icc_profile is None
+    assert img.quantization is None and img.subsampling is None and img.alpha is None
+    assert np.abs(img.pixels.astype(int) - rgb).mean() < 4
+
+
+@pytest.mark.parametrize("swap", [False, True])
+def test_cmyk_jpeg_with_a_profile_is_converted_through_it(tmp_path: Path, swap: bool) -> None:
+    """A CMYK profile in the file decides the colours (converted into sRGB, tagged sRGB):
+    the swapped profile turns the image into BGR, which a plain conversion never would."""
+    rgb = make_photo(40, 56)
+    path = cmyk_jpeg(tmp_path / "cmyk.jpg", rgb, quality=95, icc=cmyk_profile(swap))
+    img = read_image(path)
+    assert img.converted == "CMYK converted to RGB through its ICC profile"
+    assert img.icc_profile == srgb_profile()
+    expected = rgb[..., ::-1] if swap else rgb
+    assert np.abs(img.pixels.astype(int) - expected).mean() < 3
+
+
+def test_cmyk_jpeg_with_a_bad_profile_falls_back_to_the_plain_conversion(tmp_path: Path
+                                                                         ) -> None:
+    rgb = make_photo(24, 32)
+    for icc in (b"not a profile at all", _srgb_profile()):  # garbage; an RGB profile
+        img = read_image(cmyk_jpeg(tmp_path / "cmyk.jpg", rgb, quality=95, icc=icc))
+        assert img.converted == "CMYK converted to RGB (its ICC profile is unusable: " \
+            "plain conversion)"
+        assert img.icc_profile is None and np.abs(img.pixels.astype(int) - rgb).mean() < 3
+
+
+def test_ycck_jpeg_is_read_as_rgb(tmp_path: Path) -> None:
+    img = read_image(cmyk_jpeg(tmp_path / "ycck.jpg", make_photo(24, 40), ycck=True))
+    assert img.converted == "YCCK converted to RGB" and img.pixels.shape == (24, 40, 3)
+
+
+def test_turned_cmyk_jpeg_is_upright_and_keeps_its_exif(tmp_path: Path) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[0x010F] = "TestCam"
+    path = tmp_path / "turned.jpg"
+    Image.fromarray(make_photo(16, 32)).convert("CMYK").save(path, exif=exif.tobytes())
+    img = read_image(path)
+    assert img.pixels.shape == (32, 16, 3) and img.transposed and img.converted
+    kept = Image.Exif()
+    kept.load(img.exif)
+    assert kept[0x0112] == 1 and kept[0x010F] == "TestCam"
 
 
 def test_palette_gif(tmp_path: Path) -> None:
@@ -490,6 +594,82 @@ def test_write_unwritable_folder(tmp_path: Path) -> None:
         assert list(folder.iterdir()) == []
     finally:
         folder.chmod(0o700)
+
+
+def test_check_writable_folder_creates_and_leaves_nothing(tmp_path: Path) -> None:
+    check_writable_folder(tmp_path / "new" / "sub")
+    assert (tmp_path / "new" / "sub").is_dir() and list((tmp_path / "new" / "sub").iterdir()) == []
+    check_writable_folder(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new"]
+
+
+def test_check_writable_folder_refuses_a_file_in_the_way(tmp_path: Path) -> None:
+    blocker = tmp_path / "restored"
+    blocker.write_text("x")
+    with pytest.raises(ImageError, match=r"restored: cannot write there: not a folder"):
+        check_writable_folder(blocker)
+    with pytest.raises(ImageError, match=r"sub: cannot create the folder: a parent path is "
+                                         r"not a folder$"):
+        check_writable_folder(blocker / "sub")
+    assert blocker.read_text() == "x"
+
+
+@pytest.mark.parametrize(("error", "reason"), [
+    (PermissionError(13, "Permission denied"), "permission denied"),
+    (OSError(30, "Read-only file system"), "read-only file system"),
+    (OSError(28, "No space left on device"), "no space left on device")])
+def test_check_writable_folder_reasons(tmp_path: Path, monkeypatch, error: OSError,
+                                       reason: str) -> None:
+    # runs as root too: the probe file is refused as such a folder would refuse it
+    import fbcnn.imageio as imageio
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr(imageio.tempfile, "mkstemp", refuse)
+    with pytest.raises(ImageError, match=f"out: cannot write there: {reason}$"):
+        check_writable_folder(tmp_path / "out")
+
+
+def test_check_writable_folder_full_disk_on_write(tmp_path: Path, monkeypatch) -> None:
+    """A full file system may let the empty probe file be created and refuse its bytes."""
+    import fbcnn.imageio as imageio
+
+    real = imageio.os.fdopen
+
+    class Full:
+        def __init__(self, fd: int) -> None:
+            self.f = real(fd, "wb")
+
+        def __enter__(self) -> Full:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.f.close()
+
+        def write(self, data: bytes) -> int:
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(imageio.os, "fdopen", lambda fd, mode: Full(fd))
+    with pytest.raises(ImageError, match="cannot write there: no space left on device$"):
+        check_writable_folder(tmp_path)
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []  # the probe is gone
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
+                    reason="root ignores folder permissions")
+def test_check_writable_folder_read_only(tmp_path: Path) -> None:
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(ImageError, match="ro: cannot write there: permission denied$"):
+            check_writable_folder(folder)
+        with pytest.raises(ImageError, match="cannot create the folder: permission denied$"):
+            check_writable_folder(folder / "sub")
+    finally:
+        folder.chmod(0o755)
 
 
 def test_write_permission_denied_message(tmp_path: Path, monkeypatch) -> None:

@@ -177,3 +177,157 @@ def test_prefetch_loads_the_first_jpeg_model_in_the_background(tiny_named_models
     fixed = ModelSet("gray", precision="fp32")
     fixed.prefetch(tmp_path / "c.jpg").join()
     assert list(fixed._loaded) == ["gray"]
+
+
+# ------------------------------------------------------------- --suffix, --ext, --quality
+
+
+def test_plan_with_suffix_and_ext(tmp_path) -> None:
+    """--suffix puts outputs beside the inputs (or into -o), named <stem><suffix>[_qfN]
+    [_compare].<ext>; collisions are resolved as for the default names."""
+    a, b = tmp_path / "p" / "a.jpg", tmp_path / "p" / "a.png"
+    plan = plan_outputs([a], [a], None, suffix="_r", ext="jpg")
+    assert plan[a].outputs == [tmp_path / "p" / "a_r.jpg"] and plan[a].compares == []
+    plan = plan_outputs([a], [a], tmp_path / "o", [10, 90], True, suffix="_r", ext="webp")
+    assert [o.name for o in plan[a].all] == ["a_r_qf10.webp", "a_r_qf90.webp",
+                                             "a_r_qf10_compare.webp", "a_r_qf90_compare.webp"]
+    assert all(o.parent == tmp_path / "o" for o in plan[a].all)
+    # an empty suffix beside the inputs, two inputs of one stem: named after the whole name
+    plan = plan_outputs([a, b], [a, b], None, suffix="", ext="webp")
+    assert [plan[a].outputs[0].name, plan[b].outputs[0].name] == ["a.jpg.webp", "a.png.webp"]
+    # without --suffix nothing changes but the extension
+    assert plan_outputs([a], [a], None, ext="jpg")[a].outputs == \
+        [tmp_path / "p" / "restored" / "a.jpg"]
+    # a sweep's names against an input called like one of them, compares included
+    c = tmp_path / "p" / "a_qf10.jpg"
+    plan = plan_outputs([a, c], [a, c], tmp_path / "o", [10], True, suffix="", ext="jpg")
+    names = [o.name for pl in plan.values() for o in pl.all]
+    assert len(names) == len(set(names)) == 4
+
+
+@pytest.mark.parametrize(("files", "suffix", "ext", "outdir", "victim"), [
+    (["photo.jpg"], "", "jpg", None, "this input"),  # the input itself
+    (["Photo.JPG"], "", "jpg", None, "this input"),  # by another letter case
+    (["a.jpg", "a_r.jpg"], "_r", "jpg", None, "the input"),  # another input
+    (["x.png"], None, "png", "same", "this input"),  # -o the input's folder
+    (["x.png"], "", "png", "same-absolute", "this input"),  # spelled another way
+])
+def test_plan_refuses_an_output_that_is_an_input(tmp_path, monkeypatch, files, suffix, ext,
+                                                 outdir, victim) -> None:
+    """Was: `--suffix "" --ext jpg` beside photo.jpg would have replaced it (write_image
+    refused only after the restore, and only for the exact same spelling)."""
+    from fbcnn.imageio import ImageError
+
+    monkeypatch.chdir(tmp_path)
+    paths = [Path("in") / f for f in files]
+    out = {None: None, "same": Path("in"), "same-absolute": tmp_path / "in"}[outdir]
+    with pytest.raises(ImageError) as info:
+        plan_outputs(paths, paths, out, suffix=suffix, ext=ext)
+    message = str(info.value)
+    assert "\n" not in message and f"would overwrite {victim}" in message, message
+    assert message.endswith("choose another --suffix, --ext or -o")
+
+
+def test_cli_refuses_to_overwrite_an_input_before_restoring(tiny_named_models, tmp_path,
+                                                            monkeypatch) -> None:
+    import fbcnn.pipeline as pipeline
+
+    jpg = save(tmp_path / "in" / "photo.jpg")
+    before = jpg.read_bytes()
+
+    def never(*args, **kwargs):
+        raise AssertionError("the network ran")
+
+    monkeypatch.setattr(pipeline.Model, "restore_array", never)
+    result = run("restore", jpg, "--suffix", "", "--ext", "jpg")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    (line,) = result.output.strip().splitlines()
+    assert line == (f"error: {jpg}: its output {jpg} would overwrite this input; choose "
+                    "another --suffix, --ext or -o")
+    assert jpg.read_bytes() == before and [p.name for p in jpg.parent.iterdir()] == ["photo.jpg"]
+
+
+def test_cli_suffix_ext_quality(tiny_named_models, tmp_path) -> None:
+    folder = tmp_path / "in"
+    save(folder / "a.jpg", 1), save(folder / "b.jpg", 2)
+    result = run("restore", folder, "--suffix", "_r", "--ext", "jpg", "--quality", "40",
+                 "--compare")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "a.jpg", "a_r.jpg", "a_r_compare.jpg", "b.jpg", "b_r.jpg", "b_r_compare.jpg"]
+    from fbcnn.imageio import read_image
+
+    for name in ("a_r.jpg", "b_r_compare.jpg"):
+        assert read_image(folder / name).header_qf == 40
+    assert read_image(folder / "a_r.jpg").pixels.shape == (40, 48, 3)
+    # rerun over the folder: the outputs found there are not inputs; resumed, not refused
+    result = run("restore", folder, "--suffix", "_r", "--ext", "jpg", "--quality", "40",
+                 "--compare", "--skip-existing")
+    assert result.exit_code == 0, result.output
+    assert "4 file(s) in the input folders are named as outputs" in result.output
+    assert "restored 0 of 2 image(s), skipped 2" in result.output
+    # webp into -o with a sweep, default quality (lossy 95)
+    result = run("restore", folder / "a.jpg", "-o", tmp_path / "w", "--ext", "webp",
+                 "--suffix", ".fbcnn", "--qf-sweep", "20,60")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "w").iterdir()) == [
+        "a.fbcnn_qf20.webp", "a.fbcnn_qf60.webp"]
+    assert Image.open(tmp_path / "w" / "a.fbcnn_qf20.webp").format == "WEBP"
+
+
+def test_cli_output_flags_bad_values(tiny_named_models, tmp_path) -> None:
+    jpg = save(tmp_path / "in" / "p.jpg")
+    for args, message in ((["--quality", "80"], "--quality is for --ext jpg or webp"),
+                          (["--ext", "jpg", "--quality", "0"], "--quality"),
+                          (["--ext", "gif"], "--ext"),
+                          (["--suffix", "../up"], "no folder separators")):
+        result = run("restore", jpg, *args)
+        assert result.exit_code == 2 and message in result.output, (args, result.output)
+    assert [p.name for p in jpg.parent.iterdir()] == ["p.jpg"]
+
+
+def test_restore_options_check_the_new_fields() -> None:
+    from fbcnn.pipeline import RestoreOptions
+
+    assert RestoreOptions().write_quality is None
+    assert RestoreOptions(ext="jpg").write_quality == 95
+    assert RestoreOptions(ext="webp", quality=70).write_quality == 70
+    for bad in ({"ext": "gif"}, {"ext": "jpg", "quality": 0}, {"quality": 90},
+                {"suffix": "a/b"}):
+        with pytest.raises(ValueError):
+            RestoreOptions(**bad)
+
+
+def test_cli_jpeg_output_flattens_alpha(tiny_named_models, tmp_path) -> None:
+    rgba = Image.fromarray(make_photo(40, 48)).convert("RGBA")
+    alpha = np.zeros((40, 48), np.uint8)
+    alpha[:, 24:] = 255
+    rgba.putalpha(Image.fromarray(alpha))
+    rgba.save(tmp_path / "a.png")
+    result = run("restore", tmp_path / "a.png", "--suffix", "_r", "--ext", "jpg")
+    assert result.exit_code == 0, result.output
+    assert "copied unchanged" in result.output  # never a JPEG: its pixels, flattened
+    assert "alpha flattened onto white (JPEG)" in result.output
+    with Image.open(tmp_path / "a_r.jpg") as im:
+        out = np.asarray(im)
+    assert im.mode == "RGB" and out[:, :20].min() > 240  # transparent: white
+    assert np.abs(out[:, 28:].astype(int) - make_photo(40, 48)[:, 28:]).mean() < 4
+
+
+def test_restore_many_takes_the_output_options_and_checks_first(tiny_named_models,
+                                                                tmp_path) -> None:
+    """The library's batch (fbcnn.restore_many, the engines of --engine) names outputs as
+    the CLI does and refuses the same runs, before restoring."""
+    import fbcnn
+    from fbcnn.distributed import EngineError
+
+    jpg = save(tmp_path / "in" / "p.jpg")
+    done = fbcnn.restore_many([jpg], None, suffix="_r", ext="jpg", quality=50)
+    assert [o.error for o in done] == [None]
+    assert done[0].report.outputs == [tmp_path / "in" / "p_r.jpg"]
+    with pytest.raises(EngineError, match="would overwrite this input"):
+        fbcnn.restore_many([jpg], None, suffix="", ext="jpg")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(EngineError, match="a parent path is not a folder"):
+        fbcnn.restore_many([jpg], blocker / "out")

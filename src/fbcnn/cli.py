@@ -136,7 +136,15 @@ def _physical_cores() -> int:
 @main.command()
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--outdir", type=click.Path(file_okay=False), default=None,
-              help="Output folder (default: a restored/ folder beside each input).")
+              help="Output folder (default: a restored/ folder beside each input, or the "
+                   "input's own folder with --suffix).")
+@click.option("--suffix", default=None, metavar="TEXT",
+              help="Name outputs <stem><TEXT>.<ext>, beside the inputs unless -o is given, "
+                   "e.g. --suffix _restored.")
+@click.option("--ext", type=click.Choice(["png", "jpg", "webp"]), default="png",
+              show_default=True, help="Output format (jpg: alpha flattened onto white).")
+@click.option("--quality", type=click.IntRange(1, 100), default=None,
+              help="Quality of jpg and webp outputs, 1..100  [default: 95]")
 @click.option("--model", default=None,
               help="Model name (color, gray, color-double, gray-double) or checkpoint path. "
                    "Default: color or gray, by image.")
@@ -151,7 +159,8 @@ def _physical_cores() -> int:
 @click.option("--recursive", is_flag=True, help="Look into sub-folders of folder inputs.")
 @click.option("--skip-existing", is_flag=True, help="Skip inputs whose outputs exist (resume).")
 @click.option("--overwrite", is_flag=True, help="Replace outputs that exist (else an error).")
-@click.option("--compare", is_flag=True, help="Also write <stem>_compare.png (input | result).")
+@click.option("--compare", is_flag=True,
+              help="Also write <stem>_compare.<ext> (input | result).")
 @click.option("--consistency", type=click.Choice(["on", "off"]), default="on", show_default=True,
               help="Keep a JPEG's result inside the quantisation cells of its file "
                    "(leaves near-lossless JPEGs almost untouched).")
@@ -177,15 +186,16 @@ def _physical_cores() -> int:
               help="Network threads (and Ray CPUs) per actor [default: 1].")
 @click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=None,
               help="GPUs per actor, e.g. 1 [default: 0].")
-def restore(inputs: tuple[str, ...], outdir: str | None, model: str | None, qf_text: str,
+def restore(inputs: tuple[str, ...], outdir: str | None, suffix: str | None, ext: str,
+            quality: int | None, model: str | None, qf_text: str,
             qf_sweep: str | None, tile: int, device: str, precision: str, double: str,
             recursive: bool, skip_existing: bool, overwrite: bool, compare: bool,
             consistency: str, not_jpeg: str, max_megapixels: float | None, backend: str,
             jobs: int, engine: str,
             address: str | None, workers: int | None, threads_per_worker: int | None,
             gpus_per_worker: float | None) -> None:
-    """Remove JPEG artifacts from INPUT files or folders; writes PNGs."""
-    from .pipeline import RestoreOptions
+    """Remove JPEG artifacts from INPUT files or folders; writes PNGs (or --ext)."""
+    from .pipeline import RestoreOptions, check_suffix
 
     qf = parse_qf(qf_text)
     sweep = parse_int_list(qf_sweep)
@@ -193,10 +203,17 @@ def restore(inputs: tuple[str, ...], outdir: str | None, model: str | None, qf_t
         raise click.UsageError("--qf and --qf-sweep cannot be used together")
     if skip_existing and overwrite:
         raise click.UsageError("--skip-existing and --overwrite cannot be used together")
+    if quality is not None and ext == "png":
+        raise click.UsageError("--quality is for --ext jpg or webp (PNG is lossless)")
+    try:
+        check_suffix(suffix)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--suffix") from None
     options = RestoreOptions(qf=qf, sweep=sweep, double=double == "auto",
                              consistency=consistency == "on", compare=compare,
                              skip_existing=skip_existing, overwrite=overwrite,
-                             max_megapixels=max_megapixels, not_jpeg=not_jpeg)
+                             max_megapixels=max_megapixels, not_jpeg=not_jpeg,
+                             suffix=suffix, ext=ext, quality=quality)
     ray_flags = (address, workers, threads_per_worker, gpus_per_worker)
     if engine == "local" and any(v is not None for v in ray_flags):
         raise click.UsageError("--address, --workers, --threads-per-worker and "
@@ -280,13 +297,29 @@ def _restore_batch(inputs: tuple[str, ...], outdir: str | None, recursive: bool,
 
     from .imageio import ImageError, list_inputs
     from .modelfiles import CheckpointError
-    from .pipeline import batch_summary, plan_outputs, report_line, restore_file
+    from .pipeline import (
+        batch_summary,
+        check_output_folders,
+        plan_run,
+        report_line,
+        restore_file,
+    )
 
     paths = list_inputs(inputs, recursive=recursive)
     if not paths:
         raise click.ClickException("no images found in " + ", ".join(inputs))
-    plan = plan_outputs(paths, inputs, Path(outdir) if outdir else None, options.sweep,
-                        options.compare)
+    try:  # names, then folders, checked before any image is restored
+        paths, plan, left_out = plan_run(paths, inputs, Path(outdir) if outdir else None,
+                                         options)
+        check_output_folders(plan.values(), options)
+    except ImageError as e:  # the run cannot start: one line, as a file's error
+        fail(str(e))
+        sys.exit(1)
+    if left_out:
+        click.echo(f"note: {len(left_out)} file(s) in the input folders are named as outputs "
+                   f"of this run and are not restored (e.g. {left_out[0]})", err=True)
+    if not paths:
+        raise click.ClickException("no images to restore in " + ", ".join(inputs))
     jobs = max(1, min(jobs, len(paths)))
     if jobs > 1:
         models.set_threads(max(1, _physical_cores() // jobs))
@@ -551,22 +584,28 @@ def benchmark(model_names: tuple[str, ...], sizes: str, published: bool, device:
 @main.command("export")
 @click.option("--model", "model_name", required=True, metavar="NAME|PATH",
               help="Model name (color, gray, color-double, gray-double) or checkpoint path.")
-@click.option("--format", "fmt", required=True, type=click.Choice(["onnx", "torchscript"]),
-              help="onnx (onnxruntime and other ONNX runtimes) or torchscript (torch.jit.load).")
-@click.option("-o", "--output", required=True, type=click.Path(), metavar="FILE",
-              help="File to write (replaced only once the export is complete).")
+@click.option("--format", "fmt", required=True,
+              type=click.Choice(["onnx", "torchscript", "spandrel"]),
+              help="onnx (onnxruntime and other ONNX runtimes), torchscript (torch.jit.load) "
+                   "or spandrel (a .safetensors file for chaiNNer and ComfyUI).")
+@click.option("-o", "--output", required=True, type=click.Path(), metavar="FILE|DIR",
+              help="File to write (replaced only once the export is complete); for spandrel "
+                   "also a folder, which gets 1x_fbcnn_<model>.safetensors.")
 @click.option("--qf-input", is_flag=True,
               help="Add a second input 'qf': (N, 1) float, the QF to use, in 1..100.")
 @click.option("--opset", type=click.IntRange(min=11), default=None,
               help="ONNX opset version, 11..23 (default 17).")
 def export_command(model_name: str, fmt: str, output: str, qf_input: bool,
                    opset: int | None) -> None:
-    """Export a model to ONNX or TorchScript.
+    """Export a model to ONNX, TorchScript or spandrel (chaiNNer, ComfyUI).
 
-    Input 'image': (N, C, H, W) float in [0, 1], any batch and size. Outputs: the restored
-    image (not clamped), then the predicted QF as (N, 1) in the network's convention
-    (100 - QF) / 100, like model.network. With --qf-input, a second input 'qf' (N, 1) gives
-    the QF to use in 1..100 (the QF output is then named 'predicted_qf').
+    Input 'image': (N, C, H, W) float in [0, 1], any batch and size. Outputs 'restored', the
+    restored image (not clamped), and 'qf_network', the predicted QF as (N, 1) in the
+    network's convention (100 - QF) / 100, like model.network. With --qf-input, a second
+    input 'qf' (N, 1) gives the QF to use in 1..100 (0: the image's own prediction).
+
+    spandrel: the weights in the layout of spandrel's FBCNN (padded with zeros: larger
+    files, the same output), restoring with the predicted QF.
     """
     from .export import ExportError, export_model
     from .modelfiles import CheckpointError

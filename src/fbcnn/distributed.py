@@ -45,6 +45,7 @@ from .pipeline import (
     Planned,
     RestoreOptions,
     batch_summary,
+    check_output_folders,
     plan_outputs,
     restore_file,
 )
@@ -280,11 +281,15 @@ def _as_path(item: str | Path) -> Path:
 def plan(items: Sequence[str], inputs: Sequence[str | Path], outdir: str | Path | None,
          options: RestoreOptions) -> list[Planned]:
     """The outputs of each item, named by `pipeline.plan_outputs` for the whole run (URIs
-    as their paths: files found in a folder URI keep their sub-folders under `outdir`)."""
+    as their paths: files found in a folder URI keep their sub-folders under `outdir`);
+    EngineError when an output would overwrite an input."""
     paths = [_as_path(i) for i in items]
-    planned = plan_outputs(paths, [_as_path(i) for i in inputs],
-                           Path(outdir) if outdir is not None else None, options.sweep,
-                           options.compare)
+    try:
+        planned = plan_outputs(paths, [_as_path(i) for i in inputs],
+                               Path(outdir) if outdir is not None else None, options.sweep,
+                               options.compare, suffix=options.suffix, ext=options.ext)
+    except ImageError as e:
+        raise EngineError(str(e)) from None
     return [planned[p] for p in paths]
 
 
@@ -450,7 +455,11 @@ def iter_restore(inputs: Sequence[str | Path], outdir: str | Path | None = None,
         return
     planned = plan(items, inputs, outdir, options)
     protect = tuple(Path(i) for i in items if not is_uri(i))
-    if engine.name == "local":
+    if engine.name == "local":  # (Ray's workers may see other file systems than the driver)
+        try:  # before any image is restored
+            check_output_folders(planned, options)
+        except ImageError as e:
+            raise EngineError(str(e)) from None
         worker = Worker(spec, options, protect, threads=engine.threads_per_worker)
         yield from _local_outcomes(items, planned, worker)
         return

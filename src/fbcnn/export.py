@@ -1,4 +1,5 @@
-"""Export an FBCNN network to ONNX or TorchScript, for runtimes without this package.
+"""Export an FBCNN network to ONNX or TorchScript, for runtimes without this package, or as
+a safetensors file in spandrel's FBCNN layout (chaiNNer, ComfyUI: `export_spandrel`).
 
 The exported graph takes one input, `image`: an (N, C, H, W) float32 image in [0, 1], with
 batch, height and width dynamic (any size: the pad to a multiple of 8 and the crop back are
@@ -40,9 +41,9 @@ import torch
 from torch import nn
 
 from .checkpoints import NAMED_MODELS, CheckpointError, load_network, resolve_model
-from .network import FBCNN, qf_to_network
+from .network import FBCNN, FBCNNConfig, qf_to_network
 
-FORMATS = ("onnx", "torchscript")
+FORMATS = ("onnx", "torchscript", "spandrel")
 DEFAULT_OPSET = 17
 MIN_OPSET = 11  # Pad with mode "edge" (replicate) needs opset 11
 try:
@@ -339,12 +340,17 @@ def export_torchscript(network: FBCNN, path: str | Path, qf_input: bool = False,
 def export_model(model: str | Path, fmt: str, output: str | Path, qf_input: bool = False,
                  opset: int | None = None) -> Path:
     """Load a shipped model (by name) or a checkpoint file and export it to `output`.
-    Raises CheckpointError for a bad model, ExportError for a failed export."""
+    For "spandrel", `output` may be a folder: the file is `1x_fbcnn_<model>.safetensors`
+    in it. Raises CheckpointError for a bad model, ExportError for a failed export."""
     if fmt not in FORMATS:
-        raise ExportError(f"unknown format '{fmt}' (onnx or torchscript)")
+        raise ExportError(f"unknown format '{fmt}' (onnx, torchscript or spandrel)")
     if opset is not None and fmt != "onnx":
         raise ExportError("--opset applies to --format onnx only")
+    if qf_input and fmt == "spandrel":
+        raise ExportError("--qf-input applies to --format onnx and torchscript only")
     output = Path(output)
+    if fmt == "spandrel" and output.is_dir():
+        output = output / spandrel_file_name(model)
     _check_writable(output)  # before the (slow) load and export
     path = resolve_model(model)
     if path.suffix.lower() in (".onnx", ".ts"):
@@ -352,6 +358,8 @@ def export_model(model: str | Path, fmt: str, output: str | Path, qf_input: bool
                               ".safetensors or .pth checkpoint")
     loaded = load_network(path)
     source = str(model) if str(model) in NAMED_MODELS else path.name
+    if fmt == "spandrel":
+        return export_spandrel(loaded.network, output, source=source)
     if fmt == "onnx":
         return export_onnx(loaded.network, output, qf_input=qf_input,
                            opset=DEFAULT_OPSET if opset is None else opset, source=source)
@@ -431,3 +439,119 @@ def _check_same_outputs(graph: Path, embedded: Path) -> None:
     for x, y in zip(a.run(None, feed), b.run(None, feed), strict=True):
         if not np.array_equal(x, y):
             raise ExportError("the graph on the weights file differs from the export")
+
+
+# spandrel (chaiNNer, ComfyUI) ---------------------------------------------------------------
+
+# spandrel's FBCNN (0.4) hard-codes 512 for the QF branch and reads the last width from the
+# file, but its QF predictor's first Linear takes 512 inputs: both must be 512
+SPANDREL_WIDTH = 512
+# one block a stage: spandrel's `sequential` unwraps the stage's only block (other keys)
+SPANDREL_MIN_BLOCKS = 2
+SPANDREL_NOTE_KEY = "fbcnn.spandrel"
+SPANDREL_NOTE = ("FBCNN for spandrel (chaiNNer, ComfyUI): the fbcnn model {source} widened "
+                 "with zero channels to spandrel's fixed layout (last width and QF branch 512) "
+                 "and its global residual carried by {extra} identity channels at the first "
+                 "width; it computes the same function. Original config: {config}")
+SPANDREL_TOL = 1e-4  # measured: 3e-7 apart
+
+
+def spandrel_file_name(model: str | Path) -> str:
+    """`1x_fbcnn_<model>.safetensors`: chaiNNer's naming (scale first) for a shipped name or
+    a checkpoint's stem."""
+    name = str(model) if str(model) in NAMED_MODELS else Path(model).stem
+    return f"1x_fbcnn_{name}.safetensors"
+
+
+def _check_spandrel_config(config: FBCNNConfig) -> None:
+    problems = []
+    if config.blocks < SPANDREL_MIN_BLOCKS:
+        problems.append(f"{config.blocks} block a stage (spandrel needs "
+                        f"{SPANDREL_MIN_BLOCKS} or more)")
+    if config.widths[3] > SPANDREL_WIDTH:
+        problems.append(f"last width {config.widths[3]} (spandrel's is {SPANDREL_WIDTH})")
+    if config.qf_width > SPANDREL_WIDTH:
+        problems.append(f"QF branch width {config.qf_width} (spandrel's is {SPANDREL_WIDTH})")
+    if config.global_residual and config.in_channels != config.out_channels:
+        problems.append(f"a global residual from {config.in_channels} to "
+                        f"{config.out_channels} channels")
+    if problems:
+        raise ExportError(f"spandrel cannot represent this network: {'; '.join(problems)}")
+
+
+def spandrel_network(network: FBCNN) -> FBCNN:
+    """`network` rewritten in spandrel's FBCNN layout, computing the same function:
+
+    * the last width and the QF branch are padded to 512 with zero weights and biases: the
+      extra channels are 0 at every layer (ReLU(0) = 0, a ResBlock adds 0 to 0), and the
+      layers reading them (the QF MLPs, the gamma/beta heads, m_up3's transposed
+      convolution) give them zero weights;
+    * the global residual (`+ input`, which spandrel does not compute) becomes C extra
+      channels at the first width: m_head copies the image into them (a centre tap of 1),
+      every first-width layer passes them through unchanged (their ResBlock and QFAttention
+      branches are 0 there: zero weights, beta = tanh(0) = 0), m_up1 writes 0 into them, so
+      the skip `d + x1` brings the image back, and m_tail adds it to its output (a centre
+      tap of 1 from each channel to its own output).
+
+    The result is a plain FBCNN (no global residual) whose keys and shapes are those of
+    spandrel's, so fbcnn loads the file too."""
+    config = network.config
+    _check_spandrel_config(config)
+    extra = config.in_channels if config.global_residual else 0
+    c0, c1, c2, _ = config.widths
+    wide = FBCNNConfig(in_channels=config.in_channels, out_channels=config.out_channels,
+                       widths=(c0 + extra, c1, c2, SPANDREL_WIDTH), blocks=config.blocks,
+                       qf_width=SPANDREL_WIDTH, global_residual=False)
+    source = {k: v.detach().float().cpu() for k, v in network.state_dict().items()}
+    target = FBCNN(wide)
+    state = {k: torch.zeros_like(v) for k, v in target.state_dict().items()}
+    for key, value in source.items():
+        # every widened dimension gains channels at its end: the original sits in the corner
+        state[key][tuple(slice(0, n) for n in value.shape)] = value
+    for i in range(extra):
+        state["m_head.weight"][c0 + i, i, 1, 1] = 1.0
+        state["m_tail.weight"][i, c0 + i, 1, 1] = 1.0
+    target.load_state_dict(state, strict=True)
+    return target.eval()
+
+
+def _verify_spandrel(wide: FBCNN, network: FBCNN) -> None:
+    args = _verify_inputs(network, qf_input=False)
+    with torch.no_grad():
+        got, want = wide(*args), network(*args)
+    for g, w, name in zip(got, want, ("restored", "qf_network"), strict=True):
+        err = float((g - w).abs().max())
+        if not err <= SPANDREL_TOL:
+            raise ExportError(f"spandrel check: the widened {name} differs by {err:.3g}")
+
+
+def export_spandrel(network: FBCNN, path: str | Path, verify: bool = True,
+                    source: str = "") -> Path:
+    """Write `network` as a safetensors file that spandrel 0.4 (the model loader of chaiNNer
+    and ComfyUI) loads as FBCNN and runs as fbcnn does (see `spandrel_network`). The
+    restored image is spandrel's first output; it uses the predicted QF. ExportError for a
+    network spandrel cannot represent (one block a stage; last or QF width over 512)."""
+    from safetensors.torch import save
+
+    from .checkpoints import CONFIG_KEY
+
+    path = Path(path)
+    if path.suffix.lower() != ".safetensors":
+        raise ExportError(f"cannot write {path}: spandrel files end in .safetensors")
+    _check_spandrel_config(network.config)  # before copying a network it cannot take
+    network = _cpu_copy(network)
+    wide = spandrel_network(network)
+    if verify:
+        _verify_spandrel(wide, network)
+    config = network.config
+    extra = config.in_channels if config.global_residual else 0
+    meta = {CONFIG_KEY: json.dumps(wide.config.to_dict()),
+            SPANDREL_NOTE_KEY: SPANDREL_NOTE.format(
+                source=source or "FBCNN", extra=extra,
+                config=json.dumps(config.to_dict()))}
+    state = {k: v.contiguous() for k, v in wide.state_dict().items()}
+    with _atomic_target(path) as tmp:
+        # written by Python, not safetensors' save_file (which makes the file 0600): the
+        # file is for another program, perhaps run by another user
+        tmp.write_bytes(save(state, metadata=meta))
+    return path

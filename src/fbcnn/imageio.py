@@ -4,6 +4,9 @@ Reading checks the header before decoding (size limits, colour mode, frame count
 the EXIF orientation and keeps what restoration needs from the original file: alpha, ICC
 profile, EXIF (its orientation then set to 1) and, for JPEGs, the quantisation tables,
 their QF and the chroma subsampling (`loaded_from_pil` does the same for a PIL image).
+CMYK and YCCK images (print JPEGs) are converted to RGB here, through their ICC profile
+when they carry one (`LoadedImage.converted` says so; their tables then say nothing about
+the RGB pixels).
 Writing is atomic (temp file `.NAME.XXXXXXXX.tmp` in the same folder, then os.replace) and
 never overwrites an input; `remove_stale_temps` clears the temp files a killed writer left.
 Every failure is an ImageError with a one-line message "<path>: <reason>"; warnings of the
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import os
 import re
 import stat
@@ -22,6 +26,7 @@ import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import BinaryIO
 
@@ -60,7 +65,10 @@ _WRITE_FORMATS: dict[str, tuple[str, dict[str, object]]] = {
     ".tif": ("TIFF", {}),
     ".tiff": ("TIFF", {}),
 }
-_NO_ALPHA_FORMATS = frozenset({"JPEG"})
+_NO_ALPHA_FORMATS = frozenset({"JPEG"})  # alpha flattened onto white (`flatten_alpha`)
+DEFAULT_QUALITY = 95  # JPEG outputs, and lossy WebP outputs when a quality is asked for
+# the largest side each format can hold (Pillow's encoders refuse bigger images)
+_MAX_SIDE = {"JPEG": 65_535, "WEBP": 16_383}
 _NO_ICC_FORMATS = frozenset({"BMP"})
 # the formats an EXIF block is written into (TIFF keeps its own tags: not merged with it)
 _EXIF_FORMATS = frozenset({"PNG", "JPEG", "WEBP"})
@@ -118,6 +126,13 @@ class LoadedImage:
     # the EXIF block (b"Exif\0\0" + TIFF structure) to carry into outputs, its orientation
     # set to 1 when the pixels were turned by it; None if the file has none
     exif: bytes | None = None
+    # what the reader did to the colours, for the report line: "CMYK converted to RGB" or
+    # "YCCK converted to RGB", "... through its ICC profile" when it carried one (then
+    # `icc_profile` is sRGB's); None for images read as they are. A converted JPEG's tables
+    # quantised its C, M, Y, K (or Y, Cb, Cr, K) planes, not the RGB pixels: its
+    # `quantization` is None and it is restored without JPEG consistency or double-JPEG
+    # analysis (`pipeline.jpeg_tables`, `pipeline.analyse_double`)
+    converted: str | None = None
 
     @property
     def is_gray(self) -> bool:
@@ -179,11 +194,9 @@ def _check_mode(path: Path, mode: str) -> None:
     if mode == "F":
         raise ImageError(path, "floating-point images are not supported (mode F); "
                                "convert to 8 bits per channel first")
-    if mode == "CMYK":
-        raise ImageError(path, "CMYK images are not supported; convert to RGB first")
     if mode in ("P", "PA"):
         raise ImageError(path, "palette images are not supported; convert to RGB first")
-    if mode not in ("1", "L", "LA", "La", "RGB", "RGBA", "RGBa", "RGBX", "YCbCr"):
+    if mode not in ("1", "L", "LA", "La", "RGB", "RGBA", "RGBa", "RGBX", "YCbCr", "CMYK"):
         raise ImageError(path, f"colour mode {mode} is not supported")
 
 
@@ -378,16 +391,54 @@ def _loaded(path: Path, img: Image.Image) -> LoadedImage:
         oriented = ImageOps.exif_transpose(img) if 2 <= orientation <= 8 else img
     except Exception:  # unreadable EXIF: keep the stored orientation
         orientation, oriented = 1, img
+    transposed = oriented is not img
+    converted = None
     try:
+        if mode == "CMYK":
+            ycck = img.info.get("adobe_transform") == 2
+            oriented, icc, converted = _cmyk_to_rgb(oriented, icc, "YCCK" if ycck else "CMYK")
+            quantization = None  # the tables quantised ink planes, not these pixels
         pixels, alpha = _split(oriented)
     except Exception as exc:
         raise ImageError(path, _pillow_reason(exc)) from None
-    transposed = oriented is not img
     return LoadedImage(path=path, pixels=pixels, alpha=alpha, icc_profile=icc, format=fmt,
                        mode=mode, header_qf=qf, subsampling=subsampling,
                        quantization=quantization, transposed=transposed,
                        orientation=orientation if transposed else 1,
-                       exif=_exif_of(img, upright=transposed))
+                       exif=_exif_of(img, upright=transposed), converted=converted)
+
+
+@lru_cache(maxsize=1)
+def srgb_profile() -> bytes:
+    """The ICC profile of sRGB (Little CMS's), given to images converted into it."""
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def _cmyk_to_rgb(img: Image.Image, icc: bytes | None,
+                 name: str) -> tuple[Image.Image, bytes | None, str]:
+    """A CMYK image (Pillow decodes YCCK JPEGs into CMYK, and undoes the inverted values of
+    Adobe's files) as RGB: through its ICC profile into sRGB (perceptual intent, Little CMS)
+    when it carries a usable CMYK profile, the result then tagged with sRGB's profile; else
+    Pillow's plain conversion (R = (255 - C)(255 - K) / 255, ...), untagged. Returns the
+    image, its ICC profile and the note for `LoadedImage.converted`."""
+    note = f"{name} converted to RGB"
+    if icc:
+        try:
+            from PIL import ImageCms
+
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            if source.profile.xcolor_space.strip() == "CMYK":
+                rgb = ImageCms.profileToProfile(
+                    img, source, ImageCms.ImageCmsProfile(io.BytesIO(srgb_profile())),
+                    outputMode="RGB")
+                if rgb is not None:
+                    return rgb, srgb_profile(), f"{note} through its ICC profile"
+        except Exception:  # noqa: BLE001 - a damaged or foreign profile: the plain way
+            pass
+        note += " (its ICC profile is unusable: plain conversion)"
+    return img.convert("RGB"), None, note
 
 
 def _subsampling(img: Image.Image, fmt: str) -> str | None:
@@ -499,19 +550,61 @@ def _umask() -> int:
     return 0o022
 
 
+def flatten_alpha(pixels: np.ndarray, alpha: np.ndarray,
+                  background: int = 255) -> np.ndarray:
+    """uint8 pixels composited over a plain background (white) by their HxW alpha: what a
+    format without alpha (JPEG) gets, so that transparent areas do not show whatever colour
+    they happen to hold."""
+    a = alpha.astype(np.float32)[:, :, None] / 255.0
+    flat = pixels.astype(np.float32) * a + float(background) * (1.0 - a)
+    return np.clip(np.round(flat), 0, 255).astype(np.uint8)
+
+
+def check_quality(quality: int | None) -> int | None:
+    """`quality` if it is None or an integer in 1..100, else ValueError."""
+    if quality is None:
+        return None
+    if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) \
+            or not 1 <= int(quality) <= 100:
+        raise ValueError(f"quality must be an integer in 1..100, got {quality!r}")
+    return int(quality)
+
+
+def output_format(path: str | Path) -> str | None:
+    """The format `write_image` writes to `path` ("PNG", "JPEG", ...; a path without a
+    suffix is a PNG), None for suffixes it cannot write."""
+    suffix = Path(path).suffix.lower() or ".png"
+    found = _WRITE_FORMATS.get(suffix)
+    return None if found is None else found[0]
+
+
+def check_output_size(path: str | Path, width: int, height: int) -> None:
+    """ImageError when `path`'s format cannot hold a width x height image (WebP: 16383
+    pixels a side; JPEG: 65535), to refuse before restoring rather than when writing."""
+    fmt = output_format(path)
+    limit = _MAX_SIDE.get(fmt or "")
+    if limit is not None and max(width, height) > limit:
+        raise ImageError(path, f"cannot write a {width}x{height} image as {fmt} (at most "
+                               f"{limit} pixels a side); write PNG instead")
+
+
 def write_image(path: str | Path, pixels: np.ndarray, *, alpha: np.ndarray | None = None,
                 icc_profile: bytes | None = None, protect: Iterable[Path] = (),
-                workers: int | None = None, exif: bytes | None = None) -> Path:
+                workers: int | None = None, exif: bytes | None = None,
+                quality: int | None = None) -> Path:
     """Atomically save uint8 HxWx3 / HxWx1 pixels (plus optional HxW alpha, ICC profile and
     EXIF block, as `LoadedImage.exif`).
 
-    The format follows the suffix (none -> .png appended; .jpg/.jpeg quality 95, alpha
-    dropped; .webp lossless). EXIF goes into PNG (eXIf), JPEG and WebP files only. Refuses
-    to overwrite any path in `protect`. A PNG is deflated on `workers` threads (default:
-    the CPUs this process may use). Returns the path written; raises ImageError on
-    failure, leaving nothing behind.
+    The format follows the suffix (none -> .png appended). JPEG (.jpg/.jpeg): at `quality`
+    (default 95), alpha flattened onto white. WebP: lossless, or lossy at `quality` when it
+    is given; alpha kept. `quality` (1..100) is ignored by the other formats. The ICC
+    profile goes into every format but BMP; EXIF into PNG (eXIf), JPEG and WebP files
+    only. Refuses to overwrite any path in `protect`. A PNG is deflated on `workers`
+    threads (default: the CPUs this process may use). Returns the path written; raises
+    ImageError on failure, leaving nothing behind (ValueError for bad arguments).
     """
     path = Path(path)
+    quality = check_quality(quality)
     if path.suffix == "":
         path = path.with_name(path.name + ".png")
     suffix = path.suffix.lower()
@@ -519,8 +612,13 @@ def write_image(path: str | Path, pixels: np.ndarray, *, alpha: np.ndarray | Non
         known = " ".join(sorted(_WRITE_FORMATS))
         raise ImageError(path, f"cannot write {suffix} files (use one of: {known})")
     fmt, options = _WRITE_FORMATS[suffix]
-    if fmt in _NO_ALPHA_FORMATS:
-        alpha = None
+    if fmt == "JPEG" and quality is not None:
+        options = {**options, "quality": quality}
+    elif fmt == "WEBP" and quality is not None:
+        options = {"quality": quality}
+    if fmt in _NO_ALPHA_FORMATS and alpha is not None:
+        checked, _ = _with_alpha(path, pixels, alpha)
+        pixels, alpha = flatten_alpha(checked[:, :, :-1], checked[:, :, -1]), None
     if fmt not in _EXIF_FORMATS or (fmt == "JPEG" and exif and len(exif) > _JPEG_MAX_EXIF):
         exif = None
     arr, mode = _with_alpha(path, pixels, alpha)
@@ -545,6 +643,35 @@ def write_image(path: str | Path, pixels: np.ndarray, *, alpha: np.ndarray | Non
     _prepare_target(path, protect)
     _save_atomically(path, save)
     return path
+
+
+def check_writable_folder(folder: str | Path, probe_bytes: int = 4096) -> None:
+    """Make sure image files can be written into `folder`, creating it (and its parents)
+    when missing: writes a small hidden file (`probe_bytes` of zeros) there and deletes it.
+    ImageError with one line naming the folder otherwise: a file where the folder should
+    be, a parent that cannot be created, no permission, a read-only or full file system."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ImageError(folder, "cannot write there: not a folder (a file has that name)")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ImageError(folder, "cannot write there: not a folder (a file has that name)"
+                         ) from None
+    except OSError as exc:
+        raise ImageError(folder, f"cannot create the folder: {_os_reason(exc)}") from None
+    try:
+        fd, name = tempfile.mkstemp(prefix=".fbcnn-check.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise ImageError(folder, f"cannot write there: {_os_reason(exc)}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:  # a full disk fails the write or the close
+            f.write(bytes(probe_bytes))
+    except OSError as exc:
+        raise ImageError(folder, f"cannot write there: {_os_reason(exc)}") from None
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
 
 
 def _prepare_target(path: Path, protect: Iterable[Path]) -> None:

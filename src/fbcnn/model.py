@@ -37,12 +37,14 @@ class Result(Generic[ImageT]):
     exif: bytes | None = None  # the input's EXIF block (b"Exif\0\0"...), orientation 1
     source: Path | None = None  # the file restored: `save` never overwrites it
 
-    def save(self, path: str | Path, *, protect: Iterable[str | Path] = ()) -> Path:
+    def save(self, path: str | Path, *, protect: Iterable[str | Path] = (),
+             quality: int | None = None) -> Path:
         """Write the image to `path` as `fbcnn restore` writes its outputs: the format by
-        the suffix (.png, the default when there is none; .jpg/.jpeg quality 95; .webp
-        lossless; .tif, .bmp), alpha kept (not in JPEG), the ICC profile and EXIF kept
-        (EXIF in PNG, JPEG and WebP), atomically (a temp file renamed). Refuses to overwrite
-        the file restored or any path in `protect` (ImageError). Returns the path written."""
+        the suffix (.png, the default when there is none; .jpg/.jpeg at `quality`, default
+        95, alpha flattened onto white; .webp lossless, or lossy at `quality` when given;
+        .tif, .bmp), alpha kept (but in JPEG), the ICC profile and EXIF kept (EXIF in PNG,
+        JPEG and WebP), atomically (a temp file renamed). Refuses to overwrite the file
+        restored or any path in `protect` (ImageError). Returns the path written."""
         from .imageio import write_image
 
         pixels, alpha = _pixels_and_alpha(self.image)
@@ -50,7 +52,7 @@ class Result(Generic[ImageT]):
         if self.source is not None:
             keep.append(self.source)
         return write_image(path, pixels, alpha=alpha, icc_profile=self.icc_profile,
-                           exif=self.exif, protect=keep)
+                           exif=self.exif, protect=keep, quality=quality)
 
 
 def _pixels_and_alpha(image: np.ndarray | Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
@@ -147,7 +149,9 @@ class Model:
         upright by the EXIF orientation, alpha kept, with the input's ICC profile and EXIF
         (orientation 1) in `result.image.info` and in `Result.save`'s files; one from a
         JPEG is kept consistent with its quantisation tables unless `consistency` is False,
-        and without `qf` is checked for an earlier, double compression. (A file without
+        and without `qf` is checked for an earlier, double compression. A CMYK or YCCK JPEG
+        file is read as RGB (through its ICC profile into sRGB when it has one) and then
+        restored without either. (A file without
         JPEG compression is restored all the same, as `fbcnn restore --not-jpeg restore`.)
         An array is restored as it is (no tables, no analysis) into an array of its shape.
         A near-lossless JPEG keeps only part of the change unless `qf` is given or
@@ -162,8 +166,8 @@ class Model:
         elif isinstance(image, Image.Image):
             if image.mode not in API_MODES:
                 raise ValueError(f"cannot restore a PIL image in mode {image.mode} (convert it "
-                                 f"to one of {', '.join(API_MODES)} first; CMYK JPEGs are "
-                                 "refused because their colours would change)")
+                                 f"to one of {', '.join(API_MODES)} first, or pass the file's "
+                                 "path: CMYK JPEG files are converted to RGB when read)")
             loaded = loaded_from_pil(image)
             filename = getattr(image, "filename", "")
             source = Path(filename) if filename else None

@@ -129,22 +129,34 @@ class OpenVinoFBCNN(GraphFBCNN):
             return {}
 
     def set_threads(self, threads: int) -> None:
-        """(Re)compile with `threads` inference threads (0: one per core); from the disk cache
-        this takes a few tens of milliseconds."""
+        """Compile with `threads` inference threads (0: one per core) from now on; from the
+        disk cache a compile takes a few tens of milliseconds. With both parts beside it the
+        whole graph is compiled only if something asks for it (a restore runs the parts),
+        else now, so that a graph that cannot compile fails at load."""
         if threads == self.threads:
             return
         self.config_ov: dict[str, Any] = {"INFERENCE_PRECISION_HINT": self.hint,
                                           "PERFORMANCE_HINT": "LATENCY"}
         if threads > 0:
             self.config_ov["INFERENCE_NUM_THREADS"] = int(threads)
-        try:
-            self.compiled = _core().compile_model(self.model, "CPU", self.config_ov)
-        except Exception as e:  # noqa: BLE001 - OpenVINO raises its own error types
-            raise CheckpointError(f"cannot compile {self.label} {self.path}: {first_line(e)}"
-                                  ) from None
+        self._compiled: Any = None
         self._compiled_parts = {}
         self._local = threading.local()  # requests of the previous compile are stale
         self.threads = threads
+        if set(self.parts) != set(PARTS):
+            _ = self.compiled
+
+    @property
+    def compiled(self) -> Any:
+        """The whole graph, compiled (on first use)."""
+        with self._lock:
+            if self._compiled is None:
+                try:
+                    self._compiled = _core().compile_model(self.model, "CPU", self.config_ov)
+                except Exception as e:  # noqa: BLE001 - OpenVINO raises its own error types
+                    raise CheckpointError(f"cannot compile {self.label} {self.path}: "
+                                          f"{first_line(e)}") from None
+            return self._compiled
 
     def _part(self, part: str) -> Any | None:
         """The compiled part graph (see the module doc), or None: not there, or made for

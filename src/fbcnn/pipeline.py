@@ -6,16 +6,19 @@
 
 `ModelSet` picks the model for each image (colour or grey, loaded once, on first use);
 `plan_outputs` names every output of a run before anything is written (no two inputs share
-an output); `restore_file` and `inspect_file` are what `fbcnn restore` and `fbcnn inspect`
-call per file; the app calls `read_image` + `analyse` once and `restore_loaded` per setting.
-Values pass as arrays and small dataclasses; files are touched only through imageio.
+an output, none overwrites an input) and `check_output_folders` makes sure they can be
+written there before any image is restored; `restore_file` and `inspect_file` are what
+`fbcnn restore` and `fbcnn inspect` call per file; the app calls `read_image` + `analyse`
+once and `restore_loaded` per setting. Values pass as arrays and small dataclasses; files
+are touched only through imageio.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -23,7 +26,18 @@ from typing import Any
 import numpy as np
 
 from .consistency import JpegTables
-from .imageio import ImageError, LoadedImage, read_image, remove_stale_temps, write_image
+from .imageio import (
+    DEFAULT_QUALITY,
+    ImageError,
+    LoadedImage,
+    check_output_size,
+    check_quality,
+    check_writable_folder,
+    output_format,
+    read_image,
+    remove_stale_temps,
+    write_image,
+)
 from .jpeg import grid_multiple, tables_are_ijg
 from .jpegtrace import JpegTrace
 from .jpegtrace import detect as detect_jpeg
@@ -123,12 +137,42 @@ class RestoreOptions:
     # (fbcnn.jpegtrace): "copy" writes its pixels unchanged, "skip" writes nothing,
     # "restore" restores it anyway
     not_jpeg: str = "copy"
+    # None: outputs named <stem>.<ext> in the output folder (default a restored/ folder
+    # beside each input); a text (may be ""): named <stem><suffix>.<ext>, beside each input
+    # unless an output folder is given
+    suffix: str | None = None
+    ext: str = "png"  # the outputs' format: one of OUTPUT_EXTS
+    quality: int | None = None  # jpg / webp outputs (1..100); None: DEFAULT_QUALITY
 
     def __post_init__(self) -> None:
         _check_not_jpeg(self.not_jpeg)
+        check_suffix(self.suffix)
+        if self.ext not in OUTPUT_EXTS:
+            raise ValueError(f"ext must be one of {', '.join(OUTPUT_EXTS)}, got {self.ext!r}")
+        check_quality(self.quality)
+        if self.quality is not None and self.ext == "png":
+            raise ValueError("quality is for jpg and webp outputs (PNG is lossless)")
+
+    @property
+    def write_quality(self) -> int | None:
+        """The quality outputs are written at (None for PNG)."""
+        if self.ext == "png":
+            return None
+        return DEFAULT_QUALITY if self.quality is None else self.quality
 
 
 NOT_JPEG_ACTIONS = ("copy", "skip", "restore")
+OUTPUT_EXTS = ("png", "jpg", "webp")
+
+
+def check_suffix(suffix: str | None) -> None:
+    """ValueError for an output-name suffix that is not a plain piece of a file name."""
+    if suffix is None:
+        return
+    seps = {"/", "\\", os.sep, os.altsep or "/"}
+    if any(c in suffix for c in seps) or "\0" in suffix:
+        raise ValueError(f"the suffix must be part of a file name (no folder separators), "
+                         f"got {suffix!r}")
 
 
 def _check_not_jpeg(value: str) -> None:
@@ -171,6 +215,8 @@ class FileReport:
     # what happened to an input without JPEG compression ("copied", "skipped"), else None
     not_jpeg: str | None = None
     trace: dict[str, Any] | None = None
+    # said on the report line: colours converted when read (CMYK), alpha flattened (JPEG)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -188,8 +234,9 @@ class Planned:
 
 def jpeg_tables(image: LoadedImage) -> JpegTables | None:
     """The tables that bound where the original can be: for JPEG files read in their stored
-    orientation (None otherwise)."""
-    if image.format != "JPEG" or image.transposed:
+    orientation (None otherwise, and for CMYK / YCCK JPEGs read as RGB: their tables
+    quantised other planes)."""
+    if image.format != "JPEG" or image.transposed or image.converted:
         return None
     return JpegTables.from_pillow(image.quantization, image.subsampling)
 
@@ -208,9 +255,11 @@ def analyse_double(image: LoadedImage, progress: Callable[[float], None] | None 
     A JPEG file is analysed on its stored pixel grid (before its EXIF orientation) with the
     last QF of its tables. Another file is analysed when `trace` found JPEG compression in
     its pixels: from its grid offset on, the last QF estimated; the verdict's offset is
-    given in the file's pixels. Images under DOUBLE_MIN_SIDE / DOUBLE_MIN_PIXELS are not."""
+    given in the file's pixels. Images under DOUBLE_MIN_SIDE / DOUBLE_MIN_PIXELS are not, nor
+    CMYK / YCCK JPEGs read as RGB (`LoadedImage.converted`: their compression was of other
+    planes)."""
     h, w = image.pixels.shape[:2]
-    if min(h, w) < DOUBLE_MIN_SIDE or h * w < DOUBLE_MIN_PIXELS:
+    if min(h, w) < DOUBLE_MIN_SIDE or h * w < DOUBLE_MIN_PIXELS or image.converted:
         return None
     from .recompress import analyse as recompression
 
@@ -297,9 +346,11 @@ def _suffixes(sweep: Sequence[int] | None) -> list[str]:
     return [f"_qf{q}" for q in sweep] if sweep else [""]
 
 
-def _planned(folder: Path, base: str, sweep: Sequence[int] | None, compare: bool) -> Planned:
-    outs = [folder / f"{base}{s}.png" for s in _suffixes(sweep)]
-    cmps = [folder / f"{base}{s}_compare.png" for s in _suffixes(sweep)] if compare else []
+def _planned(folder: Path, base: str, sweep: Sequence[int] | None, compare: bool,
+             suffix: str = "", ext: str = "png") -> Planned:
+    outs = [folder / f"{base}{suffix}{s}.{ext}" for s in _suffixes(sweep)]
+    cmps = ([folder / f"{base}{suffix}{s}_compare.{ext}" for s in _suffixes(sweep)]
+            if compare else [])
     return Planned(outs, cmps)
 
 
@@ -307,41 +358,129 @@ def _key(path: Path) -> str:
     return str(path).casefold()  # case-insensitive file systems
 
 
-def plan_outputs(paths: Sequence[Path], inputs: Sequence[str | Path], outdir: Path | None,
-                 sweep: Sequence[int] | None = None, compare: bool = False
-                 ) -> dict[Path, Planned]:
-    """The outputs of every input of a run, none shared by two inputs.
+def _file_key(path: Path) -> str:
+    """The same key for every spelling of a file's path (relative, absolute, through a link
+    to its folder, other letter case)."""
+    try:
+        return str(path.resolve()).casefold()
+    except (OSError, RuntimeError):
+        return str(path.absolute()).casefold()
 
-    Without `outdir` they go to a `restored/` folder beside each input; with it, files
-    found inside a folder input keep their sub-folders under `outdir`. An output is named
-    after the input's stem (`a.jpg` -> `a.png`); inputs whose outputs would collide (`a.jpg`
+
+def plan_outputs(paths: Sequence[Path], inputs: Sequence[str | Path], outdir: Path | None,
+                 sweep: Sequence[int] | None = None, compare: bool = False, *,
+                 suffix: str | None = None, ext: str = "png") -> dict[Path, Planned]:
+    """The outputs of every input of a run, none shared by two inputs, none an input.
+
+    Without `outdir` they go to a `restored/` folder beside each input, or beside the input
+    itself when a `suffix` is given; with it, files found inside a folder input keep their
+    sub-folders under `outdir`. An output is named after the input's stem, then `suffix`
+    (default none), the sweep's `_qf<N>`, `_compare` for the side-by-side image, and `.ext`
+    (`a.jpg` -> `a.png`, `a_restored_qf10.webp`); inputs whose outputs would collide (`a.jpg`
     and `a.png`, or two `x.jpg` from different folders into one `outdir`) are named after
     their whole file name instead (`a.jpg.png`, `a.png.png`), then numbered if needed
-    (`x.jpg_2.png`)."""
+    (`x.jpg_2.png`). ImageError (one line) when an output would be an input file of the
+    run (`--suffix ""` and `--ext jpg` beside `photo.jpg`, or `-o` the input's folder)."""
+    plan = _name_outputs(paths, inputs, outdir, sweep, compare, suffix, ext)
+    _refuse_overwriting_inputs(plan, paths)
+    return plan
+
+
+def _name_outputs(paths: Sequence[Path], inputs: Sequence[str | Path], outdir: Path | None,
+                  sweep: Sequence[int] | None, compare: bool, suffix: str | None,
+                  ext: str) -> dict[Path, Planned]:
+    """`plan_outputs` without the check against the inputs."""
+    check_suffix(suffix)
+    if ext not in OUTPUT_EXTS:
+        raise ValueError(f"ext must be one of {', '.join(OUTPUT_EXTS)}, got {ext!r}")
     listed = set(paths)
     roots = [Path(i) for i in inputs if Path(i) not in listed]  # the folder inputs
 
     def folder(path: Path) -> Path:
         if outdir is None:
-            return path.parent / "restored"
+            return path.parent if suffix is not None else path.parent / "restored"
         for root in roots:
             if path.is_relative_to(root):
                 return outdir / path.parent.relative_to(root)
         return outdir
 
+    def named(p: Path, base: str) -> Planned:
+        return _planned(folders[p], base, sweep, compare, suffix or "", ext)
+
     folders = {p: folder(p) for p in paths}
-    plan = {p: _planned(folders[p], p.stem, sweep, compare) for p in paths}
+    plan = {p: named(p, p.stem) for p in paths}
     for p in _clashing(plan):
-        plan[p] = _planned(folders[p], p.name, sweep, compare)
+        plan[p] = named(p, p.name)
     if _clashing(plan):  # still: numbered, in input order (the first keeps its name)
         taken: set[str] = set()
         for p in paths:
             n = 1
             while any(_key(o) in taken for o in plan[p].all):
                 n += 1
-                plan[p] = _planned(folders[p], f"{p.name}_{n}", sweep, compare)
+                plan[p] = named(p, f"{p.name}_{n}")
             taken.update(_key(o) for o in plan[p].all)
     return plan
+
+
+def _refuse_overwriting_inputs(plan: dict[Path, Planned], paths: Sequence[Path]) -> None:
+    """ImageError naming the first input with an output that is an input file of the run."""
+    inputs = {_file_key(p): p for p in paths}
+    found = [(p, o, inputs[_file_key(o)]) for p, planned in plan.items() for o in planned.all
+             if _file_key(o) in inputs]
+    if not found:
+        return
+    path, output, victim = found[0]
+    what = "this input" if victim == path else f"the input {victim}"
+    more = len({p for p, _, _ in found}) - 1
+    raise ImageError(path, f"its output {output} would overwrite {what}; choose another "
+                           f"--suffix, --ext or -o"
+                           + (f" ({more} more input(s) like it)" if more else ""))
+
+
+def plan_run(paths: Sequence[Path], inputs: Sequence[str | Path], outdir: Path | None,
+             options: RestoreOptions) -> tuple[list[Path], dict[Path, Planned], list[Path]]:
+    """`plan_outputs` for a run of `fbcnn restore` with `options`, less the files found inside
+    a folder input that are named as an output of another input of the run: what an earlier
+    run with `suffix` wrote beside its inputs (`a_restored.png` beside `a.jpg`) is an
+    output, not an input, so that a rerun resumes (`skip_existing`) or replaces
+    (`overwrite`) it instead of restoring it again. Files named as inputs are always
+    inputs. Returns (the inputs, their outputs, the files left out); ImageError as
+    `plan_outputs`."""
+    named = {Path(i) for i in inputs}
+    kept, left_out = list(paths), []
+    while True:
+        plan = _name_outputs(kept, inputs, outdir, options.sweep, options.compare,
+                             options.suffix, options.ext)
+        outputs: dict[str, Path] = {}
+        for p, planned in plan.items():
+            for o in planned.all:
+                outputs.setdefault(_file_key(o), p)
+        found = [p for p in kept if p not in named
+                 and outputs.get(_file_key(p), p) != p]
+        if not found:
+            break
+        left_out += found
+        kept = [p for p in kept if p not in found]
+    _refuse_overwriting_inputs(plan, kept)
+    return kept, plan, left_out
+
+
+def check_output_folders(plan: Iterable[Planned], options: RestoreOptions | None = None
+                         ) -> list[Path]:
+    """Make sure every folder the run will write into can be written (created if missing),
+    before any image is restored: ImageError (one line naming the folder) for the first
+    that cannot (`imageio.check_writable_folder`). With `skip_existing`, the folders of
+    inputs whose outputs all exist are not checked. Returns the folders checked."""
+    options = options or RestoreOptions()
+    folders: dict[Path, None] = {}
+    for planned in plan:
+        if options.skip_existing and all(t.exists() for t in planned.outputs):
+            continue
+        for target in planned.all:
+            folders.setdefault(target.parent)
+    for folder in folders:
+        check_writable_folder(folder)
+    return list(folders)
 
 
 def _clashing(plan: dict[Path, Planned]) -> list[Path]:
@@ -350,7 +489,10 @@ def _clashing(plan: dict[Path, Planned]) -> list[Path]:
     return [p for p, planned in plan.items() if any(counts[_key(o)] > 1 for o in planned.all)]
 
 
-def side_by_side(before: np.ndarray, after: np.ndarray, gap: int = 8) -> np.ndarray:
+COMPARE_GAP = 8
+
+
+def side_by_side(before: np.ndarray, after: np.ndarray, gap: int = COMPARE_GAP) -> np.ndarray:
     """The input and the result next to each other, white gap between."""
     h, w, c = before.shape
     canvas = np.full((h, 2 * w + gap, c), 255, np.uint8)
@@ -381,6 +523,11 @@ def restore_file(path: Path, models: ModelSet, planned: Planned,
     _check_targets(planned, options.overwrite)
     image = (read_image(path) if options.max_megapixels is None
              else read_image(path, max_megapixels=options.max_megapixels))
+    h, w = image.pixels.shape[:2]
+    for target in planned.outputs:  # a format too small for the image: before restoring
+        check_output_size(target, w, h)
+    for target in planned.compares:
+        check_output_size(target, 2 * w + COMPARE_GAP, h)
     model = models.for_image(image)
     sweep = options.sweep
     # a sweep sets every QF itself: neither the double-JPEG QF nor the prediction is fed
@@ -388,6 +535,12 @@ def restore_file(path: Path, models: ModelSet, planned: Planned,
                     trace=options.not_jpeg != "restore")
     report = FileReport(path, model.name, float("nan"), float("nan"), double=found.double,
                         trace=None if found.trace is None else found.trace.to_json())
+    if image.converted:
+        report.notes.append(image.converted + (
+            "" if image.format != "JPEG" else
+            " (no JPEG consistency, no double-JPEG analysis)"))
+    if image.alpha is not None and any(output_format(t) == "JPEG" for t in planned.outputs):
+        report.notes.append("alpha flattened onto white (JPEG)")
     leave_alone = found.never_jpeg and options.not_jpeg != "restore"
     if leave_alone and options.not_jpeg == "skip":
         report.not_jpeg, report.skipped = "skipped", True
@@ -405,10 +558,11 @@ def restore_file(path: Path, models: ModelSet, planned: Planned,
             pixels = result.image
         report.outputs.append(write_image(planned.outputs[i], pixels, alpha=image.alpha,
                                           icc_profile=image.icc_profile, exif=image.exif,
-                                          protect=keep))
+                                          protect=keep, quality=options.write_quality))
         if options.compare:
             pair = side_by_side(image.pixels, pixels)
-            report.outputs.append(write_image(planned.compares[i], pair, protect=keep))
+            report.outputs.append(write_image(planned.compares[i], pair, protect=keep,
+                                              quality=options.write_quality))
     return report
 
 
@@ -424,14 +578,16 @@ def report_line(report: FileReport, sweep: Sequence[int] | None = None,
         return f"{name}: skipped ({why})"
     if report.skipped:
         return f"{name}: skipped (output exists)"
+    notes = "".join(f", {n}" for n in report.notes)
     if report.not_jpeg == "copied":
         return (f"{name}: {why}, copied unchanged "
-                f"(--not-jpeg restore to restore it) -> "
+                f"(--not-jpeg restore to restore it){notes} -> "
                 f"{', '.join(str(o) for o in report.outputs)}")
     note = ""
     if report.double and report.double.get("detected"):
         d = report.double
         note = f", {d['kind']} double JPEG (QF1 {d['qf1']}, offset {d['offset']})"
+    note += notes
     used = "sweep " + ",".join(map(str, sweep)) if sweep else f"{report.used_qf:.1f}"
     return (f"{name}: predicted QF {report.predicted_qf:.1f}, used QF {used}{note} "
             f"[{report.model}] -> {', '.join(str(o) for o in report.outputs)}")
