@@ -7,13 +7,14 @@ MLPs and the attention's own arithmetic x + gamma * body + beta), the first and 
 convolutions and the global residual (the image's own pixels: an int8 copy of them costs
 about a grey level). Every other convolution is int8. `python
 scripts/probes/int8_scopes.py` measures the choice on the first 12 BSDS500 test images at
-QF 10 / 40: with the MLPs alone in float the gain fell 0.23 / 0.24 dB below the float
-graph's, with head, tail and residual too 0.10 / 0.06, with the attention too 0.05 / 0.05,
-and that graph was also the fastest of the three (fewer conversions between int8 and
-float). Calibration: `--samples` patches drawn by the training
-sampler (`fbcnn.train.data.PatchSampler`) with the data section of each model's last
-training stage (`CONFIGS`), each fed with QF 0 (the image's own prediction), as a restore
-does. Deterministic for a given seed.
+QF 10 / 40, restored as `fbcnn restore` restores (the QF read, then fed): with the MLPs and
+the QF input alone in float the gain fell 0.21 / 0.21 dB below the float graph's, with
+head, tail and residual too 0.11 / 0.06, with the attention too 0.04 / 0.05.
+Calibration: `--samples` patches drawn by the training sampler
+(`fbcnn.train.data.PatchSampler`) with the data section of each model's last training
+stage (`CONFIGS`), half fed QF 0 (the image's own prediction), half a QF drawn
+from 5..100 (a restore feeds the global QF to every tile: the nodes that take a fed QF stay
+in float too). Deterministic for a given seed.
 
     python scripts/make_int8_graphs.py [--models color,gray,...] [--samples 300]
 
@@ -57,11 +58,34 @@ def calibration_inputs(name: str, samples: int, seed: int) -> list[dict[str, np.
     sampler = PatchSampler(data, images)
     rng = np.random.default_rng(seed)
     inputs = []
-    for _ in range(samples):
+    for i in range(samples):
         batch = sampler.sample(rng)
+        # half fed the image's own prediction (QF 0), half a QF (as tiles are fed the
+        # global one)
+        qf = 0.0 if i % 2 == 0 else float(rng.integers(5, 101))
         inputs.append({"image": batch.degraded.numpy().astype(np.float32),
-                       "qf": np.zeros((1, 1), np.float32)})
+                       "qf": np.full((1, 1), qf, np.float32)})
     return inputs
+
+
+def qf_input_path(model: object) -> list[str]:
+    """The nodes between the `qf` input and the QF embedding (the QF's conversion and the
+    choice between the fed QF and the prediction): left in float, so that any QF fed goes
+    through unchanged."""
+    start = [p for p in model.inputs if p.get_any_name() == "qf"]  # type: ignore[attr-defined]
+    if not start:
+        return []
+    names: list[str] = []
+    frontier = [t.get_node() for t in start[0].get_target_inputs()]
+    while frontier:
+        node = frontier.pop()
+        name = node.get_friendly_name()
+        if name in names or "qf_embed" in name:
+            continue
+        names.append(name)
+        for output in node.outputs():
+            frontier += [t.get_node() for t in output.get_target_inputs()]
+    return names
 
 
 def residual_adds(model: object) -> list[str]:
@@ -76,9 +100,12 @@ def residual_adds(model: object) -> list[str]:
 
 
 def quantise(name: str, samples: int, seed: int) -> Path:
+    import logging
+
     import nncf
     import openvino as ov
 
+    nncf.set_log_level(logging.ERROR)
     weights = named_model_path(name)
     graph = weights.with_suffix(".onnx")
     model = ov.Core().read_model(str(graph))
@@ -86,7 +113,8 @@ def quantise(name: str, samples: int, seed: int) -> Path:
     if framework.get("fbcnn.weights_sha256").astype(str) != file_sha256(weights):
         raise SystemExit(f"{graph} was not made for {weights}: run scripts/make_graphs.py")
     dataset = nncf.Dataset(calibration_inputs(name, samples, seed))
-    scope = nncf.IgnoredScope(patterns=FLOAT_SCOPES, names=residual_adds(model),
+    scope = nncf.IgnoredScope(patterns=FLOAT_SCOPES,
+                              names=residual_adds(model) + qf_input_path(model),
                               validate=False)
     quantised = nncf.quantize(model, dataset, subset_size=samples, ignored_scope=scope)
     for key, value in framework.items():

@@ -193,3 +193,26 @@ def test_the_qf_is_read_at_the_last_training_stage_patch_size(tmp_path, cache):
         assert model.restorer.qf_tile == 48
         assert all((h, w) == (48, 48) for _, _, h, w in model.restorer.qf_boxes(200, 300))
         assert load_model(plain, backend=engine, device="cpu").restorer.qf_tile is None
+
+
+def test_fp16_is_torch_on_cuda_only(monkeypatch):
+    """--precision fp16 (CUDA cards without bf16): torch with fp16 autocast; refused with
+    one line where it cannot run (the CPU runtimes, the CPU, MPS)."""
+    import torch
+    from conftest import tiny_network
+
+    from fbcnn.restore import Restorer
+
+    monkeypatch.delenv("FBCNN_BACKEND", raising=False)
+    choose = backend.choose_backend
+    assert choose("auto", "cuda", "fp16") == "torch" == choose("torch", "auto", "fp16")
+    for args in (("auto", "cpu"), ("openvino", "cuda"), ("onnx", "auto"), ("auto", "mps")):
+        with pytest.raises(ValueError, match="fp16 is for CUDA"):
+            choose(*args, "fp16")
+    with pytest.raises(ValueError, match="fp16 is for CUDA GPUs, not cpu"):
+        Restorer(tiny_network(3), device="cpu", precision="fp16")
+    restorer = Restorer(tiny_network(3), device="cpu", precision="fp32")
+    restorer.precision = "fp16"  # as on a CUDA device: the autocast it enters
+    with restorer._engine():
+        assert torch.is_autocast_enabled("cpu")
+        assert torch.get_autocast_dtype("cpu") == torch.float16

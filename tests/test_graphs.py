@@ -145,3 +145,30 @@ def test_tiles_run_the_reconstructor_and_the_qf_its_own_graph():
     c = stranger.restore_array(photo)
     assert not stranger.network._compiled_parts and not stranger.network.parts
     assert np.array_equal(c.image, b.image)
+
+
+@needs_openvino
+@pytest.mark.parametrize("name", ["color", "gray"])
+def test_the_int8_graph_follows_the_qf_it_is_fed(name):
+    """The quantised graph restores close to the float one with its own prediction and with
+    a fed QF (as every tile is fed the global QF): a quantiser on the QF input would clamp
+    a fed QF to what calibration saw."""
+    from conftest import make_photo
+
+    from fbcnn.backend import shipped_graph
+
+    weights = named_model_path(name)
+    assert shipped_graph(weights, "int8") is not None  # scripts/make_int8_graphs.py
+    int8 = load_model(name, precision="int8")
+    float_ = load_model(name, precision="fp32")
+    assert int8.restorer.precision == "int8" and int8.backend == "openvino"
+    channels = int8.channels
+    image = make_photo(64, 96, channels=channels, seed=2).transpose(2, 0, 1)[None]
+    x = image.astype(np.float32) / 255
+    outputs = {}
+    for qf in (None, 0.8, 0.2):  # the prediction; QF 20; QF 80 (network units)
+        got = int8.network.run_array(x, qf)[0]
+        want = float_.network.run_array(x, qf)[0]
+        assert np.abs(got - want).mean() < 2 / 255, qf
+        outputs[qf] = got
+    assert np.abs(outputs[0.8] - outputs[0.2]).mean() > 1 / 255  # the QF matters

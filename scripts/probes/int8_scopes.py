@@ -26,7 +26,7 @@ import make_int8_graphs as make  # noqa: E402
 MLPS = [".*qf_pred.*", ".*qf_embed.*", ".*to_gamma.*", ".*to_beta.*"]
 ENDS = [".*m_head.*", ".*m_tail.*"]
 VARIANTS = {
-    "QF MLPs in float": (MLPS, False),
+    "QF MLPs (and the QF input) in float": (MLPS, False),
     "+ head, tail, global residual": (MLPS + ENDS, True),
     "+ the attention's arithmetic (shipped)": (make.FLOAT_SCOPES, True),
 }
@@ -35,9 +35,12 @@ VARIANTS = {
 def gains(path: Path, clean: list[np.ndarray]) -> list[float]:
     from fbcnn.metrics import psnr
     from fbcnn.model import Model
+    from fbcnn.modelfiles import named_model_path, training_patch_size
     from fbcnn.openvino_backend import OpenVinoFBCNN
 
-    model = Model(OpenVinoFBCNN(path))
+    # as `fbcnn restore` runs a shipped model: the QF read over training-size windows,
+    # then fed to the network
+    model = Model(OpenVinoFBCNN(path), qf_tile=training_patch_size(named_model_path("color")))
     out = []
     for qf in (10, 40):
         values = []
@@ -52,8 +55,12 @@ def gains(path: Path, clean: list[np.ndarray]) -> list[float]:
 
 
 def main() -> None:
+    import logging
+
     import nncf
     import openvino as ov
+
+    nncf.set_log_level(logging.ERROR)
 
     from fbcnn.openvino_backend import OpenVinoFBCNN
 
@@ -71,7 +78,7 @@ def main() -> None:
         for i, (label, (patterns, residual)) in enumerate(VARIANTS.items()):
             model = ov.Core().read_model(str(graph))
             framework = model.get_rt_info(["framework"]).astype(dict)
-            names = make.residual_adds(model) if residual else []
+            names = make.qf_input_path(model) + (make.residual_adds(model) if residual else [])
             scope = nncf.IgnoredScope(patterns=patterns, names=names, validate=False)
             quantised = nncf.quantize(model, data, subset_size=args.samples,
                                       ignored_scope=scope)

@@ -34,7 +34,9 @@ from pathlib import Path
 from .modelfiles import file_sha256
 
 BACKENDS = ("auto", "openvino", "onnx", "torch")
-PRECISIONS = ("auto", "fp32", "bf16", "int8")  # int8: OpenVINO's quantised graph
+# int8: OpenVINO's quantised graph; fp16: torch on CUDA cards without bf16
+PRECISIONS = ("auto", "fp32", "bf16", "int8", "fp16")
+FP16_NEEDS = "--precision fp16 is for CUDA GPUs (torch: --device cuda or auto)"
 GRAPH_VERSION = 1  # bump when the cached graph's contract changes
 GRAPH_WEIGHTS_KEY = "fbcnn.weights_sha256"  # metadata of a graph made for one weights file
 INT8_SUFFIX = ".int8.xml"
@@ -93,6 +95,10 @@ def choose_backend(backend: str, device: str, precision: str,
     on_cpu = device in ("auto", "cpu")
     if precision == "int8" and (backend not in ("auto", "openvino") or not on_cpu):
         raise ValueError(INT8_NEEDS)
+    if precision == "fp16":
+        if backend not in ("auto", "torch") or device in ("cpu", "mps"):
+            raise ValueError(FP16_NEEDS)
+        return "torch"
     if backend != "auto" or precision == "int8":
         return _asked(backend if backend != "auto" else "openvino", on_cpu, precision)
     gpu = not on_cpu or (device == "auto" and _may_have_gpu())

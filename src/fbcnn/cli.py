@@ -114,10 +114,11 @@ TILE_OPTION = click.option(
     "--tile", type=click.IntRange(min=0), default=512, show_default=True, callback=check_tile,
     help="Largest tile side for big images (0: whole image at once; else >= 64).")
 PRECISION_OPTION = click.option(
-    "--precision", type=click.Choice(["auto", "fp32", "bf16", "int8"]), default="auto",
-    show_default=True, help="auto: bf16 where the hardware computes it natively (CUDA, "
-    "AMX / AVX512-BF16 CPUs), else fp32. int8: a shipped model's quantised graph in "
-    "OpenVINO (faster on the CPU, about 0.1 dB less; docs/benchmarks.md).")
+    "--precision", type=click.Choice(["auto", "fp32", "bf16", "int8", "fp16"]),
+    default="auto", show_default=True, help="auto: bf16 where the hardware computes it "
+    "natively (CUDA, AMX / AVX512-BF16 CPUs), else fp32. int8: a shipped model's quantised "
+    "graph in OpenVINO (faster on the CPU, a little less quality; docs/benchmarks.md). "
+    "fp16: torch on CUDA cards without bf16.")
 BACKEND_OPTION = click.option(
     "--backend", type=click.Choice(["auto", "openvino", "onnx", "torch"]), default="auto",
     show_default=True, help="What runs the network. auto: OpenVINO on the CPU (no torch "

@@ -169,7 +169,8 @@ class Restorer:
     """Restores images with one FBCNN network (torch module or graph runtime).
 
     `tile` bounds memory: images with a side longer than `tile` are processed in tiles;
-    0 or None restores in one pass. `precision`: 'auto', 'fp32' or 'bf16' (autocast).
+    0 or None restores in one pass. `precision`: 'auto', 'fp32', 'bf16' or (CUDA) 'fp16'
+    (autocast; the QF's MLPs stay in fp32).
     """
 
     def __init__(self, network: Backend, device: str | torch.device = "auto",
@@ -198,8 +199,14 @@ class Restorer:
             self.channels_last = self.is_torch and self.device.type == "cpu"
             if self.channels_last:
                 self.network = self.network.to(memory_format=torch.channels_last)
-            self.precision = (resolve_precision(precision, self.device) if self.is_torch
-                              else "fp32")
+            if precision == "fp16":  # opt-in, for CUDA cards without bf16
+                if self.device.type != "cuda":
+                    raise ValueError("--precision fp16 is for CUDA GPUs, not "
+                                     f"{self.device.type}")
+                self.precision = "fp16" if self.is_torch else "fp32"
+            else:
+                self.precision = (resolve_precision(precision, self.device) if self.is_torch
+                                  else "fp32")
         self.tile = tile
         self.overlap = overlap
         self.threads = available_cpus()  # CPU threads for the numpy work (the projection)
@@ -260,8 +267,9 @@ class Restorer:
 
         stack = contextlib.ExitStack()
         stack.enter_context(torch.inference_mode())
-        if self.precision == "bf16":
-            stack.enter_context(torch.autocast(self.device.type, dtype=torch.bfloat16))
+        if self.precision in ("bf16", "fp16"):
+            dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+            stack.enter_context(torch.autocast(self.device.type, dtype=dtype))
         return stack
 
     def check(self, pixels: np.ndarray) -> np.ndarray:
