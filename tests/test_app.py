@@ -24,6 +24,16 @@ app = pytest.importorskip("fbcnn.app")
 INFO, STRENGTH, AUTO, COMPARE, DOWNLOAD, STATUS, IMAGE = range(7)
 
 
+def slider_at(qf: float) -> dict:
+    """The strength slider's update showing `qf`, movable."""
+    return {"__type__": "update", "value": round(qf), "interactive": True,
+            "info": app.STRENGTH_INFO}
+
+
+# auto, no prediction to show: greyed out, saying so
+GREYED = {"__type__": "update", "interactive": False, "info": app.WAITING_INFO}
+
+
 @pytest.fixture
 def handlers(tiny_named_models, tmp_path):
     return app.Handlers(ModelSet(), workdir=tmp_path / "work")
@@ -81,14 +91,14 @@ def test_upload_shows_predicted_and_header_qf_and_restores(handlers, files) -> N
     first, out = itertools.islice(events, 2)
     info = handlers.analyse(files["color"])
     # the analysis shows before the restore (which may take minutes on a big image)
-    assert first[INFO] == out[INFO] and first[STRENGTH] == round(info.predicted_qf)
+    assert first[INFO] == out[INFO] and first[STRENGTH] == slider_at(info.predicted_qf)
     assert first[STATUS] == f"Restoring with QF {info.predicted_qf:.1f}..."
     assert first[COMPARE] == first[DOWNLOAD] == gr.skip()
     assert info.header_qf == 20 and info.model == "color" and info.double["detected"] is False
     assert f"| Predicted QF | **{info.predicted_qf:.1f}** |" in out[INFO]
     assert "| QF in the file | 20 |" in out[INFO]
     assert "| Double JPEG | no (confidence" in out[INFO]
-    assert out[STRENGTH] == round(info.predicted_qf) and out[AUTO] is True
+    assert out[STRENGTH] == slider_at(info.predicted_qf) and out[AUTO] is True
     before, after = out[COMPARE]
     assert Path(before) == files["color"]  # the original file, not a re-encoded copy
     assert out[DOWNLOAD]["value"] == after and out[DOWNLOAD]["interactive"] is True
@@ -102,7 +112,7 @@ def test_upload_shows_predicted_and_header_qf_and_restores(handlers, files) -> N
 @pytest.mark.parametrize("qf", [7, 37.5, 90])
 def test_download_is_cli_restore_at_same_qf(handlers, files, tmp_path, qf) -> None:
     out = last(handlers.on_strength(str(files["color"]), qf, "auto", ""))
-    assert out[AUTO] is False and out[STRENGTH] == round(qf)
+    assert out[AUTO] is False and out[STRENGTH] == slider_at(qf)
     assert f"fbcnn restore --qf {qf:g} photo.jpg" in out[STATUS]
     png = Path(out[DOWNLOAD]["value"])
     assert png.name == f"photo_restored_qf{qf:g}.png"
@@ -123,7 +133,7 @@ def test_double_jpeg_verdict_and_auto_strength(handlers, files, tmp_path) -> Non
     assert info.double["qf1"] == 10 and info.header_qf == 60
     assert "| Double JPEG | **yes**: non-aligned, earlier QF 10" in out[INFO]
     assert info.auto_qf == min(10, info.predicted_qf)  # the earlier, stronger compression
-    assert out[STRENGTH] == round(info.auto_qf)
+    assert out[STRENGTH] == slider_at(info.auto_qf)
     assert np.array_equal(pixels(out[DOWNLOAD]["value"]),
                           cli_restore(files["double"], tmp_path / "cli"))
 
@@ -327,14 +337,105 @@ def test_no_image_clears_and_settings_do_nothing(handlers) -> None:
                for v in last(handlers.on_settings(None, True, 50, "auto", "")))
 
 
-def test_upload_input_passes_the_original_file(files) -> None:
+def test_strength_slider_shows_the_qf_used_or_is_greyed_out(tiny_named_models, handlers,
+                                                            files) -> None:
+    """Was: the slider showed 50 with auto ticked (on the page before an image, while an
+    upload was read, after a failure). In auto it shows the QF the restore used (the
+    prediction) and is greyed out while there is none; with auto off it is movable."""
+    demo = app.build_app(ModelSet())
+    slider = next(b for b in demo.blocks.values()
+                  if getattr(b, "elem_id", None) == "fbcnn-strength")
+    tick = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "fbcnn-auto")
+    assert tick.value is True and slider.interactive is False  # the page, before an image
+    assert slider.info == app.WAITING_INFO
+    assert app.new_input()[-1] == GREYED  # an upload starts in auto: wait for its prediction
+    first, out = itertools.islice(handlers.on_upload(str(files["color"]), "auto", ""), 2)
+    predicted = handlers.analyse(files["color"]).predicted_qf
+    assert first[STRENGTH] == out[STRENGTH] == slider_at(predicted) and out[AUTO] is True
+    # auto, and the image cannot be restored (no prediction): greyed out
+    events = handlers.on_settings(str(files["color"]), True, 40, "grey", "")
+    assert next(events)[STRENGTH] == GREYED
+    with pytest.raises(gr.Error):
+        next(events)
+    # an upload starts in auto, failing too (the box ticks again if the user had unticked it)
+    bad = files["png"].with_name("notes.jpg")
+    bad.write_bytes(b"not an image")
+    events = handlers.on_upload(str(bad), "auto", "")
+    cleared = next(events)
+    assert cleared[STRENGTH] == GREYED and cleared[AUTO] is True
+    with pytest.raises(gr.Error):
+        next(events)
+    # auto off: movable, at the user's value
+    events = handlers.on_settings(str(files["color"]), False, 40, "grey", "")
+    assert next(events)[STRENGTH] == {"__type__": "update", "interactive": True,
+                                      "info": app.STRENGTH_INFO}
+    with pytest.raises(gr.Error):
+        next(events)
+    # no image: the slider follows auto; removing the image goes back to auto
+    assert last(handlers.on_settings(None, False, 50, "auto", ""))[STRENGTH]["interactive"]
+    assert last(handlers.on_settings(None, True, 50, "auto", ""))[STRENGTH] == GREYED
+    out = last(handlers.on_upload(None, "auto", ""))
+    assert out[STRENGTH] == GREYED and out[AUTO] is True
+
+
+def test_upload_input_passes_the_original_file(files, tmp_path) -> None:
+    """The events take the upload unprocessed: the file itself reaches the handlers (a bad
+    one too, which gr.Image would fail to decode with no message on the page)."""
     from gradio.data_classes import ImageData
 
-    image = app.uploaded_file()
     bad = files["png"].with_name("x.jpg")
-    bad.write_bytes(b"not an image")  # gr.Image would fail to decode this itself
-    assert image.preprocess(ImageData(path=str(bad), orig_name="x.jpg")) == str(bad)
-    assert image.preprocess(None) is None
+    bad.write_bytes(b"not an image")
+    sent = {"path": str(bad), "url": "http://127.0.0.1:7860/gradio_api/file=x.jpg",
+            "orig_name": "x.jpg", "meta": {"_type": "gradio.FileData"}}
+    assert app.upload_path(sent, tmp_path) == str(bad)
+    assert app.upload_path(ImageData(path=str(bad), orig_name="x.jpg"), tmp_path) == str(bad)
+    assert app.upload_path(None, tmp_path) is None
+    assert app.upload_path(str(bad), tmp_path) == str(bad)  # direct calls
+    # an image sent inline (data: URL) is written as its own bytes, not decoded and saved
+    # again (gr.Image wrote it as a WebP)
+    import base64
+
+    jpeg = files["color"].read_bytes()
+    url = "data:image/jpeg;base64," + base64.b64encode(jpeg).decode()
+    written = Path(app.upload_path({"path": None, "url": url}, tmp_path / "work"))
+    assert written.read_bytes() == jpeg and written.suffix == ".jpg"
+    named = app.upload_path({"url": url, "orig_name": "photo.jpg"}, tmp_path / "work")
+    assert Path(named).name == "photo.jpg"
+    with pytest.raises(gr.Error, match="not valid base64"):
+        app.upload_path({"url": "data:image/jpeg;base64,@@@"}, tmp_path / "work")
+
+
+def test_events_take_the_upload_unprocessed(tiny_named_models) -> None:
+    """Was: the input's own preprocess was replaced, but Gradio rebuilds a session's copy of
+    a component from its constructor arguments when an event updates it (every result
+    does), and the copy decoded the next upload: a bad file after a good one failed inside
+    Gradio, with no message on the page. Now no model call preprocesses its inputs.
+
+    And an image dropped while the previous one is restored is restored next: Gradio's
+    default for an event ("once") ignored it, and the page showed the new image beside the
+    old one's result (and offered that for download)."""
+    demo = app.build_app(ModelSet())
+    handlers = demo.fbcnn_handlers
+    calls = [fn for fn in demo.fns.values() if getattr(fn.fn, "__self__", None) is handlers
+             and fn.fn.__name__ != "drop_session"]
+    assert len(calls) == 6 and all(fn.preprocess is False for fn in calls)
+    assert all(fn.trigger_mode == "always_last" for fn in calls)
+
+
+def test_one_upload_runs_one_request(tiny_named_models) -> None:
+    """An error showed twice ("Error (2)"): the work ran on the image's `change`, which
+    Gradio's page fires twice for one upload (the second time as it settles the value);
+    the second re-ran the request once the first had ended, quick failures (a bad file, an
+    image over the pixel limit) and small images every time. It runs on `input` now, which
+    fires once per upload, paste or removal, and not when an event sets the image."""
+    demo = app.build_app(ModelSet())
+    handlers = demo.fbcnn_handlers
+    fns = list(demo.fns.values())
+    image = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "fbcnn-input")
+    upload = next(fn for fn in fns if fn.fn == handlers.upload_event)
+    first = demo.fns[upload.trigger_after]
+    assert first.targets == [(image._id, "input")] and first.fn is app.new_input
+    assert not [fn for fn in fns if (image._id, "change") in fn.targets]
 
 
 def test_consistency_toggle_reaches_the_restore(tiny_named_models, tmp_path) -> None:
@@ -380,21 +481,52 @@ def test_serve_command(monkeypatch) -> None:
     assert "--host" in help_text and "--max-megapixels" in help_text
 
 
-def test_serve_on_a_taken_port_is_one_line(tiny_named_models, monkeypatch, tmp_path) -> None:
-    import signal
+@pytest.mark.parametrize("taken_on, host", [("127.0.0.1", "127.0.0.1"),
+                                            ("0.0.0.0", "127.0.0.1"),
+                                            ("127.0.0.1", "0.0.0.0")])
+def test_serve_on_a_taken_port_is_one_line(monkeypatch, taken_on, host) -> None:
+    """Was: Gradio's own words ("Cannot find empty port in range ... GRADIO_SERVER_PORT
+    ... `server_port` parameter to `launch()`"), after loading everything. The port is
+    checked first, by binding it."""
     import socket
 
-    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "g"))  # restored after the test
-    monkeypatch.setattr(signal, "signal", lambda *a: None)  # keep pytest's handlers
+    def loaded(*args, **kwargs):
+        raise AssertionError("loaded before checking the port")
+
+    monkeypatch.setattr(app, "_private_temp_dir", loaded)
+    monkeypatch.setattr(app, "ModelSet", loaded)
     with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
+        taken.bind((taken_on, 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = CliRunner().invoke(main, ["serve", "--port", str(port)])
-    assert result.exit_code == 1, result.output
+        result = CliRunner().invoke(main, ["serve", "--host", host, "--port", str(port)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
     lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"Error: cannot serve on 127.0.0.1:{port}")
-    assert "share=True" not in result.output
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith(f"Error: port {port} on {host} is in use: pass another with "
+                               "--port, e.g. --port "), lines[0]
+    suggested = int(lines[0].rsplit(" ", 1)[1])
+    assert port < suggested <= port + 20
+    assert "Traceback" not in result.output and "Gradio" not in result.output.lower()
+
+
+def test_upload_limit_in_fractions_of_a_megabyte(tiny_named_models, monkeypatch) -> None:
+    """Was: `fbcnn serve --max-upload-mb 0.5` failed with a traceback (Gradio parsed "0.5mb"
+    as 0 and unit ".5MB"). The limit goes to Gradio in bytes."""
+    import socket
+
+    from gradio.utils import _parse_file_size
+
+    demo = app.build_app(ModelSet())
+    seen = {}
+    monkeypatch.setattr(demo, "launch", lambda **kw: seen.update(kw))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app.launch(demo, port=port, max_upload_mb=0.5, block=False, quiet=True)
+    assert _parse_file_size(seen["max_file_size"]) == 512 * 1024
+    app.launch(demo, port=port, max_upload_mb=200, block=False, quiet=True)
+    assert _parse_file_size(seen["max_file_size"]) == 200 * 1024 * 1024
 
 
 def test_never_jpeg_upload_is_left_unchanged_until_a_strength_is_set(handlers, tmp_path) -> None:

@@ -172,6 +172,43 @@ def test_consistency_keeps_near_lossless_jpegs_close(tiny_named_models, tmp_path
     assert run("restore", str(src), "--consistency", "maybe").exit_code == 2
 
 
+def test_restore_help_says_consistency_bounds_a_low_qf() -> None:
+    """Was: nothing told why --qf 10 removed much less on a re-saved high-quality JPEG with
+    the consistency step on (the default) than with it off."""
+    text = " ".join(run("restore", "--help").output.split())
+    qf_help = text[text.index("--qf TEXT"):text.index("--qf-sweep")]
+    consistency_help = text[text.index("--consistency [on|off]"):text.index("--not-jpeg")]
+    for help_text in (qf_help, consistency_help):
+        assert "below the file's own" in help_text and "smooths only within" in help_text
+    assert "use --consistency off to let a low --qf remove more" in qf_help
+    assert "off lets a low --qf remove more" in consistency_help
+
+
+def test_consistency_bounds_a_qf_below_the_files_own(tiny_named_models, tmp_path) -> None:
+    """The rule the help states: with consistency on, the result stays inside the file's
+    quantisation cells, so --qf 10 on a JPEG compressed at QF 10 and re-saved at QF 90
+    (a re-saved meme) changes it less than with consistency off (both change it)."""
+    from fbcnn.consistency import JpegTables, project
+    from fbcnn.jpeg import compress
+
+    src = tmp_path / "meme.jpg"
+    Image.fromarray(compress(make_photo(64, 80, seed=2), 10)).save(src, quality=90)
+    with Image.open(src) as im:
+        decoded = np.asarray(im.convert("RGB"))
+        tables = JpegTables.from_pillow(im.quantization, "4:2:0")
+    change, restored = {}, {}
+    for mode in ("on", "off"):
+        result = run("restore", str(src), "-o", str(tmp_path / mode), "--qf", "10",
+                     "--consistency", mode)
+        assert result.exit_code == 0, result.output
+        restored[mode] = np.asarray(Image.open(tmp_path / mode / "meme.png"))
+        change[mode] = np.abs(restored[mode].astype(int) - decoded).mean()
+    assert 0 < change["on"] < 0.5 * change["off"], change
+    # "on" is the "off" result kept inside the file's cells
+    assert np.abs(project(restored["off"], decoded, tables).astype(int)
+                  - restored["on"]).max() <= 1
+
+
 def test_evaluate_command_bad_values(tiny_named_models, tmp_path) -> None:
     result = run("evaluate", "--data", str(tmp_path / "missing"))
     assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1

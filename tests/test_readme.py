@@ -55,3 +55,24 @@ def test_readme_python_blocks_run(tmp_path, monkeypatch) -> None:
         assert out.getexif().get(0x010F) == "TestCam"
         assert out.getexif().get(0x0112) == 1
         assert out.info.get("icc_profile")
+
+
+def test_readme_counts_the_browser_tests_and_says_how_to_run_them() -> None:
+    """The tests in tests/e2e are skipped without Chromium: the README says how many (those
+    a plain `pytest` collects: not `slow`) and how to run them."""
+    import ast
+
+    text = " ".join(README.read_text(encoding="utf-8").split())
+    found = re.search(r"The (\d+) browser tests in `tests/e2e` \(marked `e2e`", text)
+    assert found, "the README does not count the browser tests"
+
+    def slow(fn: ast.FunctionDef) -> bool:
+        return any("slow" in ast.unparse(d) for d in fn.decorator_list)
+
+    count = sum(1 for path in (README.parent / "tests" / "e2e").glob("test_*.py")
+                for node in ast.parse(path.read_text(encoding="utf-8")).body
+                if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")
+                and not slow(node))
+    assert int(found.group(1)) == count
+    said = text[found.start():found.start() + 600]
+    assert "skipped" in said and "scripts/install_browser.sh" in said

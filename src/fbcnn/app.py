@@ -9,16 +9,23 @@ in the queue.
 
 A request whose client goes away (a cancelled call, a closed or reloaded tab) is dropped: its
 work stops at the next tile (or step of the analysis) and the next user's starts. Failures
-show as one line that stays until dismissed, and clear the result.
+show once, as one line that stays until dismissed, and clear the result. While auto is on,
+the strength slider shows the QF the restore used (greyed out until an image's prediction is
+known).
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import base64
+import binascii
+import errno
+import mimetypes
 import os
 import shutil
 import signal
+import socket
 import tempfile
 import threading
 import time
@@ -48,6 +55,8 @@ KEEP_RESULTS_S = 3600
 QUEUE = "fbcnn"  # one concurrency group: one model call at a time, whoever asks
 Outputs = tuple[Any, ...]  # (info, strength, auto, comparison, download, status, image)
 
+STRENGTH_INFO = "The QF fed to the network."
+WAITING_INFO = "auto: the predicted QF, shown once an image is read"  # greyed out meanwhile
 CSS = "#fbcnn-info table {font-size: 0.95em} #fbcnn-compare img {image-rendering: pixelated}"
 
 
@@ -85,21 +94,48 @@ class Restored:
 
 
 def uploaded_file(**kwargs: Any) -> gr.Image:
-    """An image input whose value reaches the handlers as the uploaded file's path, untouched:
-    Gradio does not decode it, so bad files reach fbcnn.imageio, which explains them in one
-    line. (An instance attribute, not a subclass: Gradio writes .pyi stubs next to modules
-    that define components.)"""
-    image = gr.Image(type="filepath", image_mode=None, **kwargs)
-    decode = image.preprocess
+    """The image input. The events that read it take their inputs unprocessed
+    (preprocess=False) and get the uploaded file from `upload_path`, untouched: Gradio does
+    not decode it, so bad files reach fbcnn.imageio, which explains them in one line.
 
-    def keep_path(payload: Any) -> Any:
-        path = getattr(payload, "path", None)
-        if path and not (getattr(payload, "url", None) or "").startswith("data:"):
-            return str(path)
-        return decode(payload)  # pasted data: URLs: Gradio writes them to a file
+    (Not an override of the component's `preprocess`, as it was: Gradio rebuilds a session's
+    copy of a component from its constructor arguments whenever an event updates it, so
+    after the first result the copy decoded uploads again, and a bad file then failed inside
+    Gradio with no message on the page. Nor a subclass: Gradio writes .pyi stubs next to
+    modules that define components.)"""
+    return gr.Image(type="filepath", image_mode=None, **kwargs)
 
-    image.preprocess = keep_path  # type: ignore[method-assign]
-    return image
+
+def upload_path(payload: Any, folder: str | Path) -> str | None:
+    """The uploaded file's path from the image input's unprocessed value (Gradio's FileData,
+    as a dict; a path when called directly): the file itself, never re-encoded. An image
+    sent inline as a data: URL (API clients) is written to a new folder in `folder` as its
+    own bytes."""
+    if payload is None or isinstance(payload, (str, Path)):
+        return None if payload is None else str(payload)
+
+    def field(name: str) -> Any:
+        return payload.get(name) if isinstance(payload, dict) else getattr(payload, name, None)
+
+    url, path = field("url") or "", field("path")
+    if not url.startswith("data:"):
+        if not path:
+            raise gr.Error("no file in the upload", duration=None, print_exception=False)
+        return str(path)
+    header, _, data = url.partition(",")
+    try:
+        content = (base64.b64decode(data, validate=True) if header.endswith(";base64")
+                   else data.encode())
+    except (binascii.Error, ValueError):
+        raise gr.Error("the inline image (data: URL) is not valid base64", duration=None,
+                       print_exception=False) from None
+    kind = header[len("data:"):].split(";")[0]
+    name = Path(field("orig_name") or "").name or (
+        "pasted" + (mimetypes.guess_extension(kind) or ".img"))
+    target = Path(folder) / uuid.uuid4().hex / name
+    target.parent.mkdir(parents=True)
+    target.write_bytes(content)
+    return str(target)
 
 
 def _message(exc: Exception, path: str | Path) -> str:
@@ -156,7 +192,8 @@ async def _step(steps: Iterator[Outputs], stop: Stop) -> Any:
 
 class Handlers:
     """The page's actions as plain methods over the library (tests call them directly);
-    Gradio calls their `*_event` versions, which run them in a worker thread and drop the
+    Gradio calls their `*_event` versions, with the inputs unprocessed (the image as the
+    uploaded file, see `upload_path`), which run them in a worker thread and drop the
     request when its client goes away."""
 
     def __init__(self, models: ModelSet | None = None,
@@ -299,12 +336,14 @@ class Handlers:
                 consistency: bool = True, progress: Any = None,
                 stop: Stop | None = None) -> Iterator[Outputs]:
         """Analyse, then restore; yields (info, strength, auto, comparison, download, status,
-        image) twice: the analysis as soon as it is known, then the result. Expected failures
-        (bad file, too big, wrong model) yield cleared outputs, then raise gr.Error with one
-        line that stays until dismissed. The result's files go once Gradio has copied them
-        into its cache (it then asks for the next value) or drops the request (closes this)."""
+        image) twice: the analysis as soon as it is known, then the result. The strength
+        slider shows the QF used (in auto: the prediction, or the double-JPEG QF). Expected
+        failures (bad file, too big, wrong model) yield cleared outputs, then raise gr.Error
+        with one line that stays until dismissed; in auto the slider is then greyed out (no
+        prediction to show). The result's files go once Gradio has copied them into its cache
+        (it then asks for the next value) or drops the request (closes this)."""
         if not path:
-            yield ("", gr.skip(), gr.skip(), None, gr.update(value=None, interactive=False), "",
+            yield ("", waiting(auto), auto, None, gr.update(value=None, interactive=False), "",
                    gr.skip())
             return
         qf = None if auto else float(strength)
@@ -313,14 +352,15 @@ class Handlers:
             try:
                 info = self.analyse(path, kind, variant, progress, stop)
                 shown = info.auto_qf if qf is None else qf
-                yield (info_markdown(info), round(shown), auto, gr.skip(), gr.skip(),
+                yield (info_markdown(info), showing(shown), auto, gr.skip(), gr.skip(),
                        f"Restoring with QF {shown:.1f}...", gr.skip())
                 done = self.restore(path, qf, kind, variant, progress, consistency, stop)
             except (ImageError, CheckpointError, ValueError, OSError) as e:
                 message = _message(e, path)
-                yield failed(message, bad_file=isinstance(e, ImageError) and e.path == Path(path))
+                yield failed(message, bad_file=isinstance(e, ImageError) and e.path == Path(path),
+                             auto=auto)
                 raise gr.Error(message, duration=None, print_exception=False) from None
-            yield (info_markdown(info), round(done.used_qf), auto,
+            yield (info_markdown(info), showing(done.used_qf), auto,
                    (str(done.before), str(done.png)),
                    gr.update(value=str(done.png), interactive=True), _status(done, auto),
                    gr.skip())
@@ -343,9 +383,10 @@ class Handlers:
     def on_settings(self, path: str | None, auto: bool, strength: float, kind: str,
                     variant: str, consistency: bool = True, progress: Any = None,
                     stop: Stop | None = None) -> Iterator[Outputs]:
-        """Auto switched, another model, or JPEG consistency toggled: restore again."""
+        """Auto switched, another model, or JPEG consistency toggled: restore again. Without
+        an image, only the slider follows auto (greyed out while it is on)."""
         if not path:
-            yield (gr.skip(),) * 7
+            yield (gr.skip(), waiting(auto), *(gr.skip(),) * 5)
             return
         yield from self.process(path, auto, strength, kind, variant, consistency, progress,
                                 stop)
@@ -356,16 +397,18 @@ class Handlers:
                            consistency: bool = True, request: gr.Request | None = None,
                            progress: Any = gr.Progress()  # noqa: B008
                            ) -> AsyncIterator[Outputs]:
+        file = upload_path(path, self.workdir)
         async for out in self._served(request, lambda stop: self.on_upload(
-                path, kind, variant, consistency, progress, stop)):
+                file, kind, variant, consistency, progress, stop)):
             yield out
 
     async def strength_event(self, path: str | None, strength: float, kind: str, variant: str,
                              consistency: bool = True, request: gr.Request | None = None,
                              progress: Any = gr.Progress()  # noqa: B008
                              ) -> AsyncIterator[Outputs]:
+        file = upload_path(path, self.workdir)
         async for out in self._served(request, lambda stop: self.on_strength(
-                path, strength, kind, variant, consistency, progress, stop)):
+                file, strength, kind, variant, consistency, progress, stop)):
             yield out
 
     async def settings_event(self, path: str | None, auto: bool, strength: float, kind: str,
@@ -373,8 +416,9 @@ class Handlers:
                              request: gr.Request | None = None,
                              progress: Any = gr.Progress()  # noqa: B008
                              ) -> AsyncIterator[Outputs]:
+        file = upload_path(path, self.workdir)
         async for out in self._served(request, lambda stop: self.on_settings(
-                path, auto, strength, kind, variant, consistency, progress, stop)):
+                file, auto, strength, kind, variant, consistency, progress, stop)):
             yield out
 
     async def _served(self, request: gr.Request | None,
@@ -424,11 +468,32 @@ class Handlers:
         click.echo(f"fbcnn app: dropped a request whose client went away{where}", err=True)
 
 
-def failed(message: str, bad_file: bool) -> Outputs:
+def failed(message: str, bad_file: bool, auto: bool = True) -> Outputs:
     """What the page shows after a failure: no result (no stale or broken image), the message
-    in the status line; a file that cannot be used is also taken off the input."""
-    return ("", gr.skip(), gr.skip(), None, gr.update(value=None, interactive=False),
+    in the status line; a file that cannot be used is also taken off the input. In auto (as
+    an upload always starts) the slider is greyed out: there is no prediction to show."""
+    return ("", waiting(auto), auto, None, gr.update(value=None, interactive=False),
             f"Failed: {message}", None if bad_file else gr.skip())
+
+
+def showing(qf: float) -> dict[str, Any]:
+    """The strength slider at the QF a restore uses (in auto: the prediction), movable."""
+    return gr.update(value=round(qf), interactive=True, info=STRENGTH_INFO)
+
+
+def waiting(auto: bool) -> dict[str, Any]:
+    """The strength slider with no QF to show: greyed out while auto is on, and saying so
+    (it shows the prediction once an image is read); movable, at the user's value, when
+    auto is off."""
+    return gr.update(interactive=not auto, info=WAITING_INFO if auto else STRENGTH_INFO)
+
+
+def new_input() -> tuple[Any, ...]:
+    """What the page shows at once when an image is dropped, pasted or removed, before the
+    request runs (outputs: comparison, download, status, info, strength): no result, and
+    the slider greyed out until the new image's prediction is known (an upload starts in
+    auto)."""
+    return None, gr.update(value=None, interactive=False), "", "", waiting(True)
 
 
 def _status(done: Restored, auto: bool) -> str:
@@ -491,9 +556,11 @@ def build_app(models: ModelSet | None = None,
                 image = uploaded_file(label="Image", sources=["upload", "clipboard"],
                                       height=260, elem_id="fbcnn-input")
                 with gr.Row():
+                    # greyed out while auto waits for an image's prediction, then at it
                     strength = gr.Slider(1, 100, value=50, step=1, label="Strength (QF)",
-                                         info="The QF fed to the network.", scale=3,
-                                         buttons=[], elem_id="fbcnn-strength")
+                                         info=WAITING_INFO, scale=3,
+                                         buttons=[], interactive=False,
+                                         elem_id="fbcnn-strength")
                     auto = gr.Checkbox(True, label="auto", info="predicted QF", scale=1,
                                        min_width=90, elem_id="fbcnn-auto")
                 kind = gr.Radio(list(KINDS), value="auto", label="Colour or grey model",
@@ -514,11 +581,19 @@ def build_app(models: ModelSet | None = None,
                                          buttons=["fullscreen"], interactive=False,
                                          elem_id="fbcnn-compare")
         outputs = [info, strength, auto, compare, download, status, image]
+        # preprocess=False: the handlers get the upload as it came (see upload_path).
+        # always_last: an image dropped (or a control moved) while its event's request runs
+        # is restored after it; Gradio's default ("once") ignored it, and the page showed the
+        # new image beside the old one's result
         run = {"outputs": outputs, "concurrency_id": QUEUE, "concurrency_limit": 1,
-               "show_progress_on": [compare, info]}
-        image.change(lambda: (None, gr.update(value=None, interactive=False), "", ""),
-                     None, [compare, download, status, info], queue=False,
-                     show_progress="hidden").then(
+               "show_progress_on": [compare, info], "preprocess": False,
+               "trigger_mode": "always_last"}
+        # `input`, not `change`: Gradio's image fires `change` twice for one upload, and
+        # the second ran the request again once the first had ended (an error showed as
+        # "Error (2)"); `input` fires once per upload, paste or removal, and not when an
+        # event sets the image (a bad file taken off the input)
+        image.input(new_input, None, [compare, download, status, info, strength],
+                    queue=False, show_progress="hidden").then(
             h.upload_event, [image, kind, variant, consistency], api_name="restore", **run)
         strength.release(h.strength_event, [image, strength, kind, variant, consistency],
                          api_name="strength", **run)
@@ -531,20 +606,59 @@ def build_app(models: ModelSet | None = None,
     return demo
 
 
+def _bind_error(host: str, port: int) -> OSError | None:
+    """The error binding `port` at `host` gives (None: it can be listened on). As the
+    server binds it: a port left in TIME_WAIT by a server that stopped is free."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    with socket.socket(family, kind, proto) as probe:
+        if os.name != "nt":  # (on Windows SO_REUSEADDR would share a port in use)
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as e:
+            return e
+    return None
+
+
+def _port_in_use(host: str, port: int) -> str:
+    """One line for a port that is taken, naming a free one near it if there is one."""
+    free = next((p for p in range(port + 1, min(port + 21, 65536))
+                 if _bind_error(host, p) is None), None)
+    return (f"port {port} on {host} is in use: pass another with --port"
+            + ("" if free is None else f", e.g. --port {free}"))
+
+
+def check_port(host: str, port: int) -> None:
+    """Raise click.ClickException (one line) unless `port` can be listened on at `host`:
+    checked by binding it, before Gradio tries (whose own failure reads as its internals)."""
+    try:
+        error = _bind_error(host, port)
+    except socket.gaierror as e:
+        raise click.ClickException(f"cannot listen on {host}: {e.strerror} (--host)") from None
+    if error is None:
+        return
+    if error.errno == errno.EADDRINUSE:
+        raise click.ClickException(_port_in_use(host, port))
+    raise click.ClickException(f"cannot listen on {host}:{port}: {error.strerror or error}")
+
+
 def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860,
            max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, block: bool = True,
            quiet: bool = False) -> Any:
     """Serve the page (blocks until Ctrl-C unless block=False). A port that is taken is a
     click.ClickException (one line)."""
+    check_port(host, port)
     try:
         result = demo.launch(server_name=host, server_port=port, prevent_thread_lock=True,
-                             max_file_size=f"{max_upload_mb:g}mb", ssr_mode=False, quiet=True,
-                             theme=gr.themes.Default(), css=CSS, footer_links=["gradio"],
-                             mcp_server=False)
-    except OSError as e:
+                             max_file_size=max(1, round(max_upload_mb * 1024 * 1024)),
+                             ssr_mode=False, quiet=True, theme=gr.themes.Default(), css=CSS,
+                             footer_links=["gradio"], mcp_server=False)
+    except OSError as e:  # taken between the check and the launch
+        if "empty port" in str(e):  # Gradio's words for it
+            raise click.ClickException(_port_in_use(host, port)) from None
         raise click.ClickException(f"cannot serve on {host}:{port}: "
-                                   f"{' '.join(str(e).split()) or 'port in use'} "
-                                   "(choose another with --port)") from None
+                                   f"{' '.join(str(e).split())}") from None
     if not quiet:
         click.echo(f"fbcnn app on http://{host}:{port} (Ctrl-C to stop)", err=True)
     if block:
@@ -575,7 +689,9 @@ def serve(host: str = "127.0.0.1", port: int = 7860, device: str = "auto", tile:
           max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
           max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, precision: str = "auto",
           backend: str = "auto") -> None:
-    """What `fbcnn serve` runs."""
+    """What `fbcnn serve` runs. A port that is taken is a click.ClickException (one line),
+    before anything is loaded."""
+    check_port(host, port)
     workdir = _private_temp_dir()
     models = ModelSet(device=device, tile=tile, precision=precision, backend=backend)
     demo = build_app(models, max_megapixels, workdir=workdir / "results")

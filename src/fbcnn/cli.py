@@ -150,7 +150,11 @@ def _physical_cores() -> int:
               help="Model name (color, gray, color-double, gray-double) or checkpoint path. "
                    "Default: color or gray, by image.")
 @click.option("--qf", "qf_text", default="auto", show_default=True,
-              help="QF fed to the network: 'auto' (predicted) or 1..100.")
+              help="QF fed to the network: 'auto' (predicted) or 1..100; lower removes more. "
+                   "With --consistency on, a JPEG's result stays inside its file's "
+                   "quantisation cells, so a QF below the file's own (e.g. --qf 10 on a "
+                   "re-saved high-quality JPEG) smooths only within what the file allows: "
+                   "use --consistency off to let a low --qf remove more.")
 @click.option("--qf-sweep", default=None, help="Write one output per QF, e.g. 10,30,50,70,90.")
 @TILE_OPTION
 @click.option("--device", type=DEVICES, default="auto", show_default=True)
@@ -164,7 +168,10 @@ def _physical_cores() -> int:
               help="Also write <stem>_compare.<ext> (input | result).")
 @click.option("--consistency", type=click.Choice(["on", "off"]), default="on", show_default=True,
               help="Keep a JPEG's result inside the quantisation cells of its file "
-                   "(leaves near-lossless JPEGs almost untouched).")
+                   "(leaves near-lossless JPEGs almost untouched). This also bounds a QF "
+                   "below the file's own: it smooths only within the cells (a re-saved "
+                   "high-quality JPEG changes little even at --qf 10); off lets a low --qf "
+                   "remove more.")
 @click.option("--not-jpeg", type=click.Choice(["copy", "skip", "restore"]), default="copy",
               show_default=True,
               help="For an input that is not a JPEG file and whose pixels bear no JPEG "
@@ -622,7 +629,9 @@ def export_command(model_name: str, fmt: str, output: str, qf_input: bool,
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on (0.0.0.0: every interface; the page has no login).")
-@click.option("--port", type=click.IntRange(1, 65535), default=7860, show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=7860, show_default=True,
+              help="Port to listen on (one in use is refused before anything is loaded, "
+                   "naming a free one).")
 @click.option("--device", type=DEVICES, default="auto", show_default=True)
 @TILE_OPTION
 @PRECISION_OPTION

@@ -7,6 +7,13 @@ the coefficient of the decoded block. Clamping the restored image's coefficients
 cells can only move it towards the original (per coefficient), and it bounds how far the
 network may stray from a near-lossless JPEG.
 
+The cells are those of the file's last compression, and they bound every restore, whatever
+QF the network was fed: a QF below the file's own (`--qf 10` on a QF 90 file) smooths only
+within them. In a file re-saved at a higher quality than it once had (a meme saved again),
+the "original" of its last compression is the earlier, stronger compression's output, so its
+cells hold those artifacts too, and the projection keeps much of them; `fbcnn restore
+--consistency off` lets a low QF remove more.
+
 Colour images are handled in the JPEG's YCbCr (JFIF, full range): luma at full resolution;
 chroma, when subsampled, at the subsampled resolution (2x2 means), where the change is made
 and then carried back to full resolution (nearest neighbour), so the restored chroma's detail

@@ -112,6 +112,8 @@ def save_screenshot(page, tmp_path: Path) -> None:
 def test_upload_set_strength_download_in_chromium(server, page, tmp_path,
                                                   screenshot_mode) -> None:
     page.goto(server)
+    slider = page.locator("#fbcnn-strength input[type=range]")
+    assert page.is_checked("#fbcnn-auto input") and slider.is_disabled()  # no prediction yet
     page.set_input_files("#fbcnn-input input[type=file]", str(EXAMPLE))
 
     # the automatic pass: predicted QF, QF in the file, verdict, before/after
@@ -123,6 +125,9 @@ def test_upload_set_strength_download_in_chromium(server, page, tmp_path,
     assert "Double JPEG\tno" in info
     assert page.is_checked("#fbcnn-auto input")
     assert page.locator("#fbcnn-compare img").count() == 2
+    # the slider shows the QF auto used, and can be moved
+    assert slider.input_value() == str(round(expected["predicted_qf"]))
+    assert not slider.is_disabled()
 
     # set the strength: auto goes off, the image is restored again at that QF
     number = page.locator("#fbcnn-strength input[type=number]")
@@ -149,14 +154,27 @@ def test_upload_set_strength_download_in_chromium(server, page, tmp_path,
 
 
 def test_bad_file_shows_one_line_message(server, page, tmp_path, screenshot_mode) -> None:
+    """After a result and a strength set (as a user would): the bad file's message shows
+    once. It used to show twice ("Error (2)"), or not at all: the app's own reading of the
+    upload was lost after the first result, and Gradio failed on the file itself."""
     if screenshot_mode:
         pytest.skip("screenshot run")
     bad = tmp_path / "notes.jpg"
     bad.write_text("not a photo")
     page.goto(server)
+    page.set_input_files("#fbcnn-input input[type=file]", str(EXAMPLE))
+    page.wait_for_selector("#fbcnn-status:has-text('Restored with QF')")
+    number = page.locator("#fbcnn-strength input[type=number]")
+    number.fill(str(STRENGTH))
+    number.blur()
+    page.wait_for_selector(f"#fbcnn-status:has-text('Restored with QF {STRENGTH:.1f}')")
     page.set_input_files("#fbcnn-input input[type=file]", str(bad))
     toast = page.locator(".toast-body", has_text="notes.jpg: not an image")
     toast.wait_for()
+    page.wait_for_timeout(2_000)  # a second run of the request would have shown by now
+    assert page.locator(".toast-body").count() == 1
+    assert page.locator("[data-testid=toast-text]").all_inner_texts() == [
+        "notes.jpg: not an image"]
     assert toast.inner_text().splitlines()[-1] == "notes.jpg: not an image"
     # the message stays until dismissed (Gradio's default is 10 s: such a toast shows its
     # timer bar), and the file the browser cannot show either is taken off the input: no
@@ -166,4 +184,7 @@ def test_bad_file_shows_one_line_message(server, page, tmp_path, screenshot_mode
     assert toast.is_visible()
     assert page.locator("#fbcnn-input img").count() == 0
     assert page.locator("#fbcnn-compare img").count() == 0
-    assert page.inner_text("#fbcnn-status") == ""
+    assert page.inner_text("#fbcnn-status") == "Failed: notes.jpg: not an image"
+    # an upload starts in auto: no prediction to show, the slider is greyed out
+    assert page.is_checked("#fbcnn-auto input")
+    assert page.locator("#fbcnn-strength input[type=range]").is_disabled()
