@@ -34,8 +34,8 @@ from fbcnn.modelfiles import file_sha256, named_model_path
 ROOT = Path(__file__).resolve().parent.parent
 # the config of each shipped model's last training stage (its data: folders, QFs, encoders)
 CONFIGS = {"color": "configs/color-stage6.yaml", "gray": "configs/gray-stage5.yaml",
-           "color-double": "configs/color-double-stage4.yaml",
-           "gray-double": "configs/gray-double-stage4.yaml"}
+           "color-double": "configs/color-double-stage5.yaml",
+           "gray-double": "configs/gray-double-stage5.yaml"}
 # left in float (node names of the exported graph; see the module doc)
 FLOAT_SCOPES = [".*qf_pred.*", ".*qf_embed.*", ".*to_gamma.*", ".*to_beta.*",
                 r".*m_up\d\.\d+/Mul$", r".*m_up\d\.\d+/Add(_1)?$", ".*m_head.*", ".*m_tail.*"]
