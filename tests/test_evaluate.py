@@ -181,12 +181,13 @@ def test_both_engines_measure_the_same(data_dir, tmp_path, monkeypatch):
     path = tmp_path / "tiny.safetensors"
     save_network(tiny_model(3), path)
     runs = {b: evaluate(data_dir, str(path), qfs=(10, 90), progress=False, device="cpu",
-                        precision="fp32", backend=b) for b in ("torch", "onnx")}
-    assert [runs[b]["backend"] for b in runs] == ["torch", "onnx"]
-    for a, b in zip(runs["torch"]["rows"], runs["onnx"]["rows"], strict=True):
-        assert a["jpeg"] == b["jpeg"]
-        assert abs(a["restored"]["psnr"] - b["restored"]["psnr"]) < 0.01
-        assert abs(a["predicted_qf"] - b["predicted_qf"]) < 0.01
+                        precision="fp32", backend=b) for b in ("torch", "onnx", "openvino")}
+    assert [runs[b]["backend"] for b in runs] == ["torch", "onnx", "openvino"]
+    for graph in ("onnx", "openvino"):
+        for a, b in zip(runs["torch"]["rows"], runs[graph]["rows"], strict=True):
+            assert a["jpeg"] == b["jpeg"]
+            assert abs(a["restored"]["psnr"] - b["restored"]["psnr"]) < 0.01
+            assert abs(a["predicted_qf"] - b["predicted_qf"]) < 0.01
 
 
 # ------------------------------------------------------------------ --encoder (other JPEGs)

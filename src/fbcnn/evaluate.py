@@ -369,7 +369,7 @@ def evaluate(data_dir: str | Path, restorer_or_network: Restorer | FBCNN | str |
         "qf_input": qf_input,
         "consistency": consistency,
         "precision": restorer.precision,
-        "backend": "onnx" if restorer.on_numpy else "torch",
+        "backend": str(getattr(restorer.network, "runtime", "torch")),
         "qf_tile": restorer.qf_tile,
         "images": len(files),
         "seconds": round(time.perf_counter() - start, 2),
