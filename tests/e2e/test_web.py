@@ -248,6 +248,29 @@ def test_grey_jpeg_matches_cli(server, page, tmp_path) -> None:
     assert abs(last["predictedQf"] - cli_predicted) < 0.1
 
 
+def test_cmyk_jpeg_is_converted_and_restored(server, page, tmp_path) -> None:
+    """A CMYK JPEG: the browser turns it into RGB, the page restores it without the
+    consistency step and says so; close to what `fbcnn restore` makes of it (the two
+    CMYK -> RGB conversions may differ by a level or two)."""
+    rgb = make_photo(96, 128, 3, seed=6)
+    jpeg = tmp_path / "cmyk.jpg"
+    Image.fromarray(rgb).convert("CMYK").save(jpeg, quality=40)
+    page.goto(f"{server}?ep=wasm")
+    page.set_input_files("#file", str(jpeg))
+    wait_for_run(page, 1)
+    assert "CMYK converted to RGB" in page.inner_text("#info-size")
+    name, got, mode = download(page, tmp_path)
+    assert (name, mode, got.shape) == ("cmyk_restored.png", "RGB", (96, 128, 3))
+    out = tmp_path / "cli_cmyk"
+    cli("restore", str(jpeg), "-o", str(out))
+    with Image.open(out / "cmyk.png") as im:
+        want = np.asarray(im.convert("RGB")).astype(np.int16)
+    diff = np.abs(got.astype(np.int16) - want)
+    PARITY.setdefault("CMYK 128x96", {})["mean"] = float(diff.mean())
+    assert diff.mean() < 3
+    assert np.abs(got.astype(np.int16) - rgb).mean() < 12  # the colours survive
+
+
 @pytest.mark.slow
 def test_colour_jpeg_many_tiles_matches_cli(server, page, tmp_path) -> None:
     """700x300 in tiles of 128 (3 rows of 7): the QF is read on its own QF tiles."""

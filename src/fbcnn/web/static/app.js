@@ -89,7 +89,7 @@ function onMessage(msg) {
   } else if (msg.type === "image") {
     state.image = msg;
     $("info-name").textContent = msg.name;
-    $("info-size").textContent = `${msg.width} × ${msg.height}, ${msg.channels === 1 ? "grey" : "colour"}`
+    $("info-size").textContent = `${msg.width} × ${msg.height}, ${msg.channels === 1 ? "grey" : "colour"}${msg.converted ? ` (${msg.converted})` : ""}`
       + (msg.subsampling ? `, ${msg.subsampling}` : "");
     $("qf-file").textContent = msg.headerQf === null ? `– (${msg.format === "JPEG" ? "no tables" : "not a JPEG"})` : String(msg.headerQf);
     $("info-model").textContent = msg.model;

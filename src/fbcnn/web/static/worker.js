@@ -159,13 +159,14 @@ async function openImage(file, name) {
   const info = inspectBytes(bytes);
   if (info.problem) throw new ImageFileError(info.problem);
   if (info.width && info.height) checkSize(info.width, info.height); // before decoding
-  if (info.format === "JPEG" && info.components.length === 4) {
-    throw new ImageFileError("CMYK images are not supported; convert to RGB first");
-  }
+  // CMYK / YCCK JPEGs (imageio._cmyk_to_rgb): the browser turns them into RGB (through
+  // their ICC profile when they carry one); their tables do not bound RGB pixels, so they
+  // are restored without the consistency step
+  const cmyk = info.format === "JPEG" && info.components.length === 4;
   let bitmap;
   try {
     bitmap = await createImageBitmap(new Blob([bytes]), {
-      colorSpaceConversion: "none", premultiplyAlpha: "none",
+      colorSpaceConversion: cmyk ? "default" : "none", premultiplyAlpha: "none",
     });
   } catch {
     throw new ImageFileError(info.format
@@ -196,8 +197,8 @@ async function openImage(file, name) {
   }
   image = {
     name, width, height, channels, pixels, alpha,
-    grid: gridMultiple(subsampling, channels),
-    tables: consistencyTables(info),
+    grid: gridMultiple(cmyk ? null : subsampling, channels),
+    tables: cmyk ? null : consistencyTables(info),
     model: channels === 1 ? "gray" : "color",
     predictedQf: null,
     result: null,
@@ -208,6 +209,7 @@ async function openImage(file, name) {
     type: "image", name, width, height, channels, format: info.format ?? "image",
     headerQf: info.headerQf ?? null, subsampling, model: image.model, trace,
     orientation: info.orientation ?? 1, consistency: Boolean(image.tables), rgba: rgba.buffer,
+    converted: cmyk ? "CMYK converted to RGB (no JPEG consistency)" : null,
   }, [rgba.buffer]);
 }
 
