@@ -1,7 +1,7 @@
 """Write the graphs of each shipped model beside its weights (src/fbcnn/weights/<name>.onnx,
 and its parts <name>.qf.onnx, <name>.reconstruct.onnx): the ONNX graphs OpenVINO and
 onnxruntime run, reading their tensors from <name>.safetensors
-(`fbcnn.export.export_graph_on_weights`, `fbcnn.weightgraphs`). Run after the weights
+(`fbcnn.weightgraphs`). Run after the weights
 change; tests/test_graphs.py checks that every shipped graph matches its weights.
 
     python scripts/make_graphs.py [--models color,gray,...]
@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import argparse
 
-from fbcnn.export import export_graph_on_weights
 from fbcnn.modelfiles import available_models, named_model_path
-from fbcnn.weightgraphs import PARTS, export_part_on_weights
+from fbcnn.weightgraphs import PARTS, export_graph_on_weights, export_part_on_weights
 
 
 def main() -> None:

@@ -13,9 +13,10 @@ from conftest import tiny_network
 
 from fbcnn.backend import GRAPH_WEIGHTS_KEY, openvino_installed, shipped_graph
 from fbcnn.checkpoints import load_network, save_network
-from fbcnn.export import ExportError, export_graph_on_weights
+from fbcnn.export import ExportError
 from fbcnn.model import load_model
 from fbcnn.modelfiles import available_models, file_sha256, named_model_path
+from fbcnn.weightgraphs import export_graph_on_weights
 
 needs_openvino = pytest.mark.skipif(not openvino_installed(), reason="needs openvino")
 

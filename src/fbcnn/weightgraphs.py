@@ -2,7 +2,8 @@
 beside them (ONNX external data at the tensors' offsets), so they are a few tens of kB,
 cannot drift from the weights and run without torch. Making them needs torch (export).
 
-Two parts of the network besides the whole graph (`fbcnn.export.export_graph_on_weights`):
+The whole graph (`export_graph_on_weights`: `<stem>.onnx`, `fbcnn export --qf-input`'s
+graph, checked bit for bit against the embedded export), and two parts of it:
 
 * `qf`: `<stem>.qf.onnx`, image -> the decoupler's QF (network convention, (N, 1)): the
   encoder and the QF head, what reading the global QF over windows needs;
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .export import ExportError, _atomic_target, _quiet, _safetensors_layout
+from .export import ExportError, _atomic_target, _quiet, export_model
 from .network import FBCNN, qf_to_network
 
 PARTS = ("qf", "reconstruct")
@@ -46,6 +47,18 @@ class _Reconstructor(nn.Module):
 
     def forward(self, image: torch.Tensor, qf: torch.Tensor) -> torch.Tensor:
         return self.network.reconstruct(image, qf_to_network(qf))
+
+
+def _safetensors_layout(path: Path) -> tuple[int, dict[str, dict[str, object]]]:
+    """(where the tensor bytes start, the header's entries) of a safetensors file."""
+    import json
+    import struct
+
+    with open(path, "rb") as f:
+        (size,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(size))
+    header.pop("__metadata__", None)
+    return 8 + size, header
 
 
 def externalise(model: object, weights: Path) -> int:
@@ -72,6 +85,47 @@ def externalise(model: object, weights: Path) -> int:
             init.external_data.add(key=key, value=value)
         count += 1
     return count
+
+
+def export_graph_on_weights(weights: str | Path, output: str | Path | None = None) -> Path:
+    """Write the whole ONNX graph of a .safetensors model beside it (`<stem>.onnx`, or
+    `output` in the same folder), reading its tensors from the file (see the module doc).
+    Its metadata records the weights' sha256 (`fbcnn.backend.GRAPH_WEIGHTS_KEY`)."""
+    import onnx
+
+    from .backend import GRAPH_WEIGHTS_KEY
+    from .modelfiles import file_sha256
+
+    weights = Path(weights)
+    target = Path(output) if output is not None else weights.with_suffix(".onnx")
+    if weights.suffix.lower() != ".safetensors":
+        raise ExportError(f"{weights} is not a .safetensors file")
+    if target.resolve().parent != weights.resolve().parent:
+        raise ExportError("the graph must sit beside its weights file (it reads them)")
+    with tempfile.TemporaryDirectory() as folder:
+        embedded = Path(folder) / "embedded.onnx"
+        export_model(weights, "onnx", embedded, qf_input=True)
+        model = onnx.load(str(embedded))
+        externalise(model, weights)
+        model.metadata_props.add(key=GRAPH_WEIGHTS_KEY, value=file_sha256(weights))
+        with _atomic_target(target) as tmp:
+            onnx.save(model, str(tmp))
+            _check_same_outputs(tmp, embedded)  # tmp sits beside the weights too
+    return target
+
+
+def _check_same_outputs(graph: Path, embedded: Path) -> None:
+    """`graph` (beside the weights it reads) gives the embedded export's outputs exactly."""
+    import onnxruntime as ort
+
+    a = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
+    b = ort.InferenceSession(str(embedded), providers=["CPUExecutionProvider"])
+    channels = a.get_inputs()[0].shape[1]
+    feed = {"image": np.random.default_rng(0).random((2, channels, 24, 40), dtype=np.float32),
+            "qf": np.array([[0.0], [30.0]], np.float32)}
+    for x, y in zip(a.run(None, feed), b.run(None, feed), strict=True):
+        if not np.array_equal(x, y):
+            raise ExportError("the graph on the weights file differs from the export")
 
 
 def export_part_on_weights(weights: str | Path, part: str) -> Path:
