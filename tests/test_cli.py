@@ -120,6 +120,12 @@ def test_inspect_json(tiny_named_models, photos, tmp_path) -> None:
     assert isinstance(infos, list) and infos[1]["header_qf"] is None
     assert infos[1]["double"] is None and infos[1]["tables"] is None
     assert set(infos[1]["jpeg_trace"]) >= {"found", "offset", "judged"}
+    assert infos[0]["converted"] is None
+    from conftest import cmyk_jpeg
+
+    cmyk = cmyk_jpeg(tmp_path / "print.jpg", make_photo(96, 128))
+    info = json.loads(run("inspect", "--json", str(cmyk)).output)
+    assert info["converted"].startswith("CMYK converted to RGB") and info["double"] is None
 
 
 def test_module_entry_point() -> None:

@@ -401,6 +401,8 @@ def inspect(images: tuple[str, ...], as_json: bool, model: str | None, device: s
                          if trace["found"] else ", JPEG compression in the pixels: none"
                          if trace["judged"] else ", JPEG compression in the pixels: too small "
                          "to judge")
+            if info.get("converted"):
+                found += f", {info['converted']}"
             click.echo(f"{info['path']}: {info['width']}x{info['height']} {info['mode']} "
                        f"{info['format']}, subsampling {info['subsampling'] or '-'}, "
                        f"header QF {info['header_qf'] if info['header_qf'] is not None else '-'}"

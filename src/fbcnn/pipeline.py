@@ -632,4 +632,6 @@ def inspect_file(path: Path, models: ModelSet) -> dict[str, Any]:
                     "equivalent_qf": image.header_qf}),
         # other files: whether the pixels bear JPEG compression, and its grid offset
         "jpeg_trace": None if found.trace is None else found.trace.to_json(),
+        # what the reader did to the colours ("CMYK converted to RGB ..."), else None
+        "converted": image.converted,
     }
