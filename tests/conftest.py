@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import locale
 import zlib
 from pathlib import Path
 
@@ -14,6 +15,17 @@ from fbcnn.checkpoints import save_network
 from fbcnn.network import FBCNN, FBCNNConfig
 
 torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _keep_the_locale():
+    """Ray's driver sets the process locale to C: later tests that read a child's UTF-8
+    output (tqdm's bars) in text mode would decode it as ASCII. Each test gets the locale
+    it started with back."""
+    saved = locale.setlocale(locale.LC_ALL)
+    yield
+    if locale.setlocale(locale.LC_ALL) != saved:
+        locale.setlocale(locale.LC_ALL, saved)
 
 
 @pytest.fixture(autouse=True, scope="session")

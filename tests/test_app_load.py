@@ -283,8 +283,8 @@ def test_request_of_a_client_gone_is_dropped(server, tmp_path, how) -> None:
     waited = time.monotonic() - started
     assert png.is_file()
     log = server.log_text()[logged:]
-    # the next user waits for a tile or two of the big restore, not for the 100+ left
-    assert gone.left >= 100, gone
+    # the next user waits for a tile or two of the big restore, not for the 80+ left
+    assert gone.left >= 80, gone  # of 121: most of it (a fast runtime is a few tiles on)
     assert waited < alone + gone.left * gone.tile_s / 2, (waited, alone, gone, log)
     assert log.count("fbcnn app: dropped a request whose client went away after ") == 1, log
     assert not server.results()  # nothing written for the dropped request

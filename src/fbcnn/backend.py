@@ -8,8 +8,9 @@ picks:
   NVIDIA device node or a Mac) and torch is installed: CUDA and MPS run through torch;
 * else **OpenVINO** on the CPU: bf16 where the CPU computes it natively (AMX-BF16 or
   AVX512-BF16), f32 elsewhere, and `--precision int8` (a quantised graph, OpenVINO only).
-  On the 2-core AMD EPYC it runs a 512x512 tile 2.4x faster than onnxruntime (fp32) and
-  needs no torch import (docs/benchmarks.md);
+  On the 2-core AMD EPYC it runs a 512x512 tile 2.2x faster than onnxruntime (fp32), as
+  fast as torch in bf16, and needs no torch import (a 64x64 JPEG: 0.48 s whole process;
+  docs/benchmarks.md);
 * else onnxruntime (fp32), else torch.
 
 The graph: a shipped model has its graph beside its weights (`color.onnx` next to

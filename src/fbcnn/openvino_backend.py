@@ -2,14 +2,16 @@
 
 OpenVINO computes in bf16 on CPUs that do it natively (AMX-BF16 or AVX512-BF16) and in f32
 elsewhere (`precision` 'auto'; 'fp32' and 'bf16' ask for one). On the 2-core AMD EPYC
-(AVX512-BF16) a 512x512 tile takes 0.12 s in bf16 against 0.29 s in onnxruntime fp32
-(`python scripts/probes/graph_runtimes.py`, docs/benchmarks.md).
+(AVX512-BF16) a 512x512 tile takes 0.125 s in bf16, as long as torch's bf16 and against
+0.275 s in onnxruntime fp32 (`python scripts/probes/graph_runtimes.py`); a whole 2048x1536
+image in one pass 1.41 s against torch's 2.07 (docs/benchmarks.md); and it needs no torch.
 
 The graph is compiled once per model with dynamic sizes: a fixed-size compile ran a 512x512
-tile only 4% faster and would need one compile per tile shape (balanced tiles come in up to
-four shapes, QF windows in more). The compiled model is cached on disk (OpenVINO's
-`CACHE_DIR`, under `fbcnn.backend.cache_dir()/openvino`, keyed by OpenVINO on the graph and
-its weights), which takes the compile from about 0.3 s to under 0.1 s in later processes.
+tile 9% faster (0.114 s) but would need one compile per tile shape (balanced tiles come in
+up to four shapes, QF windows in more), each about as long as the tiles it would save on a
+photo. The compiled model is cached on disk (OpenVINO's `CACHE_DIR`, under
+`fbcnn.backend.cache_dir()/openvino`, keyed by OpenVINO on the graph and its weights), which
+takes reading and compiling from 0.17 s to 0.06 s in later processes.
 A cache that cannot be written is skipped.
 
 Each thread gets its own infer request, so a batch that restores several images at a time
