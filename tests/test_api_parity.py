@@ -203,6 +203,10 @@ def test_cmyk_jpeg_file_is_restored_as_rgb_as_the_cli_does(tmp_path, color) -> N
     assert np.abs(restored - rgb).mean() < 6
     assert result.icc_profile is None
     assert np.array_equal(np.asarray(result.image), cli_restore(plain, tmp_path / "cli"))
+    with Image.open(plain) as opened:  # a CMYK PIL image goes the same way as its file
+        assert opened.mode == "CMYK"
+        assert np.array_equal(np.asarray(color.restore(opened).image),
+                              np.asarray(result.image))
     profiled = cmyk_jpeg(tmp_path / "profiled.jpg", rgb, quality=30, icc=cmyk_profile())
     result = color.restore(str(profiled))
     assert result.icc_profile == srgb_profile() == result.image.info["icc_profile"]

@@ -164,11 +164,10 @@ class Model:
             loaded = read_image(image)
             source: Path | None = loaded.path
         elif isinstance(image, Image.Image):
-            if image.mode not in API_MODES:
+            if image.mode not in (*API_MODES, "CMYK"):
                 raise ValueError(f"cannot restore a PIL image in mode {image.mode} (convert it "
-                                 f"to one of {', '.join(API_MODES)} first, or pass the file's "
-                                 "path: CMYK JPEG files are converted to RGB when read)")
-            loaded = loaded_from_pil(image)
+                                 f"to one of {', '.join(API_MODES)} first)")
+            loaded = loaded_from_pil(image)  # CMYK: to RGB, as a CMYK file is read
             filename = getattr(image, "filename", "")
             source = Path(filename) if filename else None
         else:
