@@ -99,26 +99,38 @@ def residual_adds(model: object) -> list[str]:
     return []
 
 
-def quantise(name: str, samples: int, seed: int) -> Path:
+def quantised_graph(graph: Path, dataset: object, samples: int,
+                    patterns: list[str] = FLOAT_SCOPES, residual: bool = True) -> object:
+    """The OpenVINO model of `graph` quantised by NNCF on `dataset`, `patterns` (and the QF
+    input's path, and the global residual unless `residual` is False) left in float; the
+    export's metadata carried over."""
     import logging
 
     import nncf
     import openvino as ov
 
     nncf.set_log_level(logging.ERROR)
-    weights = named_model_path(name)
-    graph = weights.with_suffix(".onnx")
     model = ov.Core().read_model(str(graph))
     framework = model.get_rt_info(["framework"]).astype(dict)
-    if framework.get("fbcnn.weights_sha256").astype(str) != file_sha256(weights):
-        raise SystemExit(f"{graph} was not made for {weights}: run scripts/make_graphs.py")
-    dataset = nncf.Dataset(calibration_inputs(name, samples, seed))
-    scope = nncf.IgnoredScope(patterns=FLOAT_SCOPES,
-                              names=residual_adds(model) + qf_input_path(model),
-                              validate=False)
+    names = qf_input_path(model) + (residual_adds(model) if residual else [])
+    scope = nncf.IgnoredScope(patterns=patterns, names=names, validate=False)
     quantised = nncf.quantize(model, dataset, subset_size=samples, ignored_scope=scope)
     for key, value in framework.items():
         quantised.set_rt_info(value.astype(str), ["framework", key])
+    return quantised
+
+
+def quantise(name: str, samples: int, seed: int) -> Path:
+    import nncf
+    import openvino as ov
+
+    weights = named_model_path(name)
+    graph = weights.with_suffix(".onnx")
+    made_for = ov.Core().read_model(str(graph)).get_rt_info(["framework"]).astype(dict)
+    if made_for["fbcnn.weights_sha256"].astype(str) != file_sha256(weights):
+        raise SystemExit(f"{graph} was not made for {weights}: run scripts/make_graphs.py")
+    dataset = nncf.Dataset(calibration_inputs(name, samples, seed))
+    quantised = quantised_graph(graph, dataset, samples)
     quantised.set_rt_info("int8", ["framework", "fbcnn.precision"])
     quantised.set_rt_info(f"nncf {nncf.__version__}, {samples} training patches of "
                           f"{CALIBRATION_PATCH} px, seed {seed}, float: "

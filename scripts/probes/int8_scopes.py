@@ -76,14 +76,7 @@ def main() -> None:
     paths = {"float (bf16 where native)": graph}
     with tempfile.TemporaryDirectory() as tmp:
         for i, (label, (patterns, residual)) in enumerate(VARIANTS.items()):
-            model = ov.Core().read_model(str(graph))
-            framework = model.get_rt_info(["framework"]).astype(dict)
-            names = make.qf_input_path(model) + (make.residual_adds(model) if residual else [])
-            scope = nncf.IgnoredScope(patterns=patterns, names=names, validate=False)
-            quantised = nncf.quantize(model, data, subset_size=args.samples,
-                                      ignored_scope=scope)
-            for key, value in framework.items():
-                quantised.set_rt_info(value.astype(str), ["framework", key])
+            quantised = make.quantised_graph(graph, data, args.samples, patterns, residual)
             paths[label] = Path(tmp, f"v{i}.xml")
             ov.save_model(quantised, str(paths[label]), compress_to_fp16=False)
         print(f"gain over the JPEG, first {args.images} BSDS500 test images, QF 10 / 40:")

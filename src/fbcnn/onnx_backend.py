@@ -108,6 +108,17 @@ class GraphFBCNN:
     config: FBCNNConfig
     metadata: dict[str, str]  # the export's (`fbcnn.export`)
 
+    def _open(self, path: str | Path, runtime_module: str, runtime_name: str) -> None:
+        """Check the runtime is installed and the file is there; sets `path`."""
+        import importlib.util
+
+        if importlib.util.find_spec(runtime_module) is None:
+            raise CheckpointError(f"running model graphs in {runtime_name} needs it: "
+                                  f"pip install {runtime_module}")
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise CheckpointError(f"no such model: {self.path}")
+
     def _read_ports(self, inputs: list[Port], outputs: list[Port],
                     meta: dict[str, str]) -> None:
         check_signature(self.path, inputs, outputs)
@@ -246,14 +257,7 @@ class OnnxFBCNN(GraphFBCNN):
 
     def __init__(self, path: str | Path, device: Any = "auto", threads: int = 0) -> None:
         """`threads`: onnxruntime's intra-op threads (0: its default, one per core)."""
-        try:
-            import onnxruntime  # noqa: F401
-        except ImportError:
-            raise CheckpointError("running .onnx models in onnxruntime needs it: "
-                                  "pip install onnxruntime") from None
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise CheckpointError(f"no such model: {self.path}")
+        self._open(path, "onnxruntime", "onnxruntime")
         self.device = device
         self.threads = -1
         self.set_threads(threads)

@@ -34,11 +34,10 @@ from typing import Any
 
 import numpy as np
 
+from .backend import GRAPH_WEIGHTS_KEY, cache_dir
 from .modelfiles import CheckpointError
 from .netconfig import network_to_qf
 from .onnx_backend import GraphFBCNN, Port, first_line
-
-WEIGHTS_KEY = "fbcnn.weights_sha256"  # fbcnn.backend.GRAPH_WEIGHTS_KEY (no import cycle)
 
 OV_PRECISIONS = {"fp32": "f32", "bf16": "bf16"}
 PRECISION_KEY = "fbcnn.precision"  # 'int8' in a quantised graph's metadata
@@ -48,8 +47,6 @@ PARTS = ("qf", "reconstruct")  # sibling graphs `<stem>.<part>.onnx` (see the mo
 def _core() -> Any:
     """One OpenVINO Core per cache folder, with the compiled-model cache when it can be
     written."""
-    from .backend import cache_dir
-
     return _core_in(str(cache_dir() / "openvino"))
 
 
@@ -88,14 +85,7 @@ class OpenVinoFBCNN(GraphFBCNN):
     def __init__(self, path: str | Path, precision: str = "auto", threads: int = 0) -> None:
         """`precision`: 'auto', 'fp32' or 'bf16' (see `hint_for`); `threads`: OpenVINO's
         inference threads (0: its default, one per core)."""
-        try:
-            import openvino  # noqa: F401
-        except ImportError:
-            raise CheckpointError("running models in OpenVINO needs it: "
-                                  "pip install openvino") from None
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise CheckpointError(f"no such model: {self.path}")
+        self._open(path, "openvino", "OpenVINO")
         self.device = "cpu"
         self.label = "ONNX model" if self.path.suffix.lower() == ".onnx" else "OpenVINO model"
         self.hint = hint_for(precision)
@@ -170,9 +160,9 @@ class OpenVinoFBCNN(GraphFBCNN):
                 try:
                     model = _core().read_model(str(self.parts[part]))
                     info = model.get_rt_info(["framework"]).astype(dict)
-                    made_for = str(info.get(WEIGHTS_KEY, "").astype(str)) \
-                        if WEIGHTS_KEY in info else ""
-                    if not made_for or made_for != self.metadata.get(WEIGHTS_KEY):
+                    made_for = info[GRAPH_WEIGHTS_KEY].astype(str) \
+                        if GRAPH_WEIGHTS_KEY in info else None
+                    if made_for is None or made_for != self.metadata.get(GRAPH_WEIGHTS_KEY):
                         del self.parts[part]
                         return None
                     self._compiled_parts[part] = _core().compile_model(model, "CPU",
