@@ -163,3 +163,17 @@ def test_restore_phases_split_the_default_restore(tiny_named_models) -> None:
     assert p["analysis_share"] == pytest.approx(p["seconds"]["analysis"] / p["total"])
     assert p["engine"] in ("torch", "onnx", "openvino")
     assert f"{p['analysis_share']:.1%}" in format_phases(p)
+
+
+def test_benchmark_refuses_a_yardstick_that_is_not_a_program(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from fbcnn.cli import main
+
+    text = tmp_path / "notes.txt"
+    text.write_text("not a program")
+    for bad in (str(text), str(tmp_path), str(tmp_path / "missing")):
+        result = CliRunner().invoke(main, ["benchmark", "--model", "color", "--sizes", "16",
+                                           "--no-published", "--yardstick", bad])
+        assert result.exit_code == 2 and "yardstick" in result.output.splitlines()[-1]
+        assert "Traceback" not in result.output and "benchmark color" not in result.output
