@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "src"))
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from fbcnn.distributed import expand_inputs, ray_connection, restore_many  # noqa: E402
+from fbcnn.frontends.distributed import expand_inputs, ray_connection, restore_many  # noqa: E402
 
 DEFAULT_THREADS = torch.get_num_threads()  # before any run sets them
 DATA = ROOT.parent / "shared" / "datasets" / "val" / "color" / "kodak24"

@@ -2,8 +2,8 @@
 
 Writes single JPEGs of varied size (crops of 48 to 1300 pixels a side), EXIF orientation
 (1..8), encoder (libjpeg 4:2:0 / 4:4:4, MozJPEG, jpegli) and quality (10..95) from the
-validation photos, reads each back with `fbcnn.imageio.read_image` and runs the pipeline's
-double-JPEG analysis (`fbcnn.pipeline.analyse_double`). Every file is a single JPEG, so
+validation photos, reads each back with `fbcnn.images.files.read_image` and runs the pipeline's
+double-JPEG analysis (`fbcnn.engine.pipeline.analyse_double`). Every file is a single JPEG, so
 every "detected" is a false claim; images under the analysis' minimum size are declined.
 Also: PNG files holding decoded, shifted double JPEGs (QF1 then QF2, cropped) and whether
 the analysis from pixels finds QF1 within 5.
@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fbcnn.encoders import EncoderSpec, available, compress_with, encode_with
-from fbcnn.imageio import read_image
-from fbcnn.jpegtrace import detect
-from fbcnn.pipeline import analyse_double
+from fbcnn.engine.pipeline import analyse_double
+from fbcnn.images.files import read_image
+from fbcnn.jpeg.encoders import EncoderSpec, available, compress_with, encode_with
+from fbcnn.jpeg.trace import detect
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,11 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--judge-all", action="store_true")
     args = parser.parse_args(argv)
     if args.judge_all:
-        from fbcnn import pipeline
+        from fbcnn.engine import pipeline
 
         pipeline.DOUBLE_MIN_SIDE, pipeline.DOUBLE_MIN_PIXELS = 1, 0
     if args.turned:
-        from fbcnn import pipeline
+        from fbcnn.engine import pipeline
 
         pipeline.stored_pixels = lambda image: image.pixels
     rng = np.random.default_rng(args.seed)

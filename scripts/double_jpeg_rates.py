@@ -1,5 +1,5 @@
 """Detection rates of the double-JPEG analysis on photos, and its time: the check behind the
-scan's pixel budget (`fbcnn.recompress._scan_budget`).
+scan's pixel budget (`fbcnn.jpeg.recompress._scan_budget`).
 
     python scripts/double_jpeg_rates.py [--folder DIR] [--limit N] [--full-scan]
         [--scan-pixels N]
@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fbcnn import recompress
-from fbcnn.degrade import double_jpeg
-from fbcnn.jpeg import compress
+from fbcnn.jpeg import recompress
+from fbcnn.jpeg.degrade import double_jpeg
+from fbcnn.jpeg.tables import compress
 
 DOUBLES = [(10, 30), (10, 50), (20, 60), (30, 50), (30, 75), (50, 90)]
 SHIFTS = [(4, 4), (3, 5), (1, 6)]

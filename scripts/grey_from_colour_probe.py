@@ -14,9 +14,9 @@ import argparse
 
 import torch
 
-from fbcnn.checkpoints import load_network
-from fbcnn.evaluate import evaluate
-from fbcnn.modelfiles import resolve_model
+from fbcnn.evaluation.evaluate import evaluate
+from fbcnn.networks.checkpoints import load_network
+from fbcnn.networks.modelfiles import resolve_model
 from fbcnn.train.convert import grey_from_colour
 
 

@@ -1,4 +1,4 @@
-"""How well `fbcnn.jpegtrace.detect` tells decoded JPEGs from images that never were JPEGs,
+"""How well `fbcnn.jpeg.trace.detect` tells decoded JPEGs from images that never were JPEGs,
 on a labelled set built here (seeded, so every run builds the same set):
 
 - never JPEG: rendered text (several fonts, sizes, colours, anti-aliased), user-interface
@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from fbcnn.encoders import EncoderSpec, available, compress_with
-from fbcnn.jpegtrace import detect
+from fbcnn.jpeg.encoders import EncoderSpec, available, compress_with
+from fbcnn.jpeg.trace import detect
 
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = ("JPEG artifacts removal quality factor network restore image photo screenshot "

@@ -23,13 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from fbcnn import checkpoints  # noqa: E402
-from fbcnn.backend import (  # noqa: E402
-    choose_backend,
-    onnxruntime_installed,
-    openvino_installed,
-)
-from fbcnn.benchmark import (  # noqa: E402
+from fbcnn.device import cpu_has_native_bf16  # noqa: E402
+from fbcnn.engine.restorer import DEFAULT_OVERLAP  # noqa: E402
+from fbcnn.evaluation.benchmark import (  # noqa: E402
     end_to_end,
     find_yardstick,
     format_benchmark,
@@ -38,9 +34,13 @@ from fbcnn.benchmark import (  # noqa: E402
     run_benchmark,
     whole_process,
 )
-from fbcnn.device import cpu_has_native_bf16  # noqa: E402
-from fbcnn.network import FBCNN  # noqa: E402
-from fbcnn.restore import DEFAULT_OVERLAP  # noqa: E402
+from fbcnn.networks import checkpoints  # noqa: E402
+from fbcnn.networks.network import FBCNN  # noqa: E402
+from fbcnn.networks.runtimes import (  # noqa: E402
+    choose_backend,
+    onnxruntime_installed,
+    openvino_installed,
+)
 
 
 def cpu_flags() -> str:
@@ -181,10 +181,10 @@ def main(argv: list[str] | None = None) -> int:
         "the raw numbers (every run) are in `benchmarks.json` (the sections below the "
         "tables are kept, each with its own command).", "",
         "Restoring a JPEG-compressed test image (gradients and noise, QF 30) through "
-        "`fbcnn.restore.Restorer`, as `fbcnn restore` does: one warm-up, then the median of "
-        "the timed runs. MP/s = megapixels per second. Peak memory is the memory the "
+        "`fbcnn.engine.restorer.Restorer`, as `fbcnn restore` does: one warm-up, then the median "
+        "of the timed runs. MP/s = megapixels per second. Peak memory is the memory the "
         "restoration needs on top of the loaded model and the input, measured in a fresh "
-        "process per run (see `fbcnn.benchmark`). Tiled runs use tiles on the JPEG grid "
+        "process per run (see `fbcnn.evaluation.benchmark`). Tiled runs use tiles on the JPEG grid "
         f"with a {DEFAULT_OVERLAP}-pixel overlap, and only for images larger than a tile.", "",
         f"CPU flags that matter here: {flags}; native bf16: "
         f"{'yes' if cpu_has_native_bf16() else 'no'}, so `--precision auto` runs "
@@ -194,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     engine = {"openvino": "OpenVINO", "onnx": "onnxruntime", "torch": "torch"}[
         choose_backend("auto", args.device, "auto")]
     lines += [f"`fbcnn restore` runs the network in {engine} here (`--backend auto`; see "
-              "`fbcnn.backend`); the `OpenVINO` rows run the graphs shipped beside the weights "
+              "`fbcnn.networks.runtimes`); the `OpenVINO` rows run the graphs shipped beside the "
+              "weights "
               "(`auto`: bf16 where the CPU has it natively, else f32; `int8`: the quantised "
               "graph), the `onnxruntime` rows the same graph in onnxruntime (fp32), the others "
               "torch.", ""]

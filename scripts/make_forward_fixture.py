@@ -30,7 +30,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from fbcnn.network import FBCNN, FBCNNConfig, qf_to_network  # noqa: E402
+from fbcnn.networks.network import FBCNN, FBCNNConfig, qf_to_network  # noqa: E402
 
 SEED = 2021
 INPUT_SHAPE = (1, 3, 29, 38)

@@ -1,7 +1,7 @@
 """Write the graphs of each shipped model beside its weights (src/fbcnn/weights/<name>.onnx,
 and its parts <name>.qf.onnx, <name>.reconstruct.onnx): the ONNX graphs OpenVINO and
 onnxruntime run, reading their tensors from <name>.safetensors
-(`fbcnn.weightgraphs`). Run after the weights
+(`fbcnn.networks.weightgraphs`). Run after the weights
 change; tests/test_graphs.py checks that every shipped graph matches its weights.
 
     python scripts/make_graphs.py [--models color,gray,...]
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import argparse
 
-from fbcnn.modelfiles import available_models, named_model_path
-from fbcnn.weightgraphs import PARTS, export_graph_on_weights, export_part_on_weights
+from fbcnn.networks.modelfiles import available_models, named_model_path
+from fbcnn.networks.weightgraphs import PARTS, export_graph_on_weights, export_part_on_weights
 
 
 def main() -> None:

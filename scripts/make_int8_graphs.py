@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fbcnn.backend import INT8_SUFFIX
-from fbcnn.modelfiles import file_sha256, named_model_path
+from fbcnn.networks.modelfiles import file_sha256, named_model_path
+from fbcnn.networks.runtimes import INT8_SUFFIX
 
 ROOT = Path(__file__).resolve().parent.parent
 # the config of each shipped model's last training stage (its data: folders, QFs, encoders)

@@ -29,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from make_results import display_path, load_json  # noqa: E402
 
-from fbcnn import checkpoints  # noqa: E402
-from fbcnn.checkpoints import PROVENANCE_KEY, file_sha256  # noqa: E402
-from fbcnn.report import fmt, sweep_summary, table, triple  # noqa: E402
+from fbcnn.evaluation.report import fmt, sweep_summary, table, triple  # noqa: E402
+from fbcnn.networks import checkpoints  # noqa: E402
+from fbcnn.networks.checkpoints import PROVENANCE_KEY, file_sha256  # noqa: E402
 
 NOT_MEASURED = "Not measured yet."
 

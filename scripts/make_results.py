@@ -27,10 +27,10 @@ They make the document's "Per encoder" section: a table per encoder and model wi
 IJG-equivalent QF of the files the encoder wrote (what `fbcnn inspect` reports, and what
 JPEG consistency and the near-lossless share go by).
 
-Restorations use JPEG consistency (`fbcnn.consistency`), as `fbcnn restore` does by default.
+Restorations use JPEG consistency (`fbcnn.jpeg.consistency`), as `fbcnn restore` does by default.
 
 This script runs the evaluations and writes the files; the tables and lines of the
-document are built by `fbcnn.report` from the JSON files alone.
+document are built by `fbcnn.evaluation.report` from the JSON files alone.
 
 A limit takes the first N images (sorted names), so the smaller runs are on a subset of
 the larger runs' images; the dominant-vs-predicted tables compare the two on the same
@@ -67,12 +67,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from fbcnn import checkpoints  # noqa: E402
-from fbcnn.checkpoints import file_sha256  # noqa: E402
-from fbcnn.encoders import EncoderError, available, parse_encoder  # noqa: E402
-from fbcnn.evaluate import encoder_text, evaluate, format_table  # noqa: E402
-from fbcnn.model import load_model  # noqa: E402
-from fbcnn.report import (  # noqa: E402
+from fbcnn.engine.model import load_model  # noqa: E402
+from fbcnn.evaluation.evaluate import encoder_text, evaluate, format_table  # noqa: E402
+from fbcnn.evaluation.report import (  # noqa: E402
     SHIFT,
     SWEEP_MAE_MAX_QF,
     SWEEP_MAE_MIN_QF,
@@ -88,6 +85,9 @@ from fbcnn.report import (  # noqa: E402
     table,
     triple,
 )
+from fbcnn.jpeg.encoders import EncoderError, available, parse_encoder  # noqa: E402
+from fbcnn.networks import checkpoints  # noqa: E402
+from fbcnn.networks.checkpoints import file_sha256  # noqa: E402
 
 DATA = Path("../shared/datasets/val/color/bsds500_test")  # relative to the repository
 BSD68 = Path("../shared/datasets/val/gray/bsd68")
@@ -140,7 +140,7 @@ class Job:
             "correction": self.correction,
             "limit": self.limit,
             "consistency": True,
-            "qf_read_at": "training patch size",  # fbcnn.restore, since 2026-11-28
+            "qf_read_at": "training patch size",  # fbcnn.engine.restorer, since 2026-11-28
             # libjpeg's files recorded none: they stay reusable
             **({"encoder": self.encoder} if self.encoder != LIBJPEG else {}),
         }
@@ -254,7 +254,7 @@ def write_json(path: Path, data: dict) -> None:
 def run_job(job: Job, loaded: checkpoints.LoadedNetwork, json_path: Path,
             device: str, threads: int | None = None, precision: str = "auto") -> dict:
     # by the weights file, as `fbcnn evaluate --model` and `fbcnn restore` load it: the
-    # engine `fbcnn.backend` picks and the QF read at the training patch size
+    # engine `fbcnn.networks.runtimes` picks and the QF read at the training patch size
     model = load_model(checkpoints.resolve_model(job.model), device=device,
                        precision=precision)
     if threads:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The probe behind `fbcnn.nearlossless`: the gain over the JPEG when only a share of the
+"""The probe behind `fbcnn.jpeg.nearlossless`: the gain over the JPEG when only a share of the
 network's correction is kept, a_Y of its luma change and a_C of its chroma change (split in
 the JPEG's YCbCr), for a grid of shares, per QF. The restoration is taken with the
 near-lossless rule off (`--qf` = the model's own reading, JPEG consistency on), so the
@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 import fbcnn  # noqa: E402
-from fbcnn import nearlossless  # noqa: E402
-from fbcnn.imageio import list_inputs  # noqa: E402
+from fbcnn.images.files import list_inputs  # noqa: E402
+from fbcnn.jpeg import nearlossless  # noqa: E402
 
 SHARES = (0.0, 0.25, 0.5, 0.75, 1.0)
 

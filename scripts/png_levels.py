@@ -1,4 +1,4 @@
-"""Time and size of the restored PNG: Pillow at each zlib level, and `fbcnn.pngwrite` (what
+"""Time and size of the restored PNG: Pillow at each zlib level, and `fbcnn.images.png` (what
 `fbcnn restore` writes: level 1, Sub/Up filters, on 1 and on all threads).
 
     python scripts/png_levels.py [restored.png ...]
@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from fbcnn.device import available_cpus
-from fbcnn.pngwrite import write_png
+from fbcnn.images.png import write_png
 
 
 def main(paths: list[str]) -> None:
@@ -36,8 +36,8 @@ def main(paths: list[str]) -> None:
         return lambda i, buffer: write_png(buffer, arrays[i], workers=workers)
 
     writers = [(f"Pillow, zlib level {level}", pillow(level)) for level in (6, 3, 2, 1)]
-    writers += [("fbcnn.pngwrite, 1 thread", ours(1)),
-                (f"fbcnn.pngwrite, {threads} threads", ours(threads))]
+    writers += [("fbcnn.images.png, 1 thread", ours(1)),
+                (f"fbcnn.images.png, {threads} threads", ours(threads))]
     print("| writer | seconds (best of 3) | MB |")
     print("| --- | ---: | ---: |")
     for name, save in writers:

@@ -4,7 +4,7 @@
 For each model and each QF, JPEG-compresses the first N clean images (grey models: their
 luma, colour: 4:2:0), and reads the QF (a) from the whole image, as one pass of the network
 does, and (b) as the mean of the decoupler over windows of each given side, spread over the
-image as `fbcnn.restore` spreads its QF windows (`qf_tile_boxes`, at least 8). Prints the
+image as `fbcnn.engine.restorer` spreads its QF windows (`qf_tile_boxes`, at least 8). Prints the
 mean error (signed) and the mean absolute error per QF and over all, per reading.
 
     python scripts/qf_reading.py --models gray-double,gray --sides 64,96,128 --limit 30
@@ -27,10 +27,10 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from fbcnn.evaluate import evaluate, list_images  # noqa: E402
-from fbcnn.model import load_model  # noqa: E402
-from fbcnn.modelfiles import resolve_model, training_patch_size  # noqa: E402
-from fbcnn.restore import QF_WINDOWS_MAX, QF_WINDOWS_MIN, Restorer  # noqa: E402
+from fbcnn.engine.model import load_model  # noqa: E402
+from fbcnn.engine.restorer import QF_WINDOWS_MAX, QF_WINDOWS_MIN, Restorer  # noqa: E402
+from fbcnn.evaluation.evaluate import evaluate, list_images  # noqa: E402
+from fbcnn.networks.modelfiles import resolve_model, training_patch_size  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "datasets" / "val" / "color" / "bsds500_test"
 

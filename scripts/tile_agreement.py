@@ -7,8 +7,8 @@
 Each image is JPEG-compressed at each QF and restored as `fbcnn restore` does (the shipped
 model, the QF read once, JPEG consistency), once in one pass and once in tiles for each
 (overlap, edge) pair given (`--overlap` and `--edge` are matched lists; edge = the outer
-pixels of an overlap that weigh nothing in the blend, `fbcnn.restore.RAMP_EDGE`). Prints, per
-pair, the largest difference from the one-pass pixels and the share of values more than one
+pixels of an overlap that weigh nothing in the blend, `fbcnn.engine.restorer.RAMP_EDGE`). Prints,
+per pair, the largest difference from the one-pass pixels and the share of values more than one
 grey level off, over all the images; per image, also the megapixels the tiles cover (what the
 network runs on). `--synthetic HxW` uses the benchmarks' test image of
 that size instead of a folder (one pass of 24 MP needs about 6 GB).
@@ -27,10 +27,10 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from fbcnn import restore  # noqa: E402
-from fbcnn.benchmark import sample_image  # noqa: E402
-from fbcnn.consistency import JpegTables  # noqa: E402
-from fbcnn.model import load_model  # noqa: E402
+from fbcnn.engine import restorer as restore  # noqa: E402
+from fbcnn.engine.model import load_model  # noqa: E402
+from fbcnn.evaluation.benchmark import sample_image  # noqa: E402
+from fbcnn.jpeg.consistency import JpegTables  # noqa: E402
 
 
 def _ints(text: str) -> list[int]:

@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from fbcnn.checkpoints import save_network
-from fbcnn.network import FBCNN, FBCNNConfig
+from fbcnn.networks.checkpoints import save_network
+from fbcnn.networks.network import FBCNN, FBCNNConfig
 
 torch.set_num_threads(1)
 
@@ -161,7 +161,7 @@ def photo() -> np.ndarray:
 @pytest.fixture
 def tiny_named_models(tmp_path, monkeypatch):
     """'color' and 'gray' resolve to tiny random models."""
-    import fbcnn.modelfiles as modelfiles
+    import fbcnn.networks.modelfiles as modelfiles
 
     weights = tmp_path / "weights"
     weights.mkdir()

@@ -13,10 +13,10 @@ from click.testing import CliRunner
 from conftest import make_photo
 from PIL import Image, ImageCms
 
-from fbcnn.cli import main
-from fbcnn.imageio import ImageError, read_image, write_image
-from fbcnn.jpeg import compress
-from fbcnn.model import Result, load_model
+from fbcnn.engine.model import Result, load_model
+from fbcnn.frontends.cli import main
+from fbcnn.images.files import ImageError, read_image, write_image
+from fbcnn.jpeg.tables import compress
 
 MAKE, DATETIME, SHOT = 0x010F, 0x0132, 0x9003  # Make, DateTime (IFD0), DateTimeOriginal
 ORIENTATION, EXIF_IFD = 0x0112, 0x8769
@@ -193,7 +193,7 @@ def test_cmyk_jpeg_file_is_restored_as_rgb_as_the_cli_does(tmp_path, color) -> N
     sRGB when it has one), restored close to the RGB original, the CLI's pixels."""
     from conftest import cmyk_jpeg, cmyk_profile
 
-    from fbcnn.imageio import srgb_profile
+    from fbcnn.images.files import srgb_profile
 
     rgb = make_photo(*STORED, seed=5)
     plain = cmyk_jpeg(tmp_path / "plain.jpg", rgb, quality=30)

@@ -13,13 +13,13 @@ from click.testing import CliRunner
 from conftest import huge_png, make_photo, tiny_network
 from PIL import Image
 
-from fbcnn.checkpoints import save_network
-from fbcnn.cli import main
-from fbcnn.jpeg import compress
-from fbcnn.pipeline import ModelSet
+from fbcnn.engine.pipeline import ModelSet
+from fbcnn.frontends.cli import main
+from fbcnn.jpeg.tables import compress
+from fbcnn.networks.checkpoints import save_network
 
 gr = pytest.importorskip("gradio", reason="the web app needs gradio: pip install -e '.[app]'")
-app = pytest.importorskip("fbcnn.app")
+app = pytest.importorskip("fbcnn.frontends.app")
 
 INFO, STRENGTH, AUTO, COMPARE, DOWNLOAD, STATUS, IMAGE = range(7)
 

@@ -13,10 +13,10 @@ import pytest
 from conftest import make_photo, tiny_network
 from PIL import Image
 
-import fbcnn.backend as backend
-from fbcnn.checkpoints import save_network
-from fbcnn.model import load_model
-from fbcnn.modelfiles import CheckpointError
+import fbcnn.networks.runtimes as backend
+from fbcnn.engine.model import load_model
+from fbcnn.networks.checkpoints import save_network
+from fbcnn.networks.modelfiles import CheckpointError
 
 needs_onnx = pytest.mark.skipif(not (backend.onnxruntime_installed()
                                      and backend.installed("onnx")),
@@ -85,7 +85,7 @@ def test_auto_picks_openvino_on_the_cpu_and_torch_on_a_gpu(monkeypatch):
 
 @needs_onnx
 def test_the_graph_is_exported_once_per_weights_file(tmp_path, cache, monkeypatch):
-    import fbcnn.export as export
+    import fbcnn.networks.export as export
 
     first, second = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
     save_network(tiny_network(3, seed=0), first)
@@ -160,7 +160,7 @@ def test_a_restore_through_a_graph_runtime_never_imports_torch(tmp_path, cache, 
     args = ["restore", str(photo), "-o", str(tmp_path / "out"), "--model", str(weights),
             "--backend", runtime] + (["--precision", "fp32"] if runtime == "onnx" else [])
     code = ("import sys\n"
-            "from fbcnn.cli import main\n"
+            "from fbcnn.frontends.cli import main\n"
             "try:\n"
             f"    main({args!r})\n"
             "except SystemExit as e:\n"
@@ -178,7 +178,7 @@ def test_a_restore_through_a_graph_runtime_never_imports_torch(tmp_path, cache, 
 def test_the_qf_is_read_at_the_last_training_stage_patch_size(tmp_path, cache):
     import json
 
-    from fbcnn.modelfiles import training_patch_size
+    from fbcnn.networks.modelfiles import training_patch_size
 
     stages = [{"config": {"data": {"patch_size": 96}}}, {"config": {"data": {"patch_size": 48}}}]
     trained, plain, odd = (tmp_path / f"{n}.safetensors" for n in ("trained", "plain", "odd"))
@@ -201,7 +201,7 @@ def test_fp16_is_torch_on_cuda_only(monkeypatch):
     import torch
     from conftest import tiny_network
 
-    from fbcnn.restore import Restorer
+    from fbcnn.engine.restorer import Restorer
 
     monkeypatch.delenv("FBCNN_BACKEND", raising=False)
     choose = backend.choose_backend

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from fbcnn.benchmark import (
+from fbcnn.evaluation.benchmark import (
     format_benchmark,
     parameter_count,
     published_architecture,
     run_benchmark,
     sample_image,
 )
-from fbcnn.network import FBCNN, FBCNNConfig
+from fbcnn.networks.network import FBCNN, FBCNNConfig
 
 
 def tiny_model(channels: int = 3) -> FBCNN:
@@ -90,7 +90,7 @@ def test_published_architecture_size():
 def test_benchmark_command_refuses_an_unknown_precision(tiny_named_models) -> None:
     from click.testing import CliRunner
 
-    from fbcnn.cli import main
+    from fbcnn.frontends.cli import main
 
     result = CliRunner().invoke(main, ["benchmark", "--model", "color", "--sizes", "16",
                                        "--no-published", "--no-end-to-end",
@@ -100,7 +100,7 @@ def test_benchmark_command_refuses_an_unknown_precision(tiny_named_models) -> No
 
 
 def test_onnxruntime_rows_run_the_exported_graph(tmp_path, monkeypatch):
-    from fbcnn.backend import onnxruntime_installed
+    from fbcnn.networks.runtimes import onnxruntime_installed
 
     if not onnxruntime_installed():
         pytest.skip("needs onnxruntime and onnx")
@@ -120,7 +120,7 @@ def test_onnxruntime_rows_run_the_exported_graph(tmp_path, monkeypatch):
 def test_whole_process_rows_beside_a_yardstick(tmp_path) -> None:
     """Each runtime row a fresh `fbcnn restore` per round beside the yardstick's run; a row
     that cannot run (here: a tile size it refuses) is named, not fatal."""
-    from fbcnn.benchmark import find_yardstick, format_whole_process, whole_process
+    from fbcnn.evaluation.benchmark import find_yardstick, format_whole_process, whole_process
 
     stick = tmp_path / "slow-decoder"
     stick.write_text("#!/bin/sh\nsleep 0.2\ncp \"$1\" \"$2\"\n")
@@ -144,7 +144,7 @@ def test_whole_process_rows_beside_a_yardstick(tmp_path) -> None:
 def test_benchmark_command_refuses_an_unknown_backend(tiny_named_models) -> None:
     from click.testing import CliRunner
 
-    from fbcnn.cli import main
+    from fbcnn.frontends.cli import main
 
     result = CliRunner().invoke(main, ["benchmark", "--model", "color", "--sizes", "16",
                                        "--no-published", "--no-end-to-end",
@@ -154,7 +154,7 @@ def test_benchmark_command_refuses_an_unknown_backend(tiny_named_models) -> None
 
 
 def test_restore_phases_split_the_default_restore(tiny_named_models) -> None:
-    from fbcnn.benchmark import PHASES, format_phases, restore_phases
+    from fbcnn.evaluation.benchmark import PHASES, format_phases, restore_phases
 
     p = restore_phases(96, 128, repeats=2, precision="fp32")
     assert set(p["seconds"]) == set(PHASES) and all(len(v) == 2 for v in p["runs"].values())
@@ -168,7 +168,7 @@ def test_restore_phases_split_the_default_restore(tiny_named_models) -> None:
 def test_benchmark_refuses_a_yardstick_that_is_not_a_program(tmp_path) -> None:
     from click.testing import CliRunner
 
-    from fbcnn.cli import main
+    from fbcnn.frontends.cli import main
 
     text = tmp_path / "notes.txt"
     text.write_text("not a program")

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from conftest import make_photo
 from PIL import Image
 
-from fbcnn.cli import main
+from fbcnn.frontends.cli import main
 
 
 @pytest.fixture
@@ -194,8 +194,8 @@ def test_consistency_bounds_a_qf_below_the_files_own(tiny_named_models, tmp_path
     """The rule the help states: with consistency on, the result stays inside the file's
     quantisation cells, so --qf 10 on a JPEG compressed at QF 10 and re-saved at QF 90
     (a re-saved meme) changes it less than with consistency off (both change it)."""
-    from fbcnn.consistency import JpegTables, project
-    from fbcnn.jpeg import compress
+    from fbcnn.jpeg.consistency import JpegTables, project
+    from fbcnn.jpeg.tables import compress
 
     src = tmp_path / "meme.jpg"
     Image.fromarray(compress(make_photo(64, 80, seed=2), 10)).save(src, quality=90)
@@ -239,12 +239,12 @@ def test_evaluate_json_to_unwritable_path_fails_cleanly(tiny_named_models, tmp_p
 
 def _never_restore(monkeypatch) -> None:
     """Make any run of the network fail the test."""
-    import fbcnn.model
+    import fbcnn.engine.model
 
     def never(*args, **kwargs):
         raise AssertionError("an image was restored")
 
-    monkeypatch.setattr(fbcnn.model.Model, "restore_array", never)
+    monkeypatch.setattr(fbcnn.engine.model.Model, "restore_array", never)
 
 
 def _refused_up_front(result, reason: str) -> str:
@@ -319,7 +319,7 @@ def test_read_only_or_full_file_system_is_refused_before_any_restore(
     (tests/test_disk_full.py does it on a real one)."""
     import tempfile
 
-    import fbcnn.imageio as imageio
+    import fbcnn.images.files as imageio
 
     real = tempfile.mkstemp
 
@@ -340,7 +340,7 @@ def test_skip_existing_does_not_check_finished_folders(tiny_named_models, batch,
     runs (nothing to write there)."""
     out = tmp_path / "out"
     assert run("restore", str(batch / "p0.jpg"), "-o", str(out)).exit_code == 0
-    from fbcnn.pipeline import RestoreOptions, check_output_folders, plan_outputs
+    from fbcnn.engine.pipeline import RestoreOptions, check_output_folders, plan_outputs
 
     plan = plan_outputs([batch / "p0.jpg"], [str(batch / "p0.jpg")], out)
     assert check_output_folders(plan.values(), RestoreOptions(skip_existing=True)) == []
@@ -357,8 +357,8 @@ def test_cmyk_and_ycck_jpegs_are_restored_as_rgb(tiny_named_models, tmp_path,
     analysis, and said so on the report line."""
     from conftest import cmyk_jpeg
 
-    import fbcnn.model
-    import fbcnn.recompress
+    import fbcnn.engine.model
+    import fbcnn.jpeg.recompress
 
     rgb = make_photo(96, 128)  # big enough for the double-JPEG analysis to run
     folder = tmp_path / "in"
@@ -366,7 +366,7 @@ def test_cmyk_and_ycck_jpegs_are_restored_as_rgb(tiny_named_models, tmp_path,
     cmyk_jpeg(folder / "cmyk.jpg", rgb, quality=30)
     cmyk_jpeg(folder / "ycck.jpg", rgb, quality=30, ycck=True)
     tables = []
-    original = fbcnn.model.Model.restore_array
+    original = fbcnn.engine.model.Model.restore_array
 
     def spy(self, pixels, qf=None, grid=8, tables_=None, **kwargs):
         tables.append(tables_)
@@ -375,8 +375,8 @@ def test_cmyk_and_ycck_jpegs_are_restored_as_rgb(tiny_named_models, tmp_path,
     def no_analysis(*args, **kwargs):
         raise AssertionError("double-JPEG analysis of a converted CMYK JPEG")
 
-    monkeypatch.setattr(fbcnn.model.Model, "restore_array", spy)
-    monkeypatch.setattr(fbcnn.recompress, "analyse", no_analysis)
+    monkeypatch.setattr(fbcnn.engine.model.Model, "restore_array", spy)
+    monkeypatch.setattr(fbcnn.jpeg.recompress, "analyse", no_analysis)
     result = run("restore", str(folder), "-o", str(tmp_path / "out"))
     assert result.exit_code == 0, result.output
     assert tables == [None, None]
@@ -395,7 +395,7 @@ def test_cmyk_and_ycck_jpegs_are_restored_as_rgb(tiny_named_models, tmp_path,
 def test_cmyk_jpeg_with_a_profile_is_restored_in_srgb(tiny_named_models, tmp_path) -> None:
     from conftest import cmyk_jpeg, cmyk_profile
 
-    from fbcnn.imageio import srgb_profile
+    from fbcnn.images.files import srgb_profile
 
     rgb = make_photo(48, 64)
     path = cmyk_jpeg(tmp_path / "swapped.jpg", rgb, quality=60, icc=cmyk_profile(swap=True))

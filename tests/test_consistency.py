@@ -9,9 +9,9 @@ import pytest
 from conftest import make_photo
 from PIL import Image
 
-from fbcnn.consistency import JpegTables, project
-from fbcnn.jpeg import compress
-from fbcnn.metrics import psnr
+from fbcnn.evaluation.metrics import psnr
+from fbcnn.jpeg.consistency import JpegTables, project
+from fbcnn.jpeg.tables import compress
 
 
 def photo(channels: int = 3) -> np.ndarray:
@@ -73,7 +73,7 @@ def test_tables_from_pillow() -> None:
         Image.fromarray(array).save(buf, format="JPEG", **options)
         return Image.open(io.BytesIO(buf.getvalue()))
 
-    from fbcnn.jpeg import subsampling_of
+    from fbcnn.jpeg.tables import subsampling_of
 
     colour = opened(photo(3), quality=50)
     tables = JpegTables.from_pillow(colour.quantization, subsampling_of(colour))
@@ -87,7 +87,7 @@ def test_tables_from_pillow() -> None:
 def test_model_restore_of_a_near_lossless_jpeg_stays_close(tiny_model_files) -> None:
     """A (random, tiny) network changes the image a lot; with consistency the result of a
     QF-98 JPEG stays within its quantisation cells, close to the file."""
-    from fbcnn.model import load_model
+    from fbcnn.engine.model import load_model
 
     buf = io.BytesIO()
     Image.fromarray(photo(3)).save(buf, format="JPEG", quality=98)

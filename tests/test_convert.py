@@ -10,8 +10,8 @@ import pytest
 import torch
 from test_train import TINY, tiny_config
 
-from fbcnn.checkpoints import PROVENANCE_KEY, file_sha256, load_network, save_network
-from fbcnn.network import FBCNN
+from fbcnn.networks.checkpoints import PROVENANCE_KEY, file_sha256, load_network, save_network
+from fbcnn.networks.network import FBCNN
 from fbcnn.train import Trainer
 from fbcnn.train.convert import LUMA, grey_from_colour
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from conftest import make_photo
 
-from fbcnn.color import rgb_to_y
-from fbcnn.degrade import (
+from fbcnn.jpeg.color import rgb_to_y
+from fbcnn.jpeg.degrade import (
     COMMON_QFS,
     QFDistribution,
     augment,
@@ -16,7 +16,7 @@ from fbcnn.degrade import (
     random_double_jpeg,
     single_jpeg,
 )
-from fbcnn.jpeg import compress, decode, encode, qf_from_tables
+from fbcnn.jpeg.tables import compress, decode, encode, qf_from_tables
 
 
 def blockiness(image: np.ndarray, offset: int) -> float:

@@ -20,7 +20,7 @@ import pytest
 from conftest import make_photo, tiny_network
 from PIL import Image
 
-from fbcnn.checkpoints import save_network
+from fbcnn.networks.checkpoints import save_network
 
 TMPFS_SIZE = "64k"
 

@@ -1,5 +1,5 @@
-"""`fbcnn restore --engine ray` and `fbcnn.restore_many` (fbcnn.distributed): the same files
-and lines as the local engine, a worker killed mid-run, URIs, one-line errors."""
+"""`fbcnn restore --engine ray` and `fbcnn.restore_many` (fbcnn.frontends.distributed): the same
+files and lines as the local engine, a worker killed mid-run, URIs, one-line errors."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from conftest import make_photo
 from PIL import Image
 
 import fbcnn
-from fbcnn.cli import main
-from fbcnn.distributed import TEST_EXIT_ENV
+from fbcnn.frontends.cli import main
+from fbcnn.frontends.distributed import TEST_EXIT_ENV
 
 try:
     import ray  # noqa: F401
@@ -37,7 +37,7 @@ def ray_instance(tmp_path_factory):
     it starts, so its workers inherit it (it does nothing until a test writes the file)."""
     import ray
 
-    from fbcnn.distributed import _start_ray
+    from fbcnn.frontends.distributed import _start_ray
 
     marker = tmp_path_factory.mktemp("hook") / "exit-once"
     with pytest.MonkeyPatch.context() as mp:

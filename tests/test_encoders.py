@@ -1,5 +1,5 @@
-"""JPEG encoders beyond libjpeg's IJG default (fbcnn.encoders) and the training mixture that
-draws from them (fbcnn.degrade.EncoderMixture)."""
+"""JPEG encoders beyond libjpeg's IJG default (fbcnn.jpeg.encoders) and the training mixture that
+draws from them (fbcnn.jpeg.degrade.EncoderMixture)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from conftest import make_photo
 from PIL import Image
 
-from fbcnn.degrade import EncoderMixture, encoded, matched_qf, random_tables, single_jpeg
-from fbcnn.encoders import (
+from fbcnn.jpeg.degrade import EncoderMixture, encoded, matched_qf, random_tables, single_jpeg
+from fbcnn.jpeg.encoders import (
     MOZJPEG_TABLES,
     EncoderSpec,
     compress_with,
@@ -19,7 +19,7 @@ from fbcnn.encoders import (
     parse_encoder,
     scaled_table,
 )
-from fbcnn.jpeg import compress, qf_from_tables, tables_are_ijg
+from fbcnn.jpeg.tables import compress, qf_from_tables, tables_are_ijg
 from fbcnn.train.config import DataConfig
 from fbcnn.train.data import PatchSampler
 

@@ -11,13 +11,13 @@ import pytest
 import torch
 from PIL import Image
 
-from fbcnn import metrics
-from fbcnn.checkpoints import save_network
-from fbcnn.color import rgb_to_y
-from fbcnn.degrade import double_jpeg
-from fbcnn.evaluate import evaluate, format_table
-from fbcnn.jpeg import compress
-from fbcnn.network import FBCNN, FBCNNConfig
+from fbcnn.evaluation import metrics
+from fbcnn.evaluation.evaluate import evaluate, format_table
+from fbcnn.jpeg.color import rgb_to_y
+from fbcnn.jpeg.degrade import double_jpeg
+from fbcnn.jpeg.tables import compress
+from fbcnn.networks.checkpoints import save_network
+from fbcnn.networks.network import FBCNN, FBCNNConfig
 
 
 def tiny_model(channels: int) -> FBCNN:
@@ -148,9 +148,9 @@ def test_dominant_correction_feeds_the_verdicts_qf(data_dir, monkeypatch):
         calls.append((pixels.shape, last_qf))
         return Verdict()
 
-    fake = types.ModuleType("fbcnn.recompress")
+    fake = types.ModuleType("fbcnn.jpeg.recompress")
     fake.analyse = analyse
-    monkeypatch.setitem(sys.modules, "fbcnn.recompress", fake)
+    monkeypatch.setitem(sys.modules, "fbcnn.jpeg.recompress", fake)
     result = evaluate(data_dir, tiny_model(3), qfs=(40,), double=[(10, 30)],
                       correction="dominant", progress=False, device="cpu")
     assert result["correction"] == "dominant"
@@ -173,7 +173,7 @@ def test_format_table(data_dir):
 
 
 def test_both_engines_measure_the_same(data_dir, tmp_path, monkeypatch):
-    from fbcnn.backend import onnxruntime_installed
+    from fbcnn.networks.runtimes import onnxruntime_installed
 
     if not onnxruntime_installed():
         pytest.skip("needs onnxruntime and onnx")
@@ -194,7 +194,7 @@ def test_both_engines_measure_the_same(data_dir, tmp_path, monkeypatch):
 
 
 def _needs(name: str) -> None:
-    from fbcnn.encoders import available
+    from fbcnn.jpeg.encoders import available
 
     if not available(name):
         pytest.skip(f"the {name} encoder is not installed here")
@@ -202,7 +202,7 @@ def _needs(name: str) -> None:
 
 def _spied(channels: int):
     """A Restorer whose restore calls are recorded (tables, grid, pixels)."""
-    from fbcnn.restore import Restorer
+    from fbcnn.engine.restorer import Restorer
 
     restorer = Restorer(tiny_model(channels), device="cpu")
     calls = []
@@ -221,8 +221,8 @@ def _file_tables(data: bytes, gray: bool = False):
     """The JpegTables of an encoded file, read with Pillow (grey: its luma table alone)."""
     import io
 
-    from fbcnn.consistency import JpegTables
-    from fbcnn.jpeg import subsampling_of
+    from fbcnn.jpeg.consistency import JpegTables
+    from fbcnn.jpeg.tables import subsampling_of
 
     with Image.open(io.BytesIO(data)) as im:
         quantization = dict(im.quantization)
@@ -233,7 +233,7 @@ def _file_tables(data: bytes, gray: bool = False):
 
 
 def test_default_encoder_is_the_papers_libjpeg(data_dir, images):
-    from fbcnn.consistency import JpegTables
+    from fbcnn.jpeg.consistency import JpegTables
 
     restorer, calls = _spied(3)
     result = evaluate(data_dir, restorer, qfs=(20,), double=[(30, 10)], progress=False)
@@ -266,8 +266,8 @@ def test_libjpeg_444_keeps_chroma_and_the_8_pixel_grid(data_dir, images):
 
 
 def test_mozjpeg_writes_every_jpeg_and_consistency_uses_its_tables(data_dir, images):
-    from fbcnn.consistency import JpegTables
-    from fbcnn.encoders import EncoderSpec, compress_with, encode_with
+    from fbcnn.jpeg.consistency import JpegTables
+    from fbcnn.jpeg.encoders import EncoderSpec, compress_with, encode_with
 
     _needs("mozjpeg")
     spec = EncoderSpec("mozjpeg")
@@ -299,7 +299,7 @@ def test_mozjpeg_writes_every_jpeg_and_consistency_uses_its_tables(data_dir, ima
 
 def test_mozjpeg_double_jpeg_and_the_dominant_correction_read_the_file(data_dir, images,
                                                                        monkeypatch):
-    from fbcnn.encoders import EncoderSpec, compress_with
+    from fbcnn.jpeg.encoders import EncoderSpec, compress_with
 
     _needs("mozjpeg")
     spec = EncoderSpec("mozjpeg", trellis=False)
@@ -313,9 +313,9 @@ def test_mozjpeg_double_jpeg_and_the_dominant_correction_read_the_file(data_dir,
         seen.append(last_qf)
         return Verdict()
 
-    fake = types.ModuleType("fbcnn.recompress")
+    fake = types.ModuleType("fbcnn.jpeg.recompress")
     fake.analyse = analyse
-    monkeypatch.setitem(sys.modules, "fbcnn.recompress", fake)
+    monkeypatch.setitem(sys.modules, "fbcnn.jpeg.recompress", fake)
     restorer, calls = _spied(3)
     result = evaluate(data_dir, restorer, qfs=(), double=[(10, 60)], shift=(3, 5),
                       progress=False, correction="dominant", encoder="mozjpeg:notrellis")
@@ -333,7 +333,7 @@ def test_mozjpeg_double_jpeg_and_the_dominant_correction_read_the_file(data_dir,
 
 
 def test_jpegli_grey_reads_the_luma_plane_of_its_colour_file(data_dir, images):
-    from fbcnn.encoders import EncoderSpec, compress_with, encode_with
+    from fbcnn.jpeg.encoders import EncoderSpec, compress_with, encode_with
 
     _needs("jpegli")
     restorer, calls = _spied(1)
@@ -355,7 +355,7 @@ def test_jpegli_grey_reads_the_luma_plane_of_its_colour_file(data_dir, images):
 def test_bad_encoder_is_a_one_line_error(data_dir, tmp_path):
     from click.testing import CliRunner
 
-    from fbcnn.cli import main
+    from fbcnn.frontends.cli import main
 
     path = tmp_path / "tiny.safetensors"
     save_network(tiny_model(3), path)
@@ -374,7 +374,7 @@ def test_bad_encoder_is_a_one_line_error(data_dir, tmp_path):
 def test_encoder_on_the_command_line(data_dir, tmp_path):
     from click.testing import CliRunner
 
-    from fbcnn.cli import main
+    from fbcnn.frontends.cli import main
 
     _needs("mozjpeg")
     path = tmp_path / "tiny.safetensors"
@@ -392,9 +392,9 @@ def test_encoder_on_the_command_line(data_dir, tmp_path):
 def test_missing_encoder_is_a_one_line_error(data_dir, tmp_path, monkeypatch):
     from click.testing import CliRunner
 
-    import fbcnn.evaluate as evaluate_module
-    from fbcnn.cli import main
-    from fbcnn.encoders import EncoderError
+    import fbcnn.evaluation.evaluate as evaluate_module
+    from fbcnn.frontends.cli import main
+    from fbcnn.jpeg.encoders import EncoderError
 
     def missing(spec, image, quality):
         raise EncoderError("MozJPEG needs Node.js (node not found on PATH)")

@@ -14,11 +14,11 @@ from click.testing import CliRunner
 from conftest import make_photo, tiny_network
 from PIL import Image
 
-import fbcnn.export as export
-from fbcnn.checkpoints import save_network
-from fbcnn.cli import main
-from fbcnn.export import ExportError, export_model, export_onnx
-from fbcnn.network import FBCNN, FBCNNConfig, network_to_qf, qf_to_network
+import fbcnn.networks.export as export
+from fbcnn.frontends.cli import main
+from fbcnn.networks.checkpoints import save_network
+from fbcnn.networks.export import ExportError, export_model, export_onnx
+from fbcnn.networks.network import FBCNN, FBCNNConfig, network_to_qf, qf_to_network
 
 HAS_ONNX = all(importlib.util.find_spec(m) for m in ("onnx", "onnxruntime"))
 needs_onnx = pytest.mark.skipif(not HAS_ONNX, reason="onnx / onnxruntime not installed")
@@ -175,7 +175,7 @@ def test_onnx_dynamo_exporter(tiny, tmp_path):
 @needs_onnx
 @pytest.mark.parametrize("channels", [1, 3], ids=["grey", "colour"])
 def test_onnx_backend_quacks_like_fbcnn(tiny, onnx_files, channels):
-    from fbcnn.onnx_backend import NO_QF_INPUT, OnnxFBCNN
+    from fbcnn.networks.onnx_runtime import NO_QF_INPUT, OnnxFBCNN
 
     net = tiny[channels][0]
     plain = OnnxFBCNN(onnx_files[channels, False], device="cpu")
@@ -208,9 +208,9 @@ def test_onnx_backend_quacks_like_fbcnn(tiny, onnx_files, channels):
 
 @needs_onnx
 def test_load_model_routes_onnx(tiny, onnx_files):
-    from fbcnn.model import load_model
-    from fbcnn.onnx_backend import OnnxFBCNN
-    from fbcnn.openvino_backend import OpenVinoFBCNN
+    from fbcnn.engine.model import load_model
+    from fbcnn.networks.onnx_runtime import OnnxFBCNN
+    from fbcnn.networks.openvino_runtime import OpenVinoFBCNN
 
     photo = make_photo(40, 56)
     pt = load_model(tiny[3][1], device="cpu", backend="torch", precision="fp32")
@@ -234,8 +234,8 @@ def test_load_model_routes_onnx(tiny, onnx_files):
 
 def test_bad_onnx_file_is_a_checkpoint_error(tmp_path):
     pytest.importorskip("onnxruntime")
-    from fbcnn.checkpoints import CheckpointError
-    from fbcnn.model import load_model
+    from fbcnn.engine.model import load_model
+    from fbcnn.networks.checkpoints import CheckpointError
 
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"not an onnx graph")
@@ -408,7 +408,7 @@ def test_spandrel_reads_published_layout(tmp_path, config, loads):
 def test_export_help_names_the_outputs_as_the_graph_does():
     from click.testing import CliRunner
 
-    from fbcnn.cli import main
+    from fbcnn.frontends.cli import main
 
     text = " ".join(CliRunner().invoke(main, ["export", "--help"]).output.split())
     assert "'qf_network'" in text and "'restored'" in text

@@ -39,8 +39,8 @@ import pytest
 from conftest import tiny_network
 from PIL import Image
 
-from fbcnn.checkpoints import save_network
-from fbcnn.imageio import MIN_SIDE, ImageError, read_image
+from fbcnn.images.files import MIN_SIDE, ImageError, read_image
+from fbcnn.networks.checkpoints import save_network
 
 SEED = int(os.environ.get("FBCNN_FUZZ_SEED", "1103"))
 READ_SECONDS = 5.0  # one read_image of a tiny (or refused) file; a hang shows far above

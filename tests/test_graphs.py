@@ -11,12 +11,12 @@ import pytest
 import torch
 from conftest import tiny_network
 
-from fbcnn.backend import GRAPH_WEIGHTS_KEY, openvino_installed, shipped_graph
-from fbcnn.checkpoints import load_network, save_network
-from fbcnn.export import ExportError
-from fbcnn.model import load_model
-from fbcnn.modelfiles import available_models, file_sha256, named_model_path
-from fbcnn.weightgraphs import export_graph_on_weights
+from fbcnn.engine.model import load_model
+from fbcnn.networks.checkpoints import load_network, save_network
+from fbcnn.networks.export import ExportError
+from fbcnn.networks.modelfiles import available_models, file_sha256, named_model_path
+from fbcnn.networks.runtimes import GRAPH_WEIGHTS_KEY, openvino_installed, shipped_graph
+from fbcnn.networks.weightgraphs import export_graph_on_weights
 
 needs_openvino = pytest.mark.skipif(not openvino_installed(), reason="needs openvino")
 
@@ -100,7 +100,7 @@ def test_restore_and_inspect_run_where_torch_cannot_be_imported(tmp_path):
     Image.fromarray(make_photo(48, 64)).save(photo, quality=30)
     code = ("import sys\n"
             "sys.modules['torch'] = None  # import torch raises ImportError\n"
-            "from fbcnn.cli import main\n"
+            "from fbcnn.frontends.cli import main\n"
             "main(sys.argv[1:])\n")
     env = {**os.environ, "FBCNN_CACHE_DIR": str(tmp_path / "cache")}
     env.pop("FBCNN_BACKEND", None)
@@ -156,7 +156,7 @@ def test_the_int8_graph_follows_the_qf_it_is_fed(name):
     a fed QF to what calibration saw."""
     from conftest import make_photo
 
-    from fbcnn.backend import shipped_graph
+    from fbcnn.networks.runtimes import shipped_graph
 
     weights = named_model_path(name)
     assert shipped_graph(weights, "int8") is not None  # scripts/make_int8_graphs.py

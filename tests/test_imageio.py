@@ -1,4 +1,4 @@
-"""fbcnn.imageio: reading, writing and listing image files (tiny images, fast)."""
+"""fbcnn.images.files: reading, writing and listing image files (tiny images, fast)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from conftest import cmyk_jpeg, cmyk_profile, make_photo
 from PIL import Image, ImageCms
 
-from fbcnn.imageio import (
+from fbcnn.images.files import (
     MIN_SIDE,
     ImageError,
     LoadedImage,
@@ -538,7 +538,7 @@ def test_remove_stale_temps_after_a_killed_write(tmp_path: Path,
     # file; the next writer of the same target clears it (several targets at once)
     import signal
 
-    import fbcnn.imageio as imageio
+    import fbcnn.images.files as imageio
 
     pid = os.fork()
     if pid == 0:  # the child dies in the middle of write_image
@@ -621,7 +621,7 @@ def test_check_writable_folder_refuses_a_file_in_the_way(tmp_path: Path) -> None
 def test_check_writable_folder_reasons(tmp_path: Path, monkeypatch, error: OSError,
                                        reason: str) -> None:
     # runs as root too: the probe file is refused as such a folder would refuse it
-    import fbcnn.imageio as imageio
+    import fbcnn.images.files as imageio
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise error
@@ -633,7 +633,7 @@ def test_check_writable_folder_reasons(tmp_path: Path, monkeypatch, error: OSErr
 
 def test_check_writable_folder_full_disk_on_write(tmp_path: Path, monkeypatch) -> None:
     """A full file system may let the empty probe file be created and refuse its bytes."""
-    import fbcnn.imageio as imageio
+    import fbcnn.images.files as imageio
 
     real = imageio.os.fdopen
 
@@ -674,7 +674,7 @@ def test_check_writable_folder_read_only(tmp_path: Path) -> None:
 
 def test_write_permission_denied_message(tmp_path: Path, monkeypatch) -> None:
     # runs as root too: the folder refuses the temp file
-    import fbcnn.imageio as imageio
+    import fbcnn.images.files as imageio
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise PermissionError(13, "Permission denied")
@@ -686,7 +686,7 @@ def test_write_permission_denied_message(tmp_path: Path, monkeypatch) -> None:
 
 
 def test_write_failure_in_replace_removes_temp(tmp_path: Path, monkeypatch) -> None:
-    import fbcnn.imageio as imageio
+    import fbcnn.images.files as imageio
 
     def broken(src: object, dst: object) -> None:
         raise OSError(28, "No space left on device")

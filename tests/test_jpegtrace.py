@@ -1,4 +1,4 @@
-"""Images that were never JPEGs (fbcnn.jpegtrace): found from the pixels, left alone by
+"""Images that were never JPEGs (fbcnn.jpeg.trace): found from the pixels, left alone by
 `fbcnn restore` unless asked; JPEG compression found in PNGs, at any grid offset, with the
 double-JPEG analysis run on their pixels; the analysis on a JPEG's stored grid (before its
 EXIF orientation), never on images too small to judge."""
@@ -14,12 +14,12 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image, ImageDraw, ImageFont
 
-from fbcnn import pipeline
-from fbcnn.cli import main
-from fbcnn.encoders import EncoderSpec, compress_with, encode_with
-from fbcnn.imageio import read_image
-from fbcnn.jpeg import compress
-from fbcnn.jpegtrace import detect
+from fbcnn.engine import pipeline
+from fbcnn.frontends.cli import main
+from fbcnn.images.files import read_image
+from fbcnn.jpeg.encoders import EncoderSpec, compress_with, encode_with
+from fbcnn.jpeg.tables import compress
+from fbcnn.jpeg.trace import detect
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "astronaut_qf10.jpg"
 
@@ -168,7 +168,7 @@ def test_double_analysis_declines_tiny_images(tmp_path) -> None:
 def test_no_aligned_claim_on_tables_outside_ijg(tmp_path, clean_photo, monkeypatch) -> None:
     """An aligned verdict on a file whose tables are not IJG's is withdrawn (jpegli's
     adaptive quantisation looks like an earlier, stronger aligned JPEG)."""
-    from fbcnn import recompress
+    from fbcnn.jpeg import recompress
 
     found = recompress.DoubleJpegVerdict(True, "aligned", 20, (0, 0), 0.9, 40)
     monkeypatch.setattr(recompress, "analyse", lambda *a, **k: found)

@@ -22,7 +22,7 @@ import pytest
 from conftest import jpeg_batch, tiny_network
 from PIL import Image
 
-from fbcnn.checkpoints import save_network
+from fbcnn.networks.checkpoints import save_network
 
 SEED = int(os.environ.get("FBCNN_KILL_SEED", "7"))
 START_TIMEOUT = 120.0  # seconds for one run (imports included) before the test gives up

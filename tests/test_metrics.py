@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from fbcnn import metrics
-from fbcnn.color import rgb_to_y
+from fbcnn.evaluation import metrics
+from fbcnn.jpeg.color import rgb_to_y
 
 skimage_metrics = pytest.importorskip("skimage.metrics")
 

@@ -1,4 +1,4 @@
-"""Near-lossless JPEGs keep only part of the correction (`fbcnn.nearlossless`)."""
+"""Near-lossless JPEGs keep only part of the correction (`fbcnn.jpeg.nearlossless`)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import torch
 from conftest import make_photo, tiny_network
 from PIL import Image
 
-from fbcnn import nearlossless
-from fbcnn.consistency import _TO_YCC, JpegTables
-from fbcnn.model import Model
+from fbcnn.engine.model import Model
+from fbcnn.jpeg import nearlossless
+from fbcnn.jpeg.consistency import _TO_YCC, JpegTables
 
 
 def luma(image: np.ndarray) -> np.ndarray:
@@ -111,11 +111,11 @@ def test_a_near_lossless_jpeg_keeps_its_luma_unless_the_user_sets_the_qf() -> No
 
 def test_a_double_jpeg_keeps_all_of_its_correction(tmp_path) -> None:
     """QF 20, then QF 95 on the same grid: the last tables say near-lossless, but
-    `fbcnn.recompress` finds the earlier compression (aligned: the network's own QF is fed),
+    `fbcnn.jpeg.recompress` finds the earlier compression (aligned: the network's own QF is fed),
     and `fbcnn restore`'s path (pipeline.analyse + restore_loaded) keeps the full change."""
-    from fbcnn import pipeline
-    from fbcnn.imageio import read_image
-    from fbcnn.jpeg import compress
+    from fbcnn.engine import pipeline
+    from fbcnn.images.files import read_image
+    from fbcnn.jpeg.tables import compress
 
     first = compress(make_photo(200, 200, seed=3), 20)
     path = tmp_path / "double.jpg"

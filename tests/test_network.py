@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fbcnn.checkpoints import (
+from fbcnn.networks.checkpoints import (
     CheckpointError,
     config_from_state_dict,
     load_network,
     network_from_state_dict,
     save_network,
 )
-from fbcnn.network import FBCNN, FBCNNConfig, network_to_qf, qf_to_network
+from fbcnn.networks.network import FBCNN, FBCNNConfig, network_to_qf, qf_to_network
 
 NC = (64, 128, 256, 512)
 NB = 4

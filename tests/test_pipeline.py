@@ -11,9 +11,9 @@ from click.testing import CliRunner
 from conftest import make_photo
 from PIL import Image
 
-from fbcnn.cli import main
-from fbcnn.pipeline import plan_outputs
-from fbcnn.recompress import DoubleJpegVerdict
+from fbcnn.engine.pipeline import plan_outputs
+from fbcnn.frontends.cli import main
+from fbcnn.jpeg.recompress import DoubleJpegVerdict
 
 
 def run(*args: str):
@@ -108,7 +108,7 @@ def test_double_jpeg_rule_feeds_the_earlier_qf_only_when_it_dominates() -> None:
 
 def test_restore_file_feeds_the_dominant_qf_to_a_double_jpeg(tiny_named_models, tmp_path,
                                                             monkeypatch) -> None:
-    import fbcnn.pipeline as pipeline
+    import fbcnn.engine.pipeline as pipeline
 
     jpg = save(tmp_path / "d.jpg")
     fed = []
@@ -161,7 +161,7 @@ def test_prefetch_loads_the_first_jpeg_model_in_the_background(tiny_named_models
     from conftest import make_photo
     from PIL import Image
 
-    from fbcnn.pipeline import ModelSet
+    from fbcnn.engine.pipeline import ModelSet
 
     Image.fromarray(make_photo(32, 40)).save(tmp_path / "c.jpg", quality=30)
     Image.fromarray(make_photo(32, 40, channels=1)[:, :, 0]).save(tmp_path / "g.jpg")
@@ -216,7 +216,7 @@ def test_plan_refuses_an_output_that_is_an_input(tmp_path, monkeypatch, files, s
                                                  outdir, victim) -> None:
     """Was: `--suffix "" --ext jpg` beside photo.jpg would have replaced it (write_image
     refused only after the restore, and only for the exact same spelling)."""
-    from fbcnn.imageio import ImageError
+    from fbcnn.images.files import ImageError
 
     monkeypatch.chdir(tmp_path)
     paths = [Path("in") / f for f in files]
@@ -230,7 +230,7 @@ def test_plan_refuses_an_output_that_is_an_input(tmp_path, monkeypatch, files, s
 
 def test_cli_refuses_to_overwrite_an_input_before_restoring(tiny_named_models, tmp_path,
                                                             monkeypatch) -> None:
-    import fbcnn.pipeline as pipeline
+    import fbcnn.engine.pipeline as pipeline
 
     jpg = save(tmp_path / "in" / "photo.jpg")
     before = jpg.read_bytes()
@@ -255,7 +255,7 @@ def test_cli_suffix_ext_quality(tiny_named_models, tmp_path) -> None:
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in folder.iterdir()) == [
         "a.jpg", "a_r.jpg", "a_r_compare.jpg", "b.jpg", "b_r.jpg", "b_r_compare.jpg"]
-    from fbcnn.imageio import read_image
+    from fbcnn.images.files import read_image
 
     for name in ("a_r.jpg", "b_r_compare.jpg"):
         assert read_image(folder / name).header_qf == 40
@@ -287,7 +287,7 @@ def test_cli_output_flags_bad_values(tiny_named_models, tmp_path) -> None:
 
 
 def test_restore_options_check_the_new_fields() -> None:
-    from fbcnn.pipeline import RestoreOptions
+    from fbcnn.engine.pipeline import RestoreOptions
 
     assert RestoreOptions().write_quality is None
     assert RestoreOptions(ext="jpg").write_quality == 95
@@ -319,7 +319,7 @@ def test_restore_many_takes_the_output_options_and_checks_first(tiny_named_model
     """The library's batch (fbcnn.restore_many, the engines of --engine) names outputs as
     the CLI does and refuses the same runs, before restoring."""
     import fbcnn
-    from fbcnn.distributed import EngineError
+    from fbcnn.frontends.distributed import EngineError
 
     jpg = save(tmp_path / "in" / "p.jpg")
     done = fbcnn.restore_many([jpg], None, suffix="_r", ext="jpg", quality=50)

@@ -1,4 +1,4 @@
-"""fbcnn.pngwrite: PNGs that decode to the exact pixels, whatever the bands and threads."""
+"""fbcnn.images.png: PNGs that decode to the exact pixels, whatever the bands and threads."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fbcnn import pngwrite
-from fbcnn.pngwrite import adler32_combine, band_edges, filter_rows, write_png
+from fbcnn.images import png as pngwrite
+from fbcnn.images.png import adler32_combine, band_edges, filter_rows, write_png
 
 
 def _image(h: int, w: int, c: int, seed: int = 0) -> np.ndarray:

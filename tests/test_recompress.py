@@ -1,4 +1,4 @@
-"""Blind double-JPEG detection by recompression (fbcnn.recompress) on synthetic textures."""
+"""Blind double-JPEG detection by recompression (fbcnn.jpeg.recompress) on synthetic textures."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fbcnn.degrade import double_jpeg
-from fbcnn.jpeg import compress
-from fbcnn.recompress import (
+from fbcnn.jpeg.degrade import double_jpeg
+from fbcnn.jpeg.recompress import (
     DoubleJpegVerdict,
     analyse,
     estimate_qf,
     recompression_errors,
 )
+from fbcnn.jpeg.tables import compress
 
 
 def texture(seed: int, h: int = 192, w: int = 192, noise: float = 2.0) -> np.ndarray:
@@ -229,7 +229,7 @@ def test_to_json_shape(verdict):
 
 
 def test_scan_budget_shrinks_with_the_number_of_q_searched():
-    from fbcnn.recompress import _MIN_SCAN_PIXELS, _SCAN_PIXELS, _scan_budget
+    from fbcnn.jpeg.recompress import _MIN_SCAN_PIXELS, _SCAN_PIXELS, _scan_budget
 
     assert _scan_budget(10) == _SCAN_PIXELS  # up to _SCAN_QS coarse q's: the whole sample
     budgets = [_scan_budget(top) for top in (40, 60, 87, 97)]
@@ -238,7 +238,7 @@ def test_scan_budget_shrinks_with_the_number_of_q_searched():
 
 
 def test_subset_spreads_windows_over_the_sample():
-    from fbcnn.recompress import _Sample
+    from fbcnn.jpeg.recompress import _Sample
 
     windows = np.arange(40, dtype=np.uint8)[:, None, None] * np.ones((1, 71, 71), np.uint8)
     sample = _Sample(windows, 64, 64)
@@ -253,7 +253,7 @@ def test_subset_spreads_windows_over_the_sample():
 def test_large_double_jpeg_at_high_last_qf_is_found_with_the_budget(monkeypatch):
     """A 768x768 image (a tiled sample) whose last QF is 90: the scan runs on its budget,
     and the shifted grid is still found (its QF1 measured again on the full sample)."""
-    from fbcnn import recompress
+    from fbcnn.jpeg import recompress
 
     seen = []
     subset = recompress._Sample.subset

@@ -1,4 +1,4 @@
-"""fbcnn.report: the tables and lines of docs/results.md, on small hand-made results.
+"""fbcnn.evaluation.report: the tables and lines of docs/results.md, on small hand-made results.
 
 Every expected line and number is written out by hand (not computed with the code under
 test), so a wrong column, a mean over the wrong images or a flipped verdict fails."""
@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from fbcnn import report
+from fbcnn.evaluation import report
 
 
 def m(psnr: float, ssim: float, psnrb: float) -> dict:

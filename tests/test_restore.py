@@ -7,9 +7,8 @@ import pytest
 from conftest import make_photo, tiny_network
 from PIL import Image
 
-from fbcnn.jpeg import compress
-from fbcnn.model import Model
-from fbcnn.restore import (
+from fbcnn.engine.model import Model
+from fbcnn.engine.restorer import (
     QF_TILE,
     RAMP_EDGE,
     Restorer,
@@ -18,6 +17,7 @@ from fbcnn.restore import (
     tile_spans,
     tile_starts,
 )
+from fbcnn.jpeg.tables import compress
 
 
 @pytest.mark.parametrize("length,tile,overlap,grid", [(1000, 256, 32, 16), (517, 128, 16, 8),
@@ -63,7 +63,7 @@ def test_tiled_qf_reading_does_not_depend_on_the_tile_size() -> None:
 def test_qf_read_at_the_training_patch_size_over_windows() -> None:
     import torch
 
-    from fbcnn.network import network_to_qf
+    from fbcnn.networks.network import network_to_qf
 
     image = compress(make_photo(300, 420), 30)
     net = tiny_network()

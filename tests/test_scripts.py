@@ -11,7 +11,7 @@ import pytest
 from conftest import make_photo, tiny_network
 from PIL import Image
 
-from fbcnn.checkpoints import save_network
+from fbcnn.networks.checkpoints import save_network
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import make_model_card  # noqa: E402
@@ -123,7 +123,7 @@ def test_make_results_and_model_card(setup, monkeypatch):
 
 
 def test_make_results_per_encoder(setup, monkeypatch):
-    from fbcnn.encoders import EncoderSpec, available, compress_with
+    from fbcnn.jpeg.encoders import EncoderSpec, available, compress_with
 
     if not (available("mozjpeg") and available("jpegli")):
         pytest.skip("needs the mozjpeg and jpegli encoders")
@@ -216,7 +216,7 @@ def test_make_results_per_encoder(setup, monkeypatch):
 def test_model_card_takes_the_last_stage_config_and_log(tmp_path):
     """A model whose last stage wrote runs/tiny-stage2: its card shows that stage's config
     and log, not configs/NAME.yaml of an earlier stage (the grey model started from colour)."""
-    from fbcnn.checkpoints import PROVENANCE_KEY
+    from fbcnn.networks.checkpoints import PROVENANCE_KEY
 
     weights, configs = tmp_path / "weights", tmp_path / "configs"
     weights.mkdir()

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fbcnn.checkpoints import available_models
-from fbcnn.color import rgb_to_y
-from fbcnn.jpeg import compress
-from fbcnn.metrics import psnr
-from fbcnn.model import load_model
+from fbcnn.engine.model import load_model
+from fbcnn.evaluation.metrics import psnr
+from fbcnn.jpeg.color import rgb_to_y
+from fbcnn.jpeg.tables import compress
+from fbcnn.networks.checkpoints import available_models
 
 skimage_data = pytest.importorskip("skimage.data")
 

@@ -23,10 +23,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from fbcnn.checkpoints import load_network, resolve_model, save_network
-from fbcnn.cli import main
-from fbcnn.export import ExportError, export_model, export_spandrel, spandrel_network
-from fbcnn.network import FBCNN, FBCNNConfig, qf_to_network
+from fbcnn.frontends.cli import main
+from fbcnn.networks.checkpoints import load_network, resolve_model, save_network
+from fbcnn.networks.export import ExportError, export_model, export_spandrel, spandrel_network
+from fbcnn.networks.network import FBCNN, FBCNNConfig, qf_to_network
 
 TOL = 1e-5
 SIZE = (40, 56)

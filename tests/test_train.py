@@ -13,9 +13,9 @@ import torch
 from conftest import make_photo
 from PIL import Image
 
-from fbcnn.checkpoints import load_network
-from fbcnn.jpeg import compress
-from fbcnn.network import FBCNNConfig, network_to_qf, qf_to_network
+from fbcnn.jpeg.tables import compress
+from fbcnn.networks.checkpoints import load_network
+from fbcnn.networks.network import FBCNNConfig, network_to_qf, qf_to_network
 from fbcnn.train import Trainer, load_config
 from fbcnn.train.config import DataConfig, OptimConfig, TrainConfig, ValidationConfig
 
@@ -88,7 +88,7 @@ def test_shipped_configs_parse(name: str) -> None:
 
 
 def test_every_config_parses_and_its_parent_is_the_pinned_file() -> None:
-    from fbcnn.checkpoints import file_sha256
+    from fbcnn.networks.checkpoints import file_sha256
 
     root = Path(__file__).parent.parent
     configs = sorted((root / "configs").glob("*.yaml"))
@@ -187,8 +187,8 @@ def test_qf_path_is_live_from_the_start_and_after_training(tmp_path: Path) -> No
 def test_reinit_and_pinned_parent(tmp_path: Path) -> None:
     from safetensors import safe_open
 
-    from fbcnn.checkpoints import PROVENANCE_KEY
-    from fbcnn.checkpoints import file_sha256 as sha256_of
+    from fbcnn.networks.checkpoints import PROVENANCE_KEY
+    from fbcnn.networks.checkpoints import file_sha256 as sha256_of
 
     first = tiny_config(tmp_path, "first")
     Trainer(first, iterations=2, quiet=True).train()
@@ -247,7 +247,7 @@ def test_train_command_bad_overrides_fail_in_one_line(tmp_path: Path) -> None:
     import yaml
     from click.testing import CliRunner
 
-    from fbcnn.cli import main
+    from fbcnn.frontends.cli import main
 
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(tiny_config(tmp_path).to_dict()))
@@ -264,7 +264,7 @@ def test_config_paths_resolve_from_another_folder(tmp_path: Path, monkeypatch) -
     import yaml
     from click.testing import CliRunner
 
-    from fbcnn.cli import main
+    from fbcnn.frontends.cli import main
 
     repo = tmp_path / "repo"
     (repo / "configs").mkdir(parents=True)

@@ -22,8 +22,8 @@ from conftest import make_photo, tiny_network
 from PIL import Image
 from safetensors.torch import save_file
 
-from fbcnn.checkpoints import CONFIG_KEY, CheckpointError, load_network, save_network
-from fbcnn.cli import main
+from fbcnn.frontends.cli import main
+from fbcnn.networks.checkpoints import CONFIG_KEY, CheckpointError, load_network, save_network
 
 needs_onnx = pytest.mark.skipif(
     not all(__import__("importlib").util.find_spec(m) for m in ("onnx", "onnxruntime")),

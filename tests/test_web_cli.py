@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from fbcnn.cli import main
+from fbcnn.frontends.cli import main
 from fbcnn.web import WebError
 from fbcnn.web import build as web_build
 from fbcnn.web.serve import make_server

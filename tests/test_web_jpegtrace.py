@@ -1,4 +1,4 @@
-"""The page's jpegtrace.js (src/fbcnn/web/static) against `fbcnn.jpegtrace.detect`, under Node
+"""The page's jpegtrace.js (src/fbcnn/web/static) against `fbcnn.jpeg.trace.detect`, under Node
 (no browser): decoded JPEGs cropped at an offset (colour and grey, a grid of tiles or every
 position), a never-JPEG graphic with text, a smooth gradient and an image too small to judge.
 Verdict, grid offset, judged and block count must match exactly, the tile positions too, and
@@ -23,8 +23,8 @@ import pytest
 from conftest import make_photo
 from PIL import Image, ImageDraw, ImageFont
 
-from fbcnn import jpegtrace
-from fbcnn.jpeg import encode
+from fbcnn.jpeg import trace as jpegtrace
+from fbcnn.jpeg.tables import encode
 
 NODE = shutil.which("node")
 DRIVER = Path(__file__).resolve().parent / "jpegtrace_node.mjs"
@@ -132,7 +132,7 @@ SIZES = [(20, 40), (96, 104), (150, 165), (203, 261), (330, 500), (4000, 3000), 
 
 def test_tile_positions_match() -> None:
     """tilePositions on many sizes (panoramas, tall strips, every position or a grid)."""
-    static = Path(jpegtrace.__file__).parent / "web" / "static" / "jpegtrace.js"
+    static = Path(jpegtrace.__file__).parents[1] / "web" / "static" / "jpegtrace.js"
     script = ("const src = require('fs').readFileSync(process.argv[1], 'utf8');"
               "import('data:text/javascript;base64,' + Buffer.from(src).toString('base64'))"
               ".then((m) => console.log(JSON.stringify("

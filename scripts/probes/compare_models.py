@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-from fbcnn.evaluate import evaluate
-from fbcnn.report import sweep_row
+from fbcnn.evaluation.evaluate import evaluate
+from fbcnn.evaluation.report import sweep_row
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fbcnn.degrade import matched_qf
-from fbcnn.encoders import EncoderSpec, compress_with
-from fbcnn.metrics import psnr
+from fbcnn.evaluation.metrics import psnr
+from fbcnn.jpeg.degrade import matched_qf
+from fbcnn.jpeg.encoders import EncoderSpec, compress_with
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,8 +1,8 @@
 """Which rules restore other encoders' JPEGs best (docs/real_world.md): for files whose
 tables are not IJG's, (a) the QF fed: the network's prediction or the tables' IJG-equivalent
 QF, and (b) the QF that decides the near-lossless share: the tables' or the lower of the
-tables' and the prediction. Runs `fbcnn.evaluate.evaluate` for each rule on the same images
-and prints the mean gain over the JPEG and the worst image, per encoder and quality.
+tables' and the prediction. Runs `fbcnn.evaluation.evaluate.evaluate` for each rule on the same
+images and prints the mean gain over the JPEG and the worst image, per encoder and quality.
 
     python scripts/probes/encoder_rules.py --model color --data DIR --limit 30 \\
         --encoders mozjpeg,jpegli --qfs 10,30,60,90 --rule feed
@@ -14,9 +14,9 @@ from __future__ import annotations
 import argparse
 from unittest import mock
 
-from fbcnn import nearlossless
-from fbcnn.evaluate import evaluate
-from fbcnn.report import sweep_row
+from fbcnn.evaluation.evaluate import evaluate
+from fbcnn.evaluation.report import sweep_row
+from fbcnn.jpeg import nearlossless
 
 
 def gains(result: dict) -> list[tuple[int, float, float]]:

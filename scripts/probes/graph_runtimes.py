@@ -1,4 +1,4 @@
-"""The figures behind fbcnn.backend's choice of OpenVINO: one 512x512 tile of the colour
+"""The figures behind fbcnn.networks.runtimes's choice of OpenVINO: one 512x512 tile of the colour
 model in each runtime and precision (one process, interleaved, medians), the fixed-size
 compile against the dynamic one, the compile from a cold and a warm cache, and how far
 each runtime's restore of the bundled example is from torch fp32 (grey levels, with and
@@ -26,9 +26,9 @@ def tile_times(repeats: int) -> None:
     import openvino as ov
     import torch
 
-    from fbcnn.checkpoints import load_network
-    from fbcnn.modelfiles import named_model_path
-    from fbcnn.onnx_backend import OnnxFBCNN
+    from fbcnn.networks.checkpoints import load_network
+    from fbcnn.networks.modelfiles import named_model_path
+    from fbcnn.networks.onnx_runtime import OnnxFBCNN
 
     graph = named_model_path("color").with_suffix(".onnx")
     x = np.random.default_rng(0).random((1, 3, 512, 512), dtype=np.float32)
@@ -71,7 +71,7 @@ def tile_times(repeats: int) -> None:
 def compile_times() -> None:
     import openvino as ov
 
-    from fbcnn.modelfiles import named_model_path
+    from fbcnn.networks.modelfiles import named_model_path
 
     graph = str(named_model_path("color").with_suffix(".onnx"))
     config = {"INFERENCE_PRECISION_HINT": "bf16", "PERFORMANCE_HINT": "LATENCY"}
@@ -85,7 +85,7 @@ def compile_times() -> None:
 
 
 def output_differences() -> None:
-    from fbcnn.model import load_model
+    from fbcnn.engine.model import load_model
 
     want = {c: np.asarray(load_model("color", backend="torch", precision="fp32")
                           .restore(Image.open(EXAMPLE), consistency=c).image).astype(int)

@@ -33,10 +33,10 @@ VARIANTS = {
 
 
 def gains(path: Path, clean: list[np.ndarray]) -> list[float]:
-    from fbcnn.metrics import psnr
-    from fbcnn.model import Model
-    from fbcnn.modelfiles import named_model_path, training_patch_size
-    from fbcnn.openvino_backend import OpenVinoFBCNN
+    from fbcnn.engine.model import Model
+    from fbcnn.evaluation.metrics import psnr
+    from fbcnn.networks.modelfiles import named_model_path, training_patch_size
+    from fbcnn.networks.openvino_runtime import OpenVinoFBCNN
 
     # as `fbcnn restore` runs a shipped model: the QF read over training-size windows,
     # then fed to the network
@@ -62,7 +62,7 @@ def main() -> None:
 
     nncf.set_log_level(logging.ERROR)
 
-    from fbcnn.openvino_backend import OpenVinoFBCNN
+    from fbcnn.networks.openvino_runtime import OpenVinoFBCNN
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=150)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fbcnn.encoders import EncoderSpec, compress_with
+from fbcnn.jpeg.encoders import EncoderSpec, compress_with
 from fbcnn.train.config import DataConfig, load_config
 from fbcnn.train.data import PatchSampler
 

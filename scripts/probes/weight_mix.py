@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fbcnn.checkpoints import load_network, save_network
-from fbcnn.modelfiles import file_sha256
+from fbcnn.networks.checkpoints import load_network, save_network
+from fbcnn.networks.modelfiles import file_sha256
 from fbcnn.train.config import TrainConfig
 from fbcnn.train.loop import load_validation, validate
 

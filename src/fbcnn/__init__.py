@@ -16,21 +16,21 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from .version import __version__
 
 _LAZY = {
-    "Model": "model", "Result": "model", "load_model": "model",
-    "FBCNN": "network", "FBCNNConfig": "network",
-    "restore_many": "distributed",
+    "Model": "engine.model", "Result": "engine.model", "load_model": "engine.model",
+    "FBCNN": "networks.network", "FBCNNConfig": "networks.network",
+    "restore_many": "frontends.distributed",
 }
 
 __all__ = ["FBCNN", "FBCNNConfig", "Model", "Result", "__version__", "load_model",
            "restore_many"]
 
 if TYPE_CHECKING:
-    from .distributed import restore_many
-    from .model import Model, Result, load_model
-    from .network import FBCNN, FBCNNConfig
+    from .engine.model import Model, Result, load_model
+    from .frontends.distributed import restore_many
+    from .networks.network import FBCNN, FBCNNConfig
 
 
 def __getattr__(name: str) -> Any:

@@ -21,9 +21,9 @@ from click.testing import CliRunner
 from conftest import tiny_network
 from PIL import Image
 
-import fbcnn.modelfiles as modelfiles
-from fbcnn.checkpoints import save_network
-from fbcnn.cli import main
+import fbcnn.networks.modelfiles as modelfiles
+from fbcnn.frontends.cli import main
+from fbcnn.networks.checkpoints import save_network
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "astronaut_qf10.jpg"
@@ -65,8 +65,8 @@ def models(tmp_path, monkeypatch, screenshot_mode) -> None:
 def server(models):
     """`fbcnn serve`'s page on a free local port, in this process (so the models above)."""
     pytest.importorskip("gradio", reason="the web app needs gradio: pip install -e '.[app]'")
-    from fbcnn import app
-    from fbcnn.pipeline import ModelSet
+    from fbcnn.engine.pipeline import ModelSet
+    from fbcnn.frontends import app
 
     demo = app.build_app(ModelSet())
     port = free_port()

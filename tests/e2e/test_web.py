@@ -29,8 +29,8 @@ from click.testing import CliRunner
 from conftest import make_photo
 from PIL import Image, ImageDraw
 
-from fbcnn.cli import main
-from fbcnn.jpeg import encode
+from fbcnn.frontends.cli import main
+from fbcnn.jpeg.tables import encode
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "astronaut_qf10.jpg"
@@ -206,7 +206,7 @@ def check_parity(page, tmp_path: Path, jpeg: Path, case: str, mode: str,
 
 
 def header_qf(path: Path) -> int | None:
-    from fbcnn.jpeg import header_qf as qf_of
+    from fbcnn.jpeg.tables import header_qf as qf_of
 
     with Image.open(path) as im:
         return qf_of(im)
@@ -274,7 +274,7 @@ def test_cmyk_jpeg_is_converted_and_restored(server, page, tmp_path) -> None:
 @pytest.mark.slow
 def test_colour_jpeg_many_tiles_matches_cli(server, page, tmp_path) -> None:
     """700x300 in tiles of 128 (3 rows of 7): the QF is read on its own QF tiles."""
-    from fbcnn.restore import tile_spans
+    from fbcnn.engine.restorer import tile_spans
 
     jpeg = tmp_path / "wide.jpg"
     jpeg.write_bytes(encode(make_photo(300, 700, 3, seed=5), 40, subsampling="4:4:4"))
@@ -416,9 +416,15 @@ def test_javascript_ports_match_python(server, page) -> None:
     """jpeg.js (IJG tables, QF from tables), tiles.js (tile plan, QF tiles, ramps) and
     consistency.js (projection, near-lossless shares) against the Python they were ported
     from."""
-    from fbcnn.consistency import JpegTables, project
-    from fbcnn.jpeg import _standard_tables, qf_from_tables
-    from fbcnn.restore import QF_WINDOWS_MAX, QF_WINDOWS_MIN, _ramp, qf_tile_boxes, tile_spans
+    from fbcnn.engine.restorer import (
+        QF_WINDOWS_MAX,
+        QF_WINDOWS_MIN,
+        _ramp,
+        qf_tile_boxes,
+        tile_spans,
+    )
+    from fbcnn.jpeg.consistency import JpegTables, project
+    from fbcnn.jpeg.tables import _standard_tables, qf_from_tables
 
     page.goto(f"{server}?ep=wasm")
     load = "Promise.all([import('./jpeg.js'), import('./tiles.js'), import('./consistency.js')])"
@@ -489,7 +495,7 @@ def test_javascript_ports_match_python(server, page) -> None:
         assert (got != want).mean() < 0.001, (h, w, channels, sampling)
 
     # near-lossless JPEGs: the quality that decides, the shares kept, the change kept
-    from fbcnn import nearlossless
+    from fbcnn.jpeg import nearlossless
 
     qualities = [(93.6, 95), (80.0, 95), (96.5, None), (99.0, 100)]
     quality_cases = [q for q in np.arange(85.0, 101.0, 0.75)]

@@ -1,4 +1,4 @@
-// MozJPEG under node for fbcnn.encoders: requests come on stdin, each a header of eight
+// MozJPEG under node for fbcnn.jpeg.encoders: requests come on stdin, each a header of eight
 // little-endian int32 (width, height, channels 1|3, quality, quant_table, luma sampling
 // factor 1 (4:4:4) or 2 (4:2:0), -1 for the encoder's own choice, trellis 0|1, unused) followed by
 // width*height*channels pixel bytes; each answer is a uint32 length and the JPEG bytes

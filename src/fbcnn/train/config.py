@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from ..network import FBCNNConfig
+from ..networks.network import FBCNNConfig
 
 
 @dataclass
@@ -25,13 +25,13 @@ class DataConfig:
     # compression first (QF1 <= QF2: the earlier, heavier JPEG that FBCNN-A exists to undo);
     # the rest keep the order drawn
     double_stronger_first: float = 0.0
-    # training QFs (see fbcnn.degrade.QFDistribution): a common QF (10..60) with probability
+    # training QFs (see fbcnn.jpeg.degrade.QFDistribution): a common QF (10..60) with probability
     # qf_common, one in qf_high_range with probability qf_high, else one in qf_range
     qf_common: float = 0.5
     qf_high: float = 0.2
     qf_range: list[int] = field(default_factory=lambda: [5, 100])
     qf_high_range: list[int] = field(default_factory=lambda: [85, 100])
-    # which encoder writes each JPEG (fbcnn.degrade.EncoderMixture): weights of `libjpeg`
+    # which encoder writes each JPEG (fbcnn.jpeg.degrade.EncoderMixture): weights of `libjpeg`
     # (IJG tables), `tables` (libjpeg, tables outside the IJG family), `mozjpeg`, `jpegli`;
     # and of the subsampling ('4:2:0', '4:2:2', '4:4:4'). Unset: libjpeg at 4:2:0 only
     encoders: dict[str, float] | None = None
@@ -50,7 +50,7 @@ class ValidationConfig:
     limit: int = 8
     crop: int = 256  # centre crop for speed; 0 = whole image
     every: int = 2000  # iterations
-    # encoders the validation JPEGs are written by (fbcnn.encoders.parse_encoder names);
+    # encoders the validation JPEGs are written by (fbcnn.jpeg.encoders.parse_encoder names);
     # the best checkpoint is chosen on the mean gain over all of them
     encoders: list[str] = field(default_factory=lambda: ["libjpeg"])
 

@@ -15,9 +15,9 @@ import dataclasses
 
 import torch
 
-from ..network import FBCNN
+from ..networks.network import FBCNN
 
-LUMA = (0.299, 0.587, 0.114)  # BT.601, as `fbcnn.color.rgb_to_y`
+LUMA = (0.299, 0.587, 0.114)  # BT.601, as `fbcnn.jpeg.color.rgb_to_y`
 
 
 def grey_from_colour(colour: FBCNN) -> FBCNN:

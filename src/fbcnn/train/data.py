@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..color import rgb_to_gray_plain, rgb_to_y
-from ..degrade import (
+from ..images.files import ImageError, list_inputs, read_image
+from ..jpeg.color import rgb_to_gray_plain, rgb_to_y
+from ..jpeg.degrade import (
     DegradedPatch,
     EncoderMixture,
     QFDistribution,
@@ -19,8 +20,7 @@ from ..degrade import (
     random_double_jpeg,
     single_jpeg,
 )
-from ..imageio import ImageError, list_inputs, read_image
-from ..network import qf_to_network
+from ..networks.network import qf_to_network
 from .config import DataConfig
 
 

@@ -24,13 +24,13 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from ..checkpoints import PROVENANCE_KEY, file_sha256, load_network, save_network
-from ..color import rgb_to_y
 from ..device import pick_device, resolve_precision
-from ..encoders import available, compress_with, parse_encoder
-from ..jpeg import compress
-from ..metrics import psnr
-from ..network import FBCNN, network_to_qf, orthogonal_init, qf_to_network
+from ..evaluation.metrics import psnr
+from ..jpeg.color import rgb_to_y
+from ..jpeg.encoders import available, compress_with, parse_encoder
+from ..jpeg.tables import compress
+from ..networks.checkpoints import PROVENANCE_KEY, file_sha256, load_network, save_network
+from ..networks.network import FBCNN, network_to_qf, orthogonal_init, qf_to_network
 from .config import TrainConfig
 from .convert import grey_from_colour
 from .data import Batch, PatchSampler, PatchStream, find_images, load_images

@@ -169,8 +169,8 @@ def _channels(path: Path) -> int:
 
 
 def _export(name: str, source: str | Path, target: Path) -> None:
-    from ..checkpoints import CheckpointError
-    from ..export import ExportError, export_model
+    from ..networks.checkpoints import CheckpointError
+    from ..networks.export import ExportError, export_model
 
     try:
         export_model(source, "onnx", target, qf_input=True)
@@ -183,7 +183,7 @@ def _export(name: str, source: str | Path, target: Path) -> None:
 
 
 def _qf_tile(source: str | Path) -> int | None:
-    from ..modelfiles import resolve_model, training_patch_size
+    from ..networks.modelfiles import resolve_model, training_patch_size
 
     return training_patch_size(resolve_model(source))
 
@@ -194,7 +194,7 @@ def build_site(output: str | Path, models: Mapping[str, str | Path] | None = Non
     """Write the static site to `output` (a new or empty folder, or an earlier build, which
     is replaced once the new one is complete). `models`: 'color' and 'gray' -> a model name
     or checkpoint path (default: the shipped models)."""
-    from .. import __version__
+    from ..version import __version__
 
     output = Path(output)
     models = dict(DEFAULT_MODELS if models is None else models)
@@ -227,7 +227,7 @@ def build_site(output: str | Path, models: Mapping[str, str | Path] | None = Non
             "backends": backends,
             "models": {name: {"file": f"models/{name}.onnx", "channels": MODEL_CHANNELS[name],
                               "source": str(source),
-                              # the QF is read at the training patch size (fbcnn.restore)
+                              # the QF is read at the training patch size (fbcnn.engine.restorer)
                               "qf_tile": _qf_tile(source),
                               "bytes": (tmp / "models" / f"{name}.onnx").stat().st_size}
                        for name, source in models.items()},

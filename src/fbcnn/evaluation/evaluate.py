@@ -13,9 +13,9 @@ compression's, which starts at (0, 0), so the grid never changes.
 
 The QF fed to the network is its own prediction, a fixed `qf_input`, or with
 `correction='dominant'` the QF that dominates the artifacts of a double JPEG according to
-the recompression analysis (`fbcnn.recompress`).
+the recompression analysis (`fbcnn.jpeg.recompress`).
 
-`encoder` (`fbcnn.encoders`) writes every JPEG of the evaluation (both of a double JPEG) at the
+`encoder` (`fbcnn.jpeg.encoders`) writes every JPEG of the evaluation (both of a double JPEG) at the
 row's QF taken as that encoder's quality setting; the default, libjpeg, is the paper's IJG
 tables at 4:2:0. What the restoration is given is then read off the file written last, as
 `fbcnn restore` reads a file: its tables and chroma subsampling (JPEG consistency, the block
@@ -36,14 +36,14 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from ..engine.restorer import Restorer
+from ..jpeg.color import rgb_to_y
+from ..jpeg.consistency import JpegTables
+from ..jpeg.degrade import double_jpeg
+from ..jpeg.encoders import EncoderSpec, decode_with_qf, encode_with, parse_encoder
+from ..jpeg.tables import check_qf, compress, grid_multiple, qf_from_tables, subsampling_of
+from ..networks.network import FBCNN
 from . import metrics
-from .color import rgb_to_y
-from .consistency import JpegTables
-from .degrade import double_jpeg
-from .encoders import EncoderSpec, decode_with_qf, encode_with, parse_encoder
-from .jpeg import check_qf, compress, grid_multiple, qf_from_tables, subsampling_of
-from .network import FBCNN
-from .restore import Restorer
 
 METRICS = ("psnr", "ssim", "psnrb")
 CORRECTIONS = ("none", "dominant", "tables")
@@ -155,7 +155,7 @@ def _file_facts(data: bytes, channels: int) -> tuple[JpegTables | None, int, str
     """(tables, header QF, subsampling) of a JPEG file as `fbcnn restore` reads them
     (`imageio.read_image`, `pipeline.jpeg_tables`). Grey: the luma plane of the file, its
     table alone (jpegli writes grey images as colour files)."""
-    from .imageio import _usable_tables
+    from ..images.files import _usable_tables
 
     with Image.open(io.BytesIO(data)) as im:
         subsampling = subsampling_of(im)
@@ -205,7 +205,7 @@ def degrade_with(clean: np.ndarray, setting: Setting,
 
 def list_images(data_dir: str | Path, limit: int | None = None) -> list[Path]:
     """The image files of a folder (sorted, not recursive), the first `limit` of them."""
-    from .imageio import list_inputs
+    from ..images.files import list_inputs
 
     folder = Path(data_dir)
     if not folder.exists():
@@ -225,7 +225,7 @@ def list_images(data_dir: str | Path, limit: int | None = None) -> list[Path]:
 def load_clean(path: Path, gray: bool) -> np.ndarray:
     """A clean uint8 image: HxWx1 grey (BT.601 Y of colour files) or HxWx3 colour (grey
     files repeated over three channels)."""
-    from .imageio import ImageError, read_image
+    from ..images.files import ImageError, read_image
 
     try:
         pixels = read_image(path).pixels
@@ -245,7 +245,9 @@ def _as_restorer(model: Restorer | FBCNN | str | Path, device: str,
         return model, "network"
     if isinstance(model, FBCNN):
         return Restorer(model, device=device, precision=precision), "network"
-    from .model import load_model  # the engine `fbcnn restore` would pick (fbcnn.backend)
+    from ..engine.model import (
+        load_model,  # the engine `fbcnn restore` would pick (fbcnn.networks.runtimes)
+    )
 
     loaded = load_model(model, device=device, precision=precision, backend=backend)
     return loaded.restorer, str(model)
@@ -253,7 +255,7 @@ def _as_restorer(model: Restorer | FBCNN | str | Path, device: str,
 
 def _dominant_qf(degraded: np.ndarray, last_qf: int, predicted_qf: float) -> float | None:
     """The QF `fbcnn restore` feeds this double JPEG (None: the prediction)."""
-    from .recompress import analyse  # FBCNN-D: only needed for this correction
+    from ..jpeg.recompress import analyse  # FBCNN-D: only needed for this correction
 
     return analyse(degraded, last_qf=last_qf).qf_to_feed(predicted_qf)
 

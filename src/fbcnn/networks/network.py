@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .netconfig import GRID, FBCNNConfig, network_to_qf, qf_to_network
+from .config import GRID, FBCNNConfig, network_to_qf, qf_to_network
 
 __all__ = ["FBCNN", "FBCNNConfig", "GRID", "network_to_qf", "qf_to_network"]
 

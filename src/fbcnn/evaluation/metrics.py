@@ -33,7 +33,7 @@ import math
 
 import numpy as np
 
-from .color import rgb_to_y
+from ..jpeg.color import rgb_to_y
 
 BLOCK = 8  # JPEG block size
 SSIM_WINDOW = 11

@@ -33,9 +33,9 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps
 
-from fbcnn import jpeg
-from fbcnn.device import available_cpus
-from fbcnn.pngwrite import write_png
+from ..device import available_cpus
+from ..jpeg import tables as jpeg
+from .png import write_png
 
 DEFAULT_MAX_MEGAPIXELS = 200.0  # read_image refuses bigger images before decoding
 MIN_SIDE = 8
@@ -52,7 +52,7 @@ _TEMP_RANDOM = r"[a-z0-9_]{8}"
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
 SKIP_FOLDER = "restored"
 
-# output suffix -> (format, Pillow's save options). PNG is written by `fbcnn.pngwrite`, not
+# output suffix -> (format, Pillow's save options). PNG is written by `fbcnn.images.png`, not
 # Pillow (zlib level 1 on the CPUs' threads: on a restored 3-MP photo 0.08 s, where Pillow took
 # 0.19 s at level 1 and 1.05 s at its default 6, for a file 1% larger than Pillow's level 1;
 # measured by `scripts/png_levels.py`, docs/benchmarks.md).

@@ -11,16 +11,16 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from . import __version__
+from ..version import __version__
 
 if TYPE_CHECKING:
-    from .pipeline import ModelSet, RestoreOptions
+    from ..engine.pipeline import ModelSet, RestoreOptions
 
 DEVICES = click.Choice(["auto", "cpu", "cuda", "mps"])
 
 
 def parse_qf(value: str) -> float | None:
-    from .jpeg import check_qf
+    from ..jpeg.tables import check_qf
 
     if value == "auto":
         return None
@@ -44,7 +44,7 @@ def parse_int_list(value: str | None) -> list[int] | None:
 
 
 def write_json(path: str, value: object) -> None:
-    from .imageio import ImageError, write_text_atomic
+    from ..images.files import ImageError, write_text_atomic
 
     try:
         write_text_atomic(Path(path), json.dumps(value, indent=1))
@@ -78,9 +78,9 @@ def main() -> None:
 def train(config_path: str, resume: bool, minutes: float | None, iterations: int | None,
           output: str | None, overrides: tuple[str, ...]) -> None:
     """Train a model (torchrun for several processes or GPUs)."""
-    from .train import Trainer, load_config
-    from .train.config import apply_overrides
-    from .train.loop import shutdown_distributed
+    from ..train import Trainer, load_config
+    from ..train.config import apply_overrides
+    from ..train.loop import shutdown_distributed
 
     try:
         config = apply_overrides(load_config(config_path), overrides)
@@ -103,7 +103,7 @@ def train(config_path: str, resume: bool, minutes: float | None, iterations: int
 
 
 def check_tile(ctx: click.Context, param: click.Parameter, value: int) -> int:
-    from .restore import MIN_TILE
+    from ..engine.restorer import MIN_TILE
 
     if 0 < value < MIN_TILE:
         raise click.BadParameter(f"must be 0 (one pass) or at least {MIN_TILE}, got {value}")
@@ -203,7 +203,7 @@ def restore(inputs: tuple[str, ...], outdir: str | None, suffix: str | None, ext
             address: str | None, workers: int | None, threads_per_worker: int | None,
             gpus_per_worker: float | None) -> None:
     """Remove JPEG artifacts from INPUT files or folders; writes PNGs (or --ext)."""
-    from .pipeline import RestoreOptions, check_suffix
+    from ..engine.pipeline import RestoreOptions, check_suffix
 
     qf = parse_qf(qf_text)
     sweep = parse_int_list(qf_sweep)
@@ -244,7 +244,7 @@ def restore(inputs: tuple[str, ...], outdir: str | None, suffix: str | None, ext
 
 def _restore_distributed(inputs: tuple[str, ...], outdir: str | None, recursive: bool,
                          options: RestoreOptions, **engine: Any) -> int:
-    """--engine ray, or URIs (s3://...): fbcnn.distributed (docs/distributed.md); returns
+    """--engine ray, or URIs (s3://...): fbcnn.frontends.distributed (docs/distributed.md); returns
     the exit code."""
     from .distributed import EngineError, restore_command
 
@@ -257,14 +257,14 @@ def _restore_distributed(inputs: tuple[str, ...], outdir: str | None, recursive:
 def _model_set(model: str | None, device: str, tile: int, precision: str,
                backend: str = "auto", inputs: Sequence[str] = (),
                recursive: bool = False) -> ModelSet:
-    from .modelfiles import CheckpointError
-    from .pipeline import ModelSet
+    from ..engine.pipeline import ModelSet
+    from ..networks.modelfiles import CheckpointError
 
     try:
         models = ModelSet(model, device=device, tile=tile, precision=precision,
                           backend=backend)
         if model:  # a bad --model fails once, up front (loaded for the first image's size)
-            from .imageio import header_megapixels, list_inputs
+            from ..images.files import header_megapixels, list_inputs
 
             first = next(iter(list_inputs(inputs, recursive)), None)
             models.get(model, None if first is None else header_megapixels(first))
@@ -303,15 +303,15 @@ def _restore_batch(inputs: tuple[str, ...], outdir: str | None, recursive: bool,
 
     from tqdm import tqdm
 
-    from .imageio import ImageError, list_inputs
-    from .modelfiles import CheckpointError
-    from .pipeline import (
+    from ..engine.pipeline import (
         batch_summary,
         check_output_folders,
         plan_run,
         report_line,
         restore_file,
     )
+    from ..images.files import ImageError, list_inputs
+    from ..networks.modelfiles import CheckpointError
 
     paths = list_inputs(inputs, recursive=recursive)
     if not paths:
@@ -370,9 +370,9 @@ def _restore_batch(inputs: tuple[str, ...], outdir: str | None, recursive: bool,
 @click.option("--device", type=DEVICES, default="auto", show_default=True)
 def inspect(images: tuple[str, ...], as_json: bool, model: str | None, device: str) -> None:
     """Report the QF in the file, the predicted QF, size, mode, subsampling, double JPEG."""
-    from .imageio import ImageError
-    from .modelfiles import CheckpointError
-    from .pipeline import ModelSet, inspect_file
+    from ..engine.pipeline import ModelSet, inspect_file
+    from ..images.files import ImageError
+    from ..networks.modelfiles import CheckpointError
 
     models = ModelSet(model, device=device)
     infos, failed = [], 0
@@ -439,8 +439,8 @@ def parse_shift(value: str) -> tuple[int, int]:
 
 
 def check_encoder(ctx: click.Context, param: click.Parameter, value: str) -> Any:
-    """An `fbcnn.encoders.EncoderSpec` from --encoder (BadParameter with one line)."""
-    from .encoders import parse_encoder
+    """An `fbcnn.jpeg.encoders.EncoderSpec` from --encoder (BadParameter with one line)."""
+    from ..jpeg.encoders import parse_encoder
 
     try:
         return parse_encoder(value)
@@ -482,9 +482,9 @@ def evaluate(data: str, gray: bool, qf_text: str | None, double_text: str | None
              limit: int | None, json_path: str | None, device: str, precision: str,
              consistency: str, backend: str, encoder: Any) -> None:
     """Degrade clean images with JPEG, restore them, and print PSNR | SSIM | PSNR-B."""
-    from .encoders import EncoderError
-    from .evaluate import evaluate as run_evaluation
-    from .evaluate import format_table
+    from ..evaluation.evaluate import evaluate as run_evaluation
+    from ..evaluation.evaluate import format_table
+    from ..jpeg.encoders import EncoderError
 
     double = parse_pairs(double_text)
     qfs = parse_int_list(qf_text) or ([] if double else [10, 20, 30, 40])
@@ -539,9 +539,14 @@ def benchmark(model_names: tuple[str, ...], sizes: str, published: bool, device:
               end_to_end: bool, yardstick: str | None, json_path: str | None) -> None:
     """Megapixels per second and peak memory per model, size, tiled and untiled, in each
     precision; and the end-to-end restore of a photo."""
-    from .benchmark import format_benchmark, published_architecture, run_benchmark
-    from .checkpoints import CheckpointError, available_models, load_network, resolve_model
-    from .device import pick_device
+    from ..device import pick_device
+    from ..evaluation.benchmark import format_benchmark, published_architecture, run_benchmark
+    from ..networks.checkpoints import (
+        CheckpointError,
+        available_models,
+        load_network,
+        resolve_model,
+    )
 
     try:
         device = str(pick_device(device))
@@ -560,7 +565,7 @@ def benchmark(model_names: tuple[str, ...], sizes: str, published: bool, device:
     if not engines or any(b not in ("torch", "onnx", "openvino") for b in engines):
         raise click.BadParameter(f"expected openvino, torch and / or onnx, got '{backends}'",
                                  param_hint="--backends")
-    from .backend import onnxruntime_installed, openvino_installed
+    from ..networks.runtimes import onnxruntime_installed, openvino_installed
 
     for graph_engine, present in (("onnx", onnxruntime_installed),
                                   ("openvino", openvino_installed)):
@@ -568,7 +573,7 @@ def benchmark(model_names: tuple[str, ...], sizes: str, published: bool, device:
             engines.remove(graph_engine)
         elif graph_engine in engines and not present():
             raise click.ClickException(f"--backends {graph_engine} needs it installed")
-    from .benchmark import find_yardstick
+    from ..evaluation.benchmark import find_yardstick
 
     stick = find_yardstick(yardstick)
     if yardstick and stick is None:
@@ -578,12 +583,12 @@ def benchmark(model_names: tuple[str, ...], sizes: str, published: bool, device:
                            repeats=repeats, tile=tile, progress=True, precisions=chosen,
                            backends=engines)
     if end_to_end:
-        from .benchmark import end_to_end as time_end_to_end
+        from ..evaluation.benchmark import end_to_end as time_end_to_end
 
         rows = [time_end_to_end(repeats=repeats, precision=p)
                 for p in dict.fromkeys(["auto", *chosen])]
         result["end_to_end"] = rows
-        from .benchmark import whole_process
+        from ..evaluation.benchmark import whole_process
 
         result["whole_process"] = whole_process(yardstick=stick, repeats=repeats)
     click.echo(format_benchmark(result))
@@ -617,8 +622,8 @@ def export_command(model_name: str, fmt: str, output: str, qf_input: bool,
     spandrel: the weights in the layout of spandrel's FBCNN (padded with zeros: larger
     files, the same output), restoring with the predicted QF.
     """
-    from .export import ExportError, export_model
-    from .modelfiles import CheckpointError
+    from ..networks.export import ExportError, export_model
+    from ..networks.modelfiles import CheckpointError
 
     try:
         path = export_model(model_name, fmt, output, qf_input=qf_input, opset=opset)
@@ -670,8 +675,8 @@ def web() -> None:
               help="Folder to write the site to (new, empty, or an earlier build).")
 def web_build(output: str) -> None:
     """Write the static site: page, JavaScript, ONNX models, onnxruntime-web (needs npm once)."""
-    from .web import WebError
-    from .web.build import build_site
+    from ..web import WebError
+    from ..web.build import build_site
 
     try:
         report = build_site(output, log=lambda m: click.echo(m, err=True))
@@ -688,8 +693,8 @@ def web_build(output: str) -> None:
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 def web_serve(directory: str, port: int) -> None:
     """Serve a built site on 127.0.0.1, with the headers WASM threads need."""
-    from .web import WebError
-    from .web.serve import serve as serve_site
+    from ..web import WebError
+    from ..web.serve import serve as serve_site
 
     try:
         serve_site(directory, port=port, echo=lambda m: click.echo(m, err=True))

@@ -90,11 +90,11 @@ def externalise(model: object, weights: Path) -> int:
 def export_graph_on_weights(weights: str | Path, output: str | Path | None = None) -> Path:
     """Write the whole ONNX graph of a .safetensors model beside it (`<stem>.onnx`, or
     `output` in the same folder), reading its tensors from the file (see the module doc).
-    Its metadata records the weights' sha256 (`fbcnn.backend.GRAPH_WEIGHTS_KEY`)."""
+    Its metadata records the weights' sha256 (`fbcnn.networks.runtimes.GRAPH_WEIGHTS_KEY`)."""
     import onnx
 
-    from .backend import GRAPH_WEIGHTS_KEY
     from .modelfiles import file_sha256
+    from .runtimes import GRAPH_WEIGHTS_KEY
 
     weights = Path(weights)
     target = Path(output) if output is not None else weights.with_suffix(".onnx")
@@ -133,9 +133,9 @@ def export_part_on_weights(weights: str | Path, part: str) -> Path:
     import onnx
     import onnxruntime as ort
 
-    from .backend import GRAPH_WEIGHTS_KEY
     from .checkpoints import load_network
     from .modelfiles import file_sha256
+    from .runtimes import GRAPH_WEIGHTS_KEY
 
     if part not in PARTS:
         raise ExportError(f"unknown part {part!r} ({', '.join(PARTS)})")

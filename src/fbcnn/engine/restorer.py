@@ -3,7 +3,8 @@
 Works on uint8 arrays (HxWx1 grey or HxWx3 colour); files are imageio's business.
 
     pixels -> QF (one global value) -> tiles on the JPEG grid -> network -> blend
-           -> JPEG consistency (`fbcnn.consistency`) -> near-lossless share (`fbcnn.nearlossless`)
+           -> JPEG consistency (`fbcnn.jpeg.consistency`)
+           -> near-lossless share (`fbcnn.jpeg.nearlossless`)
 
 - **One global QF.** A model that knows the patch size its last training stage saw
   (`qf_tile`, from the weights' provenance) reads the QF as the mean of its decoupler over
@@ -21,8 +22,8 @@ Works on uint8 arrays (HxWx1 grey or HxWx3 colour); files are imageio's business
   in float (memory grows with the tile size and the image width, not the image area).
 - **Precision.** bf16 autocast where it is fast (CUDA, or a CPU with AMX / AVX512-BF16), fp32
   elsewhere (`precision="auto"`); the blend and the output are always fp32 -> uint8.
-- **Three runtimes, one path.** The network is a torch module (`fbcnn.network.FBCNN`) or a
-  graph run by OpenVINO or onnxruntime (`fbcnn.onnx_backend.GraphFBCNN`, numpy in and out:
+- **Three runtimes, one path.** The network is a torch module (`fbcnn.networks.network.FBCNN`) or a
+  graph run by OpenVINO or onnxruntime (`fbcnn.networks.onnx_runtime.GraphFBCNN`, numpy in and out:
   torch is not even imported); everything around it, tiles, QF, blend, projection, is the
   same code.
 """
@@ -37,11 +38,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from . import nearlossless
-from .consistency import JpegTables, project
-from .device import available_cpus
-from .jpeg import check_qf
-from .netconfig import FBCNNConfig, network_to_qf, qf_to_network
+from ..device import available_cpus
+from ..jpeg import nearlossless
+from ..jpeg.consistency import JpegTables, project
+from ..jpeg.tables import check_qf
+from ..networks.config import FBCNNConfig, network_to_qf, qf_to_network
 
 if TYPE_CHECKING:
     import torch
@@ -60,8 +61,8 @@ Progress = Callable[[int, int], None]
 
 
 class Backend(Protocol):
-    """What runs the network: `fbcnn.network.FBCNN` or a graph runtime
-    (`fbcnn.onnx_backend.GraphFBCNN`, whose `runs_on_numpy` makes Restorer call its numpy
+    """What runs the network: `fbcnn.networks.network.FBCNN` or a graph runtime
+    (`fbcnn.networks.onnx_runtime.GraphFBCNN`, whose `runs_on_numpy` makes Restorer call its numpy
     methods `run_array` and `predict_qf_array` instead, with the same units and shapes).
 
     Both take and return tensors in the network's units: images (N, C, H, W) in [0, 1], the
@@ -191,7 +192,7 @@ class Restorer:
         else:
             import torch
 
-            from .device import pick_device, resolve_precision
+            from ..device import pick_device, resolve_precision
 
             self.is_torch = isinstance(network, torch.nn.Module)
             self.device = pick_device(device) if isinstance(device, str) else device
@@ -334,9 +335,9 @@ class Restorer:
         has `predict_qf`'s value, saves reading it again; `grid` is the JPEG block grid the
         tiles start on (16 for 4:2:0 colour, 8 otherwise); `progress(done, total)` is called
         after each tile; `tables`, the quantisation tables of the JPEG the pixels were
-        decoded from, keep the result consistent with that file (`fbcnn.consistency`).
+        decoded from, keep the result consistent with that file (`fbcnn.jpeg.consistency`).
         Without `qf`, a near-lossless JPEG (QF above 90, by its tables or else by the
-        reading) keeps only part of the change (`fbcnn.nearlossless`), unless
+        reading) keeps only part of the change (`fbcnn.jpeg.nearlossless`), unless
         `near_lossless` is False (a double JPEG: its earlier compression is not)."""
         pixels = self.check(pixels)
         if qf is not None:

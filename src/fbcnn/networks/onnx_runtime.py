@@ -2,7 +2,7 @@
 model's weights) in a graph runtime, standing in for the torch `FBCNN` module.
 
 `GraphFBCNN` is what every graph runtime shares; `OnnxFBCNN` runs the graph in onnxruntime,
-`fbcnn.openvino_backend.OpenVinoFBCNN` in OpenVINO. Both work on numpy arrays (`run_array`,
+`fbcnn.networks.openvino_runtime.OpenVinoFBCNN` in OpenVINO. Both work on numpy arrays (`run_array`,
 `predict_qf_array`), which is how `Restorer` drives them, so restoring through them never
 imports torch. They also have the torch module's interface for callers that hold tensors:
 `.config`, `forward(x, qf_override=None)` (also by calling it), `predict_qf(x)`, and
@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .config import FBCNNConfig, network_to_qf
 from .modelfiles import CheckpointError
-from .netconfig import FBCNNConfig, network_to_qf
 
 if TYPE_CHECKING:
     import torch
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 OVERRIDE_ATOL = 1e-4  # network units: 0.01 QF
 NO_QF_INPUT = "this ONNX model was exported without --qf-input; re-export it to set the QF"
-QF_AUTO_KEY = "fbcnn.qf_input_auto"  # fbcnn.export writes it
+QF_AUTO_KEY = "fbcnn.qf_input_auto"  # fbcnn.networks.export writes it
 FLOAT = "float32"
 
 # (name, element type, shape): a dimension is an int when fixed, anything else when dynamic
@@ -106,7 +106,7 @@ class GraphFBCNN:
     qf_name: str | None
     qf_auto: bool
     config: FBCNNConfig
-    metadata: dict[str, str]  # the export's (`fbcnn.export`)
+    metadata: dict[str, str]  # the export's (`fbcnn.networks.export`)
 
     def _open(self, path: str | Path, runtime_module: str, runtime_name: str) -> None:
         """Check the runtime is installed and the file is there; sets `path`."""

@@ -87,7 +87,7 @@ class JpegTables:
     @classmethod
     def standard(cls, qf: int, colour: bool, subsampling: str = "4:2:0") -> JpegTables:
         """The IJG tables at `qf`, as Pillow (libjpeg) writes them."""
-        from .jpeg import _standard_tables
+        from .tables import _standard_tables
 
         tables = _standard_tables()[int(qf) - 1].astype(int).tolist()
         if not colour:
@@ -98,7 +98,7 @@ class JpegTables:
     def quality(self) -> int:
         """The IJG quality of these tables (`jpeg.qf_from_tables`: exact for libjpeg-made
         files, the nearest fit for others)."""
-        from .jpeg import qf_from_tables
+        from .tables import qf_from_tables
 
         return qf_from_tables({0: list(self.luma)} if self.chroma is None
                               else {0: list(self.luma), 1: list(self.chroma)})

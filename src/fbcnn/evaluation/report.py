@@ -1,7 +1,7 @@
 """docs/results.md from `fbcnn evaluate` results: small builders of markdown tables and lines.
 
-Every function takes the JSON-loaded result dicts of `fbcnn.evaluate.evaluate` (as written
-by scripts/make_results.py, which runs the evaluations and writes the files) and returns
+Every function takes the JSON-loaded result dicts of `fbcnn.evaluation.evaluate.evaluate` (as
+written by scripts/make_results.py, which runs the evaluations and writes the files) and returns
 text; nothing here reads files or runs a network.
 
     result = {"model": "color", "gray": False, "images": 200, "seconds": 502.0,
@@ -395,13 +395,13 @@ def document_header(run: Run) -> list[str]:
         f"decode, crop `[{SHIFT[0]}:, {SHIFT[1]}:]`, QF2, decode (ground truth cropped "
         "alike). Grey models are measured on the rounded BT.601 Y of the colour images, and "
         f"also on BSD68 (`{run.bsd68}`, grey images).", "",
-        "Metrics (`fbcnn.metrics`): PSNR over all channels; SSIM with an 11x11 Gaussian "
+        "Metrics (`fbcnn.evaluation.metrics`): PSNR over all channels; SSIM with an 11x11 Gaussian "
         "window (sigma 1.5), valid region, colour = mean of the channel SSIMs; PSNR-B with "
         "the blocking effect factor of the image under test (its Y channel for colour). "
         "With these definitions our JPEG columns reproduce the paper's to the printed digits "
         "(the check in the JPEG columns below).", "",
         "`dominant QF`: the QF fed to the network is the recompression analysis' dominant "
-        "QF (`fbcnn.recompress`), not the network's prediction (FBCNN-D).", "",
+        "QF (`fbcnn.jpeg.recompress`), not the network's prediction (FBCNN-D).", "",
         f"Paper numbers: {PAPER_SOURCE}.", "",
     ]
 

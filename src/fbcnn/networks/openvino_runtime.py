@@ -1,4 +1,4 @@
-"""Run an FBCNN graph in OpenVINO: the default CPU runtime (`fbcnn.backend`).
+"""Run an FBCNN graph in OpenVINO: the default CPU runtime (`fbcnn.networks.runtimes`).
 
 OpenVINO computes in bf16 on CPUs that do it natively (AMX-BF16 or AVX512-BF16) and in f32
 elsewhere (`precision` 'auto'; 'fp32' and 'bf16' ask for one). On the 2-core AMD EPYC
@@ -10,8 +10,8 @@ The graph is compiled once per model with dynamic sizes: a fixed-size compile ra
 tile 9% faster (0.114 s) but would need one compile per tile shape (balanced tiles come in
 up to four shapes, QF windows in more), each about as long as the tiles it would save on a
 photo. The compiled model is cached on disk (OpenVINO's `CACHE_DIR`, under
-`fbcnn.backend.cache_dir()/openvino`, keyed by OpenVINO on the graph and its weights), which
-takes reading and compiling from 0.17 s to 0.06 s in later processes.
+`fbcnn.networks.runtimes.cache_dir()/openvino`, keyed by OpenVINO on the graph and its weights),
+which takes reading and compiling from 0.17 s to 0.06 s in later processes.
 A cache that cannot be written is skipped.
 
 Each thread gets its own infer request, so a batch that restores several images at a time
@@ -34,10 +34,10 @@ from typing import Any
 
 import numpy as np
 
-from .backend import GRAPH_WEIGHTS_KEY, cache_dir
+from .config import network_to_qf
 from .modelfiles import CheckpointError
-from .netconfig import network_to_qf
-from .onnx_backend import GraphFBCNN, Port, first_line
+from .onnx_runtime import GraphFBCNN, Port, first_line
+from .runtimes import GRAPH_WEIGHTS_KEY, cache_dir
 
 OV_PRECISIONS = {"fp32": "f32", "bf16": "bf16"}
 PRECISION_KEY = "fbcnn.precision"  # 'int8' in a quantised graph's metadata
@@ -70,7 +70,7 @@ def _core_in(cache: str) -> Any:
 def hint_for(precision: str) -> str:
     """OpenVINO's inference precision for ours: 'auto' -> bf16 where the CPU computes it
     natively, else f32; 'int8' graphs run their float parts the same way."""
-    from .device import cpu_has_native_bf16
+    from ..device import cpu_has_native_bf16
 
     if precision in OV_PRECISIONS:
         return OV_PRECISIONS[precision]

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .jpeg import SUBSAMPLING, qf_from_tables, subsampling_of
+from .tables import SUBSAMPLING, qf_from_tables, subsampling_of
 
 ENCODERS = ("libjpeg", "mozjpeg", "jpegli")
 
@@ -247,7 +247,7 @@ def _jpegli_encode(plane: np.ndarray, quality: int) -> bytes:
     return bytes(pyjpegli.encode(np.ascontiguousarray(rgb).tobytes(), w, h, quality))
 
 
-MOZJPEG_DIR = Path(__file__).with_name("mozjpeg")
+MOZJPEG_DIR = Path(__file__).parents[1] / "mozjpeg"
 # the WebAssembly build takes one luma sampling factor for both axes
 _MOZJPEG_SAMPLING = {"4:4:4": 1, "4:2:0": 2}
 

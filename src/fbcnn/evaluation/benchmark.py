@@ -39,10 +39,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .jpeg import grid_multiple
-from .modelfiles import NAMED_MODELS, named_model_path
-from .network import FBCNN, FBCNNConfig
-from .restore import DEFAULT_TILE, Restorer
+from ..engine.restorer import DEFAULT_TILE, Restorer
+from ..jpeg.tables import grid_multiple
+from ..networks.modelfiles import NAMED_MODELS, named_model_path
+from ..networks.network import FBCNN, FBCNNConfig
 
 DEFAULT_SIZES = ((256, 256), (512, 512), (1024, 1024))
 TEST_IMAGE_QF = 30
@@ -62,7 +62,7 @@ def parameter_count(network: FBCNN) -> int:
 def sample_image(height: int, width: int, channels: int = 3, seed: int = 0) -> np.ndarray:
     """A deterministic uint8 test image: smooth gradients plus noise, JPEG-compressed at
     QF 30 (4:2:0 for colour), like a real compressed photo for the network's cost."""
-    from .jpeg import compress
+    from ..jpeg.tables import compress
 
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
@@ -200,13 +200,13 @@ def measure(network: FBCNN, height: int, width: int, *, device: str = "cpu",
 def _worker() -> None:
     """Entry point of the measuring subprocess: a JSON job on stdin, a JSON line out."""
     job = json.loads(sys.stdin.read())
-    from .checkpoints import load_network
+    from ..networks.checkpoints import load_network
 
     if job.get("threads"):
         torch.set_num_threads(int(job["threads"]))
     network = load_network(job["weights"]).network
     if job.get("backend") in ("onnx", "openvino"):  # the graph `fbcnn restore` runs
-        from .model import _graph_of
+        from ..engine.model import _graph_of
 
         network = _graph_of(Path(job["weights"]), job["backend"],  # type: ignore[assignment]
                             job.get("precision", "auto"))
@@ -226,7 +226,8 @@ def _measure_isolated(weights: Path, height: int, width: int, device: str,
     env = dict(os.environ)
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
-    done = subprocess.run([sys.executable, "-c", "from fbcnn.benchmark import _worker; _worker()"],
+    worker = "from fbcnn.evaluation.benchmark import _worker; _worker()"
+    done = subprocess.run([sys.executable, "-c", worker],
                           input=json.dumps(job), capture_output=True, text=True, env=env,
                           check=False)
     if done.returncode != 0:
@@ -243,7 +244,7 @@ def _one(network: FBCNN, name: str, weights: Path, height: int, width: int, devi
               f"{precision} {backend}", file=sys.stderr, flush=True)
     if isolate or backend != "torch":
         if not weights.is_file():
-            from .checkpoints import save_network
+            from ..networks.checkpoints import save_network
 
             save_network(network, weights)
         row = _measure_isolated(weights, height, width, device, threads, repeats, mode,
@@ -289,7 +290,7 @@ def run_benchmark(models: Sequence[tuple[str, FBCNN]],
             if name in NAMED_MODELS:  # the shipped file: its graphs (and int8 graph) beside it
                 weights = named_model_path(name)
             elif isolate:
-                from .checkpoints import save_network
+                from ..networks.checkpoints import save_network
 
                 save_network(network, weights)
             for height, width in sizes:
@@ -380,10 +381,10 @@ def end_to_end(height: int = 1536, width: int = 2048, repeats: int = 3,
     whole-process time, its peak RSS, and the start-up (the same command on a 64x64 JPEG),
     so `megapixels_per_s_after_startup` = MP / (time - start-up). The start-up run is held
     to the engine the photo runs in (`auto` may pick another for a 64x64 JPEG: see
-    `fbcnn.backend`)."""
+    `fbcnn.networks.runtimes`)."""
     from PIL import Image
 
-    from .backend import choose_backend
+    from ..networks.runtimes import choose_backend
 
     startup_extra: list[str] = []
     if "--backend" not in extra:
@@ -427,8 +428,8 @@ def restore_phases(height: int = 1536, width: int = 2048, repeats: int = 3,
     file's whole time (the four phases)."""
     from PIL import Image
 
-    from .imageio import read_image, write_image
-    from .pipeline import ModelSet, analyse, restore_loaded
+    from ..engine.pipeline import ModelSet, analyse, restore_loaded
+    from ..images.files import read_image, write_image
 
     models = ModelSet(model, precision=precision)
     times: dict[str, list[float]] = {p: [] for p in PHASES}

@@ -38,8 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .imageio import IMAGE_SUFFIXES, SKIP_FOLDER, ImageError, list_inputs
-from .pipeline import (
+from ..engine.pipeline import (
     FileReport,
     ModelSet,
     Planned,
@@ -49,7 +48,8 @@ from .pipeline import (
     plan_outputs,
     restore_file,
 )
-from .pipeline import report_line as pipeline_report_line
+from ..engine.pipeline import report_line as pipeline_report_line
+from ..images.files import IMAGE_SUFFIXES, SKIP_FOLDER, ImageError, list_inputs
 
 ENGINES = ("local", "ray")
 MAX_RESTARTS = 3  # per actor: a worker process that died is started again this many times
@@ -237,7 +237,7 @@ class Worker:
         return o.overwrite or not any(t.exists() for t in planned.all)
 
     def restore(self, item: str, planned: Planned) -> FileOutcome:
-        from .checkpoints import CheckpointError
+        from ..networks.checkpoints import CheckpointError
 
         _test_exit_once(item)
         tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -501,7 +501,7 @@ def restore_many(inputs: Sequence[str | Path], outdir: str | Path | None = None,
 def check_model(spec: ModelSpec) -> None:
     """Fail once, up front, for a --model that cannot be loaded here (a URI: that is not
     there); EngineError."""
-    from .modelfiles import CheckpointError
+    from ..networks.modelfiles import CheckpointError
 
     model = spec.model
     if not model:

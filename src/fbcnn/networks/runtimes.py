@@ -1,8 +1,8 @@
 """Which runtime runs the network, and the graph it runs.
 
 Three runtimes: OpenVINO and onnxruntime run the model's ONNX graph on numpy arrays (so
-restoring never imports torch); torch runs the `fbcnn.network.FBCNN` module. `backend="auto"`
-picks:
+restoring never imports torch); torch runs the `fbcnn.networks.network.FBCNN` module.
+`backend="auto"` picks:
 
 * **torch** where the device may be a GPU (`cuda`, `mps`, or `auto` on a machine with an
   NVIDIA device node or a Mac) and torch is installed: CUDA and MPS run through torch;

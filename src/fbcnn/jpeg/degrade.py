@@ -20,7 +20,7 @@ from .encoders import (
     encode_with,
     file_subsampling,
 )
-from .jpeg import compress
+from .tables import compress
 
 # The paper draws QF from these with probability 3/4, else uniformly from a range. Our recipe
 # (QFDistribution) keeps the common QFs but reaches QF 100 and oversamples 85..100, so that

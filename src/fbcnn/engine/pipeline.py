@@ -25,8 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .consistency import JpegTables
-from .imageio import (
+from ..images.files import (
     DEFAULT_QUALITY,
     ImageError,
     LoadedImage,
@@ -38,11 +37,12 @@ from .imageio import (
     remove_stale_temps,
     write_image,
 )
-from .jpeg import grid_multiple, tables_are_ijg
-from .jpegtrace import JpegTrace
-from .jpegtrace import detect as detect_jpeg
+from ..jpeg.consistency import JpegTables
+from ..jpeg.tables import grid_multiple, tables_are_ijg
+from ..jpeg.trace import JpegTrace
+from ..jpeg.trace import detect as detect_jpeg
 from .model import Model, load_model
-from .restore import DEFAULT_TILE, Progress
+from .restorer import DEFAULT_TILE, Progress
 
 
 class ModelSet:
@@ -134,7 +134,7 @@ class RestoreOptions:
     overwrite: bool = False  # replace outputs that exist (else an error)
     max_megapixels: float | None = None  # refuse bigger inputs (None: imageio's default)
     # an input that is not a JPEG file and whose pixels bear no JPEG compression
-    # (fbcnn.jpegtrace): "copy" writes its pixels unchanged, "skip" writes nothing,
+    # (fbcnn.jpeg.trace): "copy" writes its pixels unchanged, "skip" writes nothing,
     # "restore" restores it anyway
     not_jpeg: str = "copy"
     # None: outputs named <stem>.<ext> in the output folder (default a restored/ folder
@@ -261,7 +261,7 @@ def analyse_double(image: LoadedImage, progress: Callable[[float], None] | None 
     h, w = image.pixels.shape[:2]
     if min(h, w) < DOUBLE_MIN_SIDE or h * w < DOUBLE_MIN_PIXELS or image.converted:
         return None
-    from .recompress import analyse as recompression
+    from ..jpeg.recompress import analyse as recompression
 
     if image.format == "JPEG":
         verdict = recompression(stored_pixels(image), last_qf=image.header_qf,

@@ -24,7 +24,7 @@ network's reading only where there are none (not a JPEG, or consistency off): th
 misses by more than the fade is wide (on the probe's images some QF-95 files read 93-94,
 where the fade would keep a third of their luma change; one Kodak photo at QF 100 reads 66).
 The rule is for the model's own QF and for single JPEGs: with `--qf` the user chooses the
-correction, and a file in which `fbcnn.recompress` finds an earlier, stronger compression
+correction, and a file in which `fbcnn.jpeg.recompress` finds an earlier, stronger compression
 (a re-saved copy of a heavily compressed image) keeps all of it.
 """
 

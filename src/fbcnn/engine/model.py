@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Generic, TypeVar, overload
 import numpy as np
 from PIL import Image
 
-from .consistency import JpegTables
-from .modelfiles import NAMED_MODELS, resolve_model, training_patch_size
-from .restore import DEFAULT_TILE, Backend, Progress, Restorer
+from ..jpeg.consistency import JpegTables
+from ..networks.modelfiles import NAMED_MODELS, resolve_model, training_patch_size
+from .restorer import DEFAULT_TILE, Backend, Progress, Restorer
 
 if TYPE_CHECKING:
-    from .imageio import LoadedImage
-    from .onnx_backend import GraphFBCNN
+    from ..images.files import LoadedImage
+    from ..networks.onnx_runtime import GraphFBCNN
 
 API_MODES = ("L", "LA", "RGB", "RGBA")
 
@@ -45,7 +45,7 @@ class Result(Generic[ImageT]):
         .tif, .bmp), alpha kept (but in JPEG), the ICC profile and EXIF kept (EXIF in PNG,
         JPEG and WebP), atomically (a temp file renamed). Refuses to overwrite the file
         restored or any path in `protect` (ImageError). Returns the path written."""
-        from .imageio import write_image
+        from ..images.files import write_image
 
         pixels, alpha = _pixels_and_alpha(self.image)
         keep = [Path(p) for p in protect]
@@ -74,7 +74,7 @@ class Model:
     def __init__(self, network: Backend, name: str = "model", device: str = "auto",
                  tile: int | None = DEFAULT_TILE, precision: str = "auto",
                  qf_tile: int | None = None) -> None:
-        """`qf_tile`: the window side the QF is read at (see `fbcnn.restore`); `load_model`
+        """`qf_tile`: the window side the QF is read at (see `fbcnn.engine.restorer`); `load_model`
         takes it from the weights' provenance."""
         self.name = name
         self.restorer = Restorer(network, device=device, tile=tile, precision=precision,
@@ -118,7 +118,7 @@ class Model:
         result consistent with that file (JPEG consistency); `predicted_qf`: this model's
         `predict_qf` of the pixels when already known; `progress(done, total)` per tile;
         `near_lossless`: without `qf`, a near-lossless JPEG keeps only part of the change
-        (`fbcnn.nearlossless`; False for a double JPEG)."""
+        (`fbcnn.jpeg.nearlossless`; False for a double JPEG)."""
         fitted, grey_on_colour = self._fit_channels(pixels)
         out = self.restorer.restore(fitted, qf=qf, grid=grid, tables=tables,
                                     predicted_qf=predicted_qf, progress=progress,
@@ -155,10 +155,10 @@ class Model:
         JPEG compression is restored all the same, as `fbcnn restore --not-jpeg restore`.)
         An array is restored as it is (no tables, no analysis) into an array of its shape.
         A near-lossless JPEG keeps only part of the change unless `qf` is given or
-        `near_lossless` is False (`fbcnn.nearlossless`)."""
+        `near_lossless` is False (`fbcnn.jpeg.nearlossless`)."""
         if isinstance(image, np.ndarray):
             return self.restore_array(image, qf, near_lossless=near_lossless)
-        from .imageio import loaded_from_pil, read_image
+        from ..images.files import loaded_from_pil, read_image
 
         if isinstance(image, (str, os.PathLike)):
             loaded = read_image(image)
@@ -203,9 +203,9 @@ def load_model(name_or_path: str | Path = "color", device: str = "auto",
     checkpoint file (.safetensors, or the published .pth files), or an exported .onnx graph
     (or OpenVINO .xml). `precision`: 'auto' (bf16 where the hardware computes it natively,
     else fp32), 'fp32', 'bf16' or 'int8' (a shipped model's quantised graph, in OpenVINO).
-    `backend`: 'auto' (OpenVINO on the CPU, torch on a GPU: see `fbcnn.backend`),
+    `backend`: 'auto' (OpenVINO on the CPU, torch on a GPU: see `fbcnn.networks.runtimes`),
     'openvino', 'onnx' or 'torch'. `megapixels` is accepted for earlier callers and unused."""
-    from .backend import choose_backend
+    from ..networks.runtimes import choose_backend
 
     path = resolve_model(name_or_path)
     name = str(name_or_path) if str(name_or_path) in NAMED_MODELS else path.name
@@ -221,7 +221,7 @@ def load_model(name_or_path: str | Path = "color", device: str = "auto",
             explicit = chosen if backend != "auto" or precision == "int8" else \
                 os.environ.get("FBCNN_BACKEND")
             if explicit in ("onnx", "openvino") or precision == "int8":
-                from .modelfiles import CheckpointError
+                from ..networks.modelfiles import CheckpointError
 
                 reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
                 raise CheckpointError(f"cannot run {path} in {chosen}: {reason}") from None
@@ -229,7 +229,7 @@ def load_model(name_or_path: str | Path = "color", device: str = "auto",
             # below with its own message)
         else:
             return Model(network, name=name, device="cpu", tile=tile, qf_tile=qf_tile)
-    from .checkpoints import load_network
+    from ..networks.checkpoints import load_network
 
     loaded = load_network(path)
     return Model(loaded.network, name=name, device=device, tile=tile, precision=precision,
@@ -238,9 +238,9 @@ def load_model(name_or_path: str | Path = "color", device: str = "auto",
 
 def _graph_file(path: Path, device: str, precision: str, backend: str) -> GraphFBCNN:
     """An exported graph file in the runtime asked for (auto: OpenVINO on the CPU)."""
-    from .backend import _check, onnxruntime_installed, openvino_installed
-    from .onnx_backend import OnnxFBCNN
-    from .openvino_backend import OpenVinoFBCNN
+    from ..networks.onnx_runtime import OnnxFBCNN
+    from ..networks.openvino_runtime import OpenVinoFBCNN
+    from ..networks.runtimes import _check, onnxruntime_installed, openvino_installed
 
     backend = _check(backend, precision)
     ir = path.suffix.lower() == ".xml"
@@ -261,9 +261,9 @@ def _graph_file(path: Path, device: str, precision: str, backend: str) -> GraphF
 def _graph_of(weights: Path, runtime: str, precision: str) -> GraphFBCNN:
     """The weights' graph in `runtime`: the one shipped beside them if it was made for these
     bytes, else (not for int8) the graph exported into the cache."""
-    from .backend import cached_graph, graph_matches, shipped_graph
-    from .onnx_backend import OnnxFBCNN
-    from .openvino_backend import OpenVinoFBCNN
+    from ..networks.onnx_runtime import OnnxFBCNN
+    from ..networks.openvino_runtime import OpenVinoFBCNN
+    from ..networks.runtimes import cached_graph, graph_matches, shipped_graph
 
     def open_graph(graph: Path) -> GraphFBCNN:
         if runtime == "openvino":

@@ -39,10 +39,10 @@ from typing import Any
 import click
 import gradio as gr
 
-from . import pipeline
-from .imageio import ImageError, ImageTooLarge, LoadedImage, read_image, write_image
-from .modelfiles import CheckpointError, available_models
-from .pipeline import ModelSet
+from ..engine import pipeline
+from ..engine.pipeline import ModelSet
+from ..images.files import ImageError, ImageTooLarge, LoadedImage, read_image, write_image
+from ..networks.modelfiles import CheckpointError, available_models
 
 DEFAULT_MAX_MEGAPIXELS = 50.0
 DEFAULT_MAX_UPLOAD_MB = 200
@@ -96,7 +96,7 @@ class Restored:
 def uploaded_file(**kwargs: Any) -> gr.Image:
     """The image input. The events that read it take their inputs unprocessed
     (preprocess=False) and get the uploaded file from `upload_path`, untouched: Gradio does
-    not decode it, so bad files reach fbcnn.imageio, which explains them in one line.
+    not decode it, so bad files reach fbcnn.images.files, which explains them in one line.
 
     (Not an override of the component's `preprocess`, as it was: Gradio rebuilds a session's
     copy of a component from its constructor arguments whenever an event updates it, so

@@ -1,8 +1,8 @@
 """What an FBCNN network is, without torch: its shape (`FBCNNConfig`) and the two ways of
 writing a QF (1..100 outside the network, the paper's `(100 - QF) / 100` inside).
 
-Kept apart from `fbcnn.network` so that running an exported graph (`fbcnn.onnx_backend`)
-never imports torch.
+Kept apart from `fbcnn.networks.network` so that running an exported graph
+(`fbcnn.networks.onnx_runtime`) never imports torch.
 """
 
 from __future__ import annotations

@@ -66,9 +66,9 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from ..device import available_cpus
 from .color import rgb_to_gray_plain
-from .device import available_cpus
-from .jpeg import encode
+from .tables import encode
 
 # decisions, on the scores described above
 NONALIGNED_THRESHOLD = 0.1
@@ -311,7 +311,7 @@ def _pool() -> ThreadPoolExecutor:
 
 
 def _roundtrip(gray: np.ndarray, q: int) -> np.ndarray:
-    """Grey JPEG recompression at `q` of an HxW uint8 array (fbcnn.jpeg's encoder)."""
+    """Grey JPEG recompression at `q` of an HxW uint8 array (fbcnn.jpeg.tables's encoder)."""
     with Image.open(io.BytesIO(encode(gray, q))) as im:
         return np.asarray(im)
 
@@ -554,7 +554,7 @@ def analyse(pixels: np.ndarray, last_qf: int | None = None, *, max_pixels: int =
     """Blind double-JPEG detection on decoded JPEG pixels (uint8 HxW, HxWx1 or HxWx3).
 
     `last_qf` is the QF of the last compression (from the file's tables, see
-    `fbcnn.jpeg.header_qf`); None estimates it by recompression. Images above `max_pixels`
+    `fbcnn.jpeg.tables.header_qf`); None estimates it by recompression. Images above `max_pixels`
     (crops trimmed to whole blocks) are analysed on a seeded random sample of 64x64 tiles
     (`seed`); the 64-offset scan and the aligned curve use at most 131,072 of those pixels,
     the refinement of the found offset all of them. `progress(fraction)` is called as the

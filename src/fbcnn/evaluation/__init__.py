@@ -1,0 +1,1 @@
+"""Measuring: the paper's metrics, evaluation over image sets, reports, benchmarks."""

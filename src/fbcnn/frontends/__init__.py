@@ -1,0 +1,1 @@
+"""What people use: the command line, the local web app, batches on Ray."""

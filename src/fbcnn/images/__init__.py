@@ -1,0 +1,1 @@
+"""Image files: reading them (decoders, EXIF, ICC, CMYK) and writing them."""
