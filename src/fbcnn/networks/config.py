@@ -13,6 +13,9 @@ from typing import Any, TypeVar
 Q = TypeVar("Q", bound=Any)  # a float, numpy array or torch tensor
 
 GRID = 8  # three stride-2 stages: sizes must be multiples of 8
+# an exported graph's metadata key: its qf input takes 0 for "the prediction" (a graph
+# without it needs the prediction read first and fed back: two runs)
+QF_AUTO_KEY = "fbcnn.qf_input_auto"
 
 
 @dataclass(frozen=True)

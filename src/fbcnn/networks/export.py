@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from .checkpoints import NAMED_MODELS, CheckpointError, load_network, resolve_model
+from .config import QF_AUTO_KEY
 from .network import FBCNN, FBCNNConfig, qf_to_network
 
 FORMATS = ("onnx", "torchscript", "spandrel")
@@ -55,9 +56,6 @@ QF_OUTPUT_NOTE = ("qf_network: predicted QF in the network convention (100 - QF)
                   "QF = 100 * (1 - qf_network)")
 QF_INPUT_NOTE = ("QF in 1..100, shape (N, 1), fed to the decoder instead of the prediction; "
                  "0 (or below): that image's own prediction")
-# set on graphs whose qf input takes 0 for "the prediction" (a graph without it needs the
-# prediction read first and fed back: two runs)
-QF_AUTO_KEY = "fbcnn.qf_input_auto"
 TRACE_SIZE = (37, 45)  # not multiples of 8, so the pad and the crop are traced
 VERIFY_SIZE = (13, 22)  # a second size, checked after export: the graph must not fix sizes
 

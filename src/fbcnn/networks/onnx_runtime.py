@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .config import FBCNNConfig, network_to_qf
+from .config import QF_AUTO_KEY, FBCNNConfig, network_to_qf
 from .modelfiles import CheckpointError
 
 if TYPE_CHECKING:
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 
 OVERRIDE_ATOL = 1e-4  # network units: 0.01 QF
 NO_QF_INPUT = "this ONNX model was exported without --qf-input; re-export it to set the QF"
-QF_AUTO_KEY = "fbcnn.qf_input_auto"  # fbcnn.networks.export writes it
 FLOAT = "float32"
 
 # (name, element type, shape): a dimension is an int when fixed, anything else when dynamic
