@@ -116,7 +116,7 @@ def test_graph_runtimes_restore_what_torch_restores(tmp_path, cache, channels, r
     fast = load_model(weights, backend=runtime, tile=64, precision=precision)
     slow = load_model(weights, backend="torch", device="cpu", tile=64, precision="fp32")
     assert (fast.backend, slow.backend) == (runtime, "torch")
-    assert fast.restorer.precision == "fp32"
+    assert fast.info.precision == "fp32"
     small = make_photo(40, 56, channels=channels)  # one pass
     large = make_photo(150, 170, channels=channels, seed=3)  # 3 x 3 tiles
     for pixels in (small, large):
@@ -202,6 +202,7 @@ def test_fp16_is_torch_on_cuda_only(monkeypatch):
     from conftest import tiny_network
 
     from fbcnn.engine.restorer import Restorer
+    from fbcnn.networks.torch_runtime import TorchRuntime
 
     monkeypatch.delenv("FBCNN_BACKEND", raising=False)
     choose = backend.choose_backend
@@ -210,9 +211,9 @@ def test_fp16_is_torch_on_cuda_only(monkeypatch):
         with pytest.raises(ValueError, match="fp16 is for CUDA"):
             choose(*args, "fp16")
     with pytest.raises(ValueError, match="fp16 is for CUDA GPUs, not cpu"):
-        Restorer(tiny_network(3), device="cpu", precision="fp16")
-    restorer = Restorer(tiny_network(3), device="cpu", precision="fp32")
-    restorer.precision = "fp16"  # as on a CUDA device: the autocast it enters
-    with restorer._engine():
+        Restorer.of(tiny_network(3), device="cpu", precision="fp16")
+    runtime = TorchRuntime(tiny_network(3), device="cpu", precision="fp32")
+    runtime.precision = "fp16"  # as on a CUDA device: the autocast it enters
+    with runtime.computing():
         assert torch.is_autocast_enabled("cpu")
         assert torch.get_autocast_dtype("cpu") == torch.float16

@@ -3,6 +3,7 @@ files and lines as the local engine, a worker killed mid-run, URIs, one-line err
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sys
@@ -17,7 +18,6 @@ from PIL import Image
 
 import fbcnn
 from fbcnn.frontends.cli import main
-from fbcnn.frontends.distributed import TEST_EXIT_ENV
 
 try:
     import ray  # noqa: F401
@@ -31,20 +31,53 @@ needs_pyarrow = pytest.mark.skipif(find_spec("pyarrow") is None,
                                    reason="pyarrow is not installed (comes with fbcnn[ray])")
 
 
+def _exit_once_hook(marker: str):
+    """A Ray worker process setup hook (pickled by value, so the workers need not import
+    this module): the first worker about to restore the input named in `marker` deletes
+    the file and kills its own process, as a crash or an out-of-memory kill would. Nothing
+    happens while the file is absent."""
+
+    def setup() -> None:
+        import os
+        from pathlib import Path, PurePosixPath
+
+        from fbcnn.frontends import distributed
+
+        restore = distributed.Worker.restore
+
+        def restore_or_exit(self, item, planned):
+            try:
+                name = Path(marker).read_text().strip()
+            except OSError:
+                name = ""
+            if name and name == PurePosixPath(item).name:
+                try:
+                    os.unlink(marker)  # only one process wins
+                except FileNotFoundError:
+                    return restore(self, item, planned)
+                os._exit(1)
+            return restore(self, item, planned)
+
+        distributed.Worker.restore = restore_or_exit
+
+    return setup
+
+
 @pytest.fixture(scope="module")
 def ray_instance(tmp_path_factory):
-    """One local Ray instance (2 CPUs) for the module; the test hook's variable is set before
-    it starts, so its workers inherit it (it does nothing until a test writes the file)."""
+    """One local Ray instance (2 CPUs) for the module, started as the engine starts it, its
+    workers set up by `_exit_once_hook`; yields the hook's marker file (absent: no fault)."""
     import ray
 
     from fbcnn.frontends.distributed import _start_ray
 
     marker = tmp_path_factory.mktemp("hook") / "exit-once"
+    runtime_env = {"worker_process_setup_hook": _exit_once_hook(str(marker))}
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(TEST_EXIT_ENV, str(marker))
+        mp.setattr(ray, "init", functools.partial(ray.init, runtime_env=runtime_env))
         _start_ray(None, 2)
-        yield marker
-        ray.shutdown()
+    yield marker
+    ray.shutdown()
 
 
 @pytest.fixture

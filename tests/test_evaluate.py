@@ -200,20 +200,26 @@ def _needs(name: str) -> None:
         pytest.skip(f"the {name} encoder is not installed here")
 
 
-def _spied(channels: int):
-    """A Restorer whose restore calls are recorded (tables, grid, pixels)."""
+def _spied(channels: int, monkeypatch):
+    """A Restorer whose restorations are recorded (pixels and grid as restored, the tables
+    the result is then kept consistent with)."""
+    import fbcnn.evaluation.evaluate as evaluate_module
     from fbcnn.engine.restorer import Restorer
 
-    restorer = Restorer(tiny_model(channels), device="cpu")
+    restorer = Restorer.of(tiny_model(channels), device="cpu")
     calls = []
-    real = restorer.restore
+    real, real_finish = restorer.restore, evaluate_module.finish
 
     def restore(pixels, **kwargs):
-        calls.append({"pixels": pixels.copy(), "tables": kwargs.get("tables"),
-                      "grid": kwargs.get("grid")})
+        calls.append({"pixels": pixels.copy(), "grid": kwargs.get("grid")})
         return real(pixels, **kwargs)
 
+    def finish(restored, decoded, tables, *args, **kwargs):
+        calls[-1]["tables"] = tables
+        return real_finish(restored, decoded, tables, *args, **kwargs)
+
     restorer.restore = restore
+    monkeypatch.setattr(evaluate_module, "finish", finish)
     return restorer, calls
 
 
@@ -232,10 +238,10 @@ def _file_tables(data: bytes, gray: bool = False):
     return JpegTables.from_pillow(quantization, subsampling)
 
 
-def test_default_encoder_is_the_papers_libjpeg(data_dir, images):
+def test_default_encoder_is_the_papers_libjpeg(data_dir, images, monkeypatch):
     from fbcnn.jpeg.consistency import JpegTables
 
-    restorer, calls = _spied(3)
+    restorer, calls = _spied(3, monkeypatch)
     result = evaluate(data_dir, restorer, qfs=(20,), double=[(30, 10)], progress=False)
     assert result["encoder"] == "libjpeg"
     # image by image, row by row: IJG tables at the last QF, 4:2:0, the 16-pixel grid
@@ -256,8 +262,8 @@ def test_default_encoder_is_the_papers_libjpeg(data_dir, images):
     assert "encoder" not in format_table(plain) and "file QF" not in format_table(plain)
 
 
-def test_libjpeg_444_keeps_chroma_and_the_8_pixel_grid(data_dir, images):
-    restorer, calls = _spied(3)
+def test_libjpeg_444_keeps_chroma_and_the_8_pixel_grid(data_dir, images, monkeypatch):
+    restorer, calls = _spied(3, monkeypatch)
     result = evaluate(data_dir, restorer, qfs=(30,), progress=False, encoder="libjpeg:4:4:4")
     assert result["encoder"] == "libjpeg:4:4:4"
     for call, name in zip(calls, ("a.png", "b.png"), strict=True):
@@ -265,13 +271,13 @@ def test_libjpeg_444_keeps_chroma_and_the_8_pixel_grid(data_dir, images):
         assert call["tables"].subsampling == "4:4:4" and call["grid"] == 8
 
 
-def test_mozjpeg_writes_every_jpeg_and_consistency_uses_its_tables(data_dir, images):
+def test_mozjpeg_writes_every_jpeg_and_consistency_uses_its_tables(data_dir, images, monkeypatch):
     from fbcnn.jpeg.consistency import JpegTables
     from fbcnn.jpeg.encoders import EncoderSpec, compress_with, encode_with
 
     _needs("mozjpeg")
     spec = EncoderSpec("mozjpeg")
-    restorer, calls = _spied(3)
+    restorer, calls = _spied(3, monkeypatch)
     result = evaluate(data_dir, restorer, qfs=(30, 90), progress=False, encoder="mozjpeg")
     assert result["encoder"] == "mozjpeg"
     calls_by = iter(calls)
@@ -316,7 +322,7 @@ def test_mozjpeg_double_jpeg_and_the_dominant_correction_read_the_file(data_dir,
     fake = types.ModuleType("fbcnn.jpeg.recompress")
     fake.analyse = analyse
     monkeypatch.setitem(sys.modules, "fbcnn.jpeg.recompress", fake)
-    restorer, calls = _spied(3)
+    restorer, calls = _spied(3, monkeypatch)
     result = evaluate(data_dir, restorer, qfs=(), double=[(10, 60)], shift=(3, 5),
                       progress=False, correction="dominant", encoder="mozjpeg:notrellis")
     assert result["encoder"] == "mozjpeg:notrellis"
@@ -332,11 +338,11 @@ def test_mozjpeg_double_jpeg_and_the_dominant_correction_read_the_file(data_dir,
     assert seen == expected_qfs and all(q != 60 for q in seen)
 
 
-def test_jpegli_grey_reads_the_luma_plane_of_its_colour_file(data_dir, images):
+def test_jpegli_grey_reads_the_luma_plane_of_its_colour_file(data_dir, images, monkeypatch):
     from fbcnn.jpeg.encoders import EncoderSpec, compress_with, encode_with
 
     _needs("jpegli")
-    restorer, calls = _spied(1)
+    restorer, calls = _spied(1, monkeypatch)
     result = evaluate(data_dir, restorer, gray=True, qfs=(90,), progress=False,
                       encoder="jpegli")
     for call, name in zip(calls, ("a.png", "b.png"), strict=True):

@@ -174,36 +174,35 @@ def test_onnx_dynamo_exporter(tiny, tmp_path):
 
 @needs_onnx
 @pytest.mark.parametrize("channels", [1, 3], ids=["grey", "colour"])
-def test_onnx_backend_quacks_like_fbcnn(tiny, onnx_files, channels):
-    from fbcnn.networks.onnx_runtime import NO_QF_INPUT, OnnxFBCNN
+def test_onnx_runtime_runs_what_the_module_runs(tiny, onnx_files, channels):
+    from fbcnn.networks.onnx_runtime import OnnxFBCNN
+    from fbcnn.networks.runtimes import NO_QF_INPUT, Runtime
 
     net = tiny[channels][0]
     plain = OnnxFBCNN(onnx_files[channels, False], device="cpu")
     with_qf = OnnxFBCNN(onnx_files[channels, True], device="cpu")
-    for backend in (plain, with_qf):
-        assert backend.config.in_channels == backend.config.out_channels == channels
-        assert backend.config.global_residual  # from the export's metadata
-        assert backend.to("cpu").eval() is backend
-        assert backend.to(memory_format=torch.channels_last) is backend
-    x = image(channels, 29, 50).contiguous(memory_format=torch.channels_last)
-    override = torch.tensor([[qf_to_network(40.0)]])
+    for graph in (plain, with_qf):
+        assert graph.config.in_channels == graph.config.out_channels == channels
+        assert graph.channels == channels and isinstance(graph, Runtime)
+        assert graph.config.global_residual  # from the export's metadata
+    x = image(channels, 29, 50)
+    override = qf_to_network(40.0)
     with torch.no_grad():
         want = net(x)
-        want_override = net(x, override)
+        want_override = net(x, torch.tensor([[override]]))
         want_qf = net.predict_qf(x)
-    for backend in (plain, with_qf):
-        got = backend(x)
+    for graph in (plain, with_qf):
+        got = graph.run_array(x.numpy())
         assert max_diff(got[0], want[0]) <= TOL and max_diff(got[1], want[1]) <= TOL
-        assert max_diff(backend.predict_qf(x), want_qf) <= TOL
-        assert isinstance(got[0], torch.Tensor) and got[0].dtype == torch.float32
-    got = with_qf(x, override)
-    assert max_diff(got[0], want_override[0]) <= TOL
-    assert max_diff(with_qf.forward(x, qf_to_network(40.0))[0], want_override[0]) <= TOL
-    with pytest.raises(ValueError, match="re-export it to set the QF") as info:
-        plain(x, override)
+        assert max_diff(graph.predict_qf_array(x.numpy()), want_qf) <= TOL
+        assert got[0].dtype == np.float32
+    assert max_diff(with_qf.run_array(x.numpy(), override)[0], want_override[0]) <= TOL
+    assert max_diff(with_qf.reconstruct_array(x.numpy(), override), want_override[0]) <= TOL
+    with pytest.raises(ValueError, match="re-export it with --qf-input") as info:
+        plain.run_array(x.numpy(), override)
     assert str(info.value) == NO_QF_INPUT
     # an override equal to the graph's own prediction is no override at all
-    assert max_diff(plain(x, want[1])[0], want[0]) <= TOL
+    assert max_diff(plain.run_array(x.numpy(), want[1].numpy())[0], want[0]) <= TOL
 
 
 @needs_onnx

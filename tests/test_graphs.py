@@ -162,7 +162,7 @@ def test_the_int8_graph_follows_the_qf_it_is_fed(name):
     assert shipped_graph(weights, "int8") is not None  # scripts/make_int8_graphs.py
     int8 = load_model(name, precision="int8")
     float_ = load_model(name, precision="fp32")
-    assert int8.restorer.precision == "int8" and int8.backend == "openvino"
+    assert int8.info.precision == "int8" and int8.backend == "openvino"
     channels = int8.channels
     image = make_photo(64, 96, channels=channels, seed=2).transpose(2, 0, 1)[None]
     x = image.astype(np.float32) / 255

@@ -155,7 +155,7 @@ def test_aligned_double_jpeg_is_found(image, qf1, qf2):
     assert verdict.offset == (0, 0)
     assert abs(verdict.qf1 - qf1) <= 5
     # an aligned earlier compression does not change the QF to restore with
-    assert verdict.dominant_qf(qf2) == qf2
+    assert verdict.qf_to_feed(qf2) is None
 
 
 def test_grey_input_shapes_agree():
@@ -203,12 +203,15 @@ def test_recompression_errors_reveal_the_older_grid(image):
 
 @pytest.mark.parametrize(("verdict", "predicted", "expected"), [
     (DoubleJpegVerdict(True, "non-aligned", 20, (4, 4), 0.9, 60), 55.0, 20.0),
-    (DoubleJpegVerdict(True, "non-aligned", 40, (4, 4), 0.9, 60), 35.0, 35.0),
-    (DoubleJpegVerdict(True, "aligned", 20, (0, 0), 0.9, 60), 55.0, 55.0),
-    (DoubleJpegVerdict(False, "single", None, None, 0.9, 60), 55.0, 55.0),
+    (DoubleJpegVerdict(True, "non-aligned", 40, (4, 4), 0.9, 60), 35.0, None),
+    (DoubleJpegVerdict(False, "non-aligned", 20, (4, 4), 0.4, 60), 55.0, None),
+    (DoubleJpegVerdict(True, "aligned", 20, (0, 0), 0.9, 60), 55.0, None),
+    (DoubleJpegVerdict(False, "single", None, None, 0.9, 60), 55.0, None),
 ])
-def test_dominant_qf(verdict, predicted, expected):
-    assert verdict.dominant_qf(predicted) == expected
+def test_qf_to_feed(verdict, predicted, expected):
+    """The earlier compression's QF when a non-aligned one lies below the reading; else
+    None (the network's own reading)."""
+    assert verdict.qf_to_feed(predicted) == expected
 
 
 @pytest.mark.parametrize("verdict", [

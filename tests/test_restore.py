@@ -47,10 +47,10 @@ def test_tile_spans_are_few_balanced_and_on_grid(length, tile, overlap, grid) ->
 def test_tiled_qf_reading_does_not_depend_on_the_tile_size() -> None:
     image = compress(make_photo(300, 420), 30)
     net = tiny_network()
-    readings = {t: Restorer(net, device="cpu", tile=t).predict_qf(image, 16)
+    readings = {t: Restorer.of(net, device="cpu", tile=t).predict_qf(image, 16)
                 for t in (64, 96, 256)}
     assert len(set(readings.values())) == 1  # the QF tiles have a size of their own
-    out = Restorer(net, device="cpu", tile=96).restore(image, grid=16)
+    out = Restorer.of(net, device="cpu", tile=96).restore(image, grid=16)
     assert out.predicted_qf == out.used_qf == readings[96]
     # a few QF tiles of their own size, about 4% of a big image, on the grid
     boxes = qf_tile_boxes(3000, 4000, 16)
@@ -67,7 +67,7 @@ def test_qf_read_at_the_training_patch_size_over_windows() -> None:
 
     image = compress(make_photo(300, 420), 30)
     net = tiny_network()
-    restorers = {t: Restorer(net, device="cpu", tile=t, qf_tile=64) for t in (0, 96, 512)}
+    restorers = {t: Restorer.of(net, device="cpu", tile=t, qf_tile=64) for t in (0, 96, 512)}
     readings = {t: r.predict_qf(image, 16) for t, r in restorers.items()}
     assert len(set(readings.values())) == 1  # one pass or tiles: the same windows
     boxes = restorers[0].qf_boxes(300, 420, 16)
@@ -79,17 +79,17 @@ def test_qf_read_at_the_training_patch_size_over_windows() -> None:
                   for y, x, h, w in boxes]
     assert readings[0] == pytest.approx(float(network_to_qf(np.mean(values))), abs=1e-3)
     # ... which is not what the whole image reads, and what the restore feeds
-    assert readings[0] != pytest.approx(Restorer(net, device="cpu", tile=0).predict_qf(image))
+    assert readings[0] != pytest.approx(Restorer.of(net, device="cpu", tile=0).predict_qf(image))
     for tile, restorer in restorers.items():
         out = restorer.restore(image, grid=16)
         assert out.predicted_qf == out.used_qf == readings[tile]
     with pytest.raises(ValueError, match="qf_tile"):
-        Restorer(net, device="cpu", qf_tile=4)
+        Restorer.of(net, device="cpu", qf_tile=4)
 
 
 def test_tile_below_minimum_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 64"):
-        Restorer(tiny_network(), device="cpu", tile=16)
+        Restorer.of(tiny_network(), device="cpu", tile=16)
 
 
 def test_bf16_and_fp32_agree_within_one_grey_level() -> None:
@@ -98,7 +98,7 @@ def test_bf16_and_fp32_agree_within_one_grey_level() -> None:
     image = compress(make_photo(64, 96, seed=2), 20)
     fp32 = load_model("color", device="cpu", precision="fp32").restore(image)
     bf16 = load_model("color", device="cpu", precision="bf16")
-    assert bf16.restorer.precision == "bf16"
+    assert bf16.info.precision == "bf16"
     out = bf16.restore(image)
     assert np.abs(out.image.astype(int) - fp32.image.astype(int)).max() <= 1
     assert abs(out.predicted_qf - fp32.predicted_qf) < 1.0
@@ -134,8 +134,8 @@ def test_tiled_and_untiled_agree_within_one_level() -> None:
     image = compress(make_photo(200, 264), 20)
     net = tiny_network()
     calls: list = []
-    whole = Restorer(net, device="cpu", tile=0).restore(image, qf=20, grid=16)
-    tiler = Restorer(net, device="cpu", tile=96, overlap=32)
+    whole = Restorer.of(net, device="cpu", tile=0).restore(image, qf=20, grid=16)
+    tiler = Restorer.of(net, device="cpu", tile=96, overlap=32)
     tiled = tiler.restore(image, qf=20, grid=16, progress=lambda d, t: calls.append((d, t)))
     diff = np.abs(whole.pixels.astype(int) - tiled.pixels.astype(int))
     assert diff.max() <= 1
@@ -146,13 +146,13 @@ def test_tiled_and_untiled_agree_within_one_level() -> None:
 
 def test_tiled_uses_one_global_qf() -> None:
     image = compress(make_photo(160, 160), 30)
-    restorer = Restorer(tiny_network(), device="cpu", tile=64, overlap=16)
+    restorer = Restorer.of(tiny_network(), device="cpu", tile=64, overlap=16)
     out = restorer.restore(image, grid=16)
     assert out.used_qf == out.predicted_qf == pytest.approx(restorer.predict_qf(image, 16))
 
 
 def test_qf_override_is_used_and_validated() -> None:
-    restorer = Restorer(tiny_network(), device="cpu")
+    restorer = Restorer.of(tiny_network(), device="cpu")
     image = compress(make_photo(), 10)
     assert restorer.restore(image, qf=42).used_qf == 42
     with pytest.raises(ValueError, match="1..100"):

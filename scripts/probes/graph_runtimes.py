@@ -99,7 +99,7 @@ def output_differences() -> None:
             got = np.asarray(model.restore(Image.open(EXAMPLE),
                                            consistency=consistency).image).astype(int)
             d = np.abs(got - want[consistency])
-            print(f"  {backend} {model.restorer.precision:5s} consistency "
+            print(f"  {backend} {model.info.precision:5s} consistency "
                   f"{'on ' if consistency else 'off'}: max {d.max()}, "
                   f"{int((d == 1).sum())} / {int((d >= 2).sum())}")
 

@@ -1,2 +1,3 @@
-"""The restoring engine: one path from an image to its restored pixels (tiles, QF,
-blending), the Python API over it, and the file pipeline."""
+"""The restoring engine: one path from an image to its restored pixels (the network over
+tiles: `restorer`; then JPEG consistency and the near-lossless share: `finish`), the
+Python API over it, and the file pipeline."""

@@ -12,11 +12,16 @@ from typing import TYPE_CHECKING, Generic, TypeVar, overload
 import numpy as np
 from PIL import Image
 
+from ..device import available_cpus
 from ..jpeg.consistency import JpegTables
 from ..networks.modelfiles import NAMED_MODELS, resolve_model, training_patch_size
-from .restorer import DEFAULT_TILE, Backend, Progress, Restorer
+from ..networks.runtimes import ModelInfo, Runtime, as_runtime
+from .finish import finish
+from .restorer import DEFAULT_TILE, Progress, Restorer
 
 if TYPE_CHECKING:
+    import torch
+
     from ..images.files import LoadedImage
     from ..networks.onnx_runtime import GraphFBCNN
 
@@ -67,32 +72,41 @@ def _pixels_and_alpha(image: np.ndarray | Image.Image) -> tuple[np.ndarray, np.n
 
 
 class Model:
-    """A loaded FBCNN model. `network` is what runs it: the torch module, or its ONNX graph
-    in onnxruntime (`backend`); called on an (N, C, H, W) float tensor in [0, 1] either
-    returns `(restored, qf)`."""
+    """A loaded FBCNN model. `network` is what computes: the torch module, or its graph in
+    OpenVINO or onnxruntime (`backend`); `info` says what it is (`ModelInfo`)."""
 
-    def __init__(self, network: Backend, name: str = "model", device: str = "auto",
-                 tile: int | None = DEFAULT_TILE, precision: str = "auto",
-                 qf_tile: int | None = None) -> None:
-        """`qf_tile`: the window side the QF is read at (see `fbcnn.engine.restorer`); `load_model`
-        takes it from the weights' provenance."""
-        self.name = name
-        self.restorer = Restorer(network, device=device, tile=tile, precision=precision,
-                                 qf_tile=qf_tile)
-        self.network = self.restorer.network
+    def __init__(self, network: torch.nn.Module | Runtime, name: str = "model",
+                 device: str = "auto", tile: int | None = DEFAULT_TILE,
+                 precision: str = "auto", qf_tile: int | None = None, *,
+                 source: Path | None = None) -> None:
+        """`network`: a torch module (run on `device` in `precision`) or a graph runtime (its
+        own device and precision); `qf_tile`: the window side the QF is read at
+        (`fbcnn.jpeg.qf`), which `load_model` takes from the weights' provenance; `source`:
+        the file it was loaded from."""
+        self.network = network
+        runtime = as_runtime(network, device, precision)
+        self.info = ModelInfo.of(runtime, name, source, qf_tile)
+        self.restorer = Restorer(runtime, self.info, tile)
+        self.threads = available_cpus()  # for the JPEG-consistency projection
+
+    @property
+    def name(self) -> str:
+        return self.info.name
 
     @property
     def backend(self) -> str:
         """What runs the network: 'openvino', 'onnx' (onnxruntime) or 'torch'."""
-        return str(getattr(self.network, "runtime", "torch"))
+        return self.info.runtime
 
     def set_threads(self, threads: int) -> None:
-        """CPU threads the network may use (batches split the cores between images)."""
-        self.restorer.set_threads(threads)
+        """CPU threads the network and the projection may use (batches split the cores
+        between images)."""
+        self.threads = max(1, int(threads))
+        self.restorer.runtime.set_threads(threads)
 
     @property
     def channels(self) -> int:
-        return self.network.config.in_channels
+        return self.info.channels
 
     def _fit_channels(self, pixels: np.ndarray) -> tuple[np.ndarray, bool]:
         """Grey images on a colour model are restored as RGB and turned back into grey."""
@@ -120,10 +134,10 @@ class Model:
         `near_lossless`: without `qf`, a near-lossless JPEG keeps only part of the change
         (`fbcnn.jpeg.nearlossless`; False for a double JPEG)."""
         fitted, grey_on_colour = self._fit_channels(pixels)
-        out = self.restorer.restore(fitted, qf=qf, grid=grid, tables=tables,
-                                    predicted_qf=predicted_qf, progress=progress,
-                                    near_lossless=near_lossless)
-        result = out.pixels
+        out = self.restorer.restore(fitted, qf=qf, grid=grid, predicted_qf=predicted_qf,
+                                    progress=progress)
+        result = finish(out.pixels, fitted, tables, out.predicted_qf,
+                        near_lossless=near_lossless and qf is None, workers=self.threads)
         if grey_on_colour:
             grey = result.astype(np.float32).mean(axis=2, keepdims=True)
             result = np.round(grey).astype(np.uint8)
@@ -210,8 +224,8 @@ def load_model(name_or_path: str | Path = "color", device: str = "auto",
     path = resolve_model(name_or_path)
     name = str(name_or_path) if str(name_or_path) in NAMED_MODELS else path.name
     if path.suffix.lower() in (".onnx", ".xml"):  # a graph: OpenVINO or onnxruntime
-        network = _graph_file(path, device, precision, backend)
-        return Model(network, name=name, device=str(network.device), tile=tile)
+        return Model(_graph_file(path, device, precision, backend), name=name, tile=tile,
+                     source=path)
     chosen = choose_backend(backend, device, precision, megapixels)
     qf_tile = training_patch_size(path)  # the QF is read at the size the model learned on
     if chosen != "torch":
@@ -228,12 +242,12 @@ def load_model(name_or_path: str | Path = "color", device: str = "auto",
             # no graph and no cache to export one into: torch (a bad checkpoint then fails
             # below with its own message)
         else:
-            return Model(network, name=name, device="cpu", tile=tile, qf_tile=qf_tile)
+            return Model(network, name=name, tile=tile, qf_tile=qf_tile, source=path)
     from ..networks.checkpoints import load_network
 
     loaded = load_network(path)
     return Model(loaded.network, name=name, device=device, tile=tile, precision=precision,
-                 qf_tile=qf_tile)
+                 qf_tile=qf_tile, source=path)
 
 
 def _graph_file(path: Path, device: str, precision: str, backend: str) -> GraphFBCNN:

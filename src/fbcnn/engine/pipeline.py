@@ -241,8 +241,8 @@ def jpeg_tables(image: LoadedImage) -> JpegTables | None:
     return JpegTables.from_pillow(image.quantization, image.subsampling)
 
 
-# the double-JPEG analysis declines smaller images (too few blocks to tell a dip from noise:
-# a 16x16 single JPEG was once reported double)
+# the double-JPEG analysis declines smaller images: too few blocks to tell a dip from noise
+# (a 16x16 single JPEG can read as double)
 DOUBLE_MIN_SIDE = 64
 DOUBLE_MIN_PIXELS = 96 * 128
 
@@ -319,7 +319,7 @@ def analyse(image: LoadedImage, model: Model, double: bool = True,
     found.verdict = verdict
     if need_qf or (verdict is not None and verdict.detected):
         found.predicted_qf = model.predict_qf(image.pixels, grid)
-    if verdict is not None and found.predicted_qf is not None and model.restorer.has_qf_input:
+    if verdict is not None and found.predicted_qf is not None and model.info.has_qf_input:
         found.feed_qf = verdict.qf_to_feed(found.predicted_qf)
     return found
 
@@ -412,14 +412,21 @@ def _name_outputs(paths: Sequence[Path], inputs: Sequence[str | Path], outdir: P
     for p in _clashing(plan):
         plan[p] = named(p, p.name)
     if _clashing(plan):  # still: numbered, in input order (the first keeps its name)
-        taken: set[str] = set()
-        for p in paths:
-            n = 1
-            while any(_key(o) in taken for o in plan[p].all):
-                n += 1
-                plan[p] = named(p, f"{p.name}_{n}")
-            taken.update(_key(o) for o in plan[p].all)
+        _number(plan, paths, named)
     return plan
+
+
+def _number(plan: dict[Path, Planned], paths: Sequence[Path],
+            named: Callable[[Path, str], Planned]) -> None:
+    """Rename, in input order, every input whose outputs an earlier one took
+    (`x.jpg_2.png`, `x.jpg_3.png`, ...)."""
+    taken: set[str] = set()
+    for p in paths:
+        n = 1
+        while any(_key(o) in taken for o in plan[p].all):
+            n += 1
+            plan[p] = named(p, f"{p.name}_{n}")
+        taken.update(_key(o) for o in plan[p].all)
 
 
 def _refuse_overwriting_inputs(plan: dict[Path, Planned], paths: Sequence[Path]) -> None:

@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..engine.finish import finish
 from ..engine.restorer import DEFAULT_TILE, Restorer
 from ..jpeg.tables import grid_multiple
 from ..networks.modelfiles import NAMED_MODELS, named_model_path
@@ -146,17 +147,17 @@ def measure(network: FBCNN, height: int, width: int, *, device: str = "cpu",
     if threads:
         torch.set_num_threads(threads)
     channels = network.config.in_channels
-    restorer = Restorer(network, device=device, tile=tile or 0, precision=precision)
+    restorer = Restorer.of(network, device=device, tile=tile or 0, precision=precision)
     grid = grid_multiple("4:2:0" if channels == 3 else None, channels)
     pixels = sample_image(height, width, channels)
     tiles = restorer.tile_count(height, width, grid)
-    cuda = getattr(restorer.device, "type", "cpu") == "cuda"
+    cuda = restorer.info.device.startswith("cuda")
     gc.collect()
 
     if cuda:
-        torch.cuda.synchronize(restorer.device)
-        torch.cuda.reset_peak_memory_stats(restorer.device)
-        before = torch.cuda.memory_allocated(restorer.device)
+        torch.cuda.synchronize(restorer.info.device)
+        torch.cuda.reset_peak_memory_stats(restorer.info.device)
+        before = torch.cuda.memory_allocated(restorer.info.device)
         method = "cuda max_memory_allocated"
     elif _reset_peak_rss():
         before = (_status_kib("VmRSS") or 0) * 1024
@@ -166,14 +167,16 @@ def measure(network: FBCNN, height: int, width: int, *, device: str = "cpu",
         method = "ru_maxrss"
 
     out = restorer.restore(pixels, grid=grid)  # warm-up
+    finish(out.pixels, pixels, None, out.predicted_qf)
     seconds = []
     for _ in range(max(1, repeats)):
         start = time.perf_counter()
         out = restorer.restore(pixels, grid=grid)
+        finish(out.pixels, pixels, None, out.predicted_qf)
         seconds.append(time.perf_counter() - start)
 
     if cuda:
-        peak = torch.cuda.max_memory_allocated(restorer.device)
+        peak = torch.cuda.max_memory_allocated(restorer.info.device)
     elif method.startswith("VmHWM"):
         peak = (_status_kib("VmHWM") or 0) * 1024
     else:
@@ -190,9 +193,9 @@ def measure(network: FBCNN, height: int, width: int, *, device: str = "cpu",
         "peak_memory_mib": max(0, peak - before) / MIB,
         "memory_method": method,
         "threads": torch.get_num_threads(),
-        "device": "cpu" if restorer.on_numpy else str(restorer.device),
-        "precision": restorer.precision,
-        "backend": str(getattr(network, "runtime", "torch")),
+        "device": restorer.info.device,
+        "precision": restorer.info.precision,
+        "backend": restorer.info.runtime,
         "predicted_qf": out.predicted_qf,
     }
 
@@ -258,6 +261,21 @@ def _one(network: FBCNN, name: str, weights: Path, height: int, width: int, devi
     return row
 
 
+def _runs(name: str, precisions: Sequence[str], backends: Sequence[str],
+          openvino_precisions: Sequence[str]) -> list[tuple[str, str]]:
+    """The (precision, backend) pairs `run_benchmark` measures the model `name` in: the
+    published-size architecture in torch fp32 only (as released), int8 for shipped models
+    only."""
+    runs = [(p, "torch") for p in (("fp32",) if "published" in name else precisions)] \
+        if "torch" in backends else []
+    if "onnx" in backends and "published" not in name:
+        runs.append(("fp32", "onnx"))
+    if "openvino" in backends and "published" not in name:
+        runs += [(p, "openvino") for p in openvino_precisions
+                 if p != "int8" or name in NAMED_MODELS]
+    return runs
+
+
 def run_benchmark(models: Sequence[tuple[str, FBCNN]],
                   sizes: Sequence[tuple[int, int]] = DEFAULT_SIZES, device: str = "cpu",
                   threads: int | None = None, repeats: int = 3, tile: int | None = None,
@@ -298,14 +316,7 @@ def run_benchmark(models: Sequence[tuple[str, FBCNN]],
                 if tile_side and max(height, width) > tile_side:
                     modes.append(tile_side)
                 for mode in modes:
-                    runs = [(p, "torch") for p in (("fp32",) if "published" in name
-                                                   else precisions)] if "torch" in backends \
-                        else []
-                    if "onnx" in backends and "published" not in name:
-                        runs.append(("fp32", "onnx"))
-                    if "openvino" in backends and "published" not in name:
-                        runs += [(p, "openvino") for p in openvino_precisions
-                                 if p != "int8" or name in NAMED_MODELS]
+                    runs = _runs(name, precisions, backends, openvino_precisions)
                     for precision, engine in runs:
                         row = _one(network, name, weights, height, width, device, threads,
                                    repeats, mode, precision, isolate, progress, engine)

@@ -2,7 +2,7 @@
 
 For each clean image of a folder and each setting (a row of the paper's tables):
 
-    clean --degrade--> JPEG --Restorer--> restored
+    clean --degrade--> JPEG --Restorer, finish--> restored
     metrics(JPEG, clean) and metrics(restored, clean): PSNR | SSIM | PSNR-B
 
 Settings are single JPEG at a QF, or double JPEG (QF1, decode, crop [dy:, dx:], QF2) whose
@@ -36,12 +36,14 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from ..engine.finish import finish
 from ..engine.restorer import Restorer
 from ..jpeg.color import rgb_to_y
 from ..jpeg.consistency import JpegTables
 from ..jpeg.degrade import double_jpeg
 from ..jpeg.encoders import EncoderSpec, decode_with_qf, encode_with, parse_encoder
-from ..jpeg.tables import check_qf, compress, grid_multiple, qf_from_tables, subsampling_of
+from ..jpeg.qf import check_qf
+from ..jpeg.tables import compress, grid_multiple, qf_from_tables, subsampling_of
 from ..networks.network import FBCNN
 from . import metrics
 
@@ -244,9 +246,9 @@ def _as_restorer(model: Restorer | FBCNN | str | Path, device: str,
     if isinstance(model, Restorer):
         return model, "network"
     if isinstance(model, FBCNN):
-        return Restorer(model, device=device, precision=precision), "network"
+        return Restorer.of(model, device=device, precision=precision), "network"
     from ..engine.model import (
-        load_model,  # the engine `fbcnn restore` would pick (fbcnn.networks.runtimes)
+        load_model,  # the runtime `fbcnn restore` would pick (fbcnn.networks.runtimes)
     )
 
     loaded = load_model(model, device=device, precision=precision, backend=backend)
@@ -254,7 +256,8 @@ def _as_restorer(model: Restorer | FBCNN | str | Path, device: str,
 
 
 def _dominant_qf(degraded: np.ndarray, last_qf: int, predicted_qf: float) -> float | None:
-    """The QF `fbcnn restore` feeds this double JPEG (None: the prediction)."""
+    """The QF `fbcnn restore` feeds this double JPEG (None: the prediction), by the one
+    rule (`fbcnn.jpeg.qf.double_jpeg_qf`) on the recompression analysis' verdict."""
     from ..jpeg.recompress import analyse  # FBCNN-D: only needed for this correction
 
     return analyse(degraded, last_qf=last_qf).qf_to_feed(predicted_qf)
@@ -262,6 +265,49 @@ def _dominant_qf(degraded: np.ndarray, last_qf: int, predicted_qf: float) -> flo
 
 def _mean(values: Sequence[float]) -> float:
     return float(np.mean(values)) if values else float("nan")
+
+
+def _restore_measured(restorer: Restorer, made: Degraded, name: str, consistency: bool,
+                      correction: str, qf_input: int | None) -> dict:
+    """One degraded image restored as `fbcnn restore` would (the QF fed by `correction` or
+    `qf_input`), and its metrics: a `per_image` entry of `evaluate`."""
+    degraded, clean = made.pixels, made.clean
+    grid = grid_multiple(made.subsampling, restorer.channels)
+    feed: float | None = qf_input
+    predicted = None
+    if correction == "dominant":
+        predicted = restorer.predict_qf(degraded, grid)
+        feed = _dominant_qf(degraded, made.header_qf, predicted)
+    elif correction == "tables":
+        feed = float(made.header_qf)
+    out = restorer.restore(degraded, qf=feed, grid=grid, predicted_qf=predicted)
+    restored = finish(out.pixels, degraded, made.tables if consistency else None,
+                      out.predicted_qf, near_lossless=feed is None)
+    return {
+        "name": name,
+        "jpeg": metrics.quality(degraded, clean),
+        "restored": metrics.quality(restored, clean),
+        "predicted_qf": float(out.predicted_qf),
+        "used_qf": float(out.used_qf),
+        "header_qf": int(made.header_qf),
+    }
+
+
+def _summary(setting: Setting, images: list[dict]) -> dict:
+    """A row of `evaluate`: the setting and the means over its images."""
+    return {
+        "qf": setting.qf,
+        "qf2": setting.qf2,
+        "shift": list(setting.shift) if setting.shift else None,
+        "label": setting.label,
+        "jpeg": {m: _mean([im["jpeg"][m] for im in images]) for m in METRICS},
+        "restored": {m: _mean([im["restored"][m] for im in images]) for m in METRICS},
+        "predicted_qf": _mean([im["predicted_qf"] for im in images]),
+        "used_qf": _mean([im["used_qf"] for im in images]),
+        "header_qf": _mean([im["header_qf"] for im in images]),
+        "images": len(images),
+        "per_image": images,
+    }
 
 
 def evaluate(data_dir: str | Path, restorer_or_network: Restorer | FBCNN | str | Path, *,
@@ -323,44 +369,11 @@ def evaluate(data_dir: str | Path, restorer_or_network: Restorer | FBCNN | str |
             clean_full = load_clean(path, gray)
             for row, setting in zip(per_row, settings, strict=True):
                 made = degrade_with(clean_full, setting, spec)
-                degraded, clean = made.pixels, made.clean
-                grid = grid_multiple(made.subsampling, channels)
-                tables = made.tables if consistency else None
-                feed: float | None = qf_input
-                predicted = None
-                if correction == "dominant":
-                    predicted = restorer.predict_qf(degraded, grid)
-                    feed = _dominant_qf(degraded, made.header_qf, predicted)
-                elif correction == "tables":
-                    feed = float(made.header_qf)
-                out = restorer.restore(degraded, qf=feed, grid=grid, tables=tables,
-                                       predicted_qf=predicted)
-                predicted, used = out.predicted_qf, out.used_qf
-                row.append({
-                    "name": path.name,
-                    "jpeg": metrics.quality(degraded, clean),
-                    "restored": metrics.quality(out.pixels, clean),
-                    "predicted_qf": float(predicted),
-                    "used_qf": float(used),
-                    "header_qf": int(made.header_qf),
-                })
+                row.append(_restore_measured(restorer, made, path.name, consistency,
+                                             correction, qf_input))
                 bar.update(1)
 
-    rows = []
-    for setting, images in zip(settings, per_row, strict=True):
-        rows.append({
-            "qf": setting.qf,
-            "qf2": setting.qf2,
-            "shift": list(setting.shift) if setting.shift else None,
-            "label": setting.label,
-            "jpeg": {m: _mean([im["jpeg"][m] for im in images]) for m in METRICS},
-            "restored": {m: _mean([im["restored"][m] for im in images]) for m in METRICS},
-            "predicted_qf": _mean([im["predicted_qf"] for im in images]),
-            "used_qf": _mean([im["used_qf"] for im in images]),
-            "header_qf": _mean([im["header_qf"] for im in images]),
-            "images": len(images),
-            "per_image": images,
-        })
+    rows = [_summary(setting, images) for setting, images in zip(settings, per_row, strict=True)]
     return {
         "dataset": Path(data_dir).name,
         "data_dir": str(data_dir),
@@ -370,8 +383,8 @@ def evaluate(data_dir: str | Path, restorer_or_network: Restorer | FBCNN | str |
         "encoder": encoder_text(spec),
         "qf_input": qf_input,
         "consistency": consistency,
-        "precision": restorer.precision,
-        "backend": str(getattr(restorer.network, "runtime", "torch")),
+        "precision": restorer.info.precision,
+        "backend": restorer.info.runtime,
         "qf_tile": restorer.qf_tile,
         "images": len(files),
         "seconds": round(time.perf_counter() - start, 2),

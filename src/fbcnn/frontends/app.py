@@ -43,9 +43,8 @@ from ..engine import pipeline
 from ..engine.pipeline import ModelSet
 from ..images.files import ImageError, ImageTooLarge, LoadedImage, read_image, write_image
 from ..networks.modelfiles import CheckpointError, available_models
+from . import APP_MAX_MEGAPIXELS, APP_MAX_UPLOAD_MB
 
-DEFAULT_MAX_MEGAPIXELS = 50.0
-DEFAULT_MAX_UPLOAD_MB = 200
 KINDS = ("auto", "colour", "grey")
 # model variants: (label, suffix of the named model)
 VARIANTS = (("FBCNN (color / gray)", ""),
@@ -98,9 +97,9 @@ def uploaded_file(**kwargs: Any) -> gr.Image:
     (preprocess=False) and get the uploaded file from `upload_path`, untouched: Gradio does
     not decode it, so bad files reach fbcnn.images.files, which explains them in one line.
 
-    (Not an override of the component's `preprocess`, as it was: Gradio rebuilds a session's
-    copy of a component from its constructor arguments whenever an event updates it, so
-    after the first result the copy decoded uploads again, and a bad file then failed inside
+    (Not an override of the component's `preprocess`: Gradio rebuilds a session's copy of a
+    component from its constructor arguments whenever an event updates it, so after the
+    first result that copy would decode uploads again, and a bad file would fail inside
     Gradio with no message on the page. Nor a subclass: Gradio writes .pyi stubs next to
     modules that define components.)"""
     return gr.Image(type="filepath", image_mode=None, **kwargs)
@@ -197,7 +196,7 @@ class Handlers:
     request when its client goes away."""
 
     def __init__(self, models: ModelSet | None = None,
-                 max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
+                 max_megapixels: float = APP_MAX_MEGAPIXELS,
                  workdir: str | Path | None = None) -> None:
         self.models = models if models is not None else ModelSet()
         self.max_megapixels = float(max_megapixels)
@@ -540,7 +539,7 @@ def info_markdown(info: Analysis) -> str:
 
 
 def build_app(models: ModelSet | None = None,
-              max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
+              max_megapixels: float = APP_MAX_MEGAPIXELS,
               workdir: str | Path | None = None) -> gr.Blocks:
     """The page (not launched). `models` gives the device and tile size (default: auto, 512);
     `workdir` the folder for results (default: a temp folder removed at exit)."""
@@ -644,7 +643,7 @@ def check_port(host: str, port: int) -> None:
 
 
 def launch(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860,
-           max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, block: bool = True,
+           max_upload_mb: float = APP_MAX_UPLOAD_MB, block: bool = True,
            quiet: bool = False) -> Any:
     """Serve the page (blocks until Ctrl-C unless block=False). A port that is taken is a
     click.ClickException (one line)."""
@@ -686,8 +685,8 @@ def _private_temp_dir() -> Path:
 
 
 def serve(host: str = "127.0.0.1", port: int = 7860, device: str = "auto", tile: int = 512,
-          max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
-          max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, precision: str = "auto",
+          max_megapixels: float = APP_MAX_MEGAPIXELS,
+          max_upload_mb: float = APP_MAX_UPLOAD_MB, precision: str = "auto",
           backend: str = "auto") -> None:
     """What `fbcnn serve` runs. A port that is taken is a click.ClickException (one line),
     before anything is loaded."""

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..version import __version__
+from . import APP_MAX_MEGAPIXELS, APP_MAX_UPLOAD_MB
 
 if TYPE_CHECKING:
     from ..engine.pipeline import ModelSet, RestoreOptions
@@ -557,22 +558,8 @@ def benchmark(model_names: tuple[str, ...], sizes: str, published: bool, device:
         raise click.ClickException(str(e).splitlines()[0]) from None
     if published:
         models.append(("published size (random weights)", published_architecture()))
-    chosen = [p.strip() for p in precisions.split(",") if p.strip()]
-    if not chosen or any(p not in ("fp32", "bf16", "auto") for p in chosen):
-        raise click.BadParameter(f"expected fp32, bf16 or auto, got '{precisions}'",
-                                 param_hint="--precision")
-    engines = [b.strip() for b in backends.split(",") if b.strip()]
-    if not engines or any(b not in ("torch", "onnx", "openvino") for b in engines):
-        raise click.BadParameter(f"expected openvino, torch and / or onnx, got '{backends}'",
-                                 param_hint="--backends")
-    from ..networks.runtimes import onnxruntime_installed, openvino_installed
-
-    for graph_engine, present in (("onnx", onnxruntime_installed),
-                                  ("openvino", openvino_installed)):
-        if graph_engine in engines and not device.startswith("cpu"):
-            engines.remove(graph_engine)
-        elif graph_engine in engines and not present():
-            raise click.ClickException(f"--backends {graph_engine} needs it installed")
+    chosen = _benchmark_precisions(precisions)
+    engines = _benchmark_backends(backends, device)
     from ..evaluation.benchmark import find_yardstick
 
     stick = find_yardstick(yardstick)
@@ -594,6 +581,33 @@ def benchmark(model_names: tuple[str, ...], sizes: str, published: bool, device:
     click.echo(format_benchmark(result))
     if json_path:
         write_json(json_path, result)
+
+
+def _benchmark_precisions(precisions: str) -> list[str]:
+    """`fbcnn benchmark --precision`: the comma-separated precisions, checked."""
+    chosen = [p.strip() for p in precisions.split(",") if p.strip()]
+    if not chosen or any(p not in ("fp32", "bf16", "auto") for p in chosen):
+        raise click.BadParameter(f"expected fp32, bf16 or auto, got '{precisions}'",
+                                 param_hint="--precision")
+    return chosen
+
+
+def _benchmark_backends(backends: str, device: str) -> list[str]:
+    """`fbcnn benchmark --backends`: the comma-separated backends, checked; the graph
+    runtimes (CPU only) left out on another device, refused when not installed."""
+    from ..networks.runtimes import onnxruntime_installed, openvino_installed
+
+    engines = [b.strip() for b in backends.split(",") if b.strip()]
+    if not engines or any(b not in ("torch", "onnx", "openvino") for b in engines):
+        raise click.BadParameter(f"expected openvino, torch and / or onnx, got '{backends}'",
+                                 param_hint="--backends")
+    for graph_engine, present in (("onnx", onnxruntime_installed),
+                                  ("openvino", openvino_installed)):
+        if graph_engine in engines and not device.startswith("cpu"):
+            engines.remove(graph_engine)
+        elif graph_engine in engines and not present():
+            raise click.ClickException(f"--backends {graph_engine} needs it installed")
+    return engines
 
 
 @main.command("export")
@@ -643,9 +657,11 @@ def export_command(model_name: str, fmt: str, output: str, qf_input: bool,
 @TILE_OPTION
 @PRECISION_OPTION
 @BACKEND_OPTION
-@click.option("--max-megapixels", type=click.FloatRange(min=0, min_open=True), default=50.0,
-              show_default=True, help="Refuse bigger images (with a message).")
-@click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True), default=200.0,
+@click.option("--max-megapixels", type=click.FloatRange(min=0, min_open=True),
+              default=APP_MAX_MEGAPIXELS, show_default=True,
+              help="Refuse bigger images (with a message).")
+@click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True),
+              default=APP_MAX_UPLOAD_MB,
               show_default=True, help="Refuse bigger uploads.")
 def serve(host: str, port: int, device: str, tile: int, precision: str, backend: str,
           max_megapixels: float, max_upload_mb: float) -> None:

@@ -8,11 +8,11 @@ reported as soon as it is done, so the command prints the local engine's lines.
 
 Faults: an actor whose process dies is started again (`MAX_RESTARTS`) and the file it was
 working on is sent again (`MAX_TASK_RETRIES`); outputs are written atomically by
-`imageio.write_image`, so a killed worker leaves no half-written output (at most a hidden
+`images.files.write_image`, so a killed worker leaves no half-written output (at most a hidden
 `.<name>.*.tmp` file, which the retry removes), and a rerun with `skip_existing` finishes an
 interrupted run.
 
-Inputs are local files or folders (`imageio.list_inputs`) or URIs (`s3://`, `gs://`,
+Inputs are local files or folders (`images.files.list_inputs`) or URIs (`s3://`, `gs://`,
 `file://`, ... as pyarrow.fs reads them): each worker copies a URI input into a temporary
 folder and restores that copy. Outputs go to a local folder (shared by all workers on a
 cluster).
@@ -54,9 +54,6 @@ from ..images.files import IMAGE_SUFFIXES, SKIP_FOLDER, ImageError, list_inputs
 ENGINES = ("local", "ray")
 MAX_RESTARTS = 3  # per actor: a worker process that died is started again this many times
 MAX_TASK_RETRIES = 3  # per file: sent again this many times when its worker died on it
-# Test hook (tests/test_distributed.py): a file holding an input's name; the first worker
-# that is about to restore that input deletes the file and kills its own process.
-TEST_EXIT_ENV = "FBCNN_TEST_EXIT_ONCE"
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _URI_ROOT = Path("/fbcnn-uri")  # URIs stand as paths under it when outputs are planned
@@ -112,7 +109,7 @@ def _uri_filesystem(uri: str) -> tuple[Any, str]:
 
 
 def list_uri(uri: str, recursive: bool = False) -> list[str]:
-    """The image URIs under a folder URI (as `imageio.list_inputs` lists a local folder), or
+    """The image URIs under a folder URI (as `images.files.list_inputs` lists a local folder), or
     the URI itself (a missing one is then reported when it is read)."""
     from pyarrow import fs as pafs
 
@@ -137,7 +134,7 @@ def list_uri(uri: str, recursive: bool = False) -> list[str]:
 
 
 def expand_inputs(inputs: Sequence[str | Path], recursive: bool = False) -> list[str]:
-    """Local files and folders (via `imageio.list_inputs`) and URIs, in the order given."""
+    """Local files and folders (via `images.files.list_inputs`) and URIs, in the order given."""
     out: list[str] = []
     seen: set[str] = set()
     local: list[str | Path] = []
@@ -179,22 +176,6 @@ def _fetch(uri: str, folder: Path) -> Path:
     local = folder / _uri_name(uri)
     local.write_bytes(data)
     return local
-
-
-def _test_exit_once(item: str) -> None:
-    marker = os.environ.get(TEST_EXIT_ENV)
-    if not marker:
-        return
-    try:
-        name = Path(marker).read_text().strip()
-    except OSError:
-        return
-    if name and name == PurePosixPath(item).name:
-        try:
-            os.unlink(marker)  # only one process wins
-        except FileNotFoundError:
-            return
-        os._exit(1)
 
 
 class Worker:
@@ -239,7 +220,6 @@ class Worker:
     def restore(self, item: str, planned: Planned) -> FileOutcome:
         from ..networks.checkpoints import CheckpointError
 
-        _test_exit_once(item)
         tmp: tempfile.TemporaryDirectory[str] | None = None
         path = Path(item)
         try:
@@ -353,12 +333,31 @@ def _default_workers(ray: Any, threads: int, gpus: float) -> int:
     return max(1, int(resources.get("CPU", 1) // threads))
 
 
+def _actor_outcome(ray: Any, ref: Any, item: str) -> tuple[FileOutcome, bool]:
+    """The outcome of the file `item` that an actor was sent (`ref`: its result), and whether
+    that actor is gone for good."""
+    from ray.exceptions import RayActorError, RayError, RayTaskError
+
+    try:
+        return ray.get(ref), False
+    except RayActorError as e:  # its process died more often than it may be retried
+        tries = MAX_TASK_RETRIES + 1
+        lines = str(e).strip().splitlines() or [type(e).__name__]
+        return FileOutcome(item, error=f"{item}: worker process died while restoring it "
+                                       f"(tried {tries} times; "
+                                       f"{_one_line(lines[0])[:200]})"), True
+    except RayTaskError as e:  # an unexpected exception in restore_file
+        cause = e.cause if e.cause is not None else e
+        return FileOutcome(item, error=f"{item}: {type(cause).__name__}: "
+                                       f"{_one_line(cause)}"), False
+    except RayError as e:
+        return FileOutcome(item, error=f"{item}: {_one_line(e)}"), False
+
+
 def _run_actors(ray: Any, items: Sequence[str], planned: Sequence[Planned],
                 worker_args: tuple[Any, ...], workers: int | None, threads: int,
                 gpus: float) -> Iterator[FileOutcome]:
     """Restore on `workers` actors, one file in flight each; outcomes as they finish."""
-    from ray.exceptions import RayActorError, RayError, RayTaskError
-
     check_resources(ray, threads, gpus)
     n = min(workers or _default_workers(ray, threads, gpus), len(items))
     actor_class = ray.remote(Worker).options(
@@ -369,23 +368,6 @@ def _run_actors(ray: Any, items: Sequence[str], planned: Sequence[Planned],
     def new_actor() -> Any:
         actors.append(actor_class.remote(*worker_args, threads, os.getcwd()))
         return actors[-1]
-
-    def outcome(ref: Any, item: str) -> tuple[FileOutcome, bool]:
-        """The file's outcome, and whether its actor is gone for good."""
-        try:
-            return ray.get(ref), False
-        except RayActorError as e:  # its process died more often than it may be retried
-            tries = MAX_TASK_RETRIES + 1
-            lines = str(e).strip().splitlines() or [type(e).__name__]
-            return FileOutcome(item, error=f"{item}: worker process died while restoring it "
-                                           f"(tried {tries} times; "
-                                           f"{_one_line(lines[0])[:200]})"), True
-        except RayTaskError as e:  # an unexpected exception in restore_file
-            cause = e.cause if e.cause is not None else e
-            return FileOutcome(item, error=f"{item}: {type(cause).__name__}: "
-                                           f"{_one_line(cause)}"), False
-        except RayError as e:
-            return FileOutcome(item, error=f"{item}: {_one_line(e)}"), False
 
     try:
         idle = [new_actor() for _ in range(n)]
@@ -398,7 +380,7 @@ def _run_actors(ray: Any, items: Sequence[str], planned: Sequence[Planned],
                 running[actor.restore.remote(items[i], planned[i])] = (i, actor)
             ready, _ = ray.wait(list(running), num_returns=1)
             i, actor = running.pop(ready[0])
-            result, dead = outcome(ready[0], items[i])
+            result, dead = _actor_outcome(ray, ready[0], items[i])
             if dead:
                 ray.kill(actor, no_restart=True)
                 replaced += 1

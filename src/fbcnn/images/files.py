@@ -55,7 +55,7 @@ SKIP_FOLDER = "restored"
 # output suffix -> (format, Pillow's save options). PNG is written by `fbcnn.images.png`, not
 # Pillow (zlib level 1 on the CPUs' threads: on a restored 3-MP photo 0.08 s, where Pillow took
 # 0.19 s at level 1 and 1.05 s at its default 6, for a file 1% larger than Pillow's level 1;
-# measured by `scripts/png_levels.py`, docs/benchmarks.md).
+# measured by `scripts/probes/png_levels.py`, docs/benchmarks.md).
 _WRITE_FORMATS: dict[str, tuple[str, dict[str, object]]] = {
     ".png": ("PNG", {}),
     ".jpg": ("JPEG", {"quality": 95}),
@@ -603,8 +603,24 @@ def write_image(path: str | Path, pixels: np.ndarray, *, alpha: np.ndarray | Non
     threads (default: the CPUs this process may use). Returns the path written; raises
     ImageError on failure, leaving nothing behind (ValueError for bad arguments).
     """
-    path = Path(path)
     quality = check_quality(quality)
+    path, fmt, options = _target_format(Path(path), quality)
+    if fmt in _NO_ALPHA_FORMATS and alpha is not None:
+        checked, _ = _with_alpha(path, pixels, alpha)
+        pixels, alpha = flatten_alpha(checked[:, :, :-1], checked[:, :, -1]), None
+    if fmt not in _EXIF_FORMATS or (fmt == "JPEG" and exif and len(exif) > _JPEG_MAX_EXIF):
+        exif = None
+    arr, mode = _with_alpha(path, pixels, alpha)
+    save = _saver(fmt, options, arr, mode, icc_profile=icc_profile, exif=exif, workers=workers)
+    _prepare_target(path, protect)
+    _save_atomically(path, save)
+    return path
+
+
+def _target_format(path: Path, quality: int | None) -> tuple[Path, str, dict]:
+    """The path `write_image` writes (.png appended to a path without a suffix), its PIL
+    format and save options (`quality` applied to JPEG and WebP); ImageError for a suffix it
+    cannot write."""
     if path.suffix == "":
         path = path.with_name(path.name + ".png")
     suffix = path.suffix.lower()
@@ -616,33 +632,30 @@ def write_image(path: str | Path, pixels: np.ndarray, *, alpha: np.ndarray | Non
         options = {**options, "quality": quality}
     elif fmt == "WEBP" and quality is not None:
         options = {"quality": quality}
-    if fmt in _NO_ALPHA_FORMATS and alpha is not None:
-        checked, _ = _with_alpha(path, pixels, alpha)
-        pixels, alpha = flatten_alpha(checked[:, :, :-1], checked[:, :, -1]), None
-    if fmt not in _EXIF_FORMATS or (fmt == "JPEG" and exif and len(exif) > _JPEG_MAX_EXIF):
-        exif = None
-    arr, mode = _with_alpha(path, pixels, alpha)
+    return path, fmt, dict(options)
+
+
+def _saver(fmt: str, options: dict, arr: np.ndarray, mode: str, *, icc_profile: bytes | None,
+           exif: bytes | None, workers: int | None) -> Callable[[BinaryIO], None]:
+    """What writes `arr` (HxWxC, PIL `mode`) as `fmt` into an open file: our PNG writer
+    (deflated on `workers` threads), or PIL with the ICC profile where the format holds one."""
     if fmt == "PNG":
         threads = available_cpus() if workers is None else max(1, workers)
 
-        def save(f: BinaryIO) -> None:
+        def save_png(f: BinaryIO) -> None:
             write_png(f, arr, icc_profile=icc_profile or None, workers=threads,
                       exif=exif or None)
-    else:
-        img = Image.frombytes(mode, (arr.shape[1], arr.shape[0]),
-                              np.ascontiguousarray(arr[:, :, 0] if arr.shape[2] == 1 else arr))
-        options = dict(options)
-        if icc_profile and fmt not in _NO_ICC_FORMATS:
-            options["icc_profile"] = icc_profile
-        if exif:
-            options["exif"] = exif
+        return save_png
+    img = Image.frombytes(mode, (arr.shape[1], arr.shape[0]),
+                          np.ascontiguousarray(arr[:, :, 0] if arr.shape[2] == 1 else arr))
+    if icc_profile and fmt not in _NO_ICC_FORMATS:
+        options["icc_profile"] = icc_profile
+    if exif:
+        options["exif"] = exif
 
-        def save(f: BinaryIO) -> None:
-            img.save(f, format=fmt, **options)
-
-    _prepare_target(path, protect)
-    _save_atomically(path, save)
-    return path
+    def save(f: BinaryIO) -> None:
+        img.save(f, format=fmt, **options)
+    return save
 
 
 def check_writable_folder(folder: str | Path, probe_bytes: int = 4096) -> None:

@@ -8,7 +8,7 @@ or Up, whichever leaves the smaller sum of absolute values, the heuristic of lib
 deflated on its own thread, numpy and zlib letting go of the GIL, and the bands are joined
 into one zlib stream as pigz does: raw deflate streams ended by a sync flush, the zlib
 header in front and the Adler-32 of the whole stream (combined from the bands') at the end.
-`python scripts/png_levels.py` compares sizes and times with Pillow's.
+`python scripts/probes/png_levels.py` compares sizes and times with Pillow's.
 """
 
 from __future__ import annotations

@@ -72,8 +72,8 @@ class EncoderMixture:
     @classmethod
     def from_config(cls, encoders: dict[str, float] | None,
                     subsampling: dict[str, float] | None) -> EncoderMixture | None:
-        """None (every JPEG from libjpeg at 4:2:0, the older recipes' stream of draws) when
-        neither is configured."""
+        """None (every JPEG from libjpeg at 4:2:0, with no draws of its own, so that a config
+        without either keeps its random stream) when neither is configured."""
         if not encoders and not subsampling:
             return None
         for name in encoders or {}:
@@ -227,7 +227,7 @@ def random_double_jpeg(patch_with_margin: np.ndarray, size: int, rng: np.random.
     JPEG by an encoder drawn from `encoders` (None: libjpeg 4:2:0), then a `size` crop; no
     QF label."""
     qf1, qf2 = draw_qf(rng, gray, distribution), draw_qf(rng, gray, distribution)
-    # no extra draw at 0: the older configs' random streams (and their resumes) stay as they were
+    # no extra draw at 0: a config without it keeps its random stream (and resumes the same)
     if stronger_first > 0 and rng.random() < stronger_first:
         qf1, qf2 = min(qf1, qf2), max(qf1, qf2)
     shift = (int(rng.integers(0, 8)), int(rng.integers(0, 8)))

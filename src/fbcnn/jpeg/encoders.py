@@ -116,6 +116,16 @@ class EncoderSpec:
     def __post_init__(self) -> None:
         if self.name not in ENCODERS:
             raise ValueError(f"unknown encoder {self.name!r}: choose from {', '.join(ENCODERS)}")
+        self._check_subsampling()
+        if self.quant_table is not None and self.quant_table not in MOZJPEG_TABLES:
+            raise ValueError(f"quant_table must be in 0..8, got {self.quant_table}")
+        if self.name == "jpegli" and self.quant_table is not None:
+            raise ValueError("jpegli writes its own tables (no table=N)")
+        if self.name != "mozjpeg" and not self.trellis:
+            raise ValueError("only MozJPEG has trellis quantisation to turn off")
+        self._check_base_tables()
+
+    def _check_subsampling(self) -> None:
         if self.subsampling is not None and self.subsampling not in SUBSAMPLING:
             raise ValueError(f"unknown subsampling {self.subsampling!r}: choose from "
                              f"{', '.join(SUBSAMPLING)}")
@@ -124,19 +134,15 @@ class EncoderSpec:
                              "choice, from quality 80)")
         if self.name == "jpegli" and self.subsampling is not None:
             raise ValueError("jpegli chooses its own subsampling")
-        if self.quant_table is not None and self.quant_table not in MOZJPEG_TABLES:
-            raise ValueError(f"quant_table must be in 0..8, got {self.quant_table}")
-        if self.name == "jpegli" and self.quant_table is not None:
-            raise ValueError("jpegli writes its own tables (no table=N)")
-        if self.name != "mozjpeg" and not self.trellis:
-            raise ValueError("only MozJPEG has trellis quantisation to turn off")
-        if self.base_tables is not None:
-            if self.name != "libjpeg" or self.quant_table is not None:
-                raise ValueError("base_tables are for libjpeg, without quant_table")
-            if len(self.base_tables) != 2 or any(
-                    len(t) != 64 or not all(1 <= v <= 32767 for v in t)
-                    for t in self.base_tables):
-                raise ValueError("base_tables: two tables of 64 steps in 1..32767")
+
+    def _check_base_tables(self) -> None:
+        if self.base_tables is None:
+            return
+        if self.name != "libjpeg" or self.quant_table is not None:
+            raise ValueError("base_tables are for libjpeg, without quant_table")
+        if len(self.base_tables) != 2 or any(
+                len(t) != 64 or not all(1 <= v <= 32767 for v in t) for t in self.base_tables):
+            raise ValueError("base_tables: two tables of 64 steps in 1..32767")
 
     @property
     def label(self) -> str:

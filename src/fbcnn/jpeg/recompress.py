@@ -20,7 +20,7 @@ Method (luma only, pure numpy + Pillow):
   The offset scan's cost grows with the number of q searched, so when the last QF is high
   (more than 6 coarse q's, a last QF over about 33) its tiles are thinned, evenly, to keep
   that cost (at least 65,536 pixels): a 3-MP JPEG at QF 90 takes 0.7 s instead of 2.6 s
-  (scripts/double_jpeg_rates.py compares the detection rates with and without it).
+  (scripts/probes/double_jpeg_rates.py compares the detection rates with and without it).
 * **Offset scan.** For all 64 offsets (oy, ox) and q = 5, 10, ... up to ``last_qf - 3``,
   ``L = log(MSE + eps)``. Crops that share rows or columns with either grid are partly
   aligned, so the score is the two-way interaction
@@ -68,6 +68,7 @@ from PIL import Image
 
 from ..device import available_cpus
 from .color import rgb_to_gray_plain
+from .qf import double_jpeg_qf
 from .tables import encode
 
 # decisions, on the scores described above
@@ -83,19 +84,19 @@ _ALIGNED_SCALE = 0.05
 
 _EPS = 0.02  # MSE floor inside the logs: flat crops carry no evidence
 _TILE = 64  # tile side of the sample of large images (a multiple of 8)
-# sample size for the 64-offset scan and the aligned curve: half of the 262,144 pixels of
-# the round before, with the same detection rates on 12 Kodak photos (every case of
-# scripts/double_jpeg_rates.py --limit 12, against --scan-pixels 262144) in 0.55-0.65x
-# the time: the analysis was 18% of a 3-MP restore once the network ran in bf16
+# sample size for the 64-offset scan and the aligned curve: 131,072 pixels find what
+# 262,144 find (every case of scripts/probes/double_jpeg_rates.py --limit 12 on Kodak,
+# against --scan-pixels 262144) in 0.55-0.65x the time, where the analysis would otherwise
+# be 18% of a 3-MP restore with the network in bf16
 _SCAN_PIXELS = 131_072
 # The scan costs 64 offsets x (last QF / 5) recompressions of its sample: above _SCAN_QS
 # coarse q's (a last QF over about 18) its sample shrinks to keep that cost, down to
-# _MIN_SCAN_PIXELS; candidates are still measured again on the full sample. _SCAN_QS was 6
-# (a last QF over 30) until the network's speed-up made the analysis 10-11% of a 3-MP
-# restore at QF 30; at 2, the same detection rates (every case of
-# scripts/double_jpeg_rates.py --limit 12 on Kodak and --limit 24 on bsds500_test,
-# 0 / 12 and 0 / 24 singles called double, every double found with its offset and QF1, as
-# with the whole scan sample: --scan-pixels 65536 against 131072)
+# _MIN_SCAN_PIXELS; candidates are still measured again on the full sample. Thinning from 2
+# coarse q's on keeps the analysis a small part of a restore (at 6 it was 10-11% of a 3-MP
+# restore at QF 30) and finds what the whole scan sample finds (every case of
+# scripts/probes/double_jpeg_rates.py --limit 12 on Kodak and --limit 24 on bsds500_test:
+# 0 / 12 and 0 / 24 singles called double, every double found with its offset and QF1,
+# --scan-pixels 65536 against 131072)
 _SCAN_QS = 2
 _MIN_SCAN_PIXELS = 65_536
 _MOSAIC_PIXELS = 1 << 24  # most pixels per JPEG call
@@ -139,21 +140,10 @@ class DoubleJpegVerdict:
             "last_qf": None if self.last_qf is None else int(self.last_qf),
         }
 
-    def dominant_qf(self, predicted_qf: float) -> float:
-        """The QF to restore with: the earlier compression's when a non-aligned one was found
-        (it dominates the artifacts, FBCNN-D), else `predicted_qf`."""
-        if self.detected and self.kind == "non-aligned" and self.qf1 is not None:
-            return float(min(self.qf1, predicted_qf))
-        return predicted_qf
-
     def qf_to_feed(self, predicted_qf: float) -> float | None:
-        """The QF a restoration feeds the network for this verdict (FBCNN-D): the earlier
-        compression's QF when a non-aligned one was found below the prediction, else None
-        (the network's own reading)."""
-        if self.detected and self.kind == "non-aligned" and self.qf1 is not None \
-                and self.qf1 < predicted_qf:
-            return float(self.qf1)
-        return None
+        """The QF a restoration feeds the network for this verdict (`fbcnn.jpeg.qf.
+        double_jpeg_qf`), None for the network's own reading."""
+        return double_jpeg_qf(self.kind, self.qf1, predicted_qf) if self.detected else None
 
 
 # --- sampling and batched recompression ----------------------------------------------------

@@ -13,6 +13,8 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
+from .qf import check_qf  # noqa: F401 - the QF rules' range check, where callers import it
+
 # Pillow's subsampling codes
 SUBSAMPLING = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
 SUBSAMPLING_NAMES = {v: k for k, v in SUBSAMPLING.items()}
@@ -113,16 +115,3 @@ def grid_multiple(subsampling: str | None, channels: int) -> int:
     if channels == 3 and subsampling in (None, "4:2:0", "4:2:2"):
         return 16
     return 8
-
-
-def check_qf(qf: float, what: str = "QF") -> float:
-    """`qf` as a float if it is a JPEG quality factor (1..100), else ValueError. The one
-    range check of the library (CLI, API, evaluation)."""
-    try:
-        value = float(qf)
-    except (TypeError, ValueError):
-        raise ValueError(f"{what} must be a number in 1..100, got {qf!r}") from None
-    if not 1 <= value <= 100:
-        raise ValueError(f"{what} must be in 1..100, got {qf:g}" if isinstance(qf, int | float)
-                         else f"{what} must be in 1..100, got {qf!r}")
-    return value

@@ -27,7 +27,7 @@ Method (luma, numpy only):
   scores alike everywhere): JPEG when ``best >= SCORE_MIN`` and ``best >= RATIO_MIN x
   median``. Images with fewer than `MIN_BLOCKS` blocks per offset are not judged (and are
   treated as not JPEG). The thresholds come from the labelled set of
-  `scripts/jpeg_trace_rates.py` (docs/results.md, "Images that were never JPEGs").
+  `scripts/probes/jpeg_trace_rates.py` (docs/results.md, "Images that were never JPEGs").
 
 ``offset`` is where the blocks start, (dy, dx) in 0..7: a JPEG cropped by (y, x) pixels has
 its grid at ((8 - y) % 8, (8 - x) % 8).

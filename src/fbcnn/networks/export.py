@@ -12,10 +12,10 @@ part of the graph). It returns two outputs, like `FBCNN.forward` / `model.networ
 With `qf_input=True` (`fbcnn export --qf-input`) the graph takes a second input, `qf`: an
 (N, 1) float32 QF in *QF units* 1..100 (converted to the network's convention inside the
 graph), fed to the decoder instead of the prediction; a row whose QF is 0 keeps that image's
-own prediction, so one run restores blind (graphs with the metadata `fbcnn.qf_input_auto`;
-earlier ones took 1..100 only). Names follow one rule: `qf` is always
-in 1..100, the network's own value is `qf_network`. Files exported by fbcnn 0.1 named that
-output `qf` (or `predicted_qf` with `--qf-input`); the outputs are in the same order, so
+own prediction, so one run restores blind (in graphs with the metadata
+`fbcnn.qf_input_auto`; a graph without it takes 1..100 only). Names follow one rule: `qf` is
+always in 1..100, the network's own value is `qf_network`. Files exported by fbcnn 0.1 name
+that output `qf` (or `predicted_qf` with `--qf-input`); the outputs are in the same order, so
 read them by position (restored first, the predicted QF second), as fbcnn itself does.
 
 ONNX files carry metadata properties (`fbcnn.config`, `fbcnn.qf_output`, `fbcnn.qf_input`);
@@ -34,7 +34,7 @@ import math
 import os
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -270,28 +270,10 @@ def export_onnx(network: FBCNN, path: str | Path, qf_input: bool = False,
     network = _cpu_copy(network)
     module = _Exportable(network, qf_input).eval()
     example = _example(network, qf_input)
-    exporters = {"legacy": [_onnx_legacy], "dynamo": [_onnx_dynamo],
-                 "auto": [_onnx_legacy, _onnx_dynamo]}.get(exporter)
-    if exporters is None:
-        raise ValueError(f"unknown exporter '{exporter}' (legacy, dynamo or auto)")
-    if opset > LEGACY_MAX_OPSET:
-        if exporter == "legacy":
-            raise ExportError(f"the legacy exporter supports opsets up to {LEGACY_MAX_OPSET}")
-        exporters = [_onnx_dynamo]
+    exporters = _onnx_exporters(exporter, opset)
     with _atomic_target(path) as tmp:
-        errors = []
-        for run in exporters:
-            try:
-                with _quiet(), torch.no_grad():
-                    run(module, example, tmp, qf_input, opset)
-                    _finish_onnx(tmp, network, qf_input, source or "FBCNN")
-                break
-            except ExportError:
-                raise
-            except Exception as e:  # noqa: BLE001 - exporter failures vary by torch version
-                errors.append(_first_line(e))
-        else:
-            raise ExportError(f"ONNX export failed: {'; '.join(errors)}")
+        _run_onnx_exporters(exporters, module, example, tmp, network, qf_input, opset,
+                            source or "FBCNN")
         if verify:
             try:
                 _verify_onnx(tmp, network, qf_input)
@@ -300,6 +282,39 @@ def export_onnx(network: FBCNN, path: str | Path, qf_input: bool = False,
             except Exception as e:  # noqa: BLE001 - onnxruntime raises its own error types
                 raise ExportError(f"ONNX check failed: {_first_line(e)}") from None
     return path
+
+
+def _onnx_exporters(exporter: str, opset: int) -> list[Callable[..., None]]:
+    """The exporters `export_onnx` tries in turn for `exporter` ("legacy", "dynamo",
+    "auto") at `opset`: dynamo alone above the legacy exporter's opsets."""
+    exporters = {"legacy": [_onnx_legacy], "dynamo": [_onnx_dynamo],
+                 "auto": [_onnx_legacy, _onnx_dynamo]}.get(exporter)
+    if exporters is None:
+        raise ValueError(f"unknown exporter '{exporter}' (legacy, dynamo or auto)")
+    if opset > LEGACY_MAX_OPSET:
+        if exporter == "legacy":
+            raise ExportError(f"the legacy exporter supports opsets up to {LEGACY_MAX_OPSET}")
+        exporters = [_onnx_dynamo]
+    return exporters
+
+
+def _run_onnx_exporters(exporters: list[Callable[..., None]], module: nn.Module,
+                        example: tuple[torch.Tensor, ...], tmp: Path, network: FBCNN,
+                        qf_input: bool, opset: int, source: str) -> None:
+    """Write `tmp` with the first exporter that succeeds (its graph finished: names,
+    metadata); ExportError naming every failure when none does."""
+    errors = []
+    for run in exporters:
+        try:
+            with _quiet(), torch.no_grad():
+                run(module, example, tmp, qf_input, opset)
+                _finish_onnx(tmp, network, qf_input, source)
+            return
+        except ExportError:
+            raise
+        except Exception as e:  # noqa: BLE001 - exporter failures vary by torch version
+            errors.append(_first_line(e))
+    raise ExportError(f"ONNX export failed: {'; '.join(errors)}")
 
 
 # TorchScript --------------------------------------------------------------------------------

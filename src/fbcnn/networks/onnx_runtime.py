@@ -1,13 +1,12 @@
 """Run an exported FBCNN graph (`fbcnn export --format onnx`, or the graph shipped beside a
-model's weights) in a graph runtime, standing in for the torch `FBCNN` module.
+model's weights) in a graph runtime, in place of the torch `FBCNN` module.
 
 `GraphFBCNN` is what every graph runtime shares; `OnnxFBCNN` runs the graph in onnxruntime,
-`fbcnn.networks.openvino_runtime.OpenVinoFBCNN` in OpenVINO. Both work on numpy arrays (`run_array`,
-`predict_qf_array`), which is how `Restorer` drives them, so restoring through them never
-imports torch. They also have the torch module's interface for callers that hold tensors:
-`.config`, `forward(x, qf_override=None)` (also by calling it), `predict_qf(x)`, and
-`.to(...)` / `.eval()`, which return it unchanged; tensors go in and come out as torch
-tensors on the input's device.
+`fbcnn.networks.openvino_runtime.OpenVinoFBCNN` in OpenVINO. Both implement the engine's
+`fbcnn.networks.runtimes.Runtime` interface (`run`, `predict_qf`, `reconstruct` on uint8
+pixels) on numpy arrays, so restoring through them never imports torch; `run_array`,
+`predict_qf_array` and `reconstruct_array` take the graph's own float (N, C, H, W) images
+in [0, 1] and its QF convention, (100 - QF) / 100, like `FBCNN.forward`.
 
 A graph has no cheaper path to the QF alone, so `predict_qf` runs the whole graph. A graph
 exported with `--qf-input` takes a QF for every image; 0 asks for the image's own prediction
@@ -24,20 +23,15 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from .config import QF_AUTO_KEY, FBCNNConfig, network_to_qf
 from .modelfiles import CheckpointError
-
-if TYPE_CHECKING:
-    import torch
-
-    Outputs = tuple[torch.Tensor, torch.Tensor]
+from .runtimes import NO_QF_INPUT
 
 OVERRIDE_ATOL = 1e-4  # network units: 0.01 QF
-NO_QF_INPUT = "this ONNX model was exported without --qf-input; re-export it to set the QF"
 FLOAT = "float32"
 
 # (name, element type, shape): a dimension is an int when fixed, anything else when dynamic
@@ -90,17 +84,15 @@ def graph_config(meta: dict[str, str], in_shape: list[Any], out_shape: list[Any]
 
 
 class GraphFBCNN:
-    """An exported FBCNN graph behind the `FBCNN` module's interface (inference only): the QF
-    conventions, the signature check and the torch-tensor interface every graph runtime
-    shares. A runtime implements `_infer`, `set_threads` and `release_memory`."""
+    """An exported FBCNN graph behind the `Runtime` interface (inference only): the QF
+    conventions, the signature check and the pixel conversions every graph runtime shares.
+    A runtime implements `_infer`, `set_threads` and `release_memory`."""
 
-    training = False
-    runs_on_numpy = True  # Restorer feeds it numpy arrays (no torch on this path)
-    runtime = "graph"  # what runs it, as `fbcnn restore --backend` names it
+    name = "graph"  # what runs it, as `fbcnn restore --backend` names it
     precision = "fp32"  # what it computes in: fp32, bf16 or int8 (as `--precision` names it)
 
     path: Path
-    device: Any
+    device: str
     image_name: str
     qf_name: str | None
     qf_auto: bool
@@ -140,17 +132,13 @@ class GraphFBCNN:
     def release_memory(self) -> None:
         """Hand back memory the runtime keeps between runs (nothing by default)."""
 
-    # the module interface ----------------------------------------------------------------
-
     @property
     def has_qf_input(self) -> bool:
         return self.qf_name is not None
 
-    def to(self, *args: Any, **kwargs: Any) -> GraphFBCNN:
-        return self
-
-    def eval(self) -> GraphFBCNN:
-        return self
+    @property
+    def channels(self) -> int:
+        return self.config.in_channels
 
     def _feed(self, x: np.ndarray, qf: np.ndarray | None) -> dict[str, np.ndarray]:
         feed = {self.image_name: x}
@@ -169,7 +157,7 @@ class GraphFBCNN:
                 f"{predicted.shape} for an image of {x.shape}")
         return restored, predicted
 
-    # numpy: what Restorer uses ----------------------------------------------------------
+    # the graph's own floats and QF convention -----------------------------------------
 
     def run_array(self, image: np.ndarray,
                   qf_override: np.ndarray | float | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -208,34 +196,25 @@ class GraphFBCNN:
         the decoupler runs that instead."""
         return self.run_array(image, qf)[0]
 
-    # torch tensors in and out -----------------------------------------------------------
+    # the Runtime interface: uint8 pixels in ------------------------------------------
 
-    def __call__(self, x: torch.Tensor,
-                 qf_override: torch.Tensor | float | None = None) -> Outputs:
-        return self.forward(x, qf_override)
+    def run(self, pixels: np.ndarray,
+            qf: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        restored, predicted = self.run_array(_floats(pixels), qf)
+        return restored.transpose(0, 2, 3, 1), predicted
 
-    def forward(self, x: torch.Tensor,
-                qf_override: torch.Tensor | float | None = None) -> Outputs:
-        """`(restored, qf)` like `FBCNN.forward`: qf and qf_override in the network's
-        convention (100 - QF) / 100."""
-        import torch
+    def predict_qf(self, pixels: np.ndarray) -> np.ndarray:
+        return self.predict_qf_array(_floats(pixels))
 
-        image = x.detach().to("cpu", torch.float32).numpy()
-        override: np.ndarray | float | None = None
-        if isinstance(qf_override, torch.Tensor):
-            override = qf_override.detach().to("cpu", torch.float32).numpy()
-        elif qf_override is not None:
-            override = float(qf_override)
-        restored, predicted = self.run_array(image, override)
-        return (torch.from_numpy(restored).to(x.device, x.dtype),
-                torch.from_numpy(predicted).to(x.device, x.dtype))
+    def reconstruct(self, pixels: np.ndarray, qf: float) -> np.ndarray:
+        return self.reconstruct_array(_floats(pixels), qf).transpose(0, 2, 3, 1)
 
-    def predict_qf(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 1) predicted QF in the network's convention (runs the whole graph)."""
-        import torch
 
-        predicted = self.predict_qf_array(x.detach().to("cpu", torch.float32).numpy())
-        return torch.from_numpy(predicted).to(x.device, x.dtype)
+def _floats(pixels: np.ndarray) -> np.ndarray:
+    """N x H x W x C uint8 -> float32 (N, C, H, W) in [0, 1], what a graph takes."""
+    x = pixels.transpose(0, 3, 1, 2).astype(np.float32)
+    x *= np.float32(1 / 255.0)
+    return x
 
 
 def _providers(device: Any) -> list[str]:
@@ -252,12 +231,13 @@ class OnnxFBCNN(GraphFBCNN):
     """An exported FBCNN graph in onnxruntime (fp32; CUDA when onnxruntime has it and the
     device asks for it, else the CPU)."""
 
-    runtime = "onnx"
+    name = "onnx"
 
     def __init__(self, path: str | Path, device: Any = "auto", threads: int = 0) -> None:
-        """`threads`: onnxruntime's intra-op threads (0: its default, one per core)."""
+        """`device`: 'auto' or 'cuda' use onnxruntime's CUDA provider where it has one;
+        `threads`: onnxruntime's intra-op threads (0: its default, one per core)."""
         self._open(path, "onnxruntime", "onnxruntime")
-        self.device = device
+        self.asked_device = device
         self.threads = -1
         self.set_threads(threads)
 
@@ -280,11 +260,14 @@ class OnnxFBCNN(GraphFBCNN):
         options.intra_op_num_threads = max(0, int(threads))
         try:
             self.session = ort.InferenceSession(str(self.path), sess_options=options,
-                                                providers=_providers(self.device))
+                                                providers=_providers(self.asked_device))
         except Exception as e:  # noqa: BLE001 - onnxruntime raises its own error types
             raise CheckpointError(f"cannot load ONNX model {self.path}: {first_line(e)}"
                                   ) from None
         self.threads = threads
+        # where the session runs
+        self.device = ("cuda" if self.session.get_providers()[0] == "CUDAExecutionProvider"
+                       else "cpu")
 
     def _infer(self, feed: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         try:

@@ -80,7 +80,7 @@ def hint_for(precision: str) -> str:
 class OpenVinoFBCNN(GraphFBCNN):
     """An FBCNN graph (ONNX, or OpenVINO IR .xml) compiled by OpenVINO for the CPU."""
 
-    runtime = "openvino"
+    name = "openvino"
 
     def __init__(self, path: str | Path, precision: str = "auto", threads: int = 0) -> None:
         """`precision`: 'auto', 'fp32' or 'bf16' (see `hint_for`); `threads`: OpenVINO's

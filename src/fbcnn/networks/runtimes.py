@@ -1,4 +1,6 @@
-"""Which runtime runs the network, and the graph it runs.
+"""What runs the network: the interface every runtime implements (`Runtime`), the facts the
+engine is given about a loaded model (`ModelInfo`), which runtime runs it, and the graph it
+runs.
 
 Three runtimes: OpenVINO and onnxruntime run the model's ONNX graph on numpy arrays (so
 restoring never imports torch); torch runs the `fbcnn.networks.network.FBCNN` module.
@@ -30,7 +32,11 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
 
 from .modelfiles import file_sha256
 
@@ -43,6 +49,92 @@ GRAPH_WEIGHTS_KEY = "fbcnn.weights_sha256"  # metadata of a graph made for one w
 INT8_SUFFIX = ".int8.xml"
 INT8_NEEDS = ("--precision int8 runs the model's quantised graph in OpenVINO "
               "(--backend auto or openvino, on the CPU)")
+# what a runtime without a QF input says when fed another QF than its own reading
+NO_QF_INPUT = ("this ONNX model was exported without --qf-input, so it can only use its own "
+               "QF prediction; re-export it with --qf-input to set the QF")
+
+
+@runtime_checkable
+class Runtime(Protocol):
+    """A network as the engine drives it, numpy in and numpy out (`fbcnn.engine.restorer`):
+    `fbcnn.networks.torch_runtime.TorchRuntime` (the torch module),
+    `fbcnn.networks.onnx_runtime.OnnxFBCNN` and `fbcnn.networks.openvino_runtime.OpenVinoFBCNN`
+    (its graph).
+
+    Pixels go in as uint8 (N, H, W, C), and each runtime turns them into the network's
+    [0, 1] floats its own way (the two ways differ in the last bit, and each is what its
+    runtime's results were checked with); restored images come out as float32
+    (N, H, W, C) in the network's [0, 1] scale, not clamped. QF values are the network's
+    own, (100 - QF) / 100 (`fbcnn.networks.config.qf_to_network`): readings (N, 1) float32,
+    a QF fed one float for the whole batch. A runtime without a QF input
+    (`has_qf_input` False: a graph exported without `--qf-input`) always uses its own
+    reading."""
+
+    name: str  # 'openvino', 'onnx' or 'torch', as `fbcnn restore --backend` names it
+    precision: str  # what it computes in: 'fp32', 'bf16', 'fp16' or 'int8'
+    device: str  # where it runs: 'cpu', 'cuda:0', ...
+    channels: int  # 1 (grey) or 3 (colour), in and out
+    has_qf_input: bool
+
+    def run(self, pixels: np.ndarray,
+            qf: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(restored, the QF read); with `qf` the decoder is fed it instead of the reading."""
+        ...
+
+    def predict_qf(self, pixels: np.ndarray) -> np.ndarray:
+        """The QF read from each image (the decoupler alone where the runtime can)."""
+        ...
+
+    def reconstruct(self, pixels: np.ndarray, qf: float) -> np.ndarray:
+        """The restored images with `qf` fed, when the reading is not wanted (skips the
+        decoupler where the runtime can)."""
+        ...
+
+    def set_threads(self, threads: int) -> None:
+        """CPU threads the network may use (0: one per core)."""
+        ...
+
+    def release_memory(self) -> None:
+        """Hand back memory the runtime keeps between runs (after a tiled restore)."""
+        ...
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the engine is told about a loaded model, fixed when it is loaded: its identity,
+    its runtime's facts, and the size its QF is best read at."""
+
+    name: str  # 'color', ..., or the file's name
+    source: Path | None  # the weights or graph file it was loaded from (None: given in memory)
+    runtime: str  # 'openvino', 'onnx' or 'torch' (`Runtime.name`)
+    precision: str  # 'fp32', 'bf16', 'fp16' or 'int8'
+    device: str  # 'cpu', 'cuda:0', ...
+    channels: int  # 1 (grey) or 3 (colour)
+    has_qf_input: bool  # False: it always uses its own QF reading
+    # the patch size of its last training stage (`modelfiles.training_patch_size`): its QF
+    # is read best over windows of that size; None when not known (published checkpoints)
+    qf_tile: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.qf_tile is not None and not 8 <= self.qf_tile <= 4096:
+            raise ValueError(f"qf_tile must be 8..4096 pixels, got {self.qf_tile}")
+
+    @classmethod
+    def of(cls, runtime: Runtime, name: str = "model", source: Path | None = None,
+           qf_tile: int | None = None) -> ModelInfo:
+        """The facts of a model loaded into `runtime`."""
+        return cls(name, source, runtime.name, runtime.precision, runtime.device,
+                   runtime.channels, runtime.has_qf_input, qf_tile)
+
+
+def as_runtime(network: Any, device: str = "auto", precision: str = "auto") -> Runtime:
+    """`network` behind the `Runtime` interface: a runtime as it is (it has its own device
+    and precision), a torch module in a `TorchRuntime` on `device` in `precision`."""
+    if isinstance(network, Runtime):
+        return network
+    from .torch_runtime import TorchRuntime
+
+    return TorchRuntime(network, device=device, precision=precision)
 
 
 def cache_dir() -> Path:
@@ -90,8 +182,8 @@ def _check(backend: str, precision: str) -> str:
 def choose_backend(backend: str, device: str, precision: str,
                    megapixels: float | None = None) -> str:
     """'openvino', 'onnx' or 'torch' for a model in a .safetensors / .pth file (see the
-    module doc). `megapixels` is accepted for callers of earlier versions; the choice no
-    longer depends on the image's size."""
+    module doc). `megapixels` is accepted and unused: the choice does not depend on the
+    image's size."""
     backend = _check(backend, precision)
     on_cpu = device in ("auto", "cpu")
     if precision == "int8" and (backend not in ("auto", "openvino") or not on_cpu):
@@ -112,22 +204,22 @@ def choose_backend(backend: str, device: str, precision: str,
     return "torch"
 
 
-def _asked(backend: str, on_cpu: bool, precision: str) -> str:
+def _asked(runtime: str, on_cpu: bool, precision: str) -> str:
     """The runtime asked for by name, once it is known to be usable (else ValueError)."""
-    if backend == "openvino":
+    if runtime == "openvino":
         if not on_cpu:
             raise ValueError("the openvino backend runs on the CPU (use --device cpu, or "
                              "--backend torch for a GPU)")
         if not openvino_installed():
             needs = INT8_NEEDS if precision == "int8" else "the openvino backend needs OpenVINO"
             raise ValueError(f"{needs}: pip install openvino")
-    elif backend == "onnx":
+    elif runtime == "onnx":
         if not on_cpu or precision == "bf16":
             raise ValueError("the onnx backend runs on the CPU in fp32 "
                              "(use --device cpu --precision fp32, or --backend torch)")
         if not onnxruntime_installed():
             raise ValueError("the onnx backend needs onnxruntime: pip install onnxruntime")
-    return backend
+    return runtime
 
 
 def shipped_graph(weights: Path, precision: str = "auto") -> Path | None:

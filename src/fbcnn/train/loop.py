@@ -232,26 +232,7 @@ class Trainer:
         self.parent_stages: list[dict[str, Any]] = []
         self.init_sha256: str | None = None
         if config.init_from:
-            self.init_sha256 = file_sha256(config.init_from) if Path(
-                config.init_from).is_file() else None
-            if config.init_sha256 and self.init_sha256 != config.init_sha256:
-                raise ValueError(f"init_from {config.init_from} has sha256 {self.init_sha256}, "
-                                 f"the config pins {config.init_sha256}")
-            parent = load_network(config.init_from)
-            parent_network = parent.network
-            channels = (parent_network.config.in_channels, config.model.in_channels)
-            if channels == (3, 1):
-                parent_network = grey_from_colour(parent_network)  # a grey stage from colour
-            elif channels[0] != channels[1]:
-                raise ValueError(f"init_from {config.init_from}: a grey network cannot start "
-                                 "a colour model (colour to grey works)")
-            fresh = {k: v for k, v in self.network.state_dict().items()
-                     if k.split(".")[0] in config.reinit}
-            unknown = set(config.reinit) - {k.split(".")[0] for k in fresh}
-            if unknown:
-                raise ValueError(f"reinit: no module named {', '.join(sorted(unknown))}")
-            self.network.load_state_dict({**parent_network.state_dict(), **fresh})
-            self.parent_stages = json.loads(parent.metadata.get(PROVENANCE_KEY, "[]"))
+            self._start_from_parent(config)
         self.network.to(self.device)
         if config.channels_last:
             self.network = self.network.to(memory_format=torch.channels_last)
@@ -277,6 +258,31 @@ class Trainer:
         check_validation_encoders(config.validation.encoders)
         self.val_images = load_validation(config) if self.dist.is_main else []
         self.stop_requested = False
+
+    def _start_from_parent(self, config: TrainConfig) -> None:
+        """The weights of `config.init_from` (its sha256 checked against the pinned one; a
+        colour parent made grey for a grey stage), but fresh ones for the `reinit` modules;
+        the parent's stages are kept for the provenance."""
+        is_file = Path(config.init_from).is_file()
+        self.init_sha256 = file_sha256(config.init_from) if is_file else None
+        if config.init_sha256 and self.init_sha256 != config.init_sha256:
+            raise ValueError(f"init_from {config.init_from} has sha256 {self.init_sha256}, "
+                             f"the config pins {config.init_sha256}")
+        parent = load_network(config.init_from)
+        parent_network = parent.network
+        channels = (parent_network.config.in_channels, config.model.in_channels)
+        if channels == (3, 1):
+            parent_network = grey_from_colour(parent_network)  # a grey stage from colour
+        elif channels[0] != channels[1]:
+            raise ValueError(f"init_from {config.init_from}: a grey network cannot start "
+                             "a colour model (colour to grey works)")
+        fresh = {k: v for k, v in self.network.state_dict().items()
+                 if k.split(".")[0] in config.reinit}
+        unknown = set(config.reinit) - {k.split(".")[0] for k in fresh}
+        if unknown:
+            raise ValueError(f"reinit: no module named {', '.join(sorted(unknown))}")
+        self.network.load_state_dict({**parent_network.state_dict(), **fresh})
+        self.parent_stages = json.loads(parent.metadata.get(PROVENANCE_KEY, "[]"))
 
     def _batches(self) -> Iterator[Batch]:
         if self.config.data.workers <= 0:
@@ -424,18 +430,52 @@ class Trainer:
             self.export(self.output / "best.safetensors", {"val_gain_db": f"{gain:.3f}"})
         return {"val": val, "val_gain_db": gain}
 
-    def train(self) -> int:
-        """Train until the schedule, --iterations or --minutes ends, or a signal arrives."""
-        def request_stop(signum: int, frame: object) -> None:
-            self.stop_requested = True
-
-        old = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    def _run_end(self) -> tuple[float, float]:
+        """Where this run ends: the iteration (the schedule's, or --iterations from here; none
+        for a schedule that ends by time) and the seconds of training (the schedule's)."""
         o = self.config.optim
         end = o.iterations if self.max_iterations is None else min(
             o.iterations, self.iteration + self.max_iterations)
         if o.schedule_minutes and self.max_iterations is None:
             end = math.inf  # the schedule ends by time
         budget = 60 * o.schedule_minutes if o.schedule_minutes else math.inf
+        return end, budget
+
+    def _log_window(self, window: list[dict[str, torch.Tensor]], window_start: float,
+                    window_patches: int, validate: bool) -> dict[str, Any]:
+        """Log the losses averaged over the steps since the last record (and the validation,
+        on the main process, when `validate`); returns the record."""
+        now = time.monotonic()
+        record: dict[str, Any] = {
+            "iteration": self.iteration,
+            "elapsed_s": round(self.elapsed, 1),
+            "patches": self.patches,
+            "patches_per_s": round(window_patches / max(now - window_start, 1e-9), 2),
+            "lr": self.optimizer.param_groups[0]["lr"],
+            **{k: float(torch.stack([w[k] for w in window]).mean()) for k in window[0]},
+        }
+        if validate and self.dist.is_main:
+            record.update(self.run_validation())
+        self.log(record)
+        return record
+
+    def _stop_now(self, deadline: float | None) -> bool:
+        """Whether a signal or --minutes ends the run here; every process of a distributed
+        run agrees (one stopping stops all, so that none waits on the others)."""
+        stop = self.stop_requested or (deadline is not None and time.monotonic() > deadline)
+        if self.dist.world_size > 1:
+            flag = torch.tensor([1.0 if stop else 0.0], device=self.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            stop = bool(flag.item())
+        return stop
+
+    def train(self) -> int:
+        """Train until the schedule, --iterations or --minutes ends, or a signal arrives."""
+        def request_stop(signum: int, frame: object) -> None:
+            self.stop_requested = True
+
+        old = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        end, budget = self._run_end()
         deadline = None if self.minutes is None else time.monotonic() + 60 * self.minutes
         last_checkpoint = time.monotonic()
         window: list[dict[str, torch.Tensor]] = []
@@ -458,26 +498,10 @@ class Trainer:
                 log_now = self.iteration % 100 == 0 or self.iteration == end
                 val_now = self.iteration % self.config.validation.every == 0
                 if log_now or val_now:
-                    now = time.monotonic()
-                    record: dict[str, Any] = {
-                        "iteration": self.iteration,
-                        "elapsed_s": round(self.elapsed, 1),
-                        "patches": self.patches,
-                        "patches_per_s": round(window_patches / max(now - window_start, 1e-9), 2),
-                        "lr": self.optimizer.param_groups[0]["lr"],
-                        **{k: float(torch.stack([w[k] for w in window]).mean())
-                           for k in window[0]},
-                    }
-                    if val_now and self.dist.is_main:
-                        record.update(self.run_validation())
-                    self.log(record)
+                    record = self._log_window(window, window_start, window_patches, val_now)
                     bar.set_postfix(loss=f"{record['loss']:.4f}")
                     window, window_start, window_patches = [], time.monotonic(), 0
-                stop = self.stop_requested or (deadline is not None and time.monotonic() > deadline)
-                if self.dist.world_size > 1:
-                    flag = torch.tensor([1.0 if stop else 0.0], device=self.device)
-                    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-                    stop = bool(flag.item())
+                stop = self._stop_now(deadline)
                 if stop or time.monotonic() - last_checkpoint > 60 * self.config.checkpoint_minutes:
                     self.save_state()
                     last_checkpoint = time.monotonic()

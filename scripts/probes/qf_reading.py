@@ -7,7 +7,7 @@ does, and (b) as the mean of the decoupler over windows of each given side, spre
 image as `fbcnn.engine.restorer` spreads its QF windows (`qf_tile_boxes`, at least 8). Prints the
 mean error (signed) and the mean absolute error per QF and over all, per reading.
 
-    python scripts/qf_reading.py --models gray-double,gray --sides 64,96,128 --limit 30
+    python scripts/probes/qf_reading.py --models gray-double,gray --sides 64,96,128 --limit 30
 
 With `--gains 90,95`, it also restores those QFs both ways (the whole image's reading, as a
 one-pass restore reads it, and the windows of the last training stage's patch size, what
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
 
 from fbcnn.engine.model import load_model  # noqa: E402
@@ -60,10 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         net = model.network
         grey = model.channels == 1
         grid = 8 if grey else 16
-        readers = {"whole image": Restorer(net, device="cpu", tile=0, precision="fp32")}
+        readers = {"whole image": Restorer.of(net, device="cpu", tile=0, precision="fp32")}
         for side in sides:
-            readers[f"{side}-px windows"] = Restorer(net, device="cpu", tile=0,
-                                                     precision="fp32", qf_tile=side)
+            readers[f"{side}-px windows"] = Restorer.of(net, device="cpu", tile=0,
+                                                        precision="fp32", qf_tile=side)
         errors: dict[str, dict[int, list[float]]] = {k: {q: [] for q in qfs} for k in readers}
         images = [Image.open(f).convert("L" if grey else "RGB") for f in files]
         for qf in qfs:
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             print("\n| reading | " + " | ".join(f"gain at QF {q} (dB)" for q in gain_qfs) + " |")
             print("| --- | " + " | ".join("---:" for _ in gain_qfs) + " |")
             for label, side in (("whole image", None), (f"{trained}-px windows", trained)):
-                restorer = Restorer(net, device="cpu", precision="fp32", qf_tile=side)
+                restorer = Restorer.of(net, device="cpu", precision="fp32", qf_tile=side)
                 result = evaluate(args.data, restorer, gray=grey, qfs=gain_qfs,
                                   limit=args.limit, progress=False)
                 cells = [f"{r['restored']['psnr'] - r['jpeg']['psnr']:+.2f}"

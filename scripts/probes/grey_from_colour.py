@@ -5,7 +5,7 @@ single QFs, the QF read, the QF sensitivity (the gain with the QF fed 40 higher 
 true one: the lower, the more the QF input matters), and the double rows blind and, for
 single models, with the dominant QF (FBCNN-D).
 
-    python scripts/grey_from_colour_probe.py --limit 10
+    python scripts/probes/grey_from_colour.py --limit 10
 """
 
 from __future__ import annotations

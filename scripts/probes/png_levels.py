@@ -1,13 +1,14 @@
 """Time and size of the restored PNG: Pillow at each zlib level, and `fbcnn.images.png` (what
 `fbcnn restore` writes: level 1, Sub/Up filters, on 1 and on all threads).
 
-    python scripts/png_levels.py [restored.png ...]
+    python scripts/probes/png_levels.py [restored.png ...]
 
 Without arguments it restores nothing: it needs PNGs (for example what `fbcnn restore` wrote).
 Prints, per writer, the best of 3 save times and the file size, summed over the files."""
 
 from __future__ import annotations
 
+import argparse
 import io
 import sys
 import time
@@ -20,9 +21,11 @@ from fbcnn.device import available_cpus
 from fbcnn.images.png import write_png
 
 
-def main(paths: list[str]) -> None:
-    if not paths:
-        sys.exit("usage: python scripts/png_levels.py restored.png [...]")
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("paths", nargs="+", metavar="PNG",
+                        help="PNG files, for example what `fbcnn restore` wrote")
+    paths = parser.parse_args(argv).paths
     images = [Image.open(p) for p in paths]
     for image in images:
         image.load()

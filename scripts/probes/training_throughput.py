@@ -3,7 +3,7 @@
 for one process with all threads (fp32 and bf16 autocast) and for DDP processes with one
 thread each (torchrun), interleaved and repeated. Run it on an idle machine.
 
-    python scripts/training_throughput.py [--config configs/color.yaml] [--iterations 20]
+    python scripts/probes/training_throughput.py [--config configs/color.yaml] [--iterations 20]
         [--repeats 2] [--precisions fp32,bf16] [--set data.batch_size=16 ...]
 
 bf16 is measured only where asked for or where the CPU has native bf16 (AMX / AVX512-BF16):

@@ -1,9 +1,9 @@
 """Detection rates of the double-JPEG analysis on photos, and its time: the check behind the
 scan's pixel budget (`fbcnn.jpeg.recompress._scan_budget`).
 
-    python scripts/double_jpeg_rates.py [--folder DIR] [--limit N] [--full-scan]
+    python scripts/probes/double_jpeg_rates.py [--folder DIR] [--limit N] [--full-scan]
         [--scan-pixels N]
-    python scripts/double_jpeg_rates.py --timing      # on an idle machine
+    python scripts/probes/double_jpeg_rates.py --timing      # on an idle machine
 
 `--timing` instead times one analysis (best of 3) of a 3-MP photo (the first photo of the
 folder enlarged to 2048x1536) saved at QF 20, 75 and 90, with the budget and with the full

@@ -12,7 +12,7 @@ Prints one row per kind (count, share judged as JPEG, mean seconds) and the two 
 the issue: never-JPEG inputs left alone (>= 99%) and decoded JPEGs at quality <= 80
 recognised (>= 98%).
 
-    python scripts/jpeg_trace_rates.py [--data ../shared/datasets] [--photos 24]
+    python scripts/probes/jpeg_trace_rates.py [--data ../shared/datasets] [--photos 24]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from PIL import Image, ImageDraw, ImageFont
 from fbcnn.jpeg.encoders import EncoderSpec, available, compress_with
 from fbcnn.jpeg.trace import detect
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WORDS = ("JPEG artifacts removal quality factor network restore image photo screenshot "
          "settings cancel open save file edit view help window button menu 0123456789 "
          "The quick brown fox jumps over the lazy dog").split()

@@ -1,8 +1,8 @@
 """How far the tiled restore is from the one-pass restore of the same JPEG.
 
-    python scripts/tile_agreement.py --folder ../shared/datasets/train/color/wikipedia \
+    python scripts/probes/tile_agreement.py --folder ../shared/datasets/train/color/wikipedia \
         --limit 6 --qf 10,40 [--overlap 32 --edge 8 ...]
-    python scripts/tile_agreement.py --synthetic 6000x4000 --qf 30
+    python scripts/probes/tile_agreement.py --synthetic 6000x4000 --qf 30
 
 Each image is JPEG-compressed at each QF and restored as `fbcnn restore` does (the shipped
 model, the QF read once, JPEG consistency), once in one pass and once in tiles for each
@@ -24,10 +24,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
 
 from fbcnn.engine import restorer as restore  # noqa: E402
+from fbcnn.engine.finish import finish  # noqa: E402
 from fbcnn.engine.model import load_model  # noqa: E402
 from fbcnn.evaluation.benchmark import sample_image  # noqa: E402
 from fbcnn.jpeg.consistency import JpegTables  # noqa: E402
@@ -77,15 +78,16 @@ def main() -> None:
             tables = JpegTables.from_pillow(jpeg.quantization, "4:2:0")
             read = restorer.predict_qf(decoded, 16)
             restorer.tile = 0
-            whole = restorer.restore(decoded, grid=16, tables=tables,
-                                     predicted_qf=read).pixels.astype(np.int16)
+            whole = finish(restorer.restore(decoded, grid=16, predicted_qf=read).pixels,
+                           decoded, tables, read).astype(np.int16)
             count += whole.size
             line = [f"{name} QF {qf}:"]
             for overlap, edge in pairs:
                 restorer.tile, restorer.overlap = restore.DEFAULT_TILE, overlap
                 restore.RAMP_EDGE = edge
-                tiled = restorer.restore(decoded, grid=16, tables=tables, predicted_qf=read)
-                diff = np.abs(tiled.pixels.astype(np.int16) - whole)
+                tiled = finish(restorer.restore(decoded, grid=16, predicted_qf=read).pixels,
+                               decoded, tables, read)
+                diff = np.abs(tiled.astype(np.int16) - whole)
                 worst[overlap, edge] = max(worst[overlap, edge], int(diff.max()))
                 off[overlap, edge] += int((diff > 1).sum())
                 h, w = decoded.shape[:2]

@@ -5,9 +5,9 @@ the JPEG's YCbCr), for a grid of shares, per QF. The restoration is taken with t
 near-lossless rule off (`--qf` = the model's own reading, JPEG consistency on), so the
 shares apply to the full correction.
 
-    python scripts/near_lossless_probe.py --model color --qfs 90,95,100 --limit 30 \
+    python scripts/probes/near_lossless.py --model color --qfs 90,95,100 --limit 30 \
         --data ../shared/datasets/val/color/bsds500_test
-    python scripts/near_lossless_probe.py --model color --qfs 90,95,100 \
+    python scripts/probes/near_lossless.py --model color --qfs 90,95,100 \
         --data ../shared/datasets/val/color/kodak24
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
 
 import fbcnn  # noqa: E402

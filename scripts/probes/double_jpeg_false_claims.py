@@ -8,7 +8,7 @@ every "detected" is a false claim; images under the analysis' minimum size are d
 Also: PNG files holding decoded, shifted double JPEGs (QF1 then QF2, cropped) and whether
 the analysis from pixels finds QF1 within 5.
 
-    python scripts/double_jpeg_false_claims.py [--count 200] [--data ../shared/datasets]
+    python scripts/probes/double_jpeg_false_claims.py [--count 200] [--data ../shared/datasets]
         [--turned] [--sides 64,96x128,128,256,320 --judge-all]
 
 `--sides` writes square (or HxW) crops of those sizes instead, EXIF orientation 1, and
@@ -30,7 +30,7 @@ from fbcnn.images.files import read_image
 from fbcnn.jpeg.encoders import EncoderSpec, available, compress_with, encode_with
 from fbcnn.jpeg.trace import detect
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def with_orientation(data: bytes, orientation: int) -> bytes:
@@ -44,6 +44,64 @@ def with_orientation(data: bytes, orientation: int) -> bytes:
         payload = b"Exif\x00\x00" + payload
     segment = b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload
     return data[:2] + segment + data[2:]
+
+
+def single_claims(paths: list[Path], encoders: list[EncoderSpec], sizes: list[tuple[int, ...]],
+                  count: int, rng: np.random.Generator, tmp: Path) -> None:
+    """Write `count` single JPEGs (random crops of the photos, or crops of `sizes`, each
+    encoder in turn) and print the double claims the analysis makes on them."""
+    claims, declined, by_kind, per_size = 0, 0, Counter(), Counter()
+    for i in range(count):
+        photo = np.asarray(Image.open(paths[int(rng.integers(len(paths)))]).convert("RGB"))
+        h, w = photo.shape[:2]
+        if sizes:
+            side_h, side_w = sizes[(i // len(encoders)) % len(sizes)]
+        else:
+            side_h, side_w = (int(rng.integers(48, s + 1)) for s in (h, w))
+        y, x = int(rng.integers(0, h - side_h + 1)), int(rng.integers(0, w - side_w + 1))
+        crop = np.ascontiguousarray(photo[y:y + side_h, x:x + side_w])
+        spec = encoders[i % len(encoders)]
+        quality = int(rng.integers(10, 96))
+        orientation = 1 if sizes else int(rng.integers(1, 9))
+        path = tmp / f"single_{i}.jpg"
+        path.write_bytes(with_orientation(encode_with(spec, crop, quality), orientation))
+        verdict = analyse_double(read_image(path))
+        if verdict is None:
+            declined += 1
+        elif verdict.detected:
+            claims += 1
+            per_size[(spec.label, f"{side_h}x{side_w}")] += 1
+            by_kind[f"{spec.label}, orientation {orientation}, {side_w}x{side_h}, "
+                    f"quality {quality}: {verdict.kind} QF1 {verdict.qf1}"] += 1
+    print(f"single JPEGs: {count}, declined (too small) {declined}, "
+          f"false double claims {claims} ({100 * claims / count:.1f}%)")
+    for what in by_kind:
+        print(f"  claim: {what}")
+    if sizes:
+        for (label, size), n in sorted(per_size.items()):
+            print(f"  {label}, {size}: {n} claims")
+
+
+def png_doubles(paths: list[Path], doubles: int, rng: np.random.Generator, tmp: Path) -> None:
+    """Save `doubles` shifted double JPEGs (QF 20, then 60, cropped) as PNGs and print how
+    often the analysis from pixels finds QF1 within 5."""
+    found = 0
+    for i in range(doubles):
+        photo = np.asarray(Image.open(paths[int(rng.integers(len(paths)))]).convert("RGB"))
+        first = compress_with(EncoderSpec("libjpeg"), photo, 20)[0]
+        dy, dx = (int(v) for v in rng.integers(1, 8, 2))
+        second = compress_with(EncoderSpec("libjpeg"), np.ascontiguousarray(first[dy:, dx:]),
+                               60)[0]
+        ey, ex = (int(v) for v in rng.integers(0, 8, 2))
+        path = tmp / f"double_{i}.png"
+        Image.fromarray(np.ascontiguousarray(second[ey:, ex:])).save(path)
+        image = read_image(path)
+        verdict = analyse_double(image, trace=detect(image.pixels))
+        ok = verdict is not None and verdict.detected and verdict.qf1 is not None \
+            and abs(verdict.qf1 - 20) <= 5
+        found += ok
+    print(f"PNG-saved double JPEGs (QF 20, shifted, then 60, cropped): QF1 found within 5 "
+          f"in {found} of {doubles}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,56 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     paths = sorted(p for f in folders for p in f.iterdir())
     encoders = [EncoderSpec("libjpeg"), EncoderSpec("libjpeg", "4:4:4")]
     encoders += [EncoderSpec(n) for n in ("mozjpeg", "jpegli") if available(n)]
-    claims, declined, by_kind, per_size = 0, 0, Counter(), Counter()
     sizes = [tuple(int(v) for v in (s.split("x") if "x" in s else (s, s)))
              for s in args.sides.split(",")] if args.sides else []
     with tempfile.TemporaryDirectory() as tmp:
-        for i in range(args.count):
-            photo = np.asarray(Image.open(paths[int(rng.integers(len(paths)))]).convert("RGB"))
-            h, w = photo.shape[:2]
-            if sizes:
-                side_h, side_w = sizes[(i // len(encoders)) % len(sizes)]
-            else:
-                side_h, side_w = (int(rng.integers(48, s + 1)) for s in (h, w))
-            y, x = int(rng.integers(0, h - side_h + 1)), int(rng.integers(0, w - side_w + 1))
-            crop = np.ascontiguousarray(photo[y:y + side_h, x:x + side_w])
-            spec = encoders[i % len(encoders)]
-            quality = int(rng.integers(10, 96))
-            orientation = 1 if sizes else int(rng.integers(1, 9))
-            path = Path(tmp) / f"single_{i}.jpg"
-            path.write_bytes(with_orientation(encode_with(spec, crop, quality), orientation))
-            verdict = analyse_double(read_image(path))
-            if verdict is None:
-                declined += 1
-            elif verdict.detected:
-                claims += 1
-                per_size[(spec.label, f"{side_h}x{side_w}")] += 1
-                by_kind[f"{spec.label}, orientation {orientation}, {side_w}x{side_h}, "
-                        f"quality {quality}: {verdict.kind} QF1 {verdict.qf1}"] += 1
-        print(f"single JPEGs: {args.count}, declined (too small) {declined}, "
-              f"false double claims {claims} ({100 * claims / args.count:.1f}%)")
-        for what in by_kind:
-            print(f"  claim: {what}")
-        if sizes:
-            for (label, size), n in sorted(per_size.items()):
-                print(f"  {label}, {size}: {n} claims")
-        found = 0
-        for i in range(args.doubles):
-            photo = np.asarray(Image.open(paths[int(rng.integers(len(paths)))]).convert("RGB"))
-            first = compress_with(EncoderSpec("libjpeg"), photo, 20)[0]
-            dy, dx = (int(v) for v in rng.integers(1, 8, 2))
-            second = compress_with(EncoderSpec("libjpeg"), np.ascontiguousarray(first[dy:, dx:]),
-                                   60)[0]
-            ey, ex = (int(v) for v in rng.integers(0, 8, 2))
-            path = Path(tmp) / f"double_{i}.png"
-            Image.fromarray(np.ascontiguousarray(second[ey:, ex:])).save(path)
-            image = read_image(path)
-            verdict = analyse_double(image, trace=detect(image.pixels))
-            ok = verdict is not None and verdict.detected and verdict.qf1 is not None \
-                and abs(verdict.qf1 - 20) <= 5
-            found += ok
-        print(f"PNG-saved double JPEGs (QF 20, shifted, then 60, cropped): QF1 found within 5 "
-              f"in {found} of {args.doubles}")
+        single_claims(paths, encoders, sizes, args.count, rng, Path(tmp))
+        png_doubles(paths, args.doubles, rng, Path(tmp))
     return 0
 
 
