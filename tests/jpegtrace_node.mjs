@@ -6,7 +6,7 @@
 
 import { readFileSync } from "node:fs";
 
-const source = readFileSync(new URL("../src/fbcnn/web/static/jpegtrace.js", import.meta.url), "utf8");
+const source = readFileSync(new URL("../src/fbcnn/frontends/web/static/jpegtrace.js", import.meta.url), "utf8");
 const trace = await import(`data:text/javascript;base64,${Buffer.from(source).toString("base64")}`);
 
 const cases = JSON.parse(readFileSync(0, "utf8"));

@@ -72,23 +72,28 @@ def _save(img: Image.Image, fmt: str, **options: object) -> bytes:
     return buf.getvalue()
 
 
+def _valid_jpeg(kind: str, rng: np.random.Generator, h: int, w: int, q: int) -> bytes:
+    """A small valid JPEG of this kind (4:2:0, 4:2:2, 4:4:4, grey, progressive)."""
+    grey = kind == "jpeggrey" or (kind == "jpegprog" and rng.random() < 0.4)
+    img = _pil(_content(rng, h, w, 1 if grey else 3))
+    options: dict[str, object] = {"quality": q}
+    if kind == "jpegprog":
+        options.update(progressive=True, optimize=bool(rng.random() < 0.5))
+    elif not grey:
+        options["subsampling"] = {"jpeg420": 2, "jpeg422": 1, "jpeg444": 0}[kind]
+    if rng.random() < 0.3:
+        exif = Image.Exif()
+        exif[0x0112] = int(rng.integers(1, 9))  # orientation
+        options["exif"] = exif.tobytes()
+    return _save(img, "JPEG", **options)
+
+
 def _valid(kind: str, rng: np.random.Generator) -> tuple[bytes, str]:
     """(file bytes, extension) of a small valid image of this kind."""
     h, w = (int(v) for v in rng.integers(24, 65, 2))
     q = int(rng.integers(5, 96))
     if kind.startswith("jpeg"):
-        grey = kind == "jpeggrey" or (kind == "jpegprog" and rng.random() < 0.4)
-        img = _pil(_content(rng, h, w, 1 if grey else 3))
-        options: dict[str, object] = {"quality": q}
-        if kind == "jpegprog":
-            options.update(progressive=True, optimize=bool(rng.random() < 0.5))
-        elif not grey:
-            options["subsampling"] = {"jpeg420": 2, "jpeg422": 1, "jpeg444": 0}[kind]
-        if rng.random() < 0.3:
-            exif = Image.Exif()
-            exif[0x0112] = int(rng.integers(1, 9))  # orientation
-            options["exif"] = exif.tobytes()
-        return _save(img, "JPEG", **options), "jpg"
+        return _valid_jpeg(kind, rng, h, w, q), "jpg"
     if kind == "pngrgb":
         return _save(_pil(_content(rng, h, w, 3)), "PNG"), "png"
     if kind == "pngl":

@@ -8,15 +8,8 @@ from conftest import make_photo, tiny_network
 from PIL import Image
 
 from fbcnn.engine.model import Model
-from fbcnn.engine.restorer import (
-    QF_TILE,
-    RAMP_EDGE,
-    Restorer,
-    _ramp,
-    qf_tile_boxes,
-    tile_spans,
-    tile_starts,
-)
+from fbcnn.engine.restorer import RAMP_EDGE, Restorer, _ramp, tile_spans, tile_starts
+from fbcnn.jpeg.qf import QF_TILE, qf_tile_boxes
 from fbcnn.jpeg.tables import compress
 
 

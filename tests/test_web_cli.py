@@ -15,9 +15,9 @@ import pytest
 from click.testing import CliRunner
 
 from fbcnn.frontends.cli import main
-from fbcnn.web import WebError
-from fbcnn.web import build as web_build
-from fbcnn.web.serve import make_server
+from fbcnn.frontends.web import WebError
+from fbcnn.frontends.web import build as web_build
+from fbcnn.frontends.web.serve import make_server
 
 
 def invoke(*args: str):
@@ -128,13 +128,24 @@ def test_build_with_tiny_models(tmp_path, fake_runtime, tiny_model_files) -> Non
     names = set(report.files)
     for page_file in ("index.html", "app.js", "worker.js", "jpeg.js", "tiles.js",
                       "consistency.js", "png.js", "style.css", "fbcnn-web.json",
-                      "models/color.onnx", "models/gray.onnx", "ort/NOTICE.txt"):
+                      "ort/NOTICE.txt"):
         assert page_file in names
+    # each model: its two parts (the QF reader, the reconstructor) on one shared weights file
+    models = {n for n in names if n.startswith("models/")}
+    assert models == {f"models/{m}{s}" for m in ("color", "gray")
+                      for s in web_build.MODEL_SUFFIXES}
     runtime = {n for n in names if n.startswith("ort/") and n != "ort/NOTICE.txt"}
     assert runtime == {f"ort/{n}" for ns in web_build.RUNTIME_FILES.values() for n in ns}
     manifest = json.loads((site / "fbcnn-web.json").read_text())
     assert manifest["onnxruntime_web"] == web_build.ort_version()
     assert {k: v["channels"] for k, v in manifest["models"].items()} == {"color": 3, "gray": 1}
+    for name, entry in manifest["models"].items():
+        assert entry["files"] == {"qf": f"models/{name}.qf.onnx",
+                                  "reconstruct": f"models/{name}.reconstruct.onnx",
+                                  "weights": f"models/{name}.weights"}
+        assert entry["bytes"] == {part: report.files[file] for part, file in entry["files"].items()}
+        # the graphs hold no weights of their own: the .weights file does, each tensor once
+        assert entry["bytes"]["weights"] > entry["bytes"]["qf"] + entry["bytes"]["reconstruct"]
     assert report.visit_bytes("wasm") < report.visit_bytes("webgpu") < report.total_bytes
 
     # a rebuild replaces the earlier build; a grey model in the colour slot is refused

@@ -1,6 +1,7 @@
-"""The page's jpegtrace.js (src/fbcnn/web/static) against `fbcnn.jpeg.trace.detect`, under Node
-(no browser): decoded JPEGs cropped at an offset (colour and grey, a grid of tiles or every
-position), a never-JPEG graphic with text, a smooth gradient and an image too small to judge.
+"""The page's jpegtrace.js (src/fbcnn/frontends/web/static) against `fbcnn.jpeg.trace.detect`,
+under Node (no browser): decoded JPEGs cropped at an offset (colour and grey, a grid of tiles
+or every position), a never-JPEG graphic with text, a smooth gradient and an image too small
+to judge.
 Verdict, grid offset, judged and block count must match exactly, the tile positions too, and
 the 64 offset scores to float32 rounding (numpy sums the lattice as a float32 matrix
 product, the port loops over the distinct bins). Skipped only where `node` is missing.
@@ -132,7 +133,7 @@ SIZES = [(20, 40), (96, 104), (150, 165), (203, 261), (330, 500), (4000, 3000), 
 
 def test_tile_positions_match() -> None:
     """tilePositions on many sizes (panoramas, tall strips, every position or a grid)."""
-    static = Path(jpegtrace.__file__).parents[1] / "web" / "static" / "jpegtrace.js"
+    static = Path(jpegtrace.__file__).parents[1] / "frontends" / "web" / "static" / "jpegtrace.js"
     script = ("const src = require('fs').readFileSync(process.argv[1], 'utf8');"
               "import('data:text/javascript;base64,' + Buffer.from(src).toString('base64'))"
               ".then((m) => console.log(JSON.stringify("

@@ -2,14 +2,14 @@
 // reads a JSON list of calls [op, ...args] on stdin and writes a JSON list of their results.
 // Pixels and file bytes travel as base64 strings. The modules are loaded from their sources
 // as data: URLs (they import nothing), so Node needs no package.json saying they are ES
-// modules. WEB_PORTS_STATIC (a folder) loads them from elsewhere than src/fbcnn/web/static,
+// modules. WEB_PORTS_STATIC (a folder) loads them from elsewhere than src/fbcnn/frontends/web/static,
 // e.g. a copy with a bug put in on purpose, to see a test fail.
 
 import { readFileSync } from "node:fs";
 
 const folder = process.env.WEB_PORTS_STATIC
   ? new URL(`file://${process.env.WEB_PORTS_STATIC.replace(/\/?$/, "/")}`)
-  : new URL("../src/fbcnn/web/static/", import.meta.url);
+  : new URL("../src/fbcnn/frontends/web/static/", import.meta.url);
 const load = (name) => {
   const source = readFileSync(new URL(name, folder), "utf8");
   return import(`data:text/javascript;base64,${Buffer.from(source).toString("base64")}`);
@@ -36,6 +36,7 @@ const ops = {
     spans.forEach(([a], k) => ramps[k].forEach((v, i) => { total[a + i] += v; }));
     return spans.map(([a], k) => Array.from(ramps[k], (v, i) => f32(v / total[a + i])));
   },
+  tileProblem: (tile) => tiles.tileProblem(tile),
   meanQf: (values) => tiles.meanQf(values),
   constants: () => Object.fromEntries(Object.entries(tiles).filter(([, v]) => typeof v === "number")),
   project: (restored, decoded, h, w, c, tables, strip) => b64(consistency.project(
@@ -66,8 +67,13 @@ const ops = {
 };
 
 const calls = JSON.parse(readFileSync(0, "utf8"));
+// a call that throws gives {error: "TypeName: message"} (the others still run)
 const out = calls.map(([op, ...args]) => {
   if (!(op in ops)) throw new Error(`unknown op ${op}`);
-  return ops[op](...args);
+  try {
+    return ops[op](...args);
+  } catch (error) {
+    return { error: `${error.constructor.name}: ${error.message}` };
+  }
 });
 process.stdout.write(JSON.stringify(out));

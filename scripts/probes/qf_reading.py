@@ -28,8 +28,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
 
 from fbcnn.engine.model import load_model  # noqa: E402
-from fbcnn.engine.restorer import QF_WINDOWS_MAX, QF_WINDOWS_MIN, Restorer  # noqa: E402
+from fbcnn.engine.restorer import Restorer  # noqa: E402
 from fbcnn.evaluation.evaluate import evaluate, list_images  # noqa: E402
+from fbcnn.jpeg.qf import QF_WINDOWS_MAX, QF_WINDOWS_MIN  # noqa: E402
 from fbcnn.networks.modelfiles import resolve_model, training_patch_size  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "datasets" / "val" / "color" / "bsds500_test"

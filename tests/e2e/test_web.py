@@ -48,7 +48,7 @@ pytestmark = [
 
 
 def _runtime_cached() -> bool:
-    from fbcnn.web.build import _complete, _dist, _runtime_folder, cache_root
+    from fbcnn.frontends.web.build import _complete, _dist, _runtime_folder, cache_root
 
     return _complete(_dist(_runtime_folder(cache_root())))
 
@@ -66,7 +66,7 @@ def site(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(site) -> Iterator[str]:
-    from fbcnn.web.serve import make_server
+    from fbcnn.frontends.web.serve import make_server
 
     httpd = make_server(site, port=0, quiet=True)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -416,14 +416,9 @@ def test_javascript_ports_match_python(server, page) -> None:
     """jpeg.js (IJG tables, QF from tables), tiles.js (tile plan, QF tiles, ramps) and
     consistency.js (projection, near-lossless shares) against the Python they were ported
     from."""
-    from fbcnn.engine.restorer import (
-        QF_WINDOWS_MAX,
-        QF_WINDOWS_MIN,
-        _ramp,
-        qf_tile_boxes,
-        tile_spans,
-    )
+    from fbcnn.engine.restorer import _ramp, tile_spans
     from fbcnn.jpeg.consistency import JpegTables, project
+    from fbcnn.jpeg.qf import QF_WINDOWS_MAX, QF_WINDOWS_MIN, qf_tile_boxes
     from fbcnn.jpeg.tables import _standard_tables, qf_from_tables
 
     page.goto(f"{server}?ep=wasm")

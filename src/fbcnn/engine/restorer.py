@@ -1,6 +1,6 @@
 """Runs a network over an image, and nothing else.
 
-Works on uint8 arrays (HxWx1 grey or HxWx3 colour); files are imageio's business, the
+Works on uint8 arrays (HxWx1 grey or HxWx3 colour); files are `fbcnn.images.files`' business, the
 network's runtime `fbcnn.networks.runtimes.Runtime`'s (torch, OpenVINO or onnxruntime: this
 module never touches a tensor), and what follows the network, JPEG consistency and the
 near-lossless share, `fbcnn.engine.finish`'s.
@@ -30,15 +30,7 @@ from typing import Any
 
 import numpy as np
 
-# QF_TILE, QF_WINDOWS_*, qf_tile_boxes: also imported from here (the web ports' tests)
-from ..jpeg.qf import (  # noqa: F401
-    QF_TILE,
-    QF_WINDOWS_MAX,
-    QF_WINDOWS_MIN,
-    check_qf,
-    qf_tile_boxes,
-    reading_boxes,
-)
+from ..jpeg.qf import check_qf, reading_boxes
 from ..networks.config import network_to_qf, qf_to_network
 from ..networks.runtimes import NO_QF_INPUT, ModelInfo, Runtime, as_runtime
 

@@ -21,7 +21,7 @@ DEVICES = click.Choice(["auto", "cpu", "cuda", "mps"])
 
 
 def parse_qf(value: str) -> float | None:
-    from ..jpeg.tables import check_qf
+    from ..jpeg.qf import check_qf
 
     if value == "auto":
         return None
@@ -691,8 +691,8 @@ def web() -> None:
               help="Folder to write the site to (new, empty, or an earlier build).")
 def web_build(output: str) -> None:
     """Write the static site: page, JavaScript, ONNX models, onnxruntime-web (needs npm once)."""
-    from ..web import WebError
-    from ..web.build import build_site
+    from .web import WebError
+    from .web.build import build_site
 
     try:
         report = build_site(output, log=lambda m: click.echo(m, err=True))
@@ -709,8 +709,8 @@ def web_build(output: str) -> None:
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 def web_serve(directory: str, port: int) -> None:
     """Serve a built site on 127.0.0.1, with the headers WASM threads need."""
-    from ..web import WebError
-    from ..web.serve import serve as serve_site
+    from .web import WebError
+    from .web.serve import serve as serve_site
 
     try:
         serve_site(directory, port=port, echo=lambda m: click.echo(m, err=True))

@@ -13,8 +13,6 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
-from .qf import check_qf  # noqa: F401 - the QF rules' range check, where callers import it
-
 # Pillow's subsampling codes
 SUBSAMPLING = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
 SUBSAMPLING_NAMES = {v: k for k, v in SUBSAMPLING.items()}

@@ -1,6 +1,6 @@
 // What the page reads from a file's bytes before the browser decodes it: the format, the
 // size, and for JPEGs the quantisation tables (DQT), their IJG quality (as
-// src/fbcnn/jpeg.py `qf_from_tables`), the components and chroma subsampling (as Pillow
+// src/fbcnn/jpeg/tables.py `qf_from_tables`), the components and chroma subsampling (as Pillow
 // reports them), the EXIF orientation, and whether the data is complete.
 
 export class ImageFileError extends Error {}
@@ -35,7 +35,7 @@ let standardLogs = null;
 
 /** The IJG quality whose standard tables are nearest (sum of |log| differences) to these:
  * `tables` maps table id -> 64 values in natural order; ids 0 and 1 are used, as
- * jpeg.qf_from_tables (exact for libjpeg, Pillow, OpenCV; the nearest fit for others). */
+ * jpeg/tables.py qf_from_tables (exact for libjpeg, Pillow, OpenCV; the nearest fit for others). */
 export function qfFromTables(tables) {
   if (!standardLogs) {
     standardLogs = [];
@@ -206,19 +206,24 @@ export function inspectBytes(bytes) {
   return { format: known ? "image" : null, width: null, height: null, grey: false, problem: null };
 }
 
-/** jpeg.grid_multiple: tile starts must be multiples of this to keep the JPEG blocks. */
+/** jpeg/tables.py grid_multiple: tile starts must be multiples of this to keep the JPEG blocks. */
 export function gridMultiple(subsampling, channels) {
   if (channels === 3 && (subsampling === null || subsampling === "4:2:0" || subsampling === "4:2:2")) return 16;
   return 8;
 }
 
-/** consistency.JpegTables.from_pillow (+ pipeline.jpeg_tables): the tables that bound the
- * result, or null (not a JPEG, turned by EXIF, tables missing). */
+/** The tables that bound the result (jpeg/consistency.py `JpegTables.from_pillow`, after
+ * images/files.py `_usable_tables` and engine/pipeline.py `jpeg_tables`), or null: not a
+ * JPEG, turned by EXIF, tables missing or with a step of 0 (any table, as Python checks
+ * them all), or a colour JPEG sampled other than 4:2:0 / 4:2:2 / 4:4:4 (4:1:1, 4:4:0, ...:
+ * Pillow's subsampling None). CMYK / YCCK files are the caller's to refuse. */
 export function consistencyTables(info) {
   if (info.format !== "JPEG" || info.orientation !== 1) return null;
   const luma = info.tables[0];
   if (!luma || luma.length !== 64) return null;
-  if (info.subsampling === null) return { luma, chroma: null, subsampling: null };
+  if (Object.values(info.tables).some((t) => t.length !== 64 || Math.min(...t) < 1)) return null;
+  if (info.components.length === 1) return { luma, chroma: null, subsampling: null };
+  if (info.subsampling === null) return null; // colour, of a sampling Python does not project
   const chroma = info.tables[1] ?? luma;
   return { luma, chroma, subsampling: info.subsampling };
 }

@@ -1,8 +1,8 @@
 // The page's Web Worker: decodes the image, runs the network with onnxruntime-web (WebGPU
 // when the browser has an adapter, WASM with SIMD and threads otherwise), tiles big images on
 // the JPEG grid with one global QF, applies JPEG consistency and encodes the PNG, as
-// `fbcnn restore` does (src/fbcnn/restore.py, consistency.py). A file that is not a JPEG
-// and whose pixels bear no JPEG compression (jpegtrace.js) is left unchanged, as
+// `fbcnn restore` does (src/fbcnn/engine/restorer.py, engine/finish.py). A file that is not
+// a JPEG and whose pixels bear no JPEG compression (jpegtrace.js) is left unchanged, as
 // `fbcnn restore` copies it, unless a restore asks for it `anyway` (--not-jpeg restore).
 // The page never freezes: everything heavy happens here. Messages in: init, open, restore
 // ({qf, anyway}), png; out: backend, image, progress, result (`unchanged` when left alone),
@@ -10,24 +10,42 @@
 
 import { ImageFileError, consistencyTables, gridMultiple, inspectBytes, qfFromTables } from "./jpeg.js";
 import {
-  DEFAULT_OVERLAP, DEFAULT_TILE, QF_WINDOWS_MAX, QF_WINDOWS_MIN, meanQf, qfTileBoxes, ramp, tilePlan,
+  DEFAULT_OVERLAP, QF_WINDOWS_MAX, QF_WINDOWS_MIN, meanQf, qfTileBoxes, ramp, tilePlan, tileProblem,
 } from "./tiles.js";
 import { keepShare, nearLosslessQuality, project, roundHalfEven, strengths } from "./consistency.js";
 import { encodePng } from "./png.js";
 import { detect as detectJpegTrace } from "./jpegtrace.js";
 
 export const MAX_MEGAPIXELS = 50; // memory cap: bigger images are refused with a message
-const MIN_SIDE = 8; // as imageio.MIN_SIDE
-const DUMMY_QF = 50; // fed while only the prediction is read (it does not depend on it)
+// The page's tile side: an image up to PAGE_TILE on each side is restored in one pass (fewer
+// pixels than overlapping tiles of DEFAULT_TILE, fewer runs), bigger ones in tiles of up to
+// PAGE_TILE (memory in WASM). ?tile=N sets it (DEFAULT_TILE: tiles as fbcnn restore's).
+export const PAGE_TILE = 1536;
+const QF_BATCH_PIXELS = 1 << 20; // QF windows read in one run (memory: 12 MB of input)
+const MIN_SIDE = 8; // as images/files.py MIN_SIDE
 const f32 = Math.fround;
 
-let options = { tile: DEFAULT_TILE, ep: "auto", threads: 0 };
+let options = { tile: PAGE_TILE, ep: "auto", threads: 0 };
 let manifest = null;
 let ort = null;
 let backend = null; // {name: "webgpu" | "wasm", threads}
-const sessions = new Map(); // model name -> Promise<InferenceSession>
+const sessions = new Map(); // "model/part" -> Promise<InferenceSession>
+const weights = new Map(); // model name -> Promise<Uint8Array> (the parts share them)
 let image = null; // the open image (pixels, metadata, cached prediction, last result)
 let queue = Promise.resolve();
+// seconds spent in each phase since the image was opened (the result carries them, for
+// benchmarks): decode, runtime (loading onnxruntime-web), model (download), session, qf,
+// network, consistency, output
+let phases = {};
+const now = () => performance.now() / 1000;
+async function timed(phase, work) {
+  const start = now();
+  try {
+    return await work();
+  } finally {
+    phases[phase] = (phases[phase] ?? 0) + now() - start;
+  }
+}
 
 const post = (message, transfer = []) => self.postMessage(message, transfer);
 
@@ -56,10 +74,14 @@ self.addEventListener("unhandledrejection", (event) => {
 async function handle(msg) {
   if (msg.type === "init") {
     options = { ...options, ...msg.options };
+  } else if (tileProblem(options.tile)) { // ?tile (app.js says so first): refused, not run
+    throw new Error(`?tile=${options.tile}: ${tileProblem(options.tile)}`);
   } else if (msg.type === "open") {
-    await openImage(msg.file, msg.name);
+    phases = {};
+    await timed("decode", () => openImage(msg.file, msg.name));
     await restore(null);
   } else if (msg.type === "restore") {
+    phases = {};
     await restore(msg.qf, Boolean(msg.anyway));
   } else if (msg.type === "png") {
     await png();
@@ -69,7 +91,10 @@ async function handle(msg) {
 // --------------------------------------------------------------------------- runtime
 
 async function initRuntime() {
-  if (ort) return;
+  if (!ort) await timed("runtime", loadRuntime);
+}
+
+async function loadRuntime() {
   const response = await fetch(new URL("./fbcnn-web.json", import.meta.url));
   if (!response.ok) throw new Error(`cannot load the site's fbcnn-web.json (HTTP ${response.status})`);
   manifest = await response.json();
@@ -116,11 +141,32 @@ async function download(file, expected, label) {
   return bytes;
 }
 
-async function createSession(model) {
+/** The model's weights file (downloaded once for both parts). */
+function modelWeights(model) {
+  if (!weights.has(model)) {
+    const entry = manifest.models[model];
+    weights.set(model, timed("model", () => download(entry.files.weights, entry.bytes.weights, model))
+      .catch((err) => {
+        weights.delete(model);
+        throw err;
+      }));
+  }
+  return weights.get(model);
+}
+
+/** A session for one part of a model: "qf" (image -> QF, network units) or "reconstruct"
+ * ((image, QF 1..100) -> the restored image). */
+async function createSession(model, part) {
   await initRuntime();
   const entry = manifest.models[model];
-  const bytes = await download(entry.file, entry.bytes, model);
-  const settings = { graphOptimizationLevel: "all" };
+  const [graph, data] = await Promise.all([
+    timed("model", () => download(entry.files[part], entry.bytes[part], model)), modelWeights(model)]);
+  const name = entry.files.weights.split("/").pop();
+  return timed("session", () => startSession(graph, [{ path: name, data }]));
+}
+
+async function startSession(bytes, externalData) {
+  const settings = { graphOptimizationLevel: "all", externalData };
   if (backend.name === "webgpu") {
     try {
       return await ort.InferenceSession.create(bytes, { ...settings, executionProviders: ["webgpu", "wasm"] });
@@ -132,14 +178,15 @@ async function createSession(model) {
   return ort.InferenceSession.create(bytes, { ...settings, executionProviders: ["wasm"] });
 }
 
-function session(model) {
-  if (!sessions.has(model)) {
-    sessions.set(model, createSession(model).catch((err) => {
-      sessions.delete(model);
+function session(model, part) {
+  const key = `${model}/${part}`;
+  if (!sessions.has(key)) {
+    sessions.set(key, createSession(model, part).catch((err) => {
+      sessions.delete(key);
       throw err;
     }));
   }
-  return sessions.get(model);
+  return sessions.get(key);
 }
 
 // --------------------------------------------------------------------------- decoding
@@ -159,7 +206,7 @@ async function openImage(file, name) {
   const info = inspectBytes(bytes);
   if (info.problem) throw new ImageFileError(info.problem);
   if (info.width && info.height) checkSize(info.width, info.height); // before decoding
-  // CMYK / YCCK JPEGs (imageio._cmyk_to_rgb): the browser turns them into RGB (through
+  // CMYK / YCCK JPEGs (images/files.py _cmyk_to_rgb): the browser turns them into RGB (through
   // their ICC profile when they carry one); their tables do not bound RGB pixels, so they
   // are restored without the consistency step
   const cmyk = info.format === "JPEG" && info.components.length === 4;
@@ -189,7 +236,7 @@ async function openImage(file, name) {
   }
   if (alpha) for (let i = 0; i < n; i++) alpha[i] = rgba[4 * i + 3];
   const subsampling = info.format === "JPEG" ? info.subsampling : null;
-  // another format: whether its pixels bear JPEG compression (pipeline.analyse)
+  // another format: whether its pixels bear JPEG compression (engine/pipeline.py analyse)
   let trace = null;
   if (info.format !== "JPEG") {
     const { found, offset, score, median, judged } = detectJpegTrace(pixels, height, width, channels);
@@ -215,8 +262,8 @@ async function openImage(file, name) {
 
 // --------------------------------------------------------------------------- restoring
 
-/** One network pass on a tile: {data: Float32Array (C, h, w), predicted: network units}. */
-async function runTile(net, tile, qf) {
+/** A tile of the image as the network's input: (1, C, h, w) float32 in [0, 1]. */
+function tileTensor(tile) {
   const { channels: c, width: w, pixels } = image;
   const plane = tile.h * tile.w;
   const data = new Float32Array(c * plane);
@@ -226,17 +273,36 @@ async function runTile(net, tile, qf) {
       for (let k = 0; k < c; k++) data[k * plane + y * tile.w + x] = pixels[src + k] / 255;
     }
   }
-  const feeds = {
-    [net.inputNames[0]]: new ort.Tensor("float32", data, [1, c, tile.h, tile.w]),
-    [net.inputNames[1]]: new ort.Tensor("float32", Float32Array.of(qf), [1, 1]),
-  };
-  const out = await net.run(feeds);
-  const restored = out[net.outputNames[0]];
-  const predicted = out[net.outputNames[1]];
-  const result = { data: await restored.getData(), predicted: (await predicted.getData())[0] };
-  restored.dispose?.();
+  return new ort.Tensor("float32", data, [1, c, tile.h, tile.w]);
+}
+
+/** The QF part on tiles of one size, as one batch: their predictions (network units,
+ * (100 - QF) / 100). */
+async function tilesQf(net, tiles) {
+  const tensors = tiles.map(tileTensor);
+  const { dims } = tensors[0];
+  const size = tensors[0].data.length;
+  const data = new Float32Array(size * tiles.length);
+  tensors.forEach((t, i) => data.set(t.data, i * size));
+  const out = await net.run({ [net.inputNames[0]]: new ort.Tensor("float32", data, [tiles.length, ...dims.slice(1)]) });
+  const predicted = out[net.outputNames[0]];
+  const values = Array.from(await predicted.getData());
   predicted.dispose?.();
-  return result;
+  return values;
+}
+
+const tileQf = async (net, tile) => (await tilesQf(net, [tile]))[0];
+
+/** The reconstruct part on a tile at `qf` (1..100): Float32Array (C, h, w). */
+async function tileRestored(net, tile, qf) {
+  const out = await net.run({
+    [net.inputNames[0]]: tileTensor(tile),
+    [net.inputNames[1]]: new ort.Tensor("float32", Float32Array.of(qf), [1, 1]),
+  });
+  const restored = out[net.outputNames[0]];
+  const data = await restored.getData();
+  restored.dispose?.();
+  return data;
 }
 
 const toByte = (v) => roundHalfEven(f32(Math.min(1, Math.max(0, v)) * 255));
@@ -252,7 +318,7 @@ function toRgba(pixels) {
   return rgba;
 }
 
-/** pipeline.restore_file with --not-jpeg copy: the input's pixels as the result, no network. */
+/** engine/pipeline.py restore_file with --not-jpeg copy: the input's pixels as the result, no network. */
 function leaveUnchanged() {
   const { width: w, height: h } = image;
   image.result = { pixels: image.pixels, qf: null, auto: true };
@@ -271,7 +337,7 @@ async function restore(qf, anyway = false) {
     leaveUnchanged();
     return;
   }
-  const net = await session(image.model);
+  const [qfNet, net] = await Promise.all([session(image.model, "qf"), session(image.model, "reconstruct")]);
   const { width: w, height: h, channels: c, grid } = image;
   const overlap = DEFAULT_OVERLAP;
   const tiles = tilePlan(h, w, options.tile, overlap, grid);
@@ -279,31 +345,32 @@ async function restore(qf, anyway = false) {
   let out;
   let networkPixels = 0;
   const qfTile = manifest.models[image.model].qf_tile ?? null;
-  const readQf = async () => { // restore.Restorer.predict_qf
+  const readQf = () => timed("qf", async () => { // engine/restorer.py Restorer.predict_qf
     const sample = qfTile ? qfTileBoxes(h, w, grid, qfTile, QF_WINDOWS_MIN, QF_WINDOWS_MAX)
       : qfTileBoxes(h, w, grid);
+    // the windows (all of one size) in batches of QF_BATCH_PIXELS: one run each, not one
+    // per window (each run costs far more than a 64 x 64 window's share of the work)
     const values = [];
-    for (const [i, tile] of sample.entries()) {
-      values.push((await runTile(net, tile, DUMMY_QF)).predicted);
-      networkPixels += tile.w * tile.h;
-      post({ type: "progress", phase: "qf", done: i + 1, total: sample.length });
+    const batch = Math.max(1, Math.floor(QF_BATCH_PIXELS / (sample[0].h * sample[0].w)));
+    for (let i = 0; i < sample.length; i += batch) {
+      const part = sample.slice(i, i + batch);
+      values.push(...await tilesQf(qfNet, part));
+      for (const tile of part) networkPixels += tile.w * tile.h;
+      post({ type: "progress", phase: "qf", done: i + part.length, total: sample.length });
     }
     image.predictedQf = meanQf(values);
-  };
+  });
   if (qfTile && image.predictedQf === null) await readQf(); // always, as predict_qf
-  if (tiles.length === 1) { // restore.Restorer._restore, one pass
-    let first = null;
-    if (qf === null && image.predictedQf === null) {
-      first = await runTile(net, tiles[0], DUMMY_QF);
-      image.predictedQf = f32(100 * f32(1 - first.predicted));
+  if (tiles.length === 1) { // engine/restorer.py Restorer._restore_whole
+    if (image.predictedQf === null) { // the QF of the whole image, in a pass of its own
+      image.predictedQf = await timed("qf", async () => f32(100 * f32(1 - await tileQf(qfNet, tiles[0]))));
       networkPixels += w * h;
     }
-    const pass = await runTile(net, tiles[0], qf ?? image.predictedQf);
+    const data = await tileRestored(net, tiles[0], qf ?? image.predictedQf);
     networkPixels += w * h;
-    if (image.predictedQf === null) image.predictedQf = f32(100 * f32(1 - pass.predicted));
     out = new Uint8Array(w * h * c);
     for (let i = 0; i < w * h; i++) {
-      for (let k = 0; k < c; k++) out[i * c + k] = toByte(pass.data[k * w * h + i]);
+      for (let k = 0; k < c; k++) out[i * c + k] = toByte(data[k * w * h + i]);
     }
     post({ type: "progress", phase: "restore", done: 1, total: 1 });
   } else {
@@ -314,25 +381,30 @@ async function restore(qf, anyway = false) {
     });
   }
   const networkSeconds = (performance.now() - started) / 1000;
+  const consistencyStart = now();
   if (image.tables) out = project(out, image.pixels, h, w, c, image.tables);
-  if (qf === null) { // restore.Restorer.restore: a near-lossless JPEG keeps part of the change
+  if (qf === null) { // engine/finish.py finish: a near-lossless JPEG keeps part of the change
     const t = image.tables;
     const tableQf = t ? qfFromTables(t.chroma ? { 0: t.luma, 1: t.chroma } : { 0: t.luma }) : null;
     const quality = nearLosslessQuality(image.predictedQf, tableQf);
     const [luma, chroma] = strengths(quality, Boolean(t?.chroma && Math.max(...t.chroma) <= 1));
     out = keepShare(out, image.pixels, h, w, c, luma, chroma);
   }
+  phases.consistency = now() - consistencyStart;
   const usedQf = qf ?? image.predictedQf;
   image.result = { pixels: out, qf: usedQf, auto: qf === null };
+  const outputStart = now();
   const rgba = toRgba(out);
+  phases.network = networkSeconds - (phases.qf ?? 0);
+  phases.output = now() - outputStart;
   post({
     type: "result", unchanged: false, trace: image.trace, usedQf, predictedQf: image.predictedQf, auto: qf === null, tiles: tiles.length,
-    networkSeconds, seconds: (performance.now() - started) / 1000, networkPixels,
+    networkSeconds, seconds: (performance.now() - started) / 1000, networkPixels, phases,
     width: w, height: h, rgba: rgba.buffer,
   }, [rgba.buffer]);
 }
 
-/** restore.Restorer._restore, tiled: every tile at the one QF, blended with linear ramps
+/** engine/restorer.py Restorer._restore_tiled: every tile at the one QF, blended with linear ramps
  * (float32, as numpy). Only the rows still open to later tiles are kept in float (a window
  * of one tile's height), so memory stays near the image's own size. */
 async function blendTiles(net, tiles, qf, overlap, progress) {
@@ -361,7 +433,7 @@ async function blendTiles(net, tiles, qf, overlap, progress) {
   };
   for (const [i, tile] of tiles.entries()) {
     if (tile.y > top) flush(tile.y);
-    const { data } = await runTile(net, tile, qf);
+    const data = await tileRestored(net, tile, qf);
     const wy = ramp(tile.h, overlap, tile.y === 0, tile.y + tile.h >= h);
     const wx = ramp(tile.w, overlap, tile.x === 0, tile.x + tile.w >= w);
     const plane = tile.h * tile.w;

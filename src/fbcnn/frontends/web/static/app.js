@@ -2,14 +2,22 @@
 // QFs, the progress and the before/after view, and turns the strength and download controls
 // into worker requests. A file that is not a JPEG and whose pixels bear no JPEG compression
 // comes back unchanged (as `fbcnn restore` copies it), with "Restore anyway" (--not-jpeg
-// restore). URL options (for tests and benchmarks): ?tile=N (tile side, 0: one
-// pass; default 512 as fbcnn restore), ?ep=wasm (never WebGPU), ?threads=N.
+// restore). URL options (for tests and benchmarks): ?tile=N (tile side, 0: one pass, else
+// at least tiles.js's MIN_TILE as fbcnn restore --tile: a smaller one is refused; default:
+// one pass up to worker.js's PAGE_TILE per side, 512: fbcnn restore's tiles), ?ep=wasm
+// (never WebGPU), ?threads=N (default: navigator.hardwareConcurrency, at most 8).
+
+import { tileProblem } from "./tiles.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const intParam = (name) => (params.has(name) && /^\d+$/.test(params.get(name)) ? Number(params.get(name)) : undefined);
 const options = {};
 if (intParam("tile") !== undefined) options.tile = intParam("tile");
+// a ?tile the plan cannot use (fbcnn restore refuses it too): said at once, and no image is
+// opened while it stands
+const optionProblem = options.tile === undefined ? null : tileProblem(options.tile);
+const optionMessage = optionProblem && `?tile=${options.tile}: ${optionProblem}; change or remove it in the address`;
 if (intParam("threads") !== undefined) options.threads = intParam("threads");
 if (params.get("ep") === "wasm") options.ep = "wasm";
 
@@ -170,6 +178,10 @@ function finishRun() {
 
 function openFile(file, name) {
   if (!file) return;
+  if (optionMessage) {
+    showError(optionMessage);
+    return;
+  }
   hideError();
   state.image = null;
   state.result = null;
@@ -364,3 +376,4 @@ $("divider").addEventListener("keydown", (e) => {
 window.addEventListener("resize", render);
 render();
 setBusy(false, "idle");
+if (optionMessage) showError(optionMessage);

@@ -1,13 +1,13 @@
 // Does an image that is not a JPEG file bear JPEG compression? Decided from its pixels: a port
-// of src/fbcnn/jpegtrace.py (`detect`), same constants, same tiles, same lattice score (see
+// of src/fbcnn/jpeg/trace.py (`detect`), same constants, same tiles, same lattice score (see
 // its docstring for the method). A decoded JPEG keeps, on its 8x8 grid, DCT coefficients on
 // the lattice of its quantisation steps; a never-compressed image (a screenshot, rendered
 // text, a downscaled photo) has no such lattice.
 //
 // Tiles: every position (on multiples of 8) when there are at most TILES of them, else an
 // evenly spaced grid of gy x gx positions shaped like the image (gy * gx <= TILES), with
-// integer arithmetic only so that both languages pick the same tiles (jpegtrace._tiles).
-// The coefficients are rounded to float32 before they are binned, as in jpegtrace, so both
+// integer arithmetic only so that both languages pick the same tiles (trace._tiles).
+// The coefficients are rounded to float32 before they are binned, as in trace.py, so both
 // put them in the same bins. The lattice sums loop over the distinct value bins (numpy does
 // them as a float32 matrix product): scores agree with Python's to float32 rounding.
 
@@ -29,7 +29,7 @@ function roundHalfEven(v) {
   return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
-const DCT = (() => { // jpegtrace._dct, float64: coefficients = DCT @ block @ DCT.T
+const DCT = (() => { // trace._dct, float64: coefficients = DCT @ block @ DCT.T
   const d = new Float64Array(64);
   for (let k = 0; k < 8; k++) {
     for (let n = 0; n < 8; n++) d[k * 8 + n] = Math.cos(((2 * n + 1) * k * Math.PI) / 16) * Math.sqrt(2 / 8);
@@ -38,7 +38,7 @@ const DCT = (() => { // jpegtrace._dct, float64: coefficients = DCT @ block @ DC
   return d;
 })();
 
-/** jpegtrace._frequencies: [u, v] of the lowest AC coefficients in zigzag order. */
+/** trace._frequencies: [u, v] of the lowest AC coefficients in zigzag order. */
 export const FREQS = (() => {
   const all = [];
   for (let u = 0; u < 8; u++) for (let v = 0; v < 8; v++) all.push([u, v]);
@@ -49,7 +49,7 @@ export const FREQS = (() => {
 
 let lattice = null;
 
-/** jpegtrace._lattice: per value bin, cos(2 pi v / q) for q = 2..MAX_STEP (float32, bin
+/** trace._lattice: per value bin, cos(2 pi v / q) for q = 2..MAX_STEP (float32, bin
  * major) and how many leading steps have |v| >= q / 2 (the mask is a prefix of the steps). */
 function latticeTables() {
   if (lattice) return lattice;
@@ -82,7 +82,7 @@ const isqrt = (n) => {
 };
 const div = (a, b) => Math.floor(a / b); // non-negative integers well under 2 ** 52
 
-/** jpegtrace._tiles: the side and top-left corners [y, x] of the tiles of an h x w image. */
+/** trace._tiles: the side and top-left corners [y, x] of the tiles of an h x w image. */
 export function tilePositions(h, w) {
   const side = Math.min(TILE, div(Math.min(h, w), 8) * 8);
   const rows = div(h - side, 8) + 1;
@@ -103,13 +103,13 @@ export function tilePositions(h, w) {
   return { side, corners };
 }
 
-/** jpegtrace.offset_scores: the lattice score of every grid offset (Float64Array of 64, row
+/** trace.offset_scores: the lattice score of every grid offset (Float64Array of 64, row
  * major (dy, dx)) and the blocks each was computed on. `pixels`: uint8, h x w x channels
  * (1: grey, 3: RGB, interleaved). */
 export function offsetScores(pixels, h, w, channels) {
   const { side, corners } = tilePositions(h, w);
   const n = corners.length;
-  // the tiles' luma - 128 (jpegtrace.luma, float64)
+  // the tiles' luma - 128 (trace.luma, float64)
   const tiles = new Float64Array(n * side * side);
   for (let t = 0; t < n; t++) {
     const [y0, x0] = corners[t];
@@ -189,7 +189,7 @@ export function offsetScores(pixels, h, w, channels) {
   return { scores, blocks };
 }
 
-/** jpegtrace.detect: {found, offset: [dy, dx], score, median, judged}; `scores` (64) and
+/** trace.detect: {found, offset: [dy, dx], score, median, judged}; `scores` (64) and
  * `blocks` too when judged. Images too small to judge (fewer than MIN_BLOCKS blocks at an
  * offset) are not (found is then false). */
 export function detect(pixels, h, w, channels) {

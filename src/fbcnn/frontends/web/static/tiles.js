@@ -1,6 +1,7 @@
-// The tile plan of `fbcnn restore`, ported from src/fbcnn/restore.py (`tile_spans`,
-// `qf_tile_boxes`, `_ramp`, `Restorer.predict_qf`). Keep the two in step:
-// tests/e2e/test_web.py compares this plan with restore.py's for many sizes.
+// The tile plan of `fbcnn restore`, ported from src/fbcnn/engine/restorer.py (`tile_spans`,
+// `_ramp`, `Restorer.predict_qf`) and src/fbcnn/jpeg/qf.py (`qf_tile_boxes`,
+// `reading_boxes`). Keep them in step: tests/test_web_ports.py compares this plan with
+// Python's for many sizes.
 //
 // Tiles: as few as fit, of nearly equal size, starting on the JPEG grid (16 for 4:2:0 and
 // 4:2:2 colour, 8 otherwise), neighbours overlapping by OVERLAP pixels, blended with linear
@@ -9,15 +10,23 @@
 // them, about QF_TILE_SHARE of the image); else from QF tiles of their own size (QF_TILE),
 // and an image restored in one pass reads its QF in that pass.
 
-export const DEFAULT_TILE = 512; // restore.DEFAULT_TILE (fbcnn restore --tile)
-export const DEFAULT_OVERLAP = 32; // restore.DEFAULT_OVERLAP
-export const RAMP_EDGE = 8; // restore.RAMP_EDGE
-export const QF_TILE = 256; // restore.QF_TILE
-export const QF_TILE_SHARE = 0.04; // restore.QF_TILE_SHARE
-export const QF_TILES_MIN = 2; // restore.QF_TILES_MIN
-export const QF_TILES_MAX = 16; // restore.QF_TILES_MAX
-export const QF_WINDOWS_MIN = 8; // restore.QF_WINDOWS_MIN
-export const QF_WINDOWS_MAX = 64; // restore.QF_WINDOWS_MAX
+export const DEFAULT_TILE = 512; // engine/restorer.py DEFAULT_TILE (fbcnn restore --tile)
+export const DEFAULT_OVERLAP = 32; // engine/restorer.py DEFAULT_OVERLAP
+export const RAMP_EDGE = 8; // engine/restorer.py RAMP_EDGE
+export const MIN_TILE = 64; // engine/restorer.py MIN_TILE: a tile side is 0 (one pass) or at least this
+export const QF_TILE = 256; // jpeg/qf.py QF_TILE
+export const QF_TILE_SHARE = 0.04; // jpeg/qf.py QF_TILE_SHARE
+export const QF_TILES_MIN = 2; // jpeg/qf.py QF_TILES_MIN
+export const QF_TILES_MAX = 16; // jpeg/qf.py QF_TILES_MAX
+export const QF_WINDOWS_MIN = 8; // jpeg/qf.py QF_WINDOWS_MIN
+export const QF_WINDOWS_MAX = 64; // jpeg/qf.py QF_WINDOWS_MAX
+
+/** Why a tile side cannot be used (engine/restorer.py Restorer, fbcnn restore --tile), or null. */
+export function tileProblem(tile) {
+  if (!Number.isInteger(tile) || tile < 0) return `tile must be a whole number, got ${tile}`;
+  if (tile > 0 && tile < MIN_TILE) return `tile must be 0 (one pass) or at least ${MIN_TILE}, got ${tile}`;
+  return null;
+}
 
 /** Python's round(): to the nearest integer, halves to even. */
 function pyRound(x) {
@@ -25,9 +34,13 @@ function pyRound(x) {
   return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
-/** [start, end) spans covering [0, length): restore.tile_spans. */
+/** [start, end) spans covering [0, length): engine/restorer.py tile_spans (a RangeError
+ * where it raises ValueError: a tile too small for the overlap on the grid). */
 export function tileSpans(length, tile, overlap, grid) {
   if (tile <= 0 || length <= tile) return [[0, length]];
+  if (tile < overlap + 2 * grid) {
+    throw new RangeError(`tile ${tile} is too small for an overlap of ${overlap} on a ${grid}-pixel grid`);
+  }
   let count = Math.max(2, Math.ceil((length - overlap) / (tile - overlap)));
   for (;;) {
     const starts = [0];
@@ -54,7 +67,7 @@ export function tilePlan(h, w, tile = DEFAULT_TILE, overlap = DEFAULT_OVERLAP, g
   return tiles;
 }
 
-/** The QF tiles of an h x w image: restore.qf_tile_boxes, as {y, x, h, w}. */
+/** The QF tiles of an h x w image: jpeg/qf.py qf_tile_boxes, as {y, x, h, w}. */
 export function qfTileBoxes(h, w, grid, side = QF_TILE, least = QF_TILES_MIN, most = QF_TILES_MAX) {
   const th = Math.min(side, h);
   const tw = Math.min(side, w);
@@ -83,7 +96,7 @@ export function qfTileBoxes(h, w, grid, side = QF_TILE, least = QF_TILES_MIN, mo
   return boxes;
 }
 
-/** Blending weights along one side of a tile (float32, as restore._ramp). */
+/** Blending weights along one side of a tile (float32, as engine/restorer.py _ramp). */
 export function ramp(length, overlap, atStart, atEnd) {
   const w = new Float32Array(length).fill(1);
   const n = Math.min(overlap, Math.floor(length / 2));
@@ -101,7 +114,8 @@ export function ramp(length, overlap, atStart, atEnd) {
   return w;
 }
 
-/** restore: the global QF from the per-tile predictions (network units, (100 - QF) / 100). */
+/** engine/restorer.py Restorer.predict_qf: the global QF from the per-window readings
+ * (network units, (100 - QF) / 100). */
 export function meanQf(networkValues) {
   let sum = 0;
   for (const v of networkValues) sum += v;
