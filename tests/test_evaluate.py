@@ -141,6 +141,8 @@ def test_dominant_correction_feeds_the_verdicts_qf(data_dir, monkeypatch):
     calls = []
 
     class Verdict:
+        detected = True
+
         def qf_to_feed(self, predicted_qf):
             return 12.5
 
@@ -312,6 +314,8 @@ def test_mozjpeg_double_jpeg_and_the_dominant_correction_read_the_file(data_dir,
     seen = []
 
     class Verdict:
+        detected = True
+
         def qf_to_feed(self, predicted_qf):
             return 12.5
 

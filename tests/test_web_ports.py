@@ -17,7 +17,11 @@ runs the calls). Skipped only where `node` is missing.
   progressive, restart markers, EXIF orientation in both byte orders, custom, shared and
   16-bit tables, CMYK, truncated, 4:1:1 / 4:4:0, a step of 0): tables, subsampling, QF
   from the tables, grid multiple and consistency tables as the Python reader
-  (`read_image`, `jpeg_tables`) has them; the IJG tables and the QF fit.
+  (`read_image`, `jpeg_tables`) has them; the IJG tables and the QF fit; a single JPEG's
+  QF rule (`singleJpegQf`, `writtenByJpegli` with the jpegli tables the site ships,
+  `floorTables`) as `fbcnn.jpeg.qf.single_jpeg_qf` and engine/pipeline.py `_tables_floor`,
+  on ~1,070 (reading, tables) cases and on files (the header files, jpegli's, MozJPEG's
+  tables, IJG around TABLES_FLOOR_MAX).
 
 Where a port does not do what Python does, an xfail(strict=True) test says what (so that
 it turns into a failure, to remove the mark, once the port is fixed).
@@ -71,13 +75,13 @@ def unb64(text: str, shape: tuple[int, ...]) -> np.ndarray:
 # --------------------------------------------------------------------------- tiles.js
 
 def test_constants_match() -> None:
-    """tiles.js's numbers, as the Python rules have them."""
+    """tiles.js's (and jpeg.js's) numbers, as the Python rules have them."""
     (got,) = node([["constants"]])
     want = {name: getattr(restorer, name) for name in ("DEFAULT_TILE", "DEFAULT_OVERLAP",
                                                         "RAMP_EDGE", "MIN_TILE")}
     want |= {name: getattr(qfrules, name) for name in (
         "QF_TILE", "QF_TILE_SHARE", "QF_TILES_MIN", "QF_TILES_MAX", "QF_WINDOWS_MIN",
-        "QF_WINDOWS_MAX")}
+        "QF_WINDOWS_MAX", "TABLES_FLOOR_MAX")}
     assert {name: got.get(name) for name in want} == want
 
 
@@ -681,3 +685,144 @@ def test_truncated_jpeg(cut, inspected, tmp_path) -> None:
     assert got["complete"] is False and got["problem"].startswith("corrupt or truncated"), got
     with pytest.raises(files.ImageError):
         files.read_image(path)
+
+
+# ------------------------------------------------------- jpeg.js: a single JPEG's QF rule
+
+JPEGLI = str(qfrules.JPEGLI_TABLES)
+
+
+def jpegli_pairs() -> dict[int, list[list[int]]]:
+    """quality: [luma, chroma] jpegli writes (the data file the site ships)."""
+    tables = json.loads(qfrules.JPEGLI_TABLES.read_text())["tables"]
+    return {int(q): pair for q, pair in tables.items()}
+
+
+def single_jpeg_cases() -> dict[str, tuple]:
+    """name: (reading, tables_qf, luma, chroma) for `single_jpeg_qf`."""
+    standard = tables_py._standard_tables().astype(int)
+    cases: dict[str, tuple] = {}
+    for q in (1, 2, 5, 10, 20, 30, 50, 75, 85, 89, 90, 91, 95, 99, 100):
+        luma, chroma = standard[q - 1, 0].tolist(), standard[q - 1, 1].tolist()
+        tables_qf = tables_py.qf_from_tables({0: luma, 1: chroma})
+        assert tables_qf == q  # the case: IJG tables at q
+        for reading in (0.5, q - 10, q - 0.5, q - 1e-9, q, q + 1e-9, q + 0.5, q + 10, 100.0):
+            cases[f"IJG q{q} colour, reading {reading}"] = (reading, tables_qf, luma, chroma)
+            cases[f"IJG q{q} grey, reading {reading}"] = (reading, tables_qf, luma, None)
+    for q, (luma, chroma) in jpegli_pairs().items():
+        colour_qf = tables_py.qf_from_tables({0: luma, 1: chroma})
+        grey_qf = tables_py.qf_from_tables({0: luma})
+        for reading in (1.0, colour_qf - 0.5, colour_qf + 0.5):
+            cases[f"jpegli q{q} colour, reading {reading}"] = (reading, colour_qf, luma, chroma)
+        for reading in (1.0, grey_qf - 0.5):
+            cases[f"jpegli q{q} luma only, reading {reading}"] = (reading, grey_qf, luma, None)
+        # one step off, or jpegli's luma with a chroma table of another quality: not jpegli's
+        other = [*luma[:5], luma[5] + 1, *luma[6:]]
+        cases[f"jpegli q{q} luma one step off"] = (1.0, colour_qf, other, chroma)
+        cases[f"jpegli q{q} luma one step off, grey"] = (1.0, grey_qf, other, None)
+        mixed = jpegli_pairs()[101 - q][1]
+        if mixed != chroma:
+            cases[f"jpegli q{q} luma, chroma of q{101 - q}"] = (1.0, colour_qf, luma, mixed)
+    luma, chroma = standard[29, 0].tolist(), standard[29, 1].tolist()
+    cases |= {
+        "no tables QF": (10.0, None, luma, chroma),
+        "no tables": (10.0, 30, None, None),
+        "neither": (10.0, None, None, None),
+        "tables QF given apart from the tables": (40.0, 60, luma, chroma),
+    }
+    return cases
+
+
+def test_single_jpeg_qf_matches() -> None:
+    """jpeg.js singleJpegQf / writtenByJpegli (with the tables the site ships) against
+    `fbcnn.jpeg.qf.single_jpeg_qf` / `written_by_jpegli`: IJG tables, colour and grey, at
+    qualities below, at and above TABLES_FLOOR_MAX, read below, at and above their QF;
+    jpegli's tables at every quality, colour and luma only, and near misses; no tables."""
+    cases = single_jpeg_cases()
+    got = node([["singleJpegQf", *case, JPEGLI] for case in cases.values()]
+               + [["writtenByJpegli", luma, chroma, JPEGLI]
+                  for _, _, luma, chroma in cases.values() if luma is not None])
+    want = {name: qfrules.single_jpeg_qf(*case) for name, case in cases.items()}
+    assert dict(zip(cases, got[:len(cases)], strict=True)) == want
+    jpegli_want = [qfrules.written_by_jpegli(luma, chroma)
+                   for _, _, luma, chroma in cases.values() if luma is not None]
+    assert got[len(cases):] == jpegli_want
+    # the cases reach every branch: raised, kept (read at or above the tables' QF, tables
+    # above the floor's range, jpegli's tables, no tables), jpegli's and others' tables
+    raised = {n for n, w in want.items() if w is not None}
+    assert any(n.startswith("IJG") and "grey" in n for n in raised)
+    assert any(n.startswith("IJG") and "colour" in n for n in raised)
+    assert any("one step off" in n for n in raised) and any("chroma of" in n for n in raised)
+    assert all(want[f"IJG q{q} colour, reading {q - 0.5}"] == q for q in (2, 20, 90))
+    assert want["IJG q91 colour, reading 90.5"] is None  # above TABLES_FLOOR_MAX
+    assert want["IJG q20 colour, reading 20"] is None and want["IJG q20 grey, reading 20"] is None
+    jpegli_below = [n for n, (r, t, _, _) in cases.items() if n.startswith("jpegli")
+                    and "off" not in n and "chroma of" not in n
+                    and r < t <= qfrules.TABLES_FLOOR_MAX]  # floored but for jpegli
+    assert all(want[n] is None for n in jpegli_below)
+    assert any("colour" in n for n in jpegli_below) and any("luma only" in n for n in jpegli_below)
+    assert sum(jpegli_want) > 100 and not all(jpegli_want)
+    assert want["no tables"] is None and want["no tables QF"] is None
+
+
+def floor_files(folder: Path) -> dict[str, Path]:
+    """JPEG files the rule meets: jpegli's (by jpegli where installed, colour and grey, and
+    its tables written by Pillow, grey with the luma table alone), MozJPEG's tables
+    (Pillow), IJG's at and around TABLES_FLOOR_MAX."""
+    from fbcnn.jpeg import encoders
+
+    colour = make_photo(40, 48, 3, seed=23)
+    grey = make_photo(36, 52, 1, seed=24)[:, :, 0]
+    made = {f"IJG colour q{q}": pillow_jpeg(colour, quality=q) for q in (89, 90, 91)}
+    for q in (20, 60, 90):
+        tables = [encoders.scaled_table(t, q) for t in encoders.MOZJPEG_TABLES[2]]
+        made[f"MozJPEG tables colour q{q}"] = pillow_jpeg(colour, qtables=tables)
+        made[f"MozJPEG tables grey q{q}"] = pillow_jpeg(grey, qtables=tables[:1])
+    for q in (30, 60):  # jpegli's tables written by Pillow: grey (luma alone) and colour
+        luma, chroma = jpegli_pairs()[q]
+        made[f"jpegli's luma, grey q{q}"] = pillow_jpeg(grey, qtables=[luma])
+        made[f"jpegli's tables, colour q{q}"] = pillow_jpeg(colour, qtables=[luma, chroma])
+    if encoders.available("jpegli"):
+        spec = encoders.parse_encoder("jpegli")
+        for q in (10, 30, 60, 85, 95):
+            made[f"jpegli colour q{q}"] = encoders.encode_with(spec, colour, q)
+            made[f"jpegli grey q{q}"] = encoders.encode_with(spec, grey, q)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for name, data in made.items():
+        out[name] = folder / f"floor{len(out):02d}.jpg"
+        out[name].write_bytes(data)
+    return out
+
+
+def test_tables_floor_of_files_matches_pipeline(inspected, tmp_path) -> None:
+    """What worker.js feeds at QF auto for a file and a reading (jpeg.js floorTables, then
+    singleJpegQf), and whether it needs the jpegli tables, as engine/pipeline.py
+    `_tables_floor` has them from `read_image`: the header-test files (every quality,
+    sampling, grey, custom, 16-bit, EXIF-turned, CMYK, 4:1:1, a 0 step) and jpegli's,
+    MozJPEG-tabled and IJG files around TABLES_FLOOR_MAX."""
+    paths = {name: path for name, (_, path) in inspected.items()} | floor_files(tmp_path)
+    readings = {}
+    for name, path in paths.items():
+        header = files.read_image(path).header_qf or 50
+        readings[name] = [1.0, 10.3, header - 0.5, float(header), header + 0.5, 99.0]
+    got = node([["tablesFloor", base64.b64encode(p.read_bytes()).decode(), readings[n], JPEGLI]
+                for n, p in paths.items()])
+    want = {}
+    for name, path in paths.items():
+        floor = pipeline._tables_floor(files.read_image(path))
+        fed = [r if floor is None or floor(r) is None else floor(r) for r in readings[name]]
+        want[name] = {"applies": floor is not None, "fed": fed}
+    assert dict(zip(paths, got, strict=True)) == want
+    # the cases: raised and kept, the rule out of reach (no jpegli tables loaded) and not
+    assert want["colour 4:2:0 q50"]["fed"][:2] == [50, 50]
+    assert want["EXIF orientation 6 q40"]["fed"][0] == 40  # turned: its tables still count
+    assert want["grey q25"]["fed"][0] == 25
+    for name in ("colour 4:2:0 q95", "CMYK q30", "4:1:1 (from 4:2:0)", "zero step",
+                 "IJG colour q91"):
+        assert not want[name]["applies"], name
+    assert want["IJG colour q90"]["applies"] and want["IJG colour q90"]["fed"][0] == 90
+    assert want["MozJPEG tables colour q60"]["fed"][0] > 1.0
+    jpegli = [n for n in paths if n.startswith("jpegli") and want[n]["applies"]]
+    assert len(jpegli) >= 4 and all(want[n]["fed"] == readings[n] for n in jpegli)
+    assert "jpegli's luma, grey q30" in jpegli

@@ -21,6 +21,12 @@ const bytes = (b64) => new Uint8Array(Buffer.from(b64, "base64"));
 const b64 = (array) => Buffer.from(array.buffer, array.byteOffset, array.byteLength).toString("base64");
 const box = (b) => [b.y, b.x, b.h, b.w];
 const f32 = Math.fround;
+// jpeg.jpegliTableSet of a jpegli_tables.json (a path), read once per path
+const jpegliSets = new Map();
+const jpegli = (path) => {
+  if (!jpegliSets.has(path)) jpegliSets.set(path, jpeg.jpegliTableSet(JSON.parse(readFileSync(path, "utf8"))));
+  return jpegliSets.get(path);
+};
 
 const ops = {
   tileSpans: (length, tile, overlap, grid) => tiles.tileSpans(length, tile, overlap, grid),
@@ -38,7 +44,7 @@ const ops = {
   },
   tileProblem: (tile) => tiles.tileProblem(tile),
   meanQf: (values) => tiles.meanQf(values),
-  constants: () => Object.fromEntries(Object.entries(tiles).filter(([, v]) => typeof v === "number")),
+  constants: () => Object.fromEntries(Object.entries({ ...jpeg, ...tiles }).filter(([, v]) => typeof v === "number")),
   project: (restored, decoded, h, w, c, tables, strip) => b64(consistency.project(
     bytes(restored), bytes(decoded), h, w, c, tables, strip ?? undefined)),
   strengths: (quality, stepsOne) => consistency.strengths(quality, stepsOne),
@@ -48,6 +54,21 @@ const ops = {
   standardTables: (q) => jpeg.standardTables(q),
   qfFromTables: (tables) => jpeg.qfFromTables(tables),
   gridMultiple: (subsampling, channels) => jpeg.gridMultiple(subsampling, channels),
+  writtenByJpegli: (luma, chroma, tablesPath) => jpeg.writtenByJpegli(jpegli(tablesPath), luma, chroma),
+  singleJpegQf: (predicted, tablesQf, luma, chroma, tablesPath) => jpeg.singleJpegQf(
+    predicted, tablesQf, luma, chroma, jpegli(tablesPath)),
+  // what worker.js does at QF auto for a file's bytes and readings: whether the rule can
+  // apply (the jpegli tables are loaded only then), and the QF fed for each reading
+  tablesFloor: (data, readings, tablesPath) => {
+    const info = jpeg.inspectBytes(bytes(data));
+    const cmyk = info.format === "JPEG" && info.components.length === 4;
+    const floor = cmyk ? null : jpeg.floorTables(info);
+    return {
+      applies: floor !== null,
+      fed: readings.map((r) => (floor === null ? r
+        : jpeg.singleJpegQf(r, floor.qf, floor.luma, floor.chroma, jpegli(tablesPath)) ?? r)),
+    };
+  },
   // what worker.js openImage reads from a file's bytes before decoding it
   inspect: (data) => {
     let info;

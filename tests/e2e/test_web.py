@@ -173,15 +173,16 @@ def max_diff(a: np.ndarray, b: np.ndarray) -> int:
 
 
 def check_parity(page, tmp_path: Path, jpeg: Path, case: str, mode: str,
-                 cli_args: tuple[str, ...]) -> float:
-    """Auto, then each fixed QF: the page's PNG vs `fbcnn restore`'s, within 1 grey level.
-    Returns the QF the CLI predicted."""
+                 cli_args: tuple[str, ...]) -> tuple[float, float]:
+    """Auto, then each fixed QF: the page's PNG vs `fbcnn restore`'s, within 1 grey level;
+    at auto the page used the QF the CLI used. Returns the QFs the CLI predicted and used."""
     figures = PARITY.setdefault(case, {})
     # the browser's decode vs Pillow's (libjpeg-turbo): what the network sees
     figures["decode"] = max_diff(canvas_pixels(page, "before"), decoded_by_pillow(jpeg))
     assert figures["decode"] <= 1
     with Image.open(jpeg) as im:
         size = im.size
+    auto = page.evaluate("window.fbcnnLast")
     for qf in (None, *FIXED_QFS):
         if qf is not None:
             set_qf(page, qf)
@@ -191,9 +192,11 @@ def check_parity(page, tmp_path: Path, jpeg: Path, case: str, mode: str,
         out = tmp_path / f"cli{suffix or '_auto'}"
         qf_args = () if qf is None else ("--qf", str(qf))
         printed = cli("restore", str(jpeg), "-o", str(out), *cli_args, *qf_args)
-        if qf is None:
+        if qf is None:  # used: the reading, or a single JPEG's tables' QF (jpeg/qf.py)
             predicted = float(printed.split("predicted QF ")[1].split(",")[0])
-            assert "used QF " + printed.split("predicted QF ")[1].split(",")[0] in printed
+            used = float(printed.split("used QF ")[1].split()[0])
+            assert f"{auto['usedQf']:.1f}" == f"{used:.1f}" and auto["auto"]
+            assert page.input_value("#strength") == str(round(used))
         with Image.open(out / f"{jpeg.stem}.png") as im:
             want, want_mode = np.asarray(im).copy(), im.mode
         assert got_mode == want_mode == mode and got.shape[:2] == (size[1], size[0])
@@ -202,7 +205,7 @@ def check_parity(page, tmp_path: Path, jpeg: Path, case: str, mode: str,
         figures[f"pixels off ({'auto' if qf is None else qf})"] = int(
             (got.astype(np.int16) != want.astype(np.int16)).sum())
         assert diff <= 1, f"{case} at QF {qf or 'auto'}: max abs diff {diff}"
-    return predicted
+    return predicted, used
 
 
 def header_qf(path: Path) -> int | None:
@@ -228,9 +231,15 @@ def test_colour_jpeg_in_tiles_matches_cli(server, page, tmp_path) -> None:
     assert last["tiles"] == 6 and last["auto"]
     assert page.inner_text("#qf-predicted") == f"{last['predictedQf']:.1f}"
 
-    cli_predicted = check_parity(page, tmp_path, jpeg, "colour 302x198, 4:2:0, 6 tiles", "RGB",
-                                 ("--tile", str(COLOUR_TILE)))
-    assert abs(last["predictedQf"] - cli_predicted) < 0.1
+    # read below its tables' QF 20, as `fbcnn restore` this single JPEG is fed 20, and the
+    # page says both
+    assert last["predictedQf"] < 19 and last["usedQf"] == 20 and last["tablesFloor"]
+    assert page.inner_text("#status").startswith(
+        f"Restored with QF 20.0 (auto: read QF {last['predictedQf']:.1f}, below the file's QF)")
+    assert page.input_value("#strength") == "20"
+    cli_predicted, cli_used = check_parity(page, tmp_path, jpeg, "colour 302x198, 4:2:0, 6 tiles",
+                                           "RGB", ("--tile", str(COLOUR_TILE)))
+    assert abs(last["predictedQf"] - cli_predicted) < 0.1 and cli_used == 20
 
 
 def test_grey_jpeg_matches_cli(server, page, tmp_path) -> None:
@@ -244,8 +253,9 @@ def test_grey_jpeg_matches_cli(server, page, tmp_path) -> None:
     assert "203 × 141, grey" in page.inner_text("#info-size")
     last = page.evaluate("window.fbcnnLast")
     assert last["tiles"] == 1
-    cli_predicted = check_parity(page, tmp_path, jpeg, "grey 203x141, one pass", "L", ())
+    cli_predicted, _ = check_parity(page, tmp_path, jpeg, "grey 203x141, one pass", "L", ())
     assert abs(last["predictedQf"] - cli_predicted) < 0.1
+    assert last["usedQf"] == (last["predictedQf"] if last["predictedQf"] >= 30 else 30)
 
 
 def test_cmyk_jpeg_is_converted_and_restored(server, page, tmp_path) -> None:

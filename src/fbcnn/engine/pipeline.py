@@ -38,6 +38,7 @@ from ..images.files import (
     write_image,
 )
 from ..jpeg.consistency import JpegTables
+from ..jpeg.qf import TABLES_FLOOR_MAX, single_jpeg_qf
 from ..jpeg.tables import grid_multiple, tables_are_ijg
 from ..jpeg.trace import JpegTrace
 from ..jpeg.trace import detect as detect_jpeg
@@ -188,7 +189,9 @@ class Analysis:
     grid: int  # the JPEG block grid tiles start on
     predicted_qf: float | None  # None: not read yet (the restore reads it)
     verdict: Any = None  # recompress.DoubleJpegVerdict, None when not analysed / not a JPEG
-    feed_qf: float | None = None  # the QF to feed (double JPEG), None: the prediction
+    # the QF to feed (a double JPEG's, or a single JPEG's tables' QF above the reading:
+    # fbcnn.jpeg.qf), None: the prediction
+    feed_qf: float | None = None
     # a file that is not a JPEG: whether its pixels bear JPEG compression (None: a JPEG file,
     # or not looked at)
     trace: JpegTrace | None = None
@@ -317,18 +320,36 @@ def analyse(image: LoadedImage, model: Model, double: bool = True,
         found.trace = detect_jpeg(image.pixels)
     verdict = analyse_double(image, progress, found.trace) if double else None
     found.verdict = verdict
-    if need_qf or (verdict is not None and verdict.detected):
+    detected = verdict is not None and verdict.detected
+    floor = None if detected else _tables_floor(image)
+    if need_qf or detected or (floor is not None and model.info.has_qf_input):
         found.predicted_qf = model.predict_qf(image.pixels, grid)
-    if verdict is not None and found.predicted_qf is not None and model.info.has_qf_input:
-        found.feed_qf = verdict.qf_to_feed(found.predicted_qf)
+    if found.predicted_qf is not None and model.info.has_qf_input:
+        if detected:
+            found.feed_qf = verdict.qf_to_feed(found.predicted_qf)
+        elif floor is not None:
+            found.feed_qf = floor(found.predicted_qf)
     return found
+
+
+def _tables_floor(image: LoadedImage) -> Callable[[float], float | None] | None:
+    """For a JPEG file whose tables may raise the QF fed (`fbcnn.jpeg.qf.single_jpeg_qf`),
+    that rule on a reading; None when it cannot apply (not a JPEG, no usable tables, tables
+    above the floor's range), so that no reading is taken for it."""
+    tables = image.quantization
+    if image.format != "JPEG" or not tables or 0 not in tables or image.header_qf is None \
+            or image.header_qf > TABLES_FLOOR_MAX:
+        return None
+    luma, chroma = tables[0], tables.get(1)
+    return lambda reading: single_jpeg_qf(reading, image.header_qf, luma, chroma)
 
 
 def restore_loaded(image: LoadedImage, analysis: Analysis, qf: float | None = None,
                    consistency: bool = True, progress: Progress | None = None, *,
                    near_lossless: bool = True) -> Any:
     """Restore decoded pixels with what `analyse` found: `qf` overrides the QF (else the
-    double-JPEG QF, else the prediction); a double JPEG is not treated as near-lossless,
+    QF the analysis chose: a double JPEG's, a single JPEG's tables' floor; else the
+    prediction); a double JPEG is not treated as near-lossless,
     whatever its last QF, nor is any image with `near_lossless` False. Returns a
     `model.Result` of arrays."""
     feed = qf if qf is not None else analysis.feed_qf
@@ -627,6 +648,9 @@ def inspect_file(path: Path, models: ModelSet) -> dict[str, Any]:
         "format": image.format,
         "header_qf": image.header_qf,
         "predicted_qf": round(found.predicted_qf, 2),
+        # the QF `fbcnn restore` feeds (a double JPEG's, or its tables' when the reading is
+        # below them: fbcnn.jpeg.qf); the prediction when no rule applies
+        "fed_qf": round(found.predicted_qf if found.feed_qf is None else found.feed_qf, 2),
         "model": model.name,
         "width": image.width,
         "height": image.height,

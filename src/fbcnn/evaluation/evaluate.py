@@ -42,7 +42,7 @@ from ..jpeg.color import rgb_to_y
 from ..jpeg.consistency import JpegTables
 from ..jpeg.degrade import double_jpeg
 from ..jpeg.encoders import EncoderSpec, decode_with_qf, encode_with, parse_encoder
-from ..jpeg.qf import check_qf
+from ..jpeg.qf import check_qf, single_jpeg_qf
 from ..jpeg.tables import compress, grid_multiple, qf_from_tables, subsampling_of
 from ..networks.network import FBCNN
 from . import metrics
@@ -255,12 +255,21 @@ def _as_restorer(model: Restorer | FBCNN | str | Path, device: str,
     return loaded.restorer, str(model)
 
 
-def _dominant_qf(degraded: np.ndarray, last_qf: int, predicted_qf: float) -> float | None:
-    """The QF `fbcnn restore` feeds this double JPEG (None: the prediction), by the one
-    rule (`fbcnn.jpeg.qf.double_jpeg_qf`) on the recompression analysis' verdict."""
-    from ..jpeg.recompress import analyse  # FBCNN-D: only needed for this correction
+def _qf_to_feed(degraded: np.ndarray, made: Degraded, predicted_qf: float,
+                double: bool) -> float | None:
+    """The QF `fbcnn restore` feeds this JPEG (None: the reading), by the rules of
+    `fbcnn.jpeg.qf`: with `double` (FBCNN-D), the double-JPEG QF when the recompression
+    analysis finds an earlier compression; else (and without `double`) a single JPEG's
+    tables' floor."""
+    if double:
+        from ..jpeg.recompress import analyse  # FBCNN-D: only needed for this correction
 
-    return analyse(degraded, last_qf=last_qf).qf_to_feed(predicted_qf)
+        verdict = analyse(degraded, last_qf=made.header_qf)
+        if verdict.detected:
+            return verdict.qf_to_feed(predicted_qf)
+    if made.tables is None:
+        return None
+    return single_jpeg_qf(predicted_qf, made.header_qf, made.tables.luma, made.tables.chroma)
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -275,11 +284,11 @@ def _restore_measured(restorer: Restorer, made: Degraded, name: str, consistency
     grid = grid_multiple(made.subsampling, restorer.channels)
     feed: float | None = qf_input
     predicted = None
-    if correction == "dominant":
-        predicted = restorer.predict_qf(degraded, grid)
-        feed = _dominant_qf(degraded, made.header_qf, predicted)
-    elif correction == "tables":
+    if correction == "tables":
         feed = float(made.header_qf)
+    elif qf_input is None and restorer.info.has_qf_input:
+        predicted = restorer.predict_qf(degraded, grid)
+        feed = _qf_to_feed(degraded, made, predicted, correction == "dominant")
     out = restorer.restore(degraded, qf=feed, grid=grid, predicted_qf=predicted)
     restored = finish(out.pixels, degraded, made.tables if consistency else None,
                       out.predicted_qf, near_lossless=feed is None)

@@ -404,10 +404,12 @@ def inspect(images: tuple[str, ...], as_json: bool, model: str | None, device: s
                          "to judge")
             if info.get("converted"):
                 found += f", {info['converted']}"
+            fed = ("" if info["fed_qf"] == info["predicted_qf"]
+                   else f" (restored with QF {info['fed_qf']:.0f})")
             click.echo(f"{info['path']}: {info['width']}x{info['height']} {info['mode']} "
                        f"{info['format']}, subsampling {info['subsampling'] or '-'}, "
                        f"header QF {info['header_qf'] if info['header_qf'] is not None else '-'}"
-                       f"{found}, predicted QF {info['predicted_qf']:.1f}, "
+                       f"{found}, predicted QF {info['predicted_qf']:.1f}{fed}, "
                        f"double JPEG: {verdict}")
     if failed:
         sys.exit(1)

@@ -13,16 +13,30 @@ correction, `fbcnn.jpeg.nearlossless`.)
   in tiles over a few `QF_TILE`-pixel tiles covering about `QF_TILE_SHARE` of it.
 - **A double JPEG** whose earlier, non-aligned compression is stronger than the network's
   reading is fed that compression's QF (FBCNN-D: it dominates the artifacts).
+- **A single JPEG read below its tables' QF** is fed the tables' IJG-equivalent QF
+  (`single_jpeg_qf`), up to `TABLES_FLOOR_MAX` (above it the near-lossless share decides):
+  an encoder that quantises as its tables say cannot have damaged the image more than they
+  allow, and the reading runs low on smooth content at high qualities (a MozJPEG quality-90
+  photo read as QF 69 lost 0.23 dB; fed its tables' 89 it gains 0.30). Not for jpegli,
+  whose adaptive quantisation damages more than its tables say (its tables read QF 67 at
+  quality 30): its files keep the reading. `python scripts/probes/qf_floor.py`
+  (docs/real_world.md).
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import math
+from collections.abc import Sequence
+from pathlib import Path
 
 QF_TILE = 256  # side of the tiles the global QF is read from (own size, not the tile's)
 QF_TILE_SHARE = 0.04  # share of the image's area the QF tiles cover, at most ...
 QF_TILES_MIN, QF_TILES_MAX = 2, 16  # ... within these counts
 QF_WINDOWS_MIN, QF_WINDOWS_MAX = 8, 64  # counts of training-size QF windows (`qf_tile`)
+TABLES_FLOOR_MAX = 90  # tables' QF up to which a single JPEG's reading is raised to it
+JPEGLI_TABLES = Path(__file__).with_name("jpegli_tables.json")  # scripts/make_jpegli_tables.py
 
 Box = tuple[int, int, int, int]  # (y, x, height, width)
 
@@ -79,3 +93,28 @@ def double_jpeg_qf(kind: str, qf1: int | None, predicted_qf: float) -> float | N
     if kind == "non-aligned" and qf1 is not None and qf1 < predicted_qf:
         return float(qf1)
     return None
+
+
+@functools.cache
+def _jpegli_tables() -> frozenset[tuple[tuple[int, ...], ...]]:
+    """Every (luma,) and (luma, chroma) pair jpegli writes (qualities 1..100)."""
+    tables = json.loads(JPEGLI_TABLES.read_text())["tables"].values()
+    return frozenset(tuple(tuple(t) for t in pair[:n]) for pair in tables for n in (1, 2))
+
+
+def written_by_jpegli(luma: Sequence[int], chroma: Sequence[int] | None = None) -> bool:
+    """Whether these tables (natural order) are ones jpegli writes."""
+    key = (tuple(luma),) if chroma is None else (tuple(luma), tuple(chroma))
+    return key in _jpegli_tables()
+
+
+def single_jpeg_qf(predicted_qf: float, tables_qf: int | None, luma: Sequence[int] | None,
+                   chroma: Sequence[int] | None = None) -> float | None:
+    """The QF a single JPEG is fed: its tables' IJG-equivalent QF (`tables_qf`, from
+    `luma` / `chroma`) when the network's reading is below it, the tables' QF is at most
+    TABLES_FLOOR_MAX and jpegli did not write them; else None (the reading itself)."""
+    if tables_qf is None or luma is None or tables_qf > TABLES_FLOOR_MAX:
+        return None
+    if predicted_qf >= tables_qf or written_by_jpegli(luma, chroma):
+        return None
+    return float(tables_qf)

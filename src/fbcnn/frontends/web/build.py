@@ -16,7 +16,11 @@ DIR gets:
 * `ort/`: the onnxruntime-web files the page loads, from the npm package pinned in this
   folder's `package.json` / `package-lock.json`: the WASM build (SIMD, threads) and, unless
   `webgpu=False`, the WebGPU build (which also runs on WASM); only what those two need;
-* `fbcnn-web.json`: what was built (versions, models, channels, sizes); the page reads it.
+* `jpegli_tables.json`: the tables jpegli writes (`fbcnn.jpeg.qf.JPEGLI_TABLES`), which the
+  QF rule of a single JPEG (`fbcnn.jpeg.qf.single_jpeg_qf`) leaves alone; the page loads it
+  only for a JPEG the rule may apply to;
+* `fbcnn-web.json`: what was built (versions, models, channels, sizes, the jpegli tables'
+  file); the page reads it.
 
 The npm package is installed once with `npm ci` into a cache folder (`FBCNN_WEB_CACHE`, else
 `$XDG_CACHE_HOME/fbcnn/web`, else `~/.cache/fbcnn/web`), keyed by the lock file's hash.
@@ -43,6 +47,7 @@ PACKAGE_JSON = HERE / "package.json"
 PACKAGE_LOCK = HERE / "package-lock.json"
 ORT_PACKAGE = "onnxruntime-web"
 MANIFEST = "fbcnn-web.json"
+JPEGLI_FILE = "jpegli_tables.json"  # fbcnn.jpeg.qf.JPEGLI_TABLES, beside the manifest
 DEFAULT_MODELS: dict[str, str] = {"color": "color", "gray": "gray"}
 MODEL_CHANNELS = {"color": 3, "gray": 1}
 # The onnxruntime-web files each backend needs (the package ships more variants: JSEP,
@@ -316,6 +321,7 @@ def build_site(output: str | Path, models: Mapping[str, str | Path] | None = Non
     """Write the static site to `output` (a new or empty folder, or an earlier build, which
     is replaced once the new one is complete). `models`: 'color' and 'gray' -> a model name
     or checkpoint path (default: the shipped models)."""
+    from ...jpeg.qf import JPEGLI_TABLES
     from ...version import __version__
 
     output = Path(output)
@@ -330,6 +336,7 @@ def build_site(output: str | Path, models: Mapping[str, str | Path] | None = Non
         for item in sorted(STATIC.iterdir()):
             if item.is_file():
                 shutil.copy2(item, tmp / item.name)
+        shutil.copy2(JPEGLI_TABLES, tmp / JPEGLI_FILE)
         (tmp / "models").mkdir()
         files = {}
         for name, source in models.items():
@@ -357,6 +364,8 @@ def build_site(output: str | Path, models: Mapping[str, str | Path] | None = Non
                               "bytes": {part: (tmp / "models" / file).stat().st_size
                                         for part, file in files[name].items()}}
                        for name, source in models.items()},
+            # the tables jpegli writes: a single JPEG's QF rule (fbcnn.jpeg.qf) skips them
+            "jpegli_tables": JPEGLI_FILE,
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
         if output.exists():

@@ -158,7 +158,10 @@ function onResult(msg) {
     $("strength-number").value = rounded;
   }
   const mps = (msg.width * msg.height) / 1e6 / msg.seconds;
-  setStatus(`Restored with QF ${fmtQf(msg.usedQf)}${msg.auto ? " (auto)" : ""} in ${msg.seconds.toFixed(1)} s`
+  // auto fed a JPEG read below its tables' QF that QF (as fbcnn restore): say what was read
+  const how = !msg.auto ? ""
+    : msg.tablesFloor ? ` (auto: read QF ${fmtQf(msg.predictedQf)}, below the file's QF)` : " (auto)";
+  setStatus(`Restored with QF ${fmtQf(msg.usedQf)}${how} in ${msg.seconds.toFixed(1)} s`
     + ` (${msg.tiles} tile${msg.tiles === 1 ? "" : "s"}, ${mps.toFixed(2)} MP/s)`, 1);
   finishRun();
 }
@@ -201,7 +204,7 @@ function requestRestore(qf, anyway = false) {
     return;
   }
   hideError();
-  setStatus(qf === null ? "restoring with the predicted QF…" : `restoring with QF ${qf}…`, null);
+  setStatus(qf === null ? "restoring with the auto QF…" : `restoring with QF ${qf}…`, null);
   setBusy(true);
   worker.postMessage({ type: "restore", qf, anyway });
 }
@@ -222,7 +225,7 @@ $("file").addEventListener("change", () => {
 $("auto").addEventListener("change", () => requestRestore($("auto").checked ? null : Number($("strength").value)));
 $("strength").addEventListener("input", () => { $("strength-number").value = $("strength").value; });
 $("strength").addEventListener("change", () => setFixed($("strength").value));
-// Enter restores at the typed QF even when it is the value shown (auto's rounded prediction),
+// Enter restores at the typed QF even when it is the value shown (auto's rounded QF),
 // which fires no "change"; the "change" that follows an edited value's Enter is skipped
 let enterCommitted = false;
 $("strength-number").addEventListener("input", () => { enterCommitted = false; });

@@ -212,18 +212,74 @@ export function gridMultiple(subsampling, channels) {
   return 8;
 }
 
+/** The quantisation tables the Python reader keeps (images/files.py `_usable_tables`, with
+ * the tables that `read_image` drops for CMYK / YCCK files): {id: 64 values, natural order},
+ * or null: not a JPEG, no 64-value luma table, a table with a step of 0, or a colour JPEG
+ * sampled other than 4:2:0 / 4:2:2 / 4:4:4 (CMYK included). Unlike `consistencyTables`,
+ * an EXIF-turned file keeps them (they still say how it was compressed). */
+export function usableTables(info) {
+  if (info.format !== "JPEG") return null;
+  const luma = info.tables[0];
+  if (!luma || luma.length !== 64) return null;
+  if (Object.values(info.tables).some((t) => t.length !== 64 || Math.min(...t) < 1)) return null;
+  if (info.components.length !== 1 && info.subsampling === null) return null;
+  return info.tables;
+}
+
+// ------------------------------------------------------------ jpeg/qf.py single_jpeg_qf
+
+export const TABLES_FLOOR_MAX = 90; // jpeg/qf.py TABLES_FLOOR_MAX
+
+const tablesKey = (tables) => tables.map((t) => Array.from(t).join(",")).join("/");
+
+/** The set of table lists jpegli writes (jpeg/qf.py `_jpegli_tables`): (luma,) and (luma,
+ * chroma) of every quality, from jpegli_tables.json (its parsed JSON). */
+export function jpegliTableSet(json) {
+  const keys = new Set();
+  for (const pair of Object.values(json.tables)) {
+    for (const n of [1, 2]) keys.add(tablesKey(pair.slice(0, n)));
+  }
+  return keys;
+}
+
+/** jpeg/qf.py written_by_jpegli: whether these tables (natural order) are ones jpegli writes
+ * (the luma table alone when there is no chroma table, else both, exactly). */
+export function writtenByJpegli(jpegli, luma, chroma = null) {
+  return jpegli.has(tablesKey(chroma === null || chroma === undefined ? [luma] : [luma, chroma]));
+}
+
+/** What the QF rule of a single JPEG reads from a file (engine/pipeline.py `_tables_floor`):
+ * {qf: the header QF, luma, chroma (null without a table 1)}, or null where the rule cannot
+ * apply (not a JPEG, no usable tables (`usableTables`), tables' QF above TABLES_FLOOR_MAX):
+ * then no jpegli tables are needed. */
+export function floorTables(info) {
+  const tables = usableTables(info);
+  if (!tables || info.headerQf === null || info.headerQf === undefined
+      || info.headerQf > TABLES_FLOOR_MAX) return null;
+  return { qf: info.headerQf, luma: tables[0], chroma: tables[1] ?? null };
+}
+
+/** jpeg/qf.py single_jpeg_qf: the QF a single JPEG is fed, its tables' IJG-equivalent QF
+ * (`tablesQf`, from `luma` / `chroma`) when the network's reading `predictedQf` is below
+ * it, that QF is at most TABLES_FLOOR_MAX and jpegli did not write the tables (`jpegli`:
+ * `jpegliTableSet`'s set); else null (the reading itself). */
+export function singleJpegQf(predictedQf, tablesQf, luma, chroma, jpegli) {
+  if (tablesQf === null || tablesQf === undefined || !luma || tablesQf > TABLES_FLOOR_MAX) return null;
+  if (predictedQf >= tablesQf) return null;
+  if (writtenByJpegli(jpegli, luma, chroma)) return null;
+  return tablesQf;
+}
+
 /** The tables that bound the result (jpeg/consistency.py `JpegTables.from_pillow`, after
  * images/files.py `_usable_tables` and engine/pipeline.py `jpeg_tables`), or null: not a
  * JPEG, turned by EXIF, tables missing or with a step of 0 (any table, as Python checks
  * them all), or a colour JPEG sampled other than 4:2:0 / 4:2:2 / 4:4:4 (4:1:1, 4:4:0, ...:
  * Pillow's subsampling None). CMYK / YCCK files are the caller's to refuse. */
 export function consistencyTables(info) {
-  if (info.format !== "JPEG" || info.orientation !== 1) return null;
-  const luma = info.tables[0];
-  if (!luma || luma.length !== 64) return null;
-  if (Object.values(info.tables).some((t) => t.length !== 64 || Math.min(...t) < 1)) return null;
+  const tables = usableTables(info);
+  if (!tables || info.orientation !== 1) return null;
+  const luma = tables[0];
   if (info.components.length === 1) return { luma, chroma: null, subsampling: null };
-  if (info.subsampling === null) return null; // colour, of a sampling Python does not project
-  const chroma = info.tables[1] ?? luma;
+  const chroma = tables[1] ?? luma;
   return { luma, chroma, subsampling: info.subsampling };
 }

@@ -4,11 +4,18 @@
 // `fbcnn restore` does (src/fbcnn/engine/restorer.py, engine/finish.py). A file that is not
 // a JPEG and whose pixels bear no JPEG compression (jpegtrace.js) is left unchanged, as
 // `fbcnn restore` copies it, unless a restore asks for it `anyway` (--not-jpeg restore).
+// At QF auto a JPEG is fed the QF `fbcnn restore` feeds a single JPEG: the reading, raised to
+// its tables' QF when read below it (jpeg/qf.py single_jpeg_qf; jpegli's tables, loaded from
+// the site's jpegli_tables.json only for a JPEG of tables' QF up to 90, keep the reading).
+// The page does no double-JPEG analysis (`fbcnn restore --double off`).
 // The page never freezes: everything heavy happens here. Messages in: init, open, restore
 // ({qf, anyway}), png; out: backend, image, progress, result (`unchanged` when left alone),
 // png, error (one line, naming the file).
 
-import { ImageFileError, consistencyTables, gridMultiple, inspectBytes, qfFromTables } from "./jpeg.js";
+import {
+  ImageFileError, consistencyTables, floorTables, gridMultiple, inspectBytes, jpegliTableSet, qfFromTables,
+  singleJpegQf,
+} from "./jpeg.js";
 import {
   DEFAULT_OVERLAP, QF_WINDOWS_MAX, QF_WINDOWS_MIN, meanQf, qfTileBoxes, ramp, tilePlan, tileProblem,
 } from "./tiles.js";
@@ -31,11 +38,12 @@ let ort = null;
 let backend = null; // {name: "webgpu" | "wasm", threads}
 const sessions = new Map(); // "model/part" -> Promise<InferenceSession>
 const weights = new Map(); // model name -> Promise<Uint8Array> (the parts share them)
+let jpegli = null; // Promise<Set>: the tables jpegli writes (jpegliTableSet), once needed
 let image = null; // the open image (pixels, metadata, cached prediction, last result)
 let queue = Promise.resolve();
 // seconds spent in each phase since the image was opened (the result carries them, for
 // benchmarks): decode, runtime (loading onnxruntime-web), model (download), session, qf,
-// network, consistency, output
+// tables (loading jpegli's tables), network, consistency, output
 let phases = {};
 const now = () => performance.now() / 1000;
 async function timed(phase, work) {
@@ -178,6 +186,23 @@ async function startSession(bytes, externalData) {
   return ort.InferenceSession.create(bytes, { ...settings, executionProviders: ["wasm"] });
 }
 
+/** The tables jpegli writes (the site's jpegli_tables.json, named in the manifest), loaded
+ * once, when a JPEG first needs them. */
+function jpegliTables() {
+  if (!jpegli) {
+    jpegli = timed("tables", async () => {
+      const file = manifest.jpegli_tables ?? "jpegli_tables.json";
+      const response = await fetch(new URL(file, import.meta.url));
+      if (!response.ok) throw new Error(`cannot load the site's ${file} (HTTP ${response.status})`);
+      return jpegliTableSet(await response.json());
+    }).catch((err) => {
+      jpegli = null;
+      throw err;
+    });
+  }
+  return jpegli;
+}
+
 function session(model, part) {
   const key = `${model}/${part}`;
   if (!sessions.has(key)) {
@@ -246,6 +271,7 @@ async function openImage(file, name) {
     name, width, height, channels, pixels, alpha,
     grid: gridMultiple(cmyk ? null : subsampling, channels),
     tables: cmyk ? null : consistencyTables(info),
+    floor: cmyk ? null : floorTables(info), // what the QF rule of a single JPEG reads
     model: channels === 1 ? "gray" : "color",
     predictedQf: null,
     result: null,
@@ -325,9 +351,19 @@ function leaveUnchanged() {
   const rgba = toRgba(image.pixels);
   post({
     type: "result", unchanged: true, trace: image.trace, usedQf: null, predictedQf: image.predictedQf,
-    auto: true, tiles: 0, networkSeconds: 0, seconds: 0, networkPixels: 0,
+    auto: true, tablesFloor: false, tiles: 0, networkSeconds: 0, seconds: 0, networkPixels: 0,
     width: w, height: h, rgba: rgba.buffer,
   }, [rgba.buffer]);
+}
+
+/** engine/pipeline.py analyse / _tables_floor at QF auto: the QF a JPEG's tables ask to feed
+ * instead of the reading (jpeg/qf.py single_jpeg_qf), or null (the reading itself). jpegli's
+ * tables are loaded only where the rule can apply (floorTables: a JPEG with usable tables of
+ * QF up to TABLES_FLOOR_MAX). */
+async function tablesFloor() {
+  const f = image.floor;
+  if (!f) return null;
+  return singleJpegQf(image.predictedQf, f.qf, f.luma, f.chroma, await jpegliTables());
 }
 
 async function restore(qf, anyway = false) {
@@ -361,12 +397,17 @@ async function restore(qf, anyway = false) {
     image.predictedQf = meanQf(values);
   });
   if (qfTile && image.predictedQf === null) await readQf(); // always, as predict_qf
+  let floor = null; // the tables' QF fed at auto instead of the reading
+  const feed = async () => {
+    floor = qf === null ? await tablesFloor() : null;
+    return qf ?? floor ?? image.predictedQf;
+  };
   if (tiles.length === 1) { // engine/restorer.py Restorer._restore_whole
     if (image.predictedQf === null) { // the QF of the whole image, in a pass of its own
       image.predictedQf = await timed("qf", async () => f32(100 * f32(1 - await tileQf(qfNet, tiles[0]))));
       networkPixels += w * h;
     }
-    const data = await tileRestored(net, tiles[0], qf ?? image.predictedQf);
+    const data = await tileRestored(net, tiles[0], await feed());
     networkPixels += w * h;
     out = new Uint8Array(w * h * c);
     for (let i = 0; i < w * h; i++) {
@@ -375,7 +416,7 @@ async function restore(qf, anyway = false) {
     post({ type: "progress", phase: "restore", done: 1, total: 1 });
   } else {
     if (image.predictedQf === null) await readQf();
-    out = await blendTiles(net, tiles, qf ?? image.predictedQf, overlap, (tile, i) => {
+    out = await blendTiles(net, tiles, await feed(), overlap, (tile, i) => {
       networkPixels += tile.w * tile.h;
       post({ type: "progress", phase: "restore", done: i + 1, total: tiles.length });
     });
@@ -383,7 +424,9 @@ async function restore(qf, anyway = false) {
   const networkSeconds = (performance.now() - started) / 1000;
   const consistencyStart = now();
   if (image.tables) out = project(out, image.pixels, h, w, c, image.tables);
-  if (qf === null) { // engine/finish.py finish: a near-lossless JPEG keeps part of the change
+  // engine/finish.py finish: a near-lossless JPEG keeps part of the change, when fed the
+  // reading (not an override, nor its tables' QF)
+  if (qf === null && floor === null) {
     const t = image.tables;
     const tableQf = t ? qfFromTables(t.chroma ? { 0: t.luma, 1: t.chroma } : { 0: t.luma }) : null;
     const quality = nearLosslessQuality(image.predictedQf, tableQf);
@@ -391,14 +434,15 @@ async function restore(qf, anyway = false) {
     out = keepShare(out, image.pixels, h, w, c, luma, chroma);
   }
   phases.consistency = now() - consistencyStart;
-  const usedQf = qf ?? image.predictedQf;
+  const usedQf = qf ?? floor ?? image.predictedQf;
   image.result = { pixels: out, qf: usedQf, auto: qf === null };
   const outputStart = now();
   const rgba = toRgba(out);
-  phases.network = networkSeconds - (phases.qf ?? 0);
+  phases.network = networkSeconds - (phases.qf ?? 0) - (phases.tables ?? 0);
   phases.output = now() - outputStart;
   post({
-    type: "result", unchanged: false, trace: image.trace, usedQf, predictedQf: image.predictedQf, auto: qf === null, tiles: tiles.length,
+    type: "result", unchanged: false, trace: image.trace, usedQf, predictedQf: image.predictedQf, auto: qf === null,
+    tablesFloor: floor !== null, tiles: tiles.length,
     networkSeconds, seconds: (performance.now() - started) / 1000, networkPixels, phases,
     width: w, height: h, rgba: rgba.buffer,
   }, [rgba.buffer]);
