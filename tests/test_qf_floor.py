@@ -40,6 +40,8 @@ def test_the_rule() -> None:
     assert single_jpeg_qf(63.0, 60, luma, chroma) is None  # read above: the reading
     assert single_jpeg_qf(60.0, 60, luma, chroma) is None
     assert single_jpeg_qf(41.5, 60, luma) == 60.0  # grey
+    assert single_jpeg_qf(36.0, 60, luma) == 60.0  # at TABLES_FLOOR_MIN_SHARE of it
+    assert single_jpeg_qf(35.9, 60, luma) is None  # far below: an earlier compression
     high = ijg(TABLES_FLOOR_MAX + 2)
     assert single_jpeg_qf(70.0, TABLES_FLOOR_MAX + 2, *high) is None  # near-lossless range
     assert single_jpeg_qf(41.5, None, luma, chroma) is None
@@ -63,10 +65,10 @@ def test_jpegli_tables_file_is_what_jpegli_writes() -> None:
 
 @pytest.fixture
 def low_reading(tiny_named_models, monkeypatch):
-    """The tiny models read every image as QF 20."""
+    """The tiny models read every image as QF 45."""
     from fbcnn.engine.model import Model
 
-    monkeypatch.setattr(Model, "predict_qf", lambda self, pixels, grid=8: 20.0)
+    monkeypatch.setattr(Model, "predict_qf", lambda self, pixels, grid=8: 45.0)
 
 
 def write(path, qtables=None, quality=60):
@@ -83,14 +85,15 @@ def test_restore_and_inspect_feed_the_tables_qf(low_reading, tmp_path) -> None:
     jpg = write(tmp_path / "a.jpg", quality=60)
     result = run("restore", jpg, "-o", tmp_path / "o")
     assert result.exit_code == 0, result.output
-    assert "predicted QF 20.0, used QF 60.0" in result.output
+    assert "predicted QF 45.0, used QF 60.0" in result.output
     info = json.loads(run("inspect", jpg, "--json").output)
-    assert info["predicted_qf"] == 20.0 and info["fed_qf"] == 60.0
+    assert info["predicted_qf"] == 45.0 and info["fed_qf"] == 60.0
     assert "(restored with QF 60)" in run("inspect", jpg).output
 
 
 def test_jpegli_and_high_tables_keep_the_reading(low_reading, tmp_path) -> None:
-    luma, chroma = jpegli(40)
+    luma, chroma = jpegli(30)  # tables of IJG QF 67: a reading of 45 would be raised
+    assert 0.6 * 67 <= 45 < 67 and single_jpeg_qf(45.0, 67, *ijg(67)) == 67
     for name, tables in (("jpegli.jpg", [luma, chroma]), ("q95.jpg", list(ijg(95)))):
         jpg = write(tmp_path / name, qtables=tables)
         result = run("restore", jpg, "-o", tmp_path / "o")
@@ -111,10 +114,10 @@ def test_evaluate_feeds_what_restore_feeds(tmp_path, monkeypatch) -> None:
     data.mkdir()
     Image.fromarray(make_photo(64, 64, seed=2)).save(data / "a.png")
     restorer = Restorer.of(tiny_network(3), device="cpu")
-    monkeypatch.setattr(Restorer, "predict_qf", lambda self, pixels, grid=8: 20.0)
+    monkeypatch.setattr(Restorer, "predict_qf", lambda self, pixels, grid=8: 45.0)
     for correction in ("none", "dominant"):
         row = evaluate(data, restorer, qfs=[60], correction=correction)["rows"][0]
-        assert row["predicted_qf"] == 20.0 and row["used_qf"] == 60.0, correction
+        assert row["predicted_qf"] == 45.0 and row["used_qf"] == 60.0, correction
     row = evaluate(data, restorer, qfs=[60], qf_input=35)["rows"][0]
     assert row["used_qf"] == 35.0
     assert np.isfinite(row["restored"]["psnr"])

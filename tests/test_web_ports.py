@@ -81,7 +81,7 @@ def test_constants_match() -> None:
                                                         "RAMP_EDGE", "MIN_TILE")}
     want |= {name: getattr(qfrules, name) for name in (
         "QF_TILE", "QF_TILE_SHARE", "QF_TILES_MIN", "QF_TILES_MAX", "QF_WINDOWS_MIN",
-        "QF_WINDOWS_MAX", "TABLES_FLOOR_MAX")}
+        "QF_WINDOWS_MAX", "TABLES_FLOOR_MAX", "TABLES_FLOOR_MIN_SHARE")}
     assert {name: got.get(name) for name in want} == want
 
 
@@ -706,7 +706,9 @@ def single_jpeg_cases() -> dict[str, tuple]:
         luma, chroma = standard[q - 1, 0].tolist(), standard[q - 1, 1].tolist()
         tables_qf = tables_py.qf_from_tables({0: luma, 1: chroma})
         assert tables_qf == q  # the case: IJG tables at q
-        for reading in (0.5, q - 10, q - 0.5, q - 1e-9, q, q + 1e-9, q + 0.5, q + 10, 100.0):
+        share = qfrules.TABLES_FLOOR_MIN_SHARE * q  # below it: an earlier compression
+        for reading in (0.5, share - 1e-9, share, q - 10, q - 0.5, q - 1e-9, q, q + 1e-9,
+                        q + 0.5, q + 10, 100.0):
             cases[f"IJG q{q} colour, reading {reading}"] = (reading, tables_qf, luma, chroma)
             cases[f"IJG q{q} grey, reading {reading}"] = (reading, tables_qf, luma, None)
     for q, (luma, chroma) in jpegli_pairs().items():
@@ -718,11 +720,12 @@ def single_jpeg_cases() -> dict[str, tuple]:
             cases[f"jpegli q{q} luma only, reading {reading}"] = (reading, grey_qf, luma, None)
         # one step off, or jpegli's luma with a chroma table of another quality: not jpegli's
         other = [*luma[:5], luma[5] + 1, *luma[6:]]
-        cases[f"jpegli q{q} luma one step off"] = (1.0, colour_qf, other, chroma)
-        cases[f"jpegli q{q} luma one step off, grey"] = (1.0, grey_qf, other, None)
+        cases[f"jpegli q{q} luma one step off"] = (colour_qf - 0.5, colour_qf, other, chroma)
+        cases[f"jpegli q{q} luma one step off, grey"] = (grey_qf - 0.5, grey_qf, other, None)
         mixed = jpegli_pairs()[101 - q][1]
         if mixed != chroma:
-            cases[f"jpegli q{q} luma, chroma of q{101 - q}"] = (1.0, colour_qf, luma, mixed)
+            cases[f"jpegli q{q} luma, chroma of q{101 - q}"] = (colour_qf - 0.5, colour_qf, luma,
+                                                                mixed)
     luma, chroma = standard[29, 0].tolist(), standard[29, 1].tolist()
     cases |= {
         "no tables QF": (10.0, None, luma, chroma),
@@ -755,10 +758,12 @@ def test_single_jpeg_qf_matches() -> None:
     assert any("one step off" in n for n in raised) and any("chroma of" in n for n in raised)
     assert all(want[f"IJG q{q} colour, reading {q - 0.5}"] == q for q in (2, 20, 90))
     assert want["IJG q91 colour, reading 90.5"] is None  # above TABLES_FLOOR_MAX
+    assert want["IJG q50 colour, reading 30.0"] == 50  # at the share: raised
+    assert want["IJG q50 colour, reading 29.999999999"] is None  # below it: kept
     assert want["IJG q20 colour, reading 20"] is None and want["IJG q20 grey, reading 20"] is None
     jpegli_below = [n for n, (r, t, _, _) in cases.items() if n.startswith("jpegli")
                     and "off" not in n and "chroma of" not in n
-                    and r < t <= qfrules.TABLES_FLOOR_MAX]  # floored but for jpegli
+                    and qfrules.TABLES_FLOOR_MIN_SHARE * t <= r < t <= qfrules.TABLES_FLOOR_MAX]
     assert all(want[n] is None for n in jpegli_below)
     assert any("colour" in n for n in jpegli_below) and any("luma only" in n for n in jpegli_below)
     assert sum(jpegli_want) > 100 and not all(jpegli_want)
@@ -805,7 +810,8 @@ def test_tables_floor_of_files_matches_pipeline(inspected, tmp_path) -> None:
     readings = {}
     for name, path in paths.items():
         header = files.read_image(path).header_qf or 50
-        readings[name] = [1.0, 10.3, header - 0.5, float(header), header + 0.5, 99.0]
+        # far below (an earlier compression: kept), within the share, at and above
+        readings[name] = [1.0, 0.7 * header, header - 0.5, float(header), header + 0.5, 99.0]
     got = node([["tablesFloor", base64.b64encode(p.read_bytes()).decode(), readings[n], JPEGLI]
                 for n, p in paths.items()])
     want = {}
@@ -815,14 +821,15 @@ def test_tables_floor_of_files_matches_pipeline(inspected, tmp_path) -> None:
         want[name] = {"applies": floor is not None, "fed": fed}
     assert dict(zip(paths, got, strict=True)) == want
     # the cases: raised and kept, the rule out of reach (no jpegli tables loaded) and not
-    assert want["colour 4:2:0 q50"]["fed"][:2] == [50, 50]
-    assert want["EXIF orientation 6 q40"]["fed"][0] == 40  # turned: its tables still count
-    assert want["grey q25"]["fed"][0] == 25
+    assert want["colour 4:2:0 q50"]["fed"][:3] == [1.0, 50, 50]
+    assert want["EXIF orientation 6 q40"]["fed"][1] == 40  # turned: its tables still count
+    assert want["grey q25"]["fed"][1] == 25
     for name in ("colour 4:2:0 q95", "CMYK q30", "4:1:1 (from 4:2:0)", "zero step",
                  "IJG colour q91"):
         assert not want[name]["applies"], name
-    assert want["IJG colour q90"]["applies"] and want["IJG colour q90"]["fed"][0] == 90
-    assert want["MozJPEG tables colour q60"]["fed"][0] > 1.0
+    assert want["IJG colour q90"]["applies"] and want["IJG colour q90"]["fed"][1] == 90
+    moz = "MozJPEG tables colour q60"
+    assert want[moz]["fed"][1] > readings[moz][1]
     jpegli = [n for n in paths if n.startswith("jpegli") and want[n]["applies"]]
     assert len(jpegli) >= 4 and all(want[n]["fed"] == readings[n] for n in jpegli)
     assert "jpegli's luma, grey q30" in jpegli

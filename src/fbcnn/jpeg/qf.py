@@ -19,7 +19,10 @@ correction, `fbcnn.jpeg.nearlossless`.)
   allow, and the reading runs low on smooth content at high qualities (a MozJPEG quality-90
   photo read as QF 69 lost 0.23 dB; fed its tables' 89 it gains 0.30). Not for jpegli,
   whose adaptive quantisation damages more than its tables say (its tables read QF 67 at
-  quality 30): its files keep the reading. `python scripts/probes/qf_floor.py`
+  quality 30): its files keep the reading. Nor when the reading is far below the tables
+  (under `TABLES_FLOOR_MIN_SHARE` of their QF): that is an earlier, stronger compression on
+  the same grid (a QF-10 JPEG re-saved at 30 reads 8-10), which the double-JPEG analysis
+  does not always find. `python scripts/probes/qf_floor.py`
   (docs/real_world.md).
 """
 
@@ -36,6 +39,9 @@ QF_TILE_SHARE = 0.04  # share of the image's area the QF tiles cover, at most ..
 QF_TILES_MIN, QF_TILES_MAX = 2, 16  # ... within these counts
 QF_WINDOWS_MIN, QF_WINDOWS_MAX = 8, 64  # counts of training-size QF windows (`qf_tile`)
 TABLES_FLOOR_MAX = 90  # tables' QF up to which a single JPEG's reading is raised to it
+# ... when the reading is at least this share of the tables' QF: far below them it reads an
+# earlier, stronger compression on the same grid that the double-JPEG analysis missed
+TABLES_FLOOR_MIN_SHARE = 0.6
 JPEGLI_TABLES = Path(__file__).with_name("jpegli_tables.json")  # scripts/make_jpegli_tables.py
 
 Box = tuple[int, int, int, int]  # (y, x, height, width)
@@ -111,10 +117,11 @@ def written_by_jpegli(luma: Sequence[int], chroma: Sequence[int] | None = None) 
 def single_jpeg_qf(predicted_qf: float, tables_qf: int | None, luma: Sequence[int] | None,
                    chroma: Sequence[int] | None = None) -> float | None:
     """The QF a single JPEG is fed: its tables' IJG-equivalent QF (`tables_qf`, from
-    `luma` / `chroma`) when the network's reading is below it, the tables' QF is at most
-    TABLES_FLOOR_MAX and jpegli did not write them; else None (the reading itself)."""
+    `luma` / `chroma`) when the network's reading is below it but not below
+    TABLES_FLOOR_MIN_SHARE of it, the tables' QF is at most TABLES_FLOOR_MAX and jpegli did
+    not write them; else None (the reading itself)."""
     if tables_qf is None or luma is None or tables_qf > TABLES_FLOOR_MAX:
         return None
-    if predicted_qf >= tables_qf or written_by_jpegli(luma, chroma):
+    if not TABLES_FLOOR_MIN_SHARE * tables_qf <= predicted_qf < tables_qf:
         return None
-    return float(tables_qf)
+    return None if written_by_jpegli(luma, chroma) else float(tables_qf)

@@ -229,6 +229,7 @@ export function usableTables(info) {
 // ------------------------------------------------------------ jpeg/qf.py single_jpeg_qf
 
 export const TABLES_FLOOR_MAX = 90; // jpeg/qf.py TABLES_FLOOR_MAX
+export const TABLES_FLOOR_MIN_SHARE = 0.6; // jpeg/qf.py TABLES_FLOOR_MIN_SHARE
 
 const tablesKey = (tables) => tables.map((t) => Array.from(t).join(",")).join("/");
 
@@ -261,11 +262,12 @@ export function floorTables(info) {
 
 /** jpeg/qf.py single_jpeg_qf: the QF a single JPEG is fed, its tables' IJG-equivalent QF
  * (`tablesQf`, from `luma` / `chroma`) when the network's reading `predictedQf` is below
- * it, that QF is at most TABLES_FLOOR_MAX and jpegli did not write the tables (`jpegli`:
- * `jpegliTableSet`'s set); else null (the reading itself). */
+ * it but not below TABLES_FLOOR_MIN_SHARE of it, that QF is at most TABLES_FLOOR_MAX and
+ * jpegli did not write the tables (`jpegli`: `jpegliTableSet`'s set); else null (the
+ * reading itself). */
 export function singleJpegQf(predictedQf, tablesQf, luma, chroma, jpegli) {
   if (tablesQf === null || tablesQf === undefined || !luma || tablesQf > TABLES_FLOOR_MAX) return null;
-  if (predictedQf >= tablesQf) return null;
+  if (!(TABLES_FLOOR_MIN_SHARE * tablesQf <= predictedQf && predictedQf < tablesQf)) return null;
   if (writtenByJpegli(jpegli, luma, chroma)) return null;
   return tablesQf;
 }
