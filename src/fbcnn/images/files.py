@@ -131,7 +131,7 @@ class LoadedImage:
     # `icc_profile` is sRGB's); None for images read as they are. A converted JPEG's tables
     # quantised its C, M, Y, K (or Y, Cb, Cr, K) planes, not the RGB pixels: its
     # `quantization` is None and it is restored without JPEG consistency or double-JPEG
-    # analysis (`pipeline.jpeg_tables`, `pipeline.analyse_double`)
+    # analysis (the engine's `jpeg_tables` and `analyse_double`)
     converted: str | None = None
 
     @property

@@ -34,7 +34,7 @@ from .modelfiles import (  # noqa: F401 - re-exported: where model files are
 from .network import FBCNN, FBCNNConfig
 
 CONFIG_KEY = "fbcnn.config"
-# JSON list of the training stages that made the weights (fbcnn.train writes it)
+# JSON list of the training stages that made the weights (the trainer writes it)
 PROVENANCE_KEY = "fbcnn.provenance"
 
 

@@ -10,8 +10,8 @@ in [0, 1] and its QF convention, (100 - QF) / 100, like `FBCNN.forward`.
 
 A graph has no cheaper path to the QF alone, so `predict_qf` runs the whole graph. A graph
 exported with `--qf-input` takes a QF for every image; 0 asks for the image's own prediction
-(graphs from fbcnn 0.1, without the `fbcnn.qf_input_auto` metadata, do not know that:
-without an override they are run once to read the prediction and again with it). A graph
+(graphs without the `fbcnn.qf_input_auto` metadata do not know that: without an override
+they are run once to read the prediction and again with it). A graph
 exported without `--qf-input` accepts an override only when it equals the graph's own
 prediction (which is what `fbcnn restore` passes for an image restored in one tile); any
 other QF raises ValueError: re-export with `--qf-input` to set the QF, to restore in tiles

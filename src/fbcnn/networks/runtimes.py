@@ -56,7 +56,7 @@ NO_QF_INPUT = ("this ONNX model was exported without --qf-input, so it can only 
 
 @runtime_checkable
 class Runtime(Protocol):
-    """A network as the engine drives it, numpy in and numpy out (`fbcnn.engine.restorer`):
+    """A network as the engine drives it, numpy in and numpy out (the engine's `Restorer`):
     `fbcnn.networks.torch_runtime.TorchRuntime` (the torch module),
     `fbcnn.networks.onnx_runtime.OnnxFBCNN` and `fbcnn.networks.openvino_runtime.OpenVinoFBCNN`
     (its graph).
