@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image, ImageDraw, ImageFont
 
-from fbcnn.engine import pipeline
+from fbcnn.engine import analysis, pipeline
 from fbcnn.frontends.cli import main
 from fbcnn.images.files import read_image
 from fbcnn.jpeg.encoders import EncoderSpec, compress_with, encode_with
@@ -141,7 +141,7 @@ def test_unorient_undoes_every_exif_orientation(tmp_path, orientation) -> None:
     with Image.open(path) as im:
         plain = np.asarray(im.convert("RGB"))  # Pillow does not apply the orientation
     assert image.transposed == (orientation != 1)
-    assert np.array_equal(pipeline.stored_pixels(image), plain)
+    assert np.array_equal(analysis.stored_pixels(image), plain)
 
 
 def test_double_analysis_reads_the_stored_grid(tmp_path, clean_photo) -> None:
@@ -154,7 +154,7 @@ def test_double_analysis_reads_the_stored_grid(tmp_path, clean_photo) -> None:
     path.write_bytes(exif_jpeg(encode_with(EncoderSpec(), np.ascontiguousarray(photo), 20), 6))
     image = read_image(path)
     assert image.transposed and image.pixels.shape[:2] == (251, 213)
-    verdict = pipeline.analyse_double(image)
+    verdict = analysis.analyse_double(image)
     assert verdict is not None and not verdict.detected
 
 
@@ -162,7 +162,7 @@ def test_double_analysis_declines_tiny_images(tmp_path) -> None:
     path = tmp_path / "tiny.jpg"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (16, 16, 3), np.uint8)).save(
         path, quality=30)
-    assert pipeline.analyse_double(read_image(path)) is None
+    assert analysis.analyse_double(read_image(path)) is None
 
 
 def test_no_aligned_claim_on_tables_outside_ijg(tmp_path, clean_photo, monkeypatch) -> None:
@@ -174,11 +174,11 @@ def test_no_aligned_claim_on_tables_outside_ijg(tmp_path, clean_photo, monkeypat
     monkeypatch.setattr(recompress, "analyse", lambda *a, **k: found)
     path = tmp_path / "jpegli.jpg"
     path.write_bytes(encode_with(EncoderSpec("jpegli"), clean_photo, 40))
-    verdict = pipeline.analyse_double(read_image(path))
+    verdict = analysis.analyse_double(read_image(path))
     assert verdict is not None and not verdict.detected and verdict.kind == "single"
     path = tmp_path / "ijg.jpg"
     path.write_bytes(encode_with(EncoderSpec(), clean_photo, 40))
-    assert pipeline.analyse_double(read_image(path)) is found
+    assert analysis.analyse_double(read_image(path)) is found
 
 
 def test_inspect_names_tables_outside_ijg(tiny_named_models, tmp_path, clean_photo) -> None:

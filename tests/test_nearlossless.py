@@ -112,8 +112,8 @@ def test_a_near_lossless_jpeg_keeps_its_luma_unless_the_user_sets_the_qf() -> No
 def test_a_double_jpeg_keeps_all_of_its_correction(tmp_path) -> None:
     """QF 20, then QF 95 on the same grid: the last tables say near-lossless, but
     `fbcnn.jpeg.recompress` finds the earlier compression (aligned: the network's own QF is fed),
-    and `fbcnn restore`'s path (pipeline.analyse + restore_loaded) keeps the full change."""
-    from fbcnn.engine import pipeline
+    and `fbcnn restore`'s path (analysis.analyse + restore_loaded) keeps the full change."""
+    from fbcnn.engine import analysis
     from fbcnn.images.files import read_image
     from fbcnn.jpeg.tables import compress
 
@@ -122,11 +122,11 @@ def test_a_double_jpeg_keeps_all_of_its_correction(tmp_path) -> None:
     Image.fromarray(first).save(path, quality=95)
     image = read_image(path)
     model = reads_qf_100()
-    found = pipeline.analyse(image, model, double=True)
+    found = analysis.analyse(image, model, double=True)
     assert found.verdict is not None and found.verdict.kind == "aligned"
     assert found.feed_qf is None
-    restored = pipeline.restore_loaded(image, found).image
-    tables = pipeline.jpeg_tables(image)
+    restored = analysis.restore_loaded(image, found).image
+    tables = analysis.jpeg_tables(image)
     full = model.restore_array(image.pixels, None, found.grid, tables,
                                predicted_qf=found.predicted_qf, near_lossless=False).image
     damped = model.restore_array(image.pixels, None, found.grid, tables,

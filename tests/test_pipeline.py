@@ -108,6 +108,7 @@ def test_double_jpeg_rule_feeds_the_earlier_qf_only_when_it_dominates() -> None:
 
 def test_restore_file_feeds_the_dominant_qf_to_a_double_jpeg(tiny_named_models, tmp_path,
                                                             monkeypatch) -> None:
+    import fbcnn.engine.analysis as analysis
     import fbcnn.engine.pipeline as pipeline
 
     jpg = save(tmp_path / "d.jpg")
@@ -122,7 +123,7 @@ def test_restore_file_feeds_the_dominant_qf_to_a_double_jpeg(tiny_named_models, 
         def to_json(self):
             return {"detected": True, "kind": "non-aligned", "qf1": 17, "offset": [3, 5]}
 
-    monkeypatch.setattr(pipeline, "analyse_double",
+    monkeypatch.setattr(analysis, "analyse_double",
                         lambda image, progress=None, trace=None: Found())
     original = pipeline.Model.restore_array
 

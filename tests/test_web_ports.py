@@ -19,7 +19,7 @@ runs the calls). Skipped only where `node` is missing.
   from the tables, grid multiple and consistency tables as the Python reader
   (`read_image`, `jpeg_tables`) has them; the IJG tables and the QF fit; a single JPEG's
   QF rule (`singleJpegQf`, `writtenByJpegli` with the jpegli tables the site ships,
-  `floorTables`) as `fbcnn.jpeg.qf.single_jpeg_qf` and engine/pipeline.py `_tables_floor`,
+  `floorTables`) as `fbcnn.jpeg.qf.single_jpeg_qf` and engine/analysis.py `_tables_floor`,
   on ~1,070 (reading, tables) cases and on files (the header files, jpegli's, MozJPEG's
   tables, IJG around TABLES_FLOOR_MAX).
 
@@ -42,7 +42,7 @@ import pytest
 from conftest import cmyk_jpeg, make_photo
 from PIL import Image
 
-from fbcnn.engine import pipeline, restorer
+from fbcnn.engine import analysis, restorer
 from fbcnn.images import files
 from fbcnn.jpeg import consistency, nearlossless
 from fbcnn.jpeg import qf as qfrules
@@ -617,7 +617,7 @@ def python_reading(path: Path) -> dict:
         orientation = int(im.getexif().get(0x0112, 1))
         progressive = bool(im.info.get("progressive") or im.info.get("progression"))
         quantization = {int(k): list(v) for k, v in im.quantization.items()}
-    tables = pipeline.jpeg_tables(loaded)
+    tables = analysis.jpeg_tables(loaded)
     channels = loaded.pixels.shape[2]
     return {
         "format": loaded.format, "width": stored_size[0], "height": stored_size[1],
@@ -659,7 +659,7 @@ def test_jpeg_header_matches(name, inspected) -> None:
 
 @pytest.mark.parametrize("name", list(REFUSED))
 def test_jpeg_consistency_tables_refused(name, inspected) -> None:
-    """Python (`images.files._usable_tables`, `pipeline.jpeg_tables`) does not project a
+    """Python (`images.files._usable_tables`, `analysis.jpeg_tables`) does not project a
     colour JPEG sampled other than 4:2:0 / 4:2:2 / 4:4:4 (Pillow's subsampling None) nor one
     with a 0 step, and jpeg.js consistencyTables gives null for them too (it once gave
     {luma, chroma: null, subsampling: null} for the first, and consistency.js projected the
@@ -802,7 +802,7 @@ def floor_files(folder: Path) -> dict[str, Path]:
 
 def test_tables_floor_of_files_matches_pipeline(inspected, tmp_path) -> None:
     """What worker.js feeds at QF auto for a file and a reading (jpeg.js floorTables, then
-    singleJpegQf), and whether it needs the jpegli tables, as engine/pipeline.py
+    singleJpegQf), and whether it needs the jpegli tables, as engine/analysis.py
     `_tables_floor` has them from `read_image`: the header-test files (every quality,
     sampling, grey, custom, 16-bit, EXIF-turned, CMYK, 4:1:1, a 0 step) and jpegli's,
     MozJPEG-tabled and IJG files around TABLES_FLOOR_MAX."""
@@ -816,7 +816,7 @@ def test_tables_floor_of_files_matches_pipeline(inspected, tmp_path) -> None:
                 for n, p in paths.items()])
     want = {}
     for name, path in paths.items():
-        floor = pipeline._tables_floor(files.read_image(path))
+        floor = analysis._tables_floor(files.read_image(path))
         fed = [r if floor is None or floor(r) is None else floor(r) for r in readings[name]]
         want[name] = {"applies": floor is not None, "fed": fed}
     assert dict(zip(paths, got, strict=True)) == want

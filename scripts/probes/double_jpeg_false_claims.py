@@ -3,7 +3,7 @@
 Writes single JPEGs of varied size (crops of 48 to 1300 pixels a side), EXIF orientation
 (1..8), encoder (libjpeg 4:2:0 / 4:4:4, MozJPEG, jpegli) and quality (10..95) from the
 validation photos, reads each back with `fbcnn.images.files.read_image` and runs the pipeline's
-double-JPEG analysis (`fbcnn.engine.pipeline.analyse_double`). Every file is a single JPEG, so
+double-JPEG analysis (`fbcnn.engine.analysis.analyse_double`). Every file is a single JPEG, so
 every "detected" is a false claim; images under the analysis' minimum size are declined.
 Also: PNG files holding decoded, shifted double JPEGs (QF1 then QF2, cropped) and whether
 the analysis from pixels finds QF1 within 5.
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fbcnn.engine.pipeline import analyse_double
+from fbcnn.engine.analysis import analyse_double
 from fbcnn.images.files import read_image
 from fbcnn.jpeg.encoders import EncoderSpec, available, compress_with, encode_with
 from fbcnn.jpeg.trace import detect
@@ -117,13 +117,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--judge-all", action="store_true")
     args = parser.parse_args(argv)
     if args.judge_all:
-        from fbcnn.engine import pipeline
+        from fbcnn.engine import analysis
 
-        pipeline.DOUBLE_MIN_SIDE, pipeline.DOUBLE_MIN_PIXELS = 1, 0
+        analysis.DOUBLE_MIN_SIDE, analysis.DOUBLE_MIN_PIXELS = 1, 0
     if args.turned:
-        from fbcnn.engine import pipeline
+        from fbcnn.engine import analysis
 
-        pipeline.stored_pixels = lambda image: image.pixels
+        analysis.stored_pixels = lambda image: image.pixels
     rng = np.random.default_rng(args.seed)
     folders = [args.data / "val/color/kodak24", args.data / "val/color/bsds500_test"]
     paths = sorted(p for f in folders for p in f.iterdir())

@@ -246,7 +246,7 @@ def test_colour_jpeg_in_tiles_matches_cli(server, page, tmp_path) -> None:
 
 def fed_qf(jpeg, reading: float) -> float:
     """The QF `fbcnn restore` feeds this single JPEG read as `reading` (jpeg/qf.py)."""
-    from fbcnn.engine.pipeline import _tables_floor
+    from fbcnn.engine.analysis import _tables_floor
     from fbcnn.images.files import read_image
 
     rule = _tables_floor(read_image(jpeg))

@@ -159,7 +159,7 @@ class Model:
         array (HxW, HxWx1, HxWx3).
 
         A path or a PIL image goes the way `fbcnn restore` takes a file (`imageio`, then
-        `pipeline.analyse` and `pipeline.restore_loaded`): the result is a PIL image turned
+        `analysis.analyse` and `analysis.restore_loaded`): the result is a PIL image turned
         upright by the EXIF orientation, alpha kept, with the input's ICC profile and EXIF
         (orientation 1) in `result.image.info` and in `Result.save`'s files; one from a
         JPEG is kept consistent with its quantisation tables unless `consistency` is False,
@@ -192,7 +192,7 @@ class Model:
     def _restore_loaded(self, loaded: LoadedImage, qf: float | None, consistency: bool,
                         near_lossless: bool, source: Path | None) -> Result[Image.Image]:
         """A decoded file or PIL image through the CLI's analysis and restoration."""
-        from .pipeline import analyse, restore_loaded
+        from .analysis import analyse, restore_loaded
 
         # as `fbcnn restore` (its default --not-jpeg aside): no double-JPEG analysis when
         # the QF is given

@@ -439,7 +439,8 @@ def restore_phases(height: int = 1536, width: int = 2048, repeats: int = 3,
     file's whole time (the four phases)."""
     from PIL import Image
 
-    from ..engine.pipeline import ModelSet, analyse, restore_loaded
+    from ..engine.analysis import analyse, restore_loaded
+    from ..engine.pipeline import ModelSet
     from ..images.files import read_image, write_image
 
     models = ModelSet(model, precision=precision)

@@ -155,7 +155,7 @@ class Degraded:
 
 def _file_facts(data: bytes, channels: int) -> tuple[JpegTables | None, int, str | None]:
     """(tables, header QF, subsampling) of a JPEG file as `fbcnn restore` reads them
-    (`imageio.read_image`, `pipeline.jpeg_tables`). Grey: the luma plane of the file, its
+    (`imageio.read_image`, `analysis.jpeg_tables`). Grey: the luma plane of the file, its
     table alone (jpegli writes grey images as colour files)."""
     from ..images.files import _usable_tables
 

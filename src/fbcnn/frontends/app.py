@@ -39,7 +39,7 @@ from typing import Any
 import click
 import gradio as gr
 
-from ..engine import pipeline
+from ..engine import analysis
 from ..engine.pipeline import ModelSet
 from ..images.files import ImageError, ImageTooLarge, LoadedImage, read_image, write_image
 from ..networks.modelfiles import CheckpointError, available_models
@@ -77,7 +77,7 @@ class Analysis:
     # not a JPEG file: whether its pixels bear JPEG compression (JpegTrace.to_json())
     trace: dict[str, Any] | None = None
     image: LoadedImage | None = None  # the decoded upload, restored without reading it again
-    found: pipeline.Analysis | None = None  # what restoring it needs (model, grid, QFs)
+    found: analysis.Analysis | None = None  # what restoring it needs (model, grid, QFs)
 
 
 @dataclass
@@ -260,7 +260,7 @@ class Handlers:
                 progress(fraction, desc="looking for an earlier compression")
 
         double(0.0)
-        found = pipeline.analyse(image, model, double=True, need_qf=True, progress=double)
+        found = analysis.analyse(image, model, double=True, need_qf=True, progress=double)
         assert found.predicted_qf is not None
         result = Analysis(
             name=path.name, model=model.name, width=image.width, height=image.height,
@@ -300,7 +300,7 @@ class Handlers:
         if unchanged:
             pixels, used_qf = image.pixels, info.auto_qf
         else:
-            result = pipeline.restore_loaded(image, found, qf, consistency, tiles)
+            result = analysis.restore_loaded(image, found, qf, consistency, tiles)
             pixels, used_qf = result.image, result.used_qf
         seconds = time.perf_counter() - started
         suffix = "" if qf is None else f"_qf{qf:g}"

@@ -249,7 +249,7 @@ export function writtenByJpegli(jpegli, luma, chroma = null) {
   return jpegli.has(tablesKey(chroma === null || chroma === undefined ? [luma] : [luma, chroma]));
 }
 
-/** What the QF rule of a single JPEG reads from a file (engine/pipeline.py `_tables_floor`):
+/** What the QF rule of a single JPEG reads from a file (engine/analysis.py `_tables_floor`):
  * {qf: the header QF, luma, chroma (null without a table 1)}, or null where the rule cannot
  * apply (not a JPEG, no usable tables (`usableTables`), tables' QF above TABLES_FLOOR_MAX):
  * then no jpegli tables are needed. */
@@ -273,7 +273,7 @@ export function singleJpegQf(predictedQf, tablesQf, luma, chroma, jpegli) {
 }
 
 /** The tables that bound the result (jpeg/consistency.py `JpegTables.from_pillow`, after
- * images/files.py `_usable_tables` and engine/pipeline.py `jpeg_tables`), or null: not a
+ * images/files.py `_usable_tables` and engine/analysis.py `jpeg_tables`), or null: not a
  * JPEG, turned by EXIF, tables missing or with a step of 0 (any table, as Python checks
  * them all), or a colour JPEG sampled other than 4:2:0 / 4:2:2 / 4:4:4 (4:1:1, 4:4:0, ...:
  * Pillow's subsampling None). CMYK / YCCK files are the caller's to refuse. */

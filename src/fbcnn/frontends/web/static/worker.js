@@ -261,7 +261,7 @@ async function openImage(file, name) {
   }
   if (alpha) for (let i = 0; i < n; i++) alpha[i] = rgba[4 * i + 3];
   const subsampling = info.format === "JPEG" ? info.subsampling : null;
-  // another format: whether its pixels bear JPEG compression (engine/pipeline.py analyse)
+  // another format: whether its pixels bear JPEG compression (engine/analysis.py analyse)
   let trace = null;
   if (info.format !== "JPEG") {
     const { found, offset, score, median, judged } = detectJpegTrace(pixels, height, width, channels);
@@ -356,7 +356,7 @@ function leaveUnchanged() {
   }, [rgba.buffer]);
 }
 
-/** engine/pipeline.py analyse / _tables_floor at QF auto: the QF a JPEG's tables ask to feed
+/** engine/analysis.py analyse / _tables_floor at QF auto: the QF a JPEG's tables ask to feed
  * instead of the reading (jpeg/qf.py single_jpeg_qf), or null (the reading itself). jpegli's
  * tables are loaded only where the rule can apply (floorTables: a JPEG with usable tables of
  * QF up to TABLES_FLOOR_MAX). */
