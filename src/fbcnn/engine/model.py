@@ -15,7 +15,7 @@ from PIL import Image
 from ..device import available_cpus
 from ..jpeg.consistency import JpegTables
 from ..networks.modelfiles import NAMED_MODELS, resolve_model, training_patch_size
-from ..networks.runtimes import ModelInfo, Runtime, as_runtime
+from ..networks.runtimes import Runtime
 from .finish import finish
 from .restorer import DEFAULT_TILE, Progress, Restorer
 
@@ -84,9 +84,9 @@ class Model:
         (`fbcnn.jpeg.qf`), which `load_model` takes from the weights' provenance; `source`:
         the file it was loaded from."""
         self.network = network
-        runtime = as_runtime(network, device, precision)
-        self.info = ModelInfo.of(runtime, name, source, qf_tile)
-        self.restorer = Restorer(runtime, self.info, tile)
+        self.restorer = Restorer.of(network, device=device, precision=precision,
+                                    qf_tile=qf_tile, tile=tile, name=name, source=source)
+        self.info = self.restorer.info
         self.threads = available_cpus()  # for the JPEG-consistency projection
 
     @property

@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -119,11 +120,13 @@ class Restorer:
     @classmethod
     def of(cls, network: Any, *, device: str = "auto", precision: str = "auto",
            qf_tile: int | None = None, tile: int | None = DEFAULT_TILE,
-           overlap: int = DEFAULT_OVERLAP) -> Restorer:
+           overlap: int = DEFAULT_OVERLAP, name: str = "model",
+           source: Path | None = None) -> Restorer:
         """A Restorer for a network in hand: a torch module (run on `device` in
-        `precision`, see `fbcnn.networks.torch_runtime`) or a runtime."""
+        `precision`, see `fbcnn.networks.torch_runtime`) or a runtime; `name` and `source`
+        (the file it came from) go into its `ModelInfo`."""
         runtime = as_runtime(network, device, precision)
-        return cls(runtime, ModelInfo.of(runtime, qf_tile=qf_tile), tile, overlap)
+        return cls(runtime, ModelInfo.of(runtime, name, source, qf_tile), tile, overlap)
 
     @property
     def channels(self) -> int:
