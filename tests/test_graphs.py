@@ -4,6 +4,7 @@ safetensors, record their hash, run what torch runs, and are not used for other 
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -125,6 +126,29 @@ def test_every_shipped_model_has_its_parts_on_its_own_bytes(name):
         meta = {p.key: p.value for p in model.metadata_props}
         assert meta[GRAPH_WEIGHTS_KEY] == file_sha256(weights)  # rerun scripts/make_graphs.py
         assert meta["fbcnn.part"] == part and graph.stat().st_size < 200_000
+
+
+@needs_openvino
+def test_prepare_compiles_what_a_restore_runs_before_the_first_image():
+    """`fbcnn restore`'s prefetch thread calls `prepare`: both parts compiled there, so the
+    first QF reading and the first tile do not wait for a compile; without the parts, the
+    whole graph."""
+    from fbcnn.engine.pipeline import ModelSet
+
+    with_parts = load_model("color", precision="fp32")
+    assert not with_parts.network._compiled_parts
+    with_parts.prepare()
+    assert set(with_parts.network._compiled_parts) == {"qf", "reconstruct"}
+    whole = load_model("color", precision="fp32")
+    whole.network.parts = {}
+    whole.network._compiled = None
+    whole.prepare()
+    assert whole.network._compiled is not None and not whole.network._compiled_parts
+    models = ModelSet(precision="fp32")
+    thread = models.prefetch(Path(__file__).parents[1] / "examples" / "astronaut_qf10.jpg")
+    assert thread is not None
+    thread.join()
+    assert set(models._loaded["color"].network._compiled_parts) == {"qf", "reconstruct"}
 
 
 @needs_openvino

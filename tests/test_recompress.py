@@ -165,6 +165,20 @@ def test_grey_input_shapes_agree():
     assert not flat.detected
 
 
+def test_colour_is_judged_on_its_luma_converted_where_sampled():
+    """Only the windows a sample keeps are turned into luma: the verdict is the one on the
+    whole image's luma, for a sampled image and for one taken whole."""
+    from fbcnn.jpeg.color import rgb_to_gray_plain
+
+    for size, max_pixels in (((384, 448), 50_000), ((160, 176), 1_000_000)):
+        colour = double_jpeg(texture(5, *size), 20, 70, (2, 5)).degraded
+        assert colour.shape[2] == 3
+        luma = rgb_to_gray_plain(colour)
+        got = analyse(colour, 70, max_pixels=max_pixels, seed=3)
+        assert got == analyse(luma, 70, max_pixels=max_pixels, seed=3)
+        assert got.detected
+
+
 def test_too_small_image_is_single_without_confidence():
     verdict = analyse(np.zeros((10, 40, 3), np.uint8), 50)
     assert verdict.kind == "single" and verdict.confidence == 0.0

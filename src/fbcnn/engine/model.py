@@ -104,6 +104,10 @@ class Model:
         self.threads = max(1, int(threads))
         self.restorer.runtime.set_threads(threads)
 
+    def prepare(self) -> None:
+        """Compile now what a restore runs (see `Runtime.prepare`)."""
+        self.restorer.runtime.prepare()
+
     @property
     def channels(self) -> int:
         return self.info.channels

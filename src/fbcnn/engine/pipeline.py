@@ -91,7 +91,7 @@ class ModelSet:
 
         def load() -> None:
             try:
-                self.get(name)
+                self.get(name).prepare()
             except Exception:  # noqa: BLE001, S110 - reported when the image asks for it
                 pass
 

@@ -35,7 +35,7 @@ from ..jpeg.qf import check_qf, reading_boxes
 from ..networks.config import network_to_qf, qf_to_network
 from ..networks.runtimes import NO_QF_INPUT, ModelInfo, Runtime, as_runtime
 
-DEFAULT_TILE = 512
+DEFAULT_TILE = 640
 DEFAULT_OVERLAP = 32  # pixels shared by neighbouring tiles ...
 RAMP_EDGE = 8  # ... whose outer 8 count for nothing in the blend (`_ramp`)
 MIN_TILE = 64

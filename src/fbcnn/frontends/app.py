@@ -41,6 +41,7 @@ import gradio as gr
 
 from ..engine import analysis
 from ..engine.pipeline import ModelSet
+from ..engine.restorer import DEFAULT_TILE
 from ..images.files import ImageError, ImageTooLarge, LoadedImage, read_image, write_image
 from ..networks.modelfiles import CheckpointError, available_models
 from . import APP_MAX_MEGAPIXELS, APP_MAX_UPLOAD_MB
@@ -541,7 +542,8 @@ def info_markdown(info: Analysis) -> str:
 def build_app(models: ModelSet | None = None,
               max_megapixels: float = APP_MAX_MEGAPIXELS,
               workdir: str | Path | None = None) -> gr.Blocks:
-    """The page (not launched). `models` gives the device and tile size (default: auto, 512);
+    """The page (not launched). `models` gives the device and tile size (default: auto,
+    `DEFAULT_TILE`);
     `workdir` the folder for results (default: a temp folder removed at exit)."""
     h = Handlers(models, max_megapixels, workdir)
     variants = h.variants()
@@ -684,7 +686,8 @@ def _private_temp_dir() -> Path:
     return folder
 
 
-def serve(host: str = "127.0.0.1", port: int = 7860, device: str = "auto", tile: int = 512,
+def serve(host: str = "127.0.0.1", port: int = 7860, device: str = "auto",
+          tile: int = DEFAULT_TILE,
           max_megapixels: float = APP_MAX_MEGAPIXELS,
           max_upload_mb: float = APP_MAX_UPLOAD_MB, precision: str = "auto",
           backend: str = "auto") -> None:

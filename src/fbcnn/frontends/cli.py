@@ -112,7 +112,7 @@ def check_tile(ctx: click.Context, param: click.Parameter, value: int) -> int:
 
 
 TILE_OPTION = click.option(
-    "--tile", type=click.IntRange(min=0), default=512, show_default=True, callback=check_tile,
+    "--tile", type=click.IntRange(min=0), default=640, show_default=True, callback=check_tile,
     help="Largest tile side for big images (0: whole image at once; else >= 64).")
 PRECISION_OPTION = click.option(
     "--precision", type=click.Choice(["auto", "fp32", "bf16", "int8", "fp16"]),

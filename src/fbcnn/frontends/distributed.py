@@ -49,6 +49,7 @@ from ..engine.pipeline import (
     restore_file,
 )
 from ..engine.pipeline import report_line as pipeline_report_line
+from ..engine.restorer import DEFAULT_TILE
 from ..images.files import IMAGE_SUFFIXES, SKIP_FOLDER, ImageError, list_inputs
 
 ENGINES = ("local", "ray")
@@ -84,7 +85,7 @@ class ModelSpec:
 
     model: str | None = None
     device: str = "auto"
-    tile: int | None = 512
+    tile: int | None = DEFAULT_TILE
     precision: str = "auto"
 
 
@@ -456,7 +457,7 @@ def iter_restore(inputs: Sequence[str | Path], outdir: str | Path | None = None,
 
 def restore_many(inputs: Sequence[str | Path], outdir: str | Path | None = None,
                  engine: str = "local", *, recursive: bool = False, model: str | None = None,
-                 device: str = "auto", tile: int | None = 512, precision: str = "auto",
+                 device: str = "auto", tile: int | None = DEFAULT_TILE, precision: str = "auto",
                  address: str | None = None, workers: int | None = None,
                  threads_per_worker: int | None = None, gpus_per_worker: float = 0.0,
                  **options: Any) -> list[FileOutcome]:

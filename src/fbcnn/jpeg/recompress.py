@@ -149,18 +149,23 @@ class DoubleJpegVerdict:
 # --- sampling and batched recompression ----------------------------------------------------
 
 
-def _as_luma(pixels: np.ndarray) -> np.ndarray:
-    """HxW uint8 luma of HxW, HxWx1 or HxWx3 uint8 pixels (full-range JPEG Y for colour)."""
+def _checked(pixels: np.ndarray) -> np.ndarray:
+    """HxW or HxWx3 uint8 pixels from HxW, HxWx1 or HxWx3 ones (the luma of a colour image is
+    taken where it is used: `_as_luma` on the windows a sample keeps)."""
     pixels = np.asarray(pixels)
     if pixels.dtype != np.uint8:
         raise ValueError(f"expected uint8 pixels, got {pixels.dtype}")
-    if pixels.ndim == 2:
+    if pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] == 3):
         return pixels
     if pixels.ndim == 3 and pixels.shape[2] == 1:
         return pixels[:, :, 0]
-    if pixels.ndim == 3 and pixels.shape[2] == 3:
-        return rgb_to_gray_plain(pixels)[:, :, 0]
     raise ValueError(f"expected HxW, HxWx1 or HxWx3 pixels, got shape {pixels.shape}")
+
+
+def _as_luma(pixels: np.ndarray) -> np.ndarray:
+    """HxW uint8 luma of HxW, HxWx1 or HxWx3 uint8 pixels (full-range JPEG Y for colour)."""
+    pixels = _checked(pixels)
+    return pixels if pixels.ndim == 2 else rgb_to_gray_plain(pixels)[:, :, 0]
 
 
 class _Work:
@@ -211,8 +216,11 @@ class _Sample:
         return part
 
     @classmethod
-    def of(cls, luma: np.ndarray, max_pixels: int, rng: np.random.Generator) -> _Sample | None:
-        h, w = luma.shape
+    def of(cls, pixels: np.ndarray, max_pixels: int, rng: np.random.Generator
+           ) -> _Sample | None:
+        """A sample of `pixels` (HxW luma, or HxWx3 colour whose windows are turned into luma
+        once picked: a 12-MP photo's sample is a tenth of it)."""
+        h, w = pixels.shape[:2]
         th, tw = (h - 7) // 8 * 8, (w - 7) // 8 * 8
         if th < 8 or tw < 8:
             return None
@@ -224,15 +232,16 @@ class _Sample:
                     tw = max(8, max_pixels // th // 8 * 8)
             y0 = ((h - 7 - th) // 2) // 8 * 8
             x0 = ((w - 7 - tw) // 2) // 8 * 8
-            return cls(luma[None, y0:y0 + th + 7, x0:x0 + tw + 7], th, tw)
+            return cls(_as_luma(pixels[y0:y0 + th + 7, x0:x0 + tw + 7])[None], th, tw)
         stride = _TILE + 8
         ys = np.arange(0, h - (_TILE + 7) + 1, stride)
         xs = np.arange(0, w - (_TILE + 7) + 1, stride)
         cells = [(int(y), int(x)) for y in ys for x in xs]
         n = max(1, min(len(cells), max_pixels // (_TILE * _TILE)))
         pick = np.sort(rng.choice(len(cells), size=n, replace=False))
-        windows = np.stack([luma[cells[i][0]:cells[i][0] + _TILE + 7,
-                                 cells[i][1]:cells[i][1] + _TILE + 7] for i in pick])
+        windows = np.stack([_as_luma(pixels[cells[i][0]:cells[i][0] + _TILE + 7,
+                                            cells[i][1]:cells[i][1] + _TILE + 7])
+                            for i in pick])
         return cls(windows, _TILE, _TILE)
 
     def errors(self, offsets: Sequence[tuple[int, int]], qfs: Sequence[int]) -> np.ndarray:
@@ -331,10 +340,10 @@ def estimate_qf(luma: np.ndarray) -> int:
     lowest q with ratio(q) <= 1.5 min + 0.003. For a non-aligned double JPEG this is the last
     QF; for an aligned one whose last QF is much higher (about 85+) the earlier, dominant QF
     can come out instead."""
-    luma = _as_luma(luma)
-    sample = _Sample.of(luma, _SCAN_PIXELS, np.random.default_rng(0))
+    pixels = _checked(luma)
+    sample = _Sample.of(pixels, _SCAN_PIXELS, np.random.default_rng(0))
     if sample is None:
-        raise ValueError(f"image too small to estimate a QF: {luma.shape}")
+        raise ValueError(f"image too small to estimate a QF: {pixels.shape[:2]}")
     return _estimate_qf(sample)
 
 
@@ -482,21 +491,22 @@ def _expected_work(scan: _Sample, full: _Sample, last_qf: int | None) -> int:
     return pixels
 
 
-def _samples(luma: np.ndarray, max_pixels: int, seed: int) -> tuple[_Sample, _Sample] | None:
+def _samples(pixels: np.ndarray, max_pixels: int, seed: int
+             ) -> tuple[_Sample, _Sample] | None:
     """The sample of the scans and the (bigger) one of the final measure."""
     rng = np.random.default_rng(seed)
-    scan = _Sample.of(luma, min(max_pixels, _SCAN_PIXELS), rng)
+    scan = _Sample.of(pixels, min(max_pixels, _SCAN_PIXELS), rng)
     if scan is None:
         return None
-    h, w = luma.shape
+    h, w = pixels.shape[:2]
     if max_pixels <= _SCAN_PIXELS or ((h - 7) // 8 * 8) * ((w - 7) // 8 * 8) <= _SCAN_PIXELS:
         return scan, scan  # the same budget, or the whole image already
-    return scan, _Sample.of(luma, max_pixels, rng) or scan
+    return scan, _Sample.of(pixels, max_pixels, rng) or scan
 
 
 def _analyse(pixels: np.ndarray, last_qf: int | None, max_pixels: int,
              seed: int, progress: Callable[[float], None] | None = None) -> DoubleJpegVerdict:
-    samples = _samples(_as_luma(pixels), max_pixels, seed)
+    samples = _samples(_checked(pixels), max_pixels, seed)
     if samples is None:
         verdict = DoubleJpegVerdict(False, "single", None, None, 0.0, last_qf)
         work = None

@@ -132,6 +132,9 @@ class GraphFBCNN:
     def release_memory(self) -> None:
         """Hand back memory the runtime keeps between runs (nothing by default)."""
 
+    def prepare(self) -> None:
+        """Make ready what a restore runs (nothing by default: the session opens at load)."""
+
     @property
     def has_qf_input(self) -> bool:
         return self.qf_name is not None

@@ -98,6 +98,11 @@ class Runtime(Protocol):
         """Hand back memory the runtime keeps between runs (after a tiled restore)."""
         ...
 
+    def prepare(self) -> None:
+        """Make ready now what a restore will run (compile its graphs), so that a load in a
+        thread of its own spares the first image the wait; nothing where loading did it."""
+        ...
+
 
 @dataclass(frozen=True)
 class ModelInfo:

@@ -98,6 +98,9 @@ class TorchRuntime:
     def release_memory(self) -> None:
         """Nothing: torch's CPU allocator keeps no arena of its own."""
 
+    def prepare(self) -> None:
+        """Nothing: the module is ready once loaded."""
+
     def __repr__(self) -> str:
         return f"TorchRuntime({type(self.module).__name__}, {self.device}, {self.precision})"
 

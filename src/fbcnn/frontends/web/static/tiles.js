@@ -10,7 +10,7 @@
 // them, about QF_TILE_SHARE of the image); else from QF tiles of their own size (QF_TILE),
 // and an image restored in one pass reads its QF in that pass.
 
-export const DEFAULT_TILE = 512; // engine/restorer.py DEFAULT_TILE (fbcnn restore --tile)
+export const DEFAULT_TILE = 640; // engine/restorer.py DEFAULT_TILE (fbcnn restore --tile)
 export const DEFAULT_OVERLAP = 32; // engine/restorer.py DEFAULT_OVERLAP
 export const RAMP_EDGE = 8; // engine/restorer.py RAMP_EDGE
 export const MIN_TILE = 64; // engine/restorer.py MIN_TILE: a tile side is 0 (one pass) or at least this
