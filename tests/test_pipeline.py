@@ -156,6 +156,27 @@ def test_batch_jobs_run_images_side_by_side_with_the_same_results(tiny_named_mod
         assert np.abs(a - b).max() <= 1  # same model; only thread counts differ
 
 
+def test_the_double_jpeg_analysis_does_not_wait_for_the_model(tiny_named_models, tmp_path,
+                                                              monkeypatch):
+    """`restore_file` asks for the model only once the pixels are analysed: the first
+    image's model may still be loading (the prefetch thread), and the double-JPEG analysis
+    needs none."""
+    from fbcnn.engine import analysis, pipeline
+
+    order: list[str] = []
+    double = analysis.analyse_double
+    monkeypatch.setattr(analysis, "analyse_double",
+                        lambda *a, **k: order.append("double") or double(*a, **k))
+    models = pipeline.ModelSet(precision="fp32")
+    for_image = models.for_image
+    monkeypatch.setattr(models, "for_image", lambda image: order.append("model") or
+                        for_image(image))
+    jpg = save(tmp_path / "a.jpg")
+    planned = pipeline.plan_outputs([jpg], [str(jpg)], tmp_path / "out")[jpg]
+    report = pipeline.restore_file(jpg, models, planned)
+    assert order == ["double", "model"] and report.model == "color"
+
+
 def test_prefetch_loads_the_first_jpeg_model_in_the_background(tiny_named_models, tmp_path):
     """`fbcnn restore` starts loading the model of its first input while the image is read:
     the one the header asks for (grey or colour, or the fixed --model), JPEGs only."""

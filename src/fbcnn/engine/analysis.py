@@ -144,25 +144,29 @@ def unorient(pixels: np.ndarray, orientation: int) -> np.ndarray:
     return pixels if undo is None else undo(pixels)
 
 
-def analyse(image: LoadedImage, model: RestoringModel, double: bool = True,
-            need_qf: bool = False,
+def analyse(image: LoadedImage, model: RestoringModel | Callable[[], RestoringModel],
+            double: bool = True, need_qf: bool = False,
             progress: Callable[[float], None] | None = None,
             trace: bool = True) -> Analysis:
     """The grid, whether a non-JPEG file's pixels bear JPEG compression (`trace`), and with
     `double` the double-JPEG verdict and the QF it asks to feed; the predicted QF is read
     here only when needed for that (or `need_qf`), otherwise the restoration reads it in its
-    own pass. `progress`: that of the double-JPEG analysis."""
+    own pass. `progress`: that of the double-JPEG analysis. `model` may come as a function
+    that gives it, called once the pixels are analysed (they need no model): a model still
+    loading in another thread, as `fbcnn restore`'s first is, then holds up only the QF
+    reading."""
     grid = grid_multiple(image.subsampling, image.pixels.shape[2])
-    found = Analysis(model, grid, None)
+    found_trace = None
     if image.format != "JPEG" and (trace or double):
-        found.trace = detect_jpeg(image.pixels)
-    verdict = analyse_double(image, progress, found.trace) if double else None
-    found.verdict = verdict
+        found_trace = detect_jpeg(image.pixels)
+    verdict = analyse_double(image, progress, found_trace) if double else None
+    chosen = model() if callable(model) else model
+    found = Analysis(chosen, grid, None, verdict=verdict, trace=found_trace)
     detected = verdict is not None and verdict.detected
     floor = None if detected else _tables_floor(image)
-    if need_qf or detected or (floor is not None and model.info.has_qf_input):
-        found.predicted_qf = model.predict_qf(image.pixels, grid)
-    if found.predicted_qf is not None and model.info.has_qf_input:
+    if need_qf or detected or (floor is not None and chosen.info.has_qf_input):
+        found.predicted_qf = chosen.predict_qf(image.pixels, grid)
+    if found.predicted_qf is not None and chosen.info.has_qf_input:
         if detected:
             found.feed_qf = verdict.qf_to_feed(found.predicted_qf)
         elif floor is not None:

@@ -405,11 +405,13 @@ def restore_file(path: Path, models: ModelSet, planned: Planned,
         check_output_size(target, w, h)
     for target in planned.compares:
         check_output_size(target, 2 * w + COMPARE_GAP, h)
-    model = models.for_image(image)
     sweep = options.sweep
-    # a sweep sets every QF itself: neither the double-JPEG QF nor the prediction is fed
-    found = analyse(image, model, double=options.double and options.qf is None and not sweep,
+    # a sweep sets every QF itself: neither the double-JPEG QF nor the prediction is fed;
+    # the model is asked for once the pixels are analysed (it may still be loading)
+    found = analyse(image, lambda: models.for_image(image),
+                    double=options.double and options.qf is None and not sweep,
                     trace=options.not_jpeg != "restore")
+    model = found.model
     report = FileReport(path, model.name, float("nan"), float("nan"), double=found.double,
                         trace=None if found.trace is None else found.trace.to_json())
     if image.converted:
