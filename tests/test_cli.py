@@ -108,7 +108,8 @@ def test_inspect_json(tiny_named_models, photos, tmp_path) -> None:
     assert info["header_qf"] == 15 and info["width"] == 80 and info["height"] == 64
     assert info["mode"] == "RGB" and info["subsampling"] == "4:2:0"
     assert isinstance(info["predicted_qf"], float)
-    assert info["tables"] == {"ijg": True, "equivalent_qf": 15} and info["jpeg_trace"] is None
+    assert info["tables"] == {"ijg": True, "equivalent_qf": 15, "jpegli_quality": None}
+    assert info["jpeg_trace"] is None
     # 80x64 is too small for the double-JPEG analysis to judge: no verdict rather than a guess
     assert info["double"] is None
     bigger = tmp_path / "bigger.jpg"

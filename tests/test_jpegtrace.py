@@ -189,6 +189,12 @@ def test_inspect_names_tables_outside_ijg(tiny_named_models, tmp_path, clean_pho
     with Image.open(io.BytesIO(encode_with(EncoderSpec(), clean_photo, 30))) as im:
         im.save(tmp_path / "ijg.jpg", quality=30)
     assert "not IJG" not in run("inspect", tmp_path / "ijg.jpg").output
+    path = tmp_path / "jpegli.jpg"
+    path.write_bytes(encode_with(EncoderSpec("jpegli"), clean_photo, 60))
+    result = run("inspect", "--json", path)
+    assert json.loads(result.output)["tables"] == {"ijg": False, "equivalent_qf": 80,
+                                                   "jpegli_quality": 60}
+    assert "tables: not IJG, jpegli quality 60, equivalent QF 80" in run("inspect", path).output
 
 
 def test_bad_not_jpeg_values_are_refused(tmp_path) -> None:

@@ -1,6 +1,6 @@
 """The tables' floor on the QF fed to a single JPEG (`fbcnn.jpeg.qf.single_jpeg_qf`): the
-rule, the jpegli tables it leaves alone, and that `fbcnn restore`, `inspect` and `evaluate`
-all apply it."""
+rule, jpegli's files raised to their jpegli quality rather than their tables' QF, and that
+`fbcnn restore`, `inspect` and `evaluate` all apply it."""
 
 from __future__ import annotations
 
@@ -17,12 +17,15 @@ from PIL import Image
 
 from fbcnn.frontends.cli import main
 from fbcnn.jpeg.qf import (
+    JPEGLI_FLOOR_MAX,
     JPEGLI_TABLES,
     TABLES_FLOOR_MAX,
+    jpegli_quality,
     single_jpeg_qf,
+    tables_floor,
     written_by_jpegli,
 )
-from fbcnn.jpeg.tables import _standard_tables
+from fbcnn.jpeg.tables import _standard_tables, qf_from_tables
 
 
 def ijg(qf: int) -> tuple[list[int], list[int]]:
@@ -48,8 +51,25 @@ def test_the_rule() -> None:
     assert single_jpeg_qf(41.5, 60, None) is None
     luma, chroma = jpegli(30)
     assert written_by_jpegli(luma, chroma) and written_by_jpegli(luma)
-    assert single_jpeg_qf(25.0, 67, luma, chroma) is None  # jpegli: the reading
-    assert not written_by_jpegli(*ijg(30))
+    assert jpegli_quality(luma, chroma) == 30 == jpegli_quality(luma)
+    # jpegli: its quality, not its tables' QF (67)
+    assert single_jpeg_qf(25.0, 67, luma, chroma) == 30.0
+    assert single_jpeg_qf(45.0, 67, luma, chroma) is None  # read above its quality
+    assert single_jpeg_qf(17.9, 67, luma) is None  # below 0.6 of it
+    over = jpegli(JPEGLI_FLOOR_MAX + 5)
+    assert tables_floor(qf_from_tables({0: over[0], 1: over[1]}), *over) is None
+    assert single_jpeg_qf(70.0, 89, *over) is None  # above JPEGLI_FLOOR_MAX: the reading
+    assert not written_by_jpegli(*ijg(30)) and jpegli_quality(*ijg(30)) is None
+
+
+def test_jpegli_floors_stay_within_the_tables_floor_range() -> None:
+    """What lets a caller skip the reading for tables above TABLES_FLOOR_MAX (the page, and
+    `engine.analysis`): no jpegli quality with a floor writes tables above it."""
+    for quality in range(1, JPEGLI_FLOOR_MAX + 1):
+        luma, chroma = jpegli(quality)
+        assert jpegli_quality(luma, chroma) == quality == jpegli_quality(luma)
+        for tables in ({0: luma, 1: chroma}, {0: luma}):
+            assert qf_from_tables(tables) <= TABLES_FLOOR_MAX
 
 
 @pytest.mark.skipif(importlib.util.find_spec("pyjpegli") is None, reason="no pyjpegli")
@@ -91,15 +111,20 @@ def test_restore_and_inspect_feed_the_tables_qf(low_reading, tmp_path) -> None:
     assert "(restored with QF 60)" in run("inspect", jpg).output
 
 
-def test_jpegli_and_high_tables_keep_the_reading(low_reading, tmp_path) -> None:
-    luma, chroma = jpegli(30)  # tables of IJG QF 67: a reading of 45 would be raised
-    assert 0.6 * 67 <= 45 < 67 and single_jpeg_qf(45.0, 67, *ijg(67)) == 67
-    for name, tables in (("jpegli.jpg", [luma, chroma]), ("q95.jpg", list(ijg(95)))):
+def test_jpegli_is_raised_to_its_quality_and_high_tables_keep_the_reading(low_reading,
+                                                                          tmp_path) -> None:
+    def fed(name: str, tables: list[list[int]]) -> tuple[str, str]:
         jpg = write(tmp_path / name, qtables=tables)
         result = run("restore", jpg, "-o", tmp_path / "o")
         assert result.exit_code == 0, result.output
-        read, used = re.search(r"predicted QF (\S+), used QF (\S+) ", result.output).groups()
-        assert read == used, name
+        return re.search(r"predicted QF (\S+), used QF (\S+) ", result.output).groups()
+
+    # jpegli quality 30 writes tables of IJG QF 67: read 45, below 67 but above 30
+    assert 0.6 * 67 <= 45 < 67 and single_jpeg_qf(45.0, 67, *ijg(67)) == 67
+    assert fed("jpegli30.jpg", jpegli(30)) == ("45.0", "45.0")
+    assert fed("jpegli60.jpg", jpegli(60)) == ("45.0", "60.0")  # its quality, not 80
+    read, used = fed("q95.jpg", list(ijg(95)))  # no floor: the restore's own reading
+    assert read == used
 
 
 def test_evaluate_feeds_what_restore_feeds(tmp_path, monkeypatch) -> None:

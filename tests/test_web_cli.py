@@ -147,7 +147,7 @@ def test_build_with_tiny_models(tmp_path, fake_runtime, tiny_model_files) -> Non
         # the graphs hold no weights of their own: the .weights file does, each tensor once
         assert entry["bytes"]["weights"] > entry["bytes"]["qf"] + entry["bytes"]["reconstruct"]
     assert report.visit_bytes("wasm") < report.visit_bytes("webgpu") < report.total_bytes
-    # jpegli's tables (a single JPEG's QF rule skips them), beside the manifest, listed there
+    # jpegli's tables and their qualities (a single JPEG's QF rule), beside the manifest
     from fbcnn.jpeg.qf import JPEGLI_TABLES
 
     assert manifest["jpegli_tables"] == "jpegli_tables.json" in names

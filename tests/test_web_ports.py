@@ -718,6 +718,11 @@ def single_jpeg_cases() -> dict[str, tuple]:
             cases[f"jpegli q{q} colour, reading {reading}"] = (reading, colour_qf, luma, chroma)
         for reading in (1.0, grey_qf - 0.5):
             cases[f"jpegli q{q} luma only, reading {reading}"] = (reading, grey_qf, luma, None)
+        for reading in (0.6 * q, q - 0.5) if q > 1 else ():  # its floor: its quality
+            cases[f"jpegli q{q} colour, reading {reading} (own)"] = (reading, colour_qf, luma,
+                                                                    chroma)
+            cases[f"jpegli q{q} luma only, reading {reading} (own)"] = (reading, grey_qf, luma,
+                                                                       None)
         # one step off, or jpegli's luma with a chroma table of another quality: not jpegli's
         other = [*luma[:5], luma[5] + 1, *luma[6:]]
         cases[f"jpegli q{q} luma one step off"] = (colour_qf - 0.5, colour_qf, other, chroma)
@@ -762,9 +767,12 @@ def test_single_jpeg_qf_matches() -> None:
     assert want["IJG q50 colour, reading 29.999999999"] is None  # below it: kept
     assert want["IJG q20 colour, reading 20"] is None and want["IJG q20 grey, reading 20"] is None
     jpegli_below = [n for n, (r, t, _, _) in cases.items() if n.startswith("jpegli")
-                    and "off" not in n and "chroma of" not in n
+                    and "off" not in n and "chroma of" not in n and "own" not in n
                     and qfrules.TABLES_FLOOR_MIN_SHARE * t <= r < t <= qfrules.TABLES_FLOOR_MAX]
-    assert all(want[n] is None for n in jpegli_below)
+    assert all(want[n] is None for n in jpegli_below)  # never raised to the tables' QF
+    own = [n for n in cases if n.endswith("(own)")]
+    assert all((want[n] is not None) == (int(n.split()[1][1:]) <= qfrules.JPEGLI_FLOOR_MAX)
+               for n in own)
     assert any("colour" in n for n in jpegli_below) and any("luma only" in n for n in jpegli_below)
     assert sum(jpegli_want) > 100 and not all(jpegli_want)
     assert want["no tables"] is None and want["no tables QF"] is None
@@ -783,7 +791,9 @@ def floor_files(folder: Path) -> dict[str, Path]:
         tables = [encoders.scaled_table(t, q) for t in encoders.MOZJPEG_TABLES[2]]
         made[f"MozJPEG tables colour q{q}"] = pillow_jpeg(colour, qtables=tables)
         made[f"MozJPEG tables grey q{q}"] = pillow_jpeg(grey, qtables=tables[:1])
-    for q in (30, 60):  # jpegli's tables written by Pillow: grey (luma alone) and colour
+    # jpegli's tables written by Pillow: grey (luma alone) and colour; at 80, the highest
+    # quality raised (tables of QF 89 / 85), at 84 not (grey: tables of QF 89)
+    for q in (30, 60, 80, 84):
         luma, chroma = jpegli_pairs()[q]
         made[f"jpegli's luma, grey q{q}"] = pillow_jpeg(grey, qtables=[luma])
         made[f"jpegli's tables, colour q{q}"] = pillow_jpeg(colour, qtables=[luma, chroma])
@@ -808,10 +818,17 @@ def test_tables_floor_of_files_matches_pipeline(inspected, tmp_path) -> None:
     MozJPEG-tabled and IJG files around TABLES_FLOOR_MAX."""
     paths = {name: path for name, (_, path) in inspected.items()} | floor_files(tmp_path)
     readings = {}
+    quality = {}  # jpegli's files: the quality their tables name
     for name, path in paths.items():
-        header = files.read_image(path).header_qf or 50
+        image = files.read_image(path)
+        header = image.header_qf or 50
         # far below (an earlier compression: kept), within the share, at and above
         readings[name] = [1.0, 0.7 * header, header - 0.5, float(header), header + 0.5, 99.0]
+        tables = image.quantization
+        if tables and 0 in tables and qfrules.jpegli_quality(tables[0], tables.get(1)):
+            quality[name] = qfrules.jpegli_quality(tables[0], tables.get(1))
+            # around the jpegli quality, its floor
+            readings[name] += [0.7 * quality[name], quality[name] - 0.5]
     got = node([["tablesFloor", base64.b64encode(p.read_bytes()).decode(), readings[n], JPEGLI]
                 for n, p in paths.items()])
     want = {}
@@ -831,5 +848,11 @@ def test_tables_floor_of_files_matches_pipeline(inspected, tmp_path) -> None:
     moz = "MozJPEG tables colour q60"
     assert want[moz]["fed"][1] > readings[moz][1]
     jpegli = [n for n in paths if n.startswith("jpegli") and want[n]["applies"]]
-    assert len(jpegli) >= 4 and all(want[n]["fed"] == readings[n] for n in jpegli)
-    assert "jpegli's luma, grey q30" in jpegli
+    assert len(jpegli) >= 4 and "jpegli's luma, grey q30" in jpegli
+    assert set(quality) >= set(jpegli)
+    for n in jpegli:  # raised to the jpegli quality (up to 80), never to the tables' QF
+        q = quality[n]
+        raised = [q if 0.6 * q <= r < q <= qfrules.JPEGLI_FLOOR_MAX else r for r in readings[n]]
+        assert want[n]["fed"] == raised, n
+        assert raised[-1] == (q if q <= qfrules.JPEGLI_FLOOR_MAX else q - 0.5), n
+    assert any(quality[n] > qfrules.JPEGLI_FLOOR_MAX for n in jpegli)  # kept: the reading

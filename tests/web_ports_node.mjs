@@ -21,10 +21,10 @@ const bytes = (b64) => new Uint8Array(Buffer.from(b64, "base64"));
 const b64 = (array) => Buffer.from(array.buffer, array.byteOffset, array.byteLength).toString("base64");
 const box = (b) => [b.y, b.x, b.h, b.w];
 const f32 = Math.fround;
-// jpeg.jpegliTableSet of a jpegli_tables.json (a path), read once per path
+// jpeg.jpegliQualities of a jpegli_tables.json (a path), read once per path
 const jpegliSets = new Map();
 const jpegli = (path) => {
-  if (!jpegliSets.has(path)) jpegliSets.set(path, jpeg.jpegliTableSet(JSON.parse(readFileSync(path, "utf8"))));
+  if (!jpegliSets.has(path)) jpegliSets.set(path, jpeg.jpegliQualities(JSON.parse(readFileSync(path, "utf8"))));
   return jpegliSets.get(path);
 };
 

@@ -177,7 +177,8 @@ def analyse(image: LoadedImage, model: RestoringModel | Callable[[], RestoringMo
 def _tables_floor(image: LoadedImage) -> Callable[[float], float | None] | None:
     """For a JPEG file whose tables may raise the QF fed (`fbcnn.jpeg.qf.single_jpeg_qf`),
     that rule on a reading; None when it cannot apply (not a JPEG, no usable tables, tables
-    above the floor's range), so that no reading is taken for it."""
+    above the floor's range: no floor, jpegli's included, `fbcnn.jpeg.qf.tables_floor`), so
+    that no reading is taken for it."""
     tables = image.quantization
     if image.format != "JPEG" or not tables or 0 not in tables or image.header_qf is None \
             or image.header_qf > TABLES_FLOOR_MAX:

@@ -39,6 +39,7 @@ from ..images.files import (
     remove_stale_temps,
     write_image,
 )
+from ..jpeg.qf import jpegli_quality
 from ..jpeg.tables import tables_are_ijg
 from .analysis import analyse, restore_loaded
 from .model import Model, load_model
@@ -508,10 +509,14 @@ def inspect_file(path: Path, models: ModelSet) -> dict[str, Any]:
         "mode": image.mode,
         "subsampling": image.subsampling,
         "double": found.double,
-        # JPEG files: whether the tables are IJG's, and the IJG quality they are nearest
+        # JPEG files: whether the tables are IJG's, the IJG quality they are nearest, and
+        # the jpegli quality that writes them (None: not jpegli's)
         "tables": (None if image.header_qf is None or image.quantization is None else
                    {"ijg": tables_are_ijg(image.quantization),
-                    "equivalent_qf": image.header_qf}),
+                    "equivalent_qf": image.header_qf,
+                    "jpegli_quality": (jpegli_quality(image.quantization[0],
+                                                      image.quantization.get(1))
+                                       if 0 in image.quantization else None)}),
         # other files: whether the pixels bear JPEG compression, and its grid offset
         "jpeg_trace": None if found.trace is None else found.trace.to_json(),
         # what the reader did to the colours ("CMYK converted to RGB ..."), else None

@@ -396,7 +396,9 @@ def inspect(images: tuple[str, ...], as_json: bool, model: str | None, device: s
             trace = info.get("jpeg_trace")
             found = ""
             if tables and not tables["ijg"]:
-                found = f", tables: not IJG, equivalent QF {tables['equivalent_qf']}"
+                jpegli = (f"jpegli quality {tables['jpegli_quality']}, "
+                          if tables.get("jpegli_quality") else "")
+                found = f", tables: not IJG, {jpegli}equivalent QF {tables['equivalent_qf']}"
             elif trace is not None:
                 found = (f", JPEG compression in the pixels: grid offset {trace['offset']}"
                          if trace["found"] else ", JPEG compression in the pixels: none"

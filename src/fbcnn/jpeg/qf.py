@@ -17,13 +17,15 @@ correction, `fbcnn.jpeg.nearlossless`.)
   (`single_jpeg_qf`), up to `TABLES_FLOOR_MAX` (above it the near-lossless share decides):
   an encoder that quantises as its tables say cannot have damaged the image more than they
   allow, and the reading runs low on smooth content at high qualities (a MozJPEG quality-90
-  photo read as QF 69 lost 0.23 dB; fed its tables' 89 it gains 0.30). Not for jpegli,
-  whose adaptive quantisation damages more than its tables say (its tables read QF 67 at
-  quality 30): its files keep the reading. Nor when the reading is far below the tables
-  (under `TABLES_FLOOR_MIN_SHARE` of their QF): that is an earlier, stronger compression on
-  the same grid (a QF-10 JPEG re-saved at 30 reads 8-10), which the double-JPEG analysis
-  does not always find. `python scripts/probes/qf_floor.py`
-  (docs/real_world.md).
+  photo read as QF 69 lost 0.23 dB; fed its tables' 89 it gains 0.30). Not jpegli's
+  tables' QF: its adaptive quantisation damages more than its tables say (they read QF 67
+  at quality 30, and raising to them lost up to 0.09 dB); its tables name the jpegli
+  quality that wrote them (`jpegli_quality`), and that is the floor, up to
+  `JPEGLI_FLOOR_MAX` (above it the floor cost colour photos 0.01 dB at quality 85).
+  Nor when the reading is far below the floor (under `TABLES_FLOOR_MIN_SHARE` of it): that
+  is an earlier, stronger compression on the same grid (a QF-10 JPEG re-saved at 30 reads
+  8-10), which the double-JPEG analysis does not always find. `python
+  scripts/probes/qf_floor.py`, `python scripts/probes/jpegli_rules.py` (docs/real_world.md).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ TABLES_FLOOR_MAX = 90  # tables' QF up to which a single JPEG's reading is raise
 # ... when the reading is at least this share of the tables' QF: far below them it reads an
 # earlier, stronger compression on the same grid that the double-JPEG analysis missed
 TABLES_FLOOR_MIN_SHARE = 0.6
+JPEGLI_FLOOR_MAX = 80  # jpegli quality up to which a jpegli JPEG's reading is raised to it
 JPEGLI_TABLES = Path(__file__).with_name("jpegli_tables.json")  # scripts/make_jpegli_tables.py
 
 Box = tuple[int, int, int, int]  # (y, x, height, width)
@@ -102,26 +105,49 @@ def double_jpeg_qf(kind: str, qf1: int | None, predicted_qf: float) -> float | N
 
 
 @functools.cache
-def _jpegli_tables() -> frozenset[tuple[tuple[int, ...], ...]]:
-    """Every (luma,) and (luma, chroma) pair jpegli writes (qualities 1..100)."""
-    tables = json.loads(JPEGLI_TABLES.read_text())["tables"].values()
-    return frozenset(tuple(tuple(t) for t in pair[:n]) for pair in tables for n in (1, 2))
+def _jpegli_qualities() -> dict[tuple[tuple[int, ...], ...], int]:
+    """jpegli's quality for every (luma,) and (luma, chroma) pair of tables it writes
+    (qualities 1..100); where several qualities write the same tables, the lowest."""
+    by_quality = json.loads(JPEGLI_TABLES.read_text())["tables"]
+    found: dict[tuple[tuple[int, ...], ...], int] = {}
+    for quality in sorted(by_quality, key=int, reverse=True):
+        pair = by_quality[quality]
+        for n in (1, 2):
+            found[tuple(tuple(t) for t in pair[:n])] = int(quality)
+    return found
+
+
+def jpegli_quality(luma: Sequence[int], chroma: Sequence[int] | None = None) -> int | None:
+    """The jpegli quality that writes these tables (natural order), or None: not jpegli's."""
+    key = (tuple(luma),) if chroma is None else (tuple(luma), tuple(chroma))
+    return _jpegli_qualities().get(key)
 
 
 def written_by_jpegli(luma: Sequence[int], chroma: Sequence[int] | None = None) -> bool:
     """Whether these tables (natural order) are ones jpegli writes."""
-    key = (tuple(luma),) if chroma is None else (tuple(luma), tuple(chroma))
-    return key in _jpegli_tables()
+    return jpegli_quality(luma, chroma) is not None
+
+
+def tables_floor(tables_qf: int | None, luma: Sequence[int] | None,
+                 chroma: Sequence[int] | None = None) -> int | None:
+    """The QF a single JPEG read below it is raised to (see the module doc): the jpegli
+    quality for tables jpegli writes, up to JPEGLI_FLOOR_MAX; the tables' IJG-equivalent QF
+    (`tables_qf`, from `luma` / `chroma`) for others, up to TABLES_FLOOR_MAX; else None.
+    (jpegli's tables up to JPEGLI_FLOOR_MAX are of IJG QF 89 at most: a floor is never
+    above TABLES_FLOOR_MAX, nor its tables' QF either.)"""
+    if tables_qf is None or luma is None:
+        return None
+    quality = jpegli_quality(luma, chroma)
+    if quality is not None:
+        return quality if quality <= JPEGLI_FLOOR_MAX else None
+    return tables_qf if tables_qf <= TABLES_FLOOR_MAX else None
 
 
 def single_jpeg_qf(predicted_qf: float, tables_qf: int | None, luma: Sequence[int] | None,
                    chroma: Sequence[int] | None = None) -> float | None:
-    """The QF a single JPEG is fed: its tables' IJG-equivalent QF (`tables_qf`, from
-    `luma` / `chroma`) when the network's reading is below it but not below
-    TABLES_FLOOR_MIN_SHARE of it, the tables' QF is at most TABLES_FLOOR_MAX and jpegli did
-    not write them; else None (the reading itself)."""
-    if tables_qf is None or luma is None or tables_qf > TABLES_FLOOR_MAX:
+    """The QF a single JPEG is fed: its `tables_floor` when the network's reading is below
+    it but not below TABLES_FLOOR_MIN_SHARE of it; else None (the reading itself)."""
+    floor = tables_floor(tables_qf, luma, chroma)
+    if floor is None or not TABLES_FLOOR_MIN_SHARE * floor <= predicted_qf < floor:
         return None
-    if not TABLES_FLOOR_MIN_SHARE * tables_qf <= predicted_qf < tables_qf:
-        return None
-    return None if written_by_jpegli(luma, chroma) else float(tables_qf)
+    return float(floor)

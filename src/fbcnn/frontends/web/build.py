@@ -16,9 +16,10 @@ DIR gets:
 * `ort/`: the onnxruntime-web files the page loads, from the npm package pinned in this
   folder's `package.json` / `package-lock.json`: the WASM build (SIMD, threads) and, unless
   `webgpu=False`, the WebGPU build (which also runs on WASM); only what those two need;
-* `jpegli_tables.json`: the tables jpegli writes (`fbcnn.jpeg.qf.JPEGLI_TABLES`), which the
-  QF rule of a single JPEG (`fbcnn.jpeg.qf.single_jpeg_qf`) leaves alone; the page loads it
-  only for a JPEG the rule may apply to;
+* `jpegli_tables.json`: the tables jpegli writes at each quality
+  (`fbcnn.jpeg.qf.JPEGLI_TABLES`), by which the QF rule of a single JPEG
+  (`fbcnn.jpeg.qf.single_jpeg_qf`) raises a jpegli file to its quality, not its tables' QF;
+  the page loads it only for a JPEG the rule may apply to;
 * `fbcnn-web.json`: what was built (versions, models, channels, sizes, the jpegli tables'
   file); the page reads it.
 
@@ -364,7 +365,8 @@ def build_site(output: str | Path, models: Mapping[str, str | Path] | None = Non
                               "bytes": {part: (tmp / "models" / file).stat().st_size
                                         for part, file in files[name].items()}}
                        for name, source in models.items()},
-            # the tables jpegli writes: a single JPEG's QF rule (fbcnn.jpeg.qf) skips them
+            # the tables jpegli writes and their qualities: a single JPEG's QF rule
+            # (fbcnn.jpeg.qf) raises jpegli's files to their quality
             "jpegli_tables": JPEGLI_FILE,
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")

@@ -230,29 +230,50 @@ export function usableTables(info) {
 
 export const TABLES_FLOOR_MAX = 90; // jpeg/qf.py TABLES_FLOOR_MAX
 export const TABLES_FLOOR_MIN_SHARE = 0.6; // jpeg/qf.py TABLES_FLOOR_MIN_SHARE
+export const JPEGLI_FLOOR_MAX = 80; // jpeg/qf.py JPEGLI_FLOOR_MAX
 
 const tablesKey = (tables) => tables.map((t) => Array.from(t).join(",")).join("/");
 
-/** The set of table lists jpegli writes (jpeg/qf.py `_jpegli_tables`): (luma,) and (luma,
- * chroma) of every quality, from jpegli_tables.json (its parsed JSON). */
-export function jpegliTableSet(json) {
-  const keys = new Set();
-  for (const pair of Object.values(json.tables)) {
-    for (const n of [1, 2]) keys.add(tablesKey(pair.slice(0, n)));
+/** The jpegli quality of every table list jpegli writes (jpeg/qf.py `_jpegli_qualities`): a
+ * Map from (luma,) and (luma, chroma) of every quality to that quality (the lowest where
+ * several write the same), from jpegli_tables.json (its parsed JSON). */
+export function jpegliQualities(json) {
+  const qualities = new Map();
+  const byQuality = Object.keys(json.tables).map(Number).sort((a, b) => b - a);
+  for (const quality of byQuality) {
+    const pair = json.tables[String(quality)];
+    for (const n of [1, 2]) qualities.set(tablesKey(pair.slice(0, n)), quality);
   }
-  return keys;
+  return qualities;
 }
 
-/** jpeg/qf.py written_by_jpegli: whether these tables (natural order) are ones jpegli writes
- * (the luma table alone when there is no chroma table, else both, exactly). */
+/** jpeg/qf.py jpegli_quality: the jpegli quality that writes these tables (natural order;
+ * the luma table alone when there is no chroma table, else both, exactly), or null. */
+export function jpegliQuality(jpegli, luma, chroma = null) {
+  const key = tablesKey(chroma === null || chroma === undefined ? [luma] : [luma, chroma]);
+  return jpegli.get(key) ?? null;
+}
+
+/** jpeg/qf.py written_by_jpegli: whether these tables (natural order) are ones jpegli writes. */
 export function writtenByJpegli(jpegli, luma, chroma = null) {
-  return jpegli.has(tablesKey(chroma === null || chroma === undefined ? [luma] : [luma, chroma]));
+  return jpegliQuality(jpegli, luma, chroma) !== null;
+}
+
+/** jpeg/qf.py tables_floor: the QF a single JPEG read below it is raised to, the jpegli
+ * quality for tables jpegli writes (up to JPEGLI_FLOOR_MAX), the tables' IJG-equivalent QF
+ * `tablesQf` for others (up to TABLES_FLOOR_MAX); else null. */
+export function tablesFloorQf(tablesQf, luma, chroma, jpegli) {
+  if (tablesQf === null || tablesQf === undefined || !luma) return null;
+  const quality = jpegliQuality(jpegli, luma, chroma);
+  if (quality !== null) return quality <= JPEGLI_FLOOR_MAX ? quality : null;
+  return tablesQf <= TABLES_FLOOR_MAX ? tablesQf : null;
 }
 
 /** What the QF rule of a single JPEG reads from a file (engine/analysis.py `_tables_floor`):
  * {qf: the header QF, luma, chroma (null without a table 1)}, or null where the rule cannot
- * apply (not a JPEG, no usable tables (`usableTables`), tables' QF above TABLES_FLOOR_MAX):
- * then no jpegli tables are needed. */
+ * apply (not a JPEG, no usable tables (`usableTables`), tables' QF above TABLES_FLOOR_MAX:
+ * no floor, jpegli's included, whose floors write tables of QF 89 at most): then no jpegli
+ * tables are needed. */
 export function floorTables(info) {
   const tables = usableTables(info);
   if (!tables || info.headerQf === null || info.headerQf === undefined
@@ -260,16 +281,15 @@ export function floorTables(info) {
   return { qf: info.headerQf, luma: tables[0], chroma: tables[1] ?? null };
 }
 
-/** jpeg/qf.py single_jpeg_qf: the QF a single JPEG is fed, its tables' IJG-equivalent QF
- * (`tablesQf`, from `luma` / `chroma`) when the network's reading `predictedQf` is below
- * it but not below TABLES_FLOOR_MIN_SHARE of it, that QF is at most TABLES_FLOOR_MAX and
- * jpegli did not write the tables (`jpegli`: `jpegliTableSet`'s set); else null (the
- * reading itself). */
+/** jpeg/qf.py single_jpeg_qf: the QF a single JPEG is fed, its `tablesFloorQf` when the
+ * network's reading `predictedQf` is below it but not below TABLES_FLOOR_MIN_SHARE of it
+ * (`jpegli`: `jpegliQualities`'s map); else null (the reading itself). */
 export function singleJpegQf(predictedQf, tablesQf, luma, chroma, jpegli) {
-  if (tablesQf === null || tablesQf === undefined || !luma || tablesQf > TABLES_FLOOR_MAX) return null;
-  if (!(TABLES_FLOOR_MIN_SHARE * tablesQf <= predictedQf && predictedQf < tablesQf)) return null;
-  if (writtenByJpegli(jpegli, luma, chroma)) return null;
-  return tablesQf;
+  const floor = tablesFloorQf(tablesQf, luma, chroma, jpegli);
+  if (floor === null || !(TABLES_FLOOR_MIN_SHARE * floor <= predictedQf && predictedQf < floor)) {
+    return null;
+  }
+  return floor;
 }
 
 /** The tables that bound the result (jpeg/consistency.py `JpegTables.from_pillow`, after

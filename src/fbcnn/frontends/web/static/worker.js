@@ -5,15 +5,16 @@
 // a JPEG and whose pixels bear no JPEG compression (jpegtrace.js) is left unchanged, as
 // `fbcnn restore` copies it, unless a restore asks for it `anyway` (--not-jpeg restore).
 // At QF auto a JPEG is fed the QF `fbcnn restore` feeds a single JPEG: the reading, raised to
-// its tables' QF when read below it (jpeg/qf.py single_jpeg_qf; jpegli's tables, loaded from
-// the site's jpegli_tables.json only for a JPEG of tables' QF up to 90, keep the reading).
+// its tables' QF when read below it, a jpegli file to its jpegli quality (jpeg/qf.py
+// single_jpeg_qf; jpegli's tables, loaded from the site's jpegli_tables.json only for a JPEG
+// of tables' QF up to 90, name its quality).
 // The page does no double-JPEG analysis (`fbcnn restore --double off`).
 // The page never freezes: everything heavy happens here. Messages in: init, open, restore
 // ({qf, anyway}), png; out: backend, image, progress, result (`unchanged` when left alone),
 // png, error (one line, naming the file).
 
 import {
-  ImageFileError, consistencyTables, floorTables, gridMultiple, inspectBytes, jpegliTableSet, qfFromTables,
+  ImageFileError, consistencyTables, floorTables, gridMultiple, inspectBytes, jpegliQualities, qfFromTables,
   singleJpegQf,
 } from "./jpeg.js";
 import {
@@ -38,7 +39,7 @@ let ort = null;
 let backend = null; // {name: "webgpu" | "wasm", threads}
 const sessions = new Map(); // "model/part" -> Promise<InferenceSession>
 const weights = new Map(); // model name -> Promise<Uint8Array> (the parts share them)
-let jpegli = null; // Promise<Set>: the tables jpegli writes (jpegliTableSet), once needed
+let jpegli = null; // Promise<Map>: jpegli's tables and their qualities (jpegliQualities), once needed
 let image = null; // the open image (pixels, metadata, cached prediction, last result)
 let queue = Promise.resolve();
 // seconds spent in each phase since the image was opened (the result carries them, for
@@ -194,7 +195,7 @@ function jpegliTables() {
       const file = manifest.jpegli_tables ?? "jpegli_tables.json";
       const response = await fetch(new URL(file, import.meta.url));
       if (!response.ok) throw new Error(`cannot load the site's ${file} (HTTP ${response.status})`);
-      return jpegliTableSet(await response.json());
+      return jpegliQualities(await response.json());
     }).catch((err) => {
       jpegli = null;
       throw err;
