@@ -23,7 +23,6 @@ from fbcnn.jpeg.qf import (
     jpegli_quality,
     single_jpeg_qf,
     tables_floor,
-    written_by_jpegli,
 )
 from fbcnn.jpeg.tables import _standard_tables, qf_from_tables
 
@@ -50,7 +49,6 @@ def test_the_rule() -> None:
     assert single_jpeg_qf(41.5, None, luma, chroma) is None
     assert single_jpeg_qf(41.5, 60, None) is None
     luma, chroma = jpegli(30)
-    assert written_by_jpegli(luma, chroma) and written_by_jpegli(luma)
     assert jpegli_quality(luma, chroma) == 30 == jpegli_quality(luma)
     # jpegli: its quality, not its tables' QF (67)
     assert single_jpeg_qf(25.0, 67, luma, chroma) == 30.0
@@ -59,7 +57,7 @@ def test_the_rule() -> None:
     over = jpegli(JPEGLI_FLOOR_MAX + 5)
     assert tables_floor(qf_from_tables({0: over[0], 1: over[1]}), *over) is None
     assert single_jpeg_qf(70.0, 89, *over) is None  # above JPEGLI_FLOOR_MAX: the reading
-    assert not written_by_jpegli(*ijg(30)) and jpegli_quality(*ijg(30)) is None
+    assert jpegli_quality(*ijg(30)) is None and jpegli_quality(ijg(30)[0]) is None
 
 
 def test_jpegli_floors_stay_within_the_tables_floor_range() -> None:

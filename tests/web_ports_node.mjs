@@ -54,7 +54,7 @@ const ops = {
   standardTables: (q) => jpeg.standardTables(q),
   qfFromTables: (tables) => jpeg.qfFromTables(tables),
   gridMultiple: (subsampling, channels) => jpeg.gridMultiple(subsampling, channels),
-  writtenByJpegli: (luma, chroma, tablesPath) => jpeg.writtenByJpegli(jpegli(tablesPath), luma, chroma),
+  jpegliQuality: (luma, chroma, tablesPath) => jpeg.jpegliQuality(jpegli(tablesPath), luma, chroma),
   singleJpegQf: (predicted, tablesQf, luma, chroma, tablesPath) => jpeg.singleJpegQf(
     predicted, tablesQf, luma, chroma, jpegli(tablesPath)),
   // what worker.js does at QF auto for a file's bytes and readings: whether the rule can

@@ -123,11 +123,6 @@ def jpegli_quality(luma: Sequence[int], chroma: Sequence[int] | None = None) -> 
     return _jpegli_qualities().get(key)
 
 
-def written_by_jpegli(luma: Sequence[int], chroma: Sequence[int] | None = None) -> bool:
-    """Whether these tables (natural order) are ones jpegli writes."""
-    return jpegli_quality(luma, chroma) is not None
-
-
 def tables_floor(tables_qf: int | None, luma: Sequence[int] | None,
                  chroma: Sequence[int] | None = None) -> int | None:
     """The QF a single JPEG read below it is raised to (see the module doc): the jpegli

@@ -254,11 +254,6 @@ export function jpegliQuality(jpegli, luma, chroma = null) {
   return jpegli.get(key) ?? null;
 }
 
-/** jpeg/qf.py written_by_jpegli: whether these tables (natural order) are ones jpegli writes. */
-export function writtenByJpegli(jpegli, luma, chroma = null) {
-  return jpegliQuality(jpegli, luma, chroma) !== null;
-}
-
 /** jpeg/qf.py tables_floor: the QF a single JPEG read below it is raised to, the jpegli
  * quality for tables jpegli writes (up to JPEGLI_FLOOR_MAX), the tables' IJG-equivalent QF
  * `tablesQf` for others (up to TABLES_FLOOR_MAX); else null. */
