@@ -99,6 +99,23 @@ def test_random_double_stronger_first_orders_the_qfs(stronger_first: float) -> N
     assert (first_weaker == 0) == (stronger_first == 1.0)
 
 
+def test_standard_tables_are_what_pillow_writes_at_every_quality() -> None:
+    """The tables computed from Annex K and libjpeg's scaling are the ones libjpeg writes
+    (a wrong scale, rounding, clamp or order would differ at some quality)."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    from fbcnn.jpeg.tables import _standard_tables
+
+    tables = _standard_tables()
+    for qf in range(1, 101):
+        with Image.open(BytesIO(encode(np.zeros((16, 16, 3), np.uint8), qf))) as im:
+            written = im.quantization
+        assert tables[qf - 1, 0].tolist() == list(written[0]), qf
+        assert tables[qf - 1, 1].tolist() == list(written[1]), qf
+
+
 @pytest.mark.parametrize("qf", [5, 10, 37, 50, 75, 95, 100])
 def test_header_qf_inverts_ijg_scaling(qf: int) -> None:
     from io import BytesIO

@@ -197,3 +197,28 @@ def test_the_int8_graph_follows_the_qf_it_is_fed(name):
         assert np.abs(got - want).mean() < 2 / 255, qf
         outputs[qf] = got
     assert np.abs(outputs[0.8] - outputs[0.2]).mean() > 1 / 255  # the QF matters
+
+
+@needs_openvino
+def test_openvino_is_imported_without_its_converter_which_still_works_later():
+    """A restore's `import openvino` leaves out the model converter (`openvino.tools.ovc`:
+    4% of a photo's whole restore), without taking it from code that wants it later."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from fbcnn.networks.openvino_runtime import import_openvino\n"
+        "ov = import_openvino()\n"
+        "ov.Core()\n"
+        "assert 'openvino.tools.ovc' not in sys.modules, 'converter imported'\n"
+        "assert import_openvino() is ov\n"
+        "from openvino.tools.ovc import convert_model\n"
+        "from fbcnn.networks.modelfiles import named_model_path\n"
+        "from fbcnn.networks.runtimes import shipped_graph\n"
+        "graph = ov.convert_model(str(shipped_graph(named_model_path('color'))))\n"
+        "assert convert_model is not ov.convert_model and graph.inputs\n"
+        "print('ok')\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=False)
+    assert done.stdout.strip() == "ok", done.stderr[-2000:]

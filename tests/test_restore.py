@@ -37,6 +37,15 @@ def test_tile_spans_are_few_balanced_and_on_grid(length, tile, overlap, grid) ->
     assert (len(spans) - 1) * (tile - overlap) + overlap < length
 
 
+@pytest.mark.parametrize("tile,grid", [(640, 16), (512, 8), (128, 16)])
+def test_the_first_tile_span_is_the_longest(tile, grid) -> None:
+    """So the first tile a runtime sees is the largest (OpenVINO sizes its buffers on it);
+    with the nearest-grid rounding alone, 1536 on a 16 grid gave 528, 544, 528."""
+    for length in range(tile + 1, 12 * tile, 7):
+        sizes = [e - s for s, e in tile_spans(length, tile, 32, grid)]
+        assert sizes[0] == max(sizes), (length, sizes)
+
+
 def test_tiled_qf_reading_does_not_depend_on_the_tile_size() -> None:
     image = compress(make_photo(300, 420), 30)
     net = tiny_network()

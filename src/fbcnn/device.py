@@ -1,4 +1,5 @@
-"""Where and in which precision networks run: one rule for inference and training.
+"""Where and in which precision networks run: one rule for inference and training; and the
+CPU threads the array work around the network shares.
 
 torch is imported where a device is picked, not with this module (`cpu_has_native_bf16`
 decides for the onnxruntime path, which never imports torch)."""
@@ -7,7 +8,11 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import TYPE_CHECKING
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     import torch
@@ -42,6 +47,46 @@ def available_cpus() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # no affinity outside Linux
         return os.cpu_count() or 1
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+def worker_pool() -> ThreadPoolExecutor:
+    """The process's threads for array work that lets go of the GIL (numpy, Pillow's codecs,
+    zlib), one per available CPU, made on first use: the double-JPEG analysis, the JPEG
+    consistency projection and the PNG writer share them, so a restore starts its threads
+    once and `--jobs` does not multiply them. What runs on them must not wait on them."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=available_cpus(),
+                                       thread_name_prefix="fbcnn-worker")
+        return _POOL
+
+
+def ordered_map(work: Callable[[Item], Result], items: Iterable[Item],
+                in_flight: int) -> Iterator[Result]:
+    """`work(item)` for each item on `worker_pool()`, the results in order, with at most
+    `in_flight` submitted and not yet taken (what bounds memory). On an error, or when the
+    caller stops early, the items not started are dropped and the running ones waited
+    for."""
+    pool = worker_pool()
+    pending: deque[Future[Result]] = deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(work, item))
+            if len(pending) >= max(1, in_flight):
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
+        wait(pending)
 
 
 @functools.cache

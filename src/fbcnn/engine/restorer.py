@@ -54,7 +54,12 @@ class RestoreOutput:
 def tile_spans(length: int, tile: int, overlap: int, grid: int) -> list[tuple[int, int]]:
     """[start, end) spans covering [0, length) with as few tiles of at most `tile` pixels as
     possible, of nearly equal size: starts on multiples of `grid`, neighbours overlapping by
-    `overlap` pixels. One span if `tile` is 0 or covers the length."""
+    `overlap` pixels. One span if `tile` is 0 or covers the length.
+
+    The interior starts are rounded up to the grid where the spans still fit (else to the
+    nearest): the first span is then the longest, so the first tile is the largest, and
+    a runtime that sizes its buffers on its first run (OpenVINO) need not grow them later
+    (each growth took 0.03-0.04 s on 544-pixel tiles, two of them on a 2048x1536 photo)."""
     if tile <= 0 or length <= tile:
         return [(0, length)]
     if tile < overlap + 2 * grid:
@@ -62,13 +67,14 @@ def tile_spans(length: int, tile: int, overlap: int, grid: int) -> list[tuple[in
                          f"{grid}-pixel grid")
     count = max(2, math.ceil((length - overlap) / (tile - overlap)))
     while True:
-        # interior boundaries evenly spaced, rounded to the grid
-        starts = [0] + [round(i * (length - overlap) / count / grid) * grid
-                        for i in range(1, count)]
-        ends = [s + overlap for s in starts[1:]] + [length]
-        if all(e - s <= tile for s, e in zip(starts, ends, strict=True)) and \
-                all(b > a for a, b in zip(starts, starts[1:], strict=False)):
-            return list(zip(starts, ends, strict=True))
+        for to_grid in (math.ceil, round):
+            # interior boundaries evenly spaced, on the grid
+            starts = [0] + [to_grid(i * (length - overlap) / count / grid) * grid
+                            for i in range(1, count)]
+            ends = [s + overlap for s in starts[1:]] + [length]
+            if all(e - s <= tile for s, e in zip(starts, ends, strict=True)) and \
+                    all(b > a for a, b in zip(starts, starts[1:], strict=False)):
+                return list(zip(starts, ends, strict=True))
         count += 1
 
 
@@ -241,30 +247,34 @@ class Restorer:
         h, w, c = pixels.shape
         rows = tile_spans(h, self.tile, self.overlap, grid)
         cols = tile_spans(w, self.tile, self.overlap, grid)
-        row_weights = _blend_weights(rows, h, self.overlap)
-        col_weights = [255 * wx[:, None] for wx in _blend_weights(cols, w, self.overlap)]
+        row_weights = [wy[:, None] for wy in _blend_weights(rows, h, self.overlap)]
+        col_weights = [255 * wx for wx in _blend_weights(cols, w, self.overlap)]
         # a runtime without a QF input reads its own QF in every tile
         tile_qf = qf if self.has_qf_input else None
         result = np.empty_like(pixels)
+        # blended in planes (C x rows x W): the networks give C x H x W tiles, so the
+        # clip, the weights and the sum run over contiguous memory
         carry: np.ndarray | None = None  # blended rows shared with the next row of tiles
         total, done = len(rows) * len(cols), 0
         for r, (y0, y1) in enumerate(rows):
-            acc = np.zeros((y1 - y0, w, c), np.float32)
+            acc = np.zeros((c, y1 - y0, w), np.float32)
             if carry is not None:
-                acc[:len(carry)] = carry
-            wy = row_weights[r][:, None, None]
+                acc[:, :carry.shape[1]] = carry
             for (x0, x1), wx in zip(cols, col_weights, strict=True):
                 tile, _ = self._run(pixels[y0:y1, x0:x1], tile_qf, need_qf=False)
-                np.clip(tile, 0, 1, out=tile)
-                tile *= wy * wx  # the blend weight, and the scale to 0..255
-                acc[:, x0:x1] += tile
+                planes = np.ascontiguousarray(tile.transpose(2, 0, 1))
+                np.clip(planes, 0, 1, out=planes)
+                planes *= row_weights[r] * wx  # the blend weight, and the scale to 0..255
+                acc[:, :, x0:x1] += planes
                 done += 1
                 if progress:
                     progress(done, total)
             final = (rows[r + 1][0] if r + 1 < len(rows) else y1) - y0
-            np.round(acc[:final], out=acc[:final])
-            result[y0:y0 + final] = np.clip(acc[:final], 0, 255, out=acc[:final])
-            carry = acc[final:] if final < y1 - y0 else None
+            finished = acc[:, :final]
+            np.round(finished, out=finished)
+            np.clip(finished, 0, 255, out=finished)
+            result[y0:y0 + final] = finished.transpose(1, 2, 0)
+            carry = acc[:, final:] if final < y1 - y0 else None
         return result
 
 

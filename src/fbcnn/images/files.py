@@ -211,7 +211,9 @@ def _split(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
     if mode in ("L", "RGB") and "transparency" in img.info:  # PNG/GIF colour key
         mode = "LA" if mode == "L" else "RGBA"
         img = img.convert(mode)
-    if mode in ("1", "L"):
+    if mode == "L":  # (convert would copy the pixels once more)
+        return np.array(img)[:, :, None], None
+    if mode == "1":
         return np.array(img.convert("L"))[:, :, None], None
     if mode in ("LA", "La"):
         arr = np.array(img.convert("LA"))
@@ -219,7 +221,7 @@ def _split(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
     if mode in ("RGBA", "RGBa"):
         arr = np.array(img.convert("RGBA"))
         return np.ascontiguousarray(arr[:, :, :3]), np.ascontiguousarray(arr[:, :, 3])
-    return np.array(img.convert("RGB")), None
+    return np.array(img if mode == "RGB" else img.convert("RGB")), None
 
 
 @cache

@@ -5,9 +5,10 @@ Pillow writes a PNG on one thread and tries every filter on every row; for a res
 photo that took about 0.2 s, a tenth of the whole restore. Here the rows are cut into bands
 (at most `BAND_BYTES` each, at least one per worker): each band is filtered (per row, Sub
 or Up, whichever leaves the smaller sum of absolute values, the heuristic of libpng) and
-deflated on its own thread, numpy and zlib letting go of the GIL, and the bands are joined
-into one zlib stream as pigz does: raw deflate streams ended by a sync flush, the zlib
-header in front and the Adler-32 of the whole stream (combined from the bands') at the end.
+deflated on one of the process's worker threads (`fbcnn.device.worker_pool`), numpy and
+zlib letting go of the GIL, and the bands are joined into one zlib stream as pigz does:
+raw deflate streams ended by a sync flush, the zlib header in front and the Adler-32 of
+the whole stream (combined from the bands') at the end.
 `python scripts/probes/png_levels.py` compares sizes and times with Pillow's.
 """
 
@@ -15,12 +16,12 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO
 
 import numpy as np
+
+from ..device import ordered_map
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 LEVEL = 1  # zlib level: about as small as Pillow's level 1 with these filters, far faster
@@ -79,14 +80,7 @@ def _deflated_bands(pixels: np.ndarray, workers: int) -> Iterator[tuple[bytes, i
         for y0, y1, last in jobs:
             yield _deflate_band(pixels, y0, y1, last)
         return
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        pending: deque[Future[tuple[bytes, int, int]]] = deque()
-        for y0, y1, last in jobs:
-            pending.append(pool.submit(_deflate_band, pixels, y0, y1, last))
-            if len(pending) >= 2 * workers:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+    yield from ordered_map(lambda job: _deflate_band(pixels, *job), jobs, 2 * workers)
 
 
 def _deflate_band(pixels: np.ndarray, y0: int, y1: int, last: bool) -> tuple[bytes, int, int]:

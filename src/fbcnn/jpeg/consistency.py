@@ -224,10 +224,10 @@ def project(restored: np.ndarray, decoded: np.ndarray, tables: JpegTables,
     Big images go in horizontal strips of `strip` rows (default `strip_rows`; with MARGIN
     rows of context, on the MCU grid), so memory stays bounded; the result is the same as
     in one piece (blocks never straddle a strip, and the chroma read-back's reach decays by
-    ~6x a row). `workers` threads project strips at once (numpy lets go of the GIL in its
-    array work; BLAS keeps one thread each meanwhile), each strip `strip / workers` rows, so
-    memory stays that of one `strip`; the result does not depend on them but for rounding
-    ties."""
+    ~6x a row). `workers` strips are projected at once on the process's worker threads
+    (`fbcnn.device.worker_pool`: numpy lets go of the GIL in its array work; BLAS keeps one
+    thread each meanwhile), each strip `strip / workers` rows, so memory stays that of one
+    `strip`; the result does not depend on them but for rounding ties."""
     if restored.shape != decoded.shape:
         raise ValueError(f"shapes differ: {restored.shape} vs {decoded.shape}")
     if tables.lossless_but_rounding:
@@ -250,11 +250,11 @@ def project(restored: np.ndarray, decoded: np.ndarray, tables: JpegTables,
 
     starts = range(0, h, strip)
     if workers > 1 and len(starts) > 1:
-        from concurrent.futures import ThreadPoolExecutor
+        from ..device import ordered_map
 
-        with _one_blas_thread(), ThreadPoolExecutor(
-                max_workers=min(workers, len(starts))) as pool:
-            list(pool.map(one_strip, starts))  # list(): re-raises a strip's error here
+        with _one_blas_thread():
+            for _ in ordered_map(one_strip, starts, workers):  # re-raises a strip's error
+                pass
     else:
         for y0 in starts:
             one_strip(y0)

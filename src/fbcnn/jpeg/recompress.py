@@ -58,15 +58,13 @@ from __future__ import annotations
 
 import io
 import math
-import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
-from ..device import available_cpus
+from ..device import ordered_map
 from .color import rgb_to_gray_plain
 from .qf import double_jpeg_qf
 from .tables import encode
@@ -263,19 +261,16 @@ class _Sample:
         """The errors of each (q, offsets) job, in order. Several jobs run on a thread per
         core (Pillow releases the GIL while it encodes and decodes); the progress is counted
         here, in the caller's thread, which may stop the analysis (the jobs not started are
-        then cancelled)."""
+        then dropped)."""
         if len(jobs) <= 1:
             yield from (self._compute(todo, q) for q, todo in jobs)
             return
-        futures = [_pool().submit(self._compute, todo, q, False) for q, todo in jobs]
-        try:
-            for (_, todo), future in zip(jobs, futures, strict=True):
-                yield future.result()
-                if self.work is not None:
-                    self.work.add(len(todo) * self.pixels)
-        finally:
-            for future in futures:
-                future.cancel()
+        results = ordered_map(lambda job: self._compute(job[1], job[0], False), jobs,
+                              len(jobs))
+        for (_, todo), errors in zip(jobs, results, strict=True):
+            yield errors
+            if self.work is not None:
+                self.work.add(len(todo) * self.pixels)
 
     def _compute(self, offsets: list[tuple[int, int]], q: int,
                  count: bool = True) -> list[float]:
@@ -292,21 +287,6 @@ class _Sample:
             if count and self.work is not None:
                 self.work.add(part.size)
         return list(row_sums.reshape(len(offsets), -1).sum(axis=1) / (t * th * tw))
-
-
-_POOL: ThreadPoolExecutor | None = None
-_POOL_LOCK = threading.Lock()
-
-
-def _pool() -> ThreadPoolExecutor:
-    """One pool of threads for the recompressions, a thread per available core, shared by
-    every analysis in the process (so `--jobs` does not multiply it)."""
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=available_cpus(),
-                                       thread_name_prefix="fbcnn-recompress")
-        return _POOL
 
 
 def _roundtrip(gray: np.ndarray, q: int) -> np.ndarray:

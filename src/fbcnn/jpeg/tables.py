@@ -53,17 +53,32 @@ def compress(image: np.ndarray, qf: int, subsampling: str = "4:2:0") -> np.ndarr
     return out
 
 
+# the example tables of the JPEG standard (ITU-T T.81, Annex K), natural (row-major) order:
+# what IJG encoders scale by quality
+_ANNEX_K_LUMA = (16, 11, 10, 16, 24, 40, 51, 61,
+                 12, 12, 14, 19, 26, 58, 60, 55,
+                 14, 13, 16, 24, 40, 57, 69, 56,
+                 14, 17, 22, 29, 51, 87, 80, 62,
+                 18, 22, 37, 56, 68, 109, 103, 77,
+                 24, 35, 55, 64, 81, 104, 113, 92,
+                 49, 64, 78, 87, 103, 121, 120, 101,
+                 72, 92, 95, 98, 112, 100, 103, 99)
+_ANNEX_K_CHROMA = (17, 18, 24, 47, 99, 99, 99, 99,
+                   18, 21, 26, 66, 99, 99, 99, 99,
+                   24, 26, 56, 99, 99, 99, 99, 99,
+                   47, 66, 99, 99, 99, 99, 99, 99) + (99,) * 32
+
+
 @lru_cache(maxsize=1)
 def _standard_tables() -> np.ndarray:
-    """(100, 2, 64) IJG luma/chroma tables at QF 1..100, in Pillow's order."""
-    tiny = np.zeros((16, 16, 3), np.uint8)
-    tables = np.zeros((100, 2, 64), np.float64)
-    for q in range(1, 101):
-        with Image.open(io.BytesIO(encode(tiny, q))) as im:
-            qt = im.quantization
-        tables[q - 1, 0] = qt[0]
-        tables[q - 1, 1] = qt[1]
-    return tables
+    """(100, 2, 64) IJG luma/chroma tables at QF 1..100, in Pillow's (natural) order: the
+    Annex K tables scaled as libjpeg's `jpeg_set_quality` does with baseline tables (scale
+    5000 / q below 50, else 200 - 2 q, in percent, rounded; entries kept in 1..255)."""
+    q = np.arange(1, 101)
+    scale = np.where(q < 50, 5000 // q, 200 - 2 * q)
+    base = np.array([_ANNEX_K_LUMA, _ANNEX_K_CHROMA], np.int64)
+    tables = (base[None] * scale[:, None, None] + 50) // 100
+    return np.clip(tables, 1, 255).astype(np.float64)
 
 
 def qf_from_tables(tables: dict[int, list[int]]) -> int:

@@ -45,6 +45,38 @@ PRECISION_KEY = "fbcnn.precision"  # 'int8' in a quantised graph's metadata
 PARTS = ("qf", "reconstruct")  # sibling graphs `<stem>.<part>.onnx` (see the module doc)
 
 
+def import_openvino() -> Any:
+    """The `openvino` module, imported without its model converter when nothing imported it
+    yet: `import openvino` also imports `openvino.tools.ovc` (the converter, its telemetry
+    and their dependencies), which a restore never uses; in `fbcnn restore` that import ran
+    beside the first image's analysis and cost the whole process 4% of its time (a
+    2048x1536 photo, interleaved runs). openvino's own `__init__` skips the converter when
+    importing it fails (an install without it), which a `None` in `sys.modules` makes it
+    do; the entry is removed at once, and `openvino.convert_model` imports the converter
+    when first called, so code that uses it later in the process sees no difference."""
+    import sys
+
+    if "openvino" in sys.modules:
+        return sys.modules["openvino"]
+    converter = "openvino.tools.ovc"
+    blocked = converter not in sys.modules
+    if blocked:
+        sys.modules[converter] = None  # type: ignore[assignment]
+    try:
+        import openvino
+    finally:
+        if blocked and sys.modules.get(converter, 0) is None:
+            del sys.modules[converter]
+    if not hasattr(openvino, "convert_model"):
+        def convert_model(*args: Any, **kwargs: Any) -> Any:
+            from openvino.tools.ovc import convert_model as convert
+
+            return convert(*args, **kwargs)
+
+        openvino.convert_model = convert_model
+    return openvino
+
+
 def _core() -> Any:
     """One OpenVINO Core per cache folder, with the compiled-model cache when it can be
     written."""
@@ -53,9 +85,7 @@ def _core() -> Any:
 
 @functools.cache
 def _core_in(cache: str) -> Any:
-    import openvino as ov
-
-    core = ov.Core()
+    core = import_openvino().Core()
     folder = Path(cache)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -190,11 +220,13 @@ class OpenVinoFBCNN(GraphFBCNN):
         if part not in requests:
             requests[part] = compiled.create_infer_request()
         try:
-            result = requests[part].infer(feed)
+            # the inputs are contiguous float32 arrays that outlive the call: read in place;
+            # the outputs come back as arrays of their own (share_outputs False)
+            result = requests[part].infer(feed, share_inputs=True)
         except Exception as e:  # noqa: BLE001 - OpenVINO raises its own error types
             raise CheckpointError(f"{self.label} {self.parts[part]} failed to run: "
                                   f"{first_line(e)}") from None
-        return np.array(result[0], np.float32, copy=True)
+        return np.asarray(result[0], np.float32)
 
     def predict_qf_array(self, image: np.ndarray) -> np.ndarray:
         """(N, 1) predicted QF in the network's convention: the decoupler graph where there
@@ -225,11 +257,11 @@ class OpenVinoFBCNN(GraphFBCNN):
 
     def _infer(self, feed: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         try:
-            result = self._request().infer(feed)
+            result = self._request().infer(feed, share_inputs=True)
         except Exception as e:  # noqa: BLE001 - OpenVINO raises its own error types
             raise CheckpointError(f"{self.label} {self.path} failed to run: {first_line(e)}"
                                   ) from None
-        restored, predicted = (np.array(result[i], np.float32, copy=True) for i in (0, 1))
+        restored, predicted = (np.asarray(result[i], np.float32) for i in (0, 1))
         return restored, predicted
 
     def __repr__(self) -> str:

@@ -43,14 +43,18 @@ export function tileSpans(length, tile, overlap, grid) {
   }
   let count = Math.max(2, Math.ceil((length - overlap) / (tile - overlap)));
   for (;;) {
-    const starts = [0];
-    for (let i = 1; i < count; i++) starts.push(pyRound(i * (length - overlap) / count / grid) * grid);
-    const ends = starts.slice(1).map((s) => s + overlap).concat([length]);
-    let ok = true;
-    for (let i = 0; i < count; i++) {
-      if (ends[i] - starts[i] > tile || (i > 0 && starts[i] <= starts[i - 1])) ok = false;
+    // interior starts rounded up to the grid where the spans fit (the first span is then
+    // the longest), else to the nearest
+    for (const toGrid of [Math.ceil, pyRound]) {
+      const starts = [0];
+      for (let i = 1; i < count; i++) starts.push(toGrid(i * (length - overlap) / count / grid) * grid);
+      const ends = starts.slice(1).map((s) => s + overlap).concat([length]);
+      let ok = true;
+      for (let i = 0; i < count; i++) {
+        if (ends[i] - starts[i] > tile || (i > 0 && starts[i] <= starts[i - 1])) ok = false;
+      }
+      if (ok) return starts.map((s, i) => [s, ends[i]]);
     }
-    if (ok) return starts.map((s, i) => [s, ends[i]]);
     count += 1;
   }
 }
