@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -46,3 +47,32 @@ def test_ordered_map_raises_the_first_error_and_drops_what_was_not_started() -> 
 def test_one_pool_of_a_thread_per_cpu() -> None:
     assert worker_pool() is worker_pool()
     assert worker_pool()._max_workers == available_cpus()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_gets_threads_of_its_own() -> None:
+    """The parent's pool threads are not in a forked child: work submitted there to the
+    inherited pool would never run (the child hung, and its parent in waitpid)."""
+    def slow(i: int) -> int:
+        time.sleep(0.05)
+        return i
+
+    # the parent's pool has all its threads (jobs at once), which then wait, idle
+    assert list(ordered_map(slow, range(8), 8)) == list(range(8))
+    time.sleep(0.2)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            ok = list(ordered_map(abs, [-3, -4, -5], 2)) == [3, 4, 5]
+        finally:
+            os._exit(0 if ok else 1)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    pytest.fail("the forked child's work never ran")

@@ -55,11 +55,23 @@ Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 
+def _forget_pool() -> None:
+    """In a forked child: the parent's threads are not there, so the pool is made anew on
+    first use (a submit to the inherited one would never run)."""
+    global _POOL, _POOL_LOCK
+    _POOL, _POOL_LOCK = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def worker_pool() -> ThreadPoolExecutor:
     """The process's threads for array work that lets go of the GIL (numpy, Pillow's codecs,
-    zlib), one per available CPU, made on first use: the double-JPEG analysis, the JPEG
-    consistency projection and the PNG writer share them, so a restore starts its threads
-    once and `--jobs` does not multiply them. What runs on them must not wait on them."""
+    zlib), one per available CPU, made on first use (again in a forked child): the
+    double-JPEG analysis, the JPEG consistency projection and the PNG writer share them, so
+    a restore starts its threads once and `--jobs` does not multiply them. What runs on them
+    must not wait on them."""
     global _POOL
     with _POOL_LOCK:
         if _POOL is None:
