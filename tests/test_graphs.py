@@ -3,6 +3,7 @@ safetensors, record their hash, run what torch runs, and are not used for other 
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -222,3 +223,23 @@ def test_openvino_is_imported_without_its_converter_which_still_works_later():
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           check=False)
     assert done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+@needs_openvino
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two CPUs")
+def test_openvino_runs_requests_side_by_side_when_the_threads_are_split(monkeypatch):
+    """`fbcnn restore --jobs` splits the cores between images: OpenVINO then gets a stream
+    per job (under the latency hint one stream ran the jobs' requests one at a time, each
+    on its share of the cores: two jobs ran their networks on one core)."""
+    import fbcnn.networks.openvino_runtime as openvino_runtime
+
+    monkeypatch.setattr(openvino_runtime, "available_cpus", lambda: 2)
+    network = load_model("color", backend="openvino").network
+    network.set_threads(1)
+    network.prepare()
+    compiled = network._part("reconstruct")
+    assert int(compiled.get_property("NUM_STREAMS")) == 2
+    assert int(compiled.get_property("INFERENCE_NUM_THREADS")) == 2
+    network.set_threads(0)  # a run alone: one stream, every core
+    network.prepare()
+    assert int(network._part("reconstruct").get_property("NUM_STREAMS")) == 1

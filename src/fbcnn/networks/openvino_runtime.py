@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from ..device import available_cpus
 from .config import network_to_qf
 from .modelfiles import CheckpointError
 from .onnx_runtime import GraphFBCNN, Port, first_line
@@ -152,16 +153,26 @@ class OpenVinoFBCNN(GraphFBCNN):
             return {}
 
     def set_threads(self, threads: int) -> None:
-        """Compile with `threads` inference threads (0: one per core) from now on; from the
-        disk cache a compile takes a few tens of milliseconds. With both parts beside it the
-        whole graph is compiled only if something asks for it (a restore runs the parts),
-        else now, so that a graph that cannot compile fails at load."""
+        """Compile so that a run uses `threads` threads (0: one per core) from now on; from
+        the disk cache a compile takes a few tens of milliseconds. With both parts beside it
+        the whole graph is compiled only if something asks for it (a restore runs the
+        parts), else now, so that a graph that cannot compile fails at load.
+
+        Fewer threads than CPUs is how a batch shares the cores between images restored at
+        once (`fbcnn restore --jobs`): the CPUs are then cut into streams of `threads`
+        threads, each running one request, so that requests from several threads run side
+        by side (one stream, under the latency hint, ran them one at a time, on `threads`
+        threads: a batch of two jobs of one thread each ran its network on one core)."""
         if threads == self.threads:
             return
-        self.config_ov: dict[str, Any] = {"INFERENCE_PRECISION_HINT": self.hint,
-                                          "PERFORMANCE_HINT": "LATENCY"}
-        if threads > 0:
-            self.config_ov["INFERENCE_NUM_THREADS"] = int(threads)
+        self.config_ov: dict[str, Any] = {"INFERENCE_PRECISION_HINT": self.hint}
+        streams = available_cpus() // threads if threads > 0 else 1
+        if streams > 1:
+            self.config_ov.update(NUM_STREAMS=streams, INFERENCE_NUM_THREADS=streams * threads)
+        else:
+            self.config_ov["PERFORMANCE_HINT"] = "LATENCY"
+            if threads > 0:
+                self.config_ov["INFERENCE_NUM_THREADS"] = int(threads)
         self._compiled: Any = None
         self._compiled_parts = {}
         self._local = threading.local()  # requests of the previous compile are stale
