@@ -177,3 +177,40 @@ def test_benchmark_refuses_a_yardstick_that_is_not_a_program(tmp_path) -> None:
                                            "--no-published", "--yardstick", bad])
         assert result.exit_code == 2 and "yardstick" in result.output.splitlines()[-1]
         assert "Traceback" not in result.output and "benchmark color" not in result.output
+
+
+def test_whole_process_folder_rows_are_per_photo(tmp_path, monkeypatch) -> None:
+    """`fbcnn benchmark --folder N`: one command restores a folder of N copies of the photo,
+    with the default --jobs and with --jobs 1; its seconds and ratio are per photo. (The
+    commands are not run here: each takes N seconds, the others 1, the yardstick 0.5.)"""
+    from pathlib import Path
+
+    import fbcnn.evaluation.benchmark as bench
+
+    seen: list[list[str]] = []
+
+    def timed(command: list[str]) -> tuple[float, float]:
+        seen.append(command)
+        folder = Path(command[-1])
+        if folder.is_dir():
+            assert sorted(p.name for p in folder.iterdir()) == ["photo0.jpg", "photo1.jpg",
+                                                                 "photo2.jpg"]
+            return 3.0, 100.0
+        return (0.5 if "yardstick" in command[0] else 1.0), 50.0
+
+    stick = tmp_path / "yardstick"
+    stick.write_text("#!/bin/sh\n")
+    stick.chmod(0o755)
+    monkeypatch.setattr(bench, "_timed_command", timed)
+    w = bench.whole_process((("default", ()),), yardstick=stick, repeats=2, height=48,
+                            width=64, small=16, folder=3)
+    by = {r["row"]: r for r in w["rows"]}
+    for label in ("default, a folder of 3", "--jobs 1, a folder of 3"):
+        assert by[label]["seconds"] == 1.0 and by[label]["vs_yardstick"] == 2.0
+        assert by[label]["photos"] == 3 and by[label]["peak_rss_mib"] == 100.0
+    folders = [c for c in seen if c[-1].endswith("album")]  # (removed with its temp folder)
+    assert len(folders) == 2 * 3  # two rows: a warm-up and two rounds each
+    assert sum(c[-3:-1] == ["--jobs", "1"] for c in folders) == 3
+    text = bench.format_whole_process(w)
+    assert "| --jobs 1, a folder of 3 | --jobs 1 | 1.00 | 100 | 2.00 |" in text
+    assert "per photo" in text

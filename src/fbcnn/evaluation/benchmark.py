@@ -28,6 +28,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -505,37 +506,64 @@ RUNTIME_ROWS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
+# a folder restored by one command (`whole_process(folder=N)`): the default (a job per
+# core, the network's threads split between them) and one image at a time
+FOLDER_ROWS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("default", ()),
+    ("--jobs 1", ("--jobs", "1")),
+)
+
+
 def find_yardstick(path: str | None = None) -> Path | None:
     """The classical decoder timed beside `fbcnn restore` (knusperli): `path`, else
     `knusperli` on the PATH; None when there is none."""
-    import shutil
-
     found = path if path else shutil.which("knusperli")
     return Path(found) if found and Path(found).is_file() and os.access(found, os.X_OK) \
         else None
 
 
+def _whole_process_jobs(tmp: Path, rows: Sequence[tuple[str, Sequence[str]]],
+                        yardstick: Path | None, height: int, width: int, small: int,
+                        folder: int) -> tuple[list[tuple[str, list[str]]], dict[str, int]]:
+    """The commands of `whole_process` (label, argv) on files made in `tmp`, and how many
+    photos each restores."""
+    from PIL import Image
+
+    photo, tiny = tmp / "photo.jpg", tmp / "small.jpg"
+    Image.fromarray(sample_image(height, width, 3)).save(photo, quality=20)
+    Image.fromarray(sample_image(small, small, 3)).save(tiny, quality=20)
+    fbcnn = [sys.executable, "-m", "fbcnn", "restore", "-o", str(tmp / "out"), "--overwrite"]
+    jobs = [(label, [*fbcnn, *extra, str(photo)]) for label, extra in rows]
+    jobs.append((f"default, {small}x{small}", [*fbcnn, str(tiny)]))
+    photos = {label: 1 for label, _ in jobs}
+    if folder > 0:
+        album = tmp / "album"
+        album.mkdir()
+        for i in range(folder):
+            shutil.copyfile(photo, album / f"photo{i}.jpg")
+        for label, extra in FOLDER_ROWS:
+            jobs.append((f"{label}, a folder of {folder}", [*fbcnn, *extra, str(album)]))
+            photos[jobs[-1][0]] = folder
+    if yardstick is not None:
+        jobs.append(("yardstick", [str(yardstick), str(photo), str(tmp / "k.png")]))
+        photos["yardstick"] = 1
+    return jobs, photos
+
+
 def whole_process(rows: Sequence[tuple[str, Sequence[str]]] = RUNTIME_ROWS,
                   yardstick: Path | None = None, repeats: int = 5, height: int = 1536,
-                  width: int = 2048, small: int = 64) -> dict:
+                  width: int = 2048, small: int = 64, folder: int = 0) -> dict:
     """`fbcnn restore photo.jpg -o out` in a fresh process per run, once per row per round,
     each round beside one run of `yardstick in.jpg out.png` (interleaved, so a drift of
     the machine's speed hits both): per row the median seconds, peak RSS and the median of
     the per-round ratios to the yardstick; also the default on a `small`-pixel JPEG (what
-    every run pays before the first pixel). The photo is the colour test image at QF 20."""
-    from PIL import Image
-
+    every run pays before the first pixel). The photo is the colour test image at QF 20.
+    `folder` > 0 adds a folder of that many copies of the photo, restored by one command
+    with the default `--jobs` and with `--jobs 1` (a batch: the model loaded once); their
+    seconds and ratios are per photo."""
     with tempfile.TemporaryDirectory(prefix="fbcnn-whole-") as tmp:
-        photo, tiny = Path(tmp, "photo.jpg"), Path(tmp, "small.jpg")
-        Image.fromarray(sample_image(height, width, 3)).save(photo, quality=20)
-        Image.fromarray(sample_image(small, small, 3)).save(tiny, quality=20)
-        fbcnn = [sys.executable, "-m", "fbcnn", "restore", "-o", str(Path(tmp, "out")),
-                 "--overwrite"]
-        jobs: list[tuple[str, list[str]]] = [
-            (label, [*fbcnn, *extra, str(photo)]) for label, extra in rows]
-        jobs.append((f"default, {small}x{small}", [*fbcnn, str(tiny)]))
-        if yardstick is not None:
-            jobs.append(("yardstick", [str(yardstick), str(photo), str(Path(tmp, "k.png"))]))
+        jobs, photos = _whole_process_jobs(Path(tmp), rows, yardstick, height, width, small,
+                                           folder)
         skipped: dict[str, str] = {}
         for label, command in list(jobs):  # warm-up: caches (graphs, compiled models, files)
             try:
@@ -548,19 +576,19 @@ def whole_process(rows: Sequence[tuple[str, Sequence[str]]] = RUNTIME_ROWS,
         for _ in range(max(1, repeats)):
             for label, command in jobs:
                 seconds, peak = _timed_command(command)
-                times[label].append(seconds)
+                times[label].append(seconds / photos[label])
                 peaks[label] = max(peaks[label], peak)
     out = []
     for label, _ in jobs:
         row = {"row": label, "seconds": statistics.median(times[label]), "runs": times[label],
-               "peak_rss_mib": peaks[label]}
+               "peak_rss_mib": peaks[label], "photos": photos[label]}
         if yardstick is not None:
             ratios = [a / b for a, b in zip(times[label], times["yardstick"], strict=True)]
             row["vs_yardstick"] = statistics.median(ratios)
         out.append(row)
     return {"height": height, "width": width, "small": small, "repeats": max(1, repeats),
             "yardstick": None if yardstick is None else yardstick.name, "rows": out,
-            "skipped": skipped}
+            "skipped": skipped, "folder": folder}
 
 
 def format_whole_process(w: dict) -> str:
@@ -573,10 +601,15 @@ def format_whole_process(w: dict) -> str:
              + (f" x {stick}'s time |" if stick else ""),
              "| --- | --- | --- | --- |" + (" --- |" if stick else "")]
     options = dict(RUNTIME_ROWS)
+    folder = f", a folder of {w.get('folder', 0)}"
+    options |= {label + folder: extra for label, extra in FOLDER_ROWS}
     for r in w["rows"]:
         extra = " ".join(options.get(r["row"], ())) or ("-" if r["row"] != "yardstick" else "")
         ratio = f" {r['vs_yardstick']:.2f} |" if stick else ""
         lines.append(f"| {r['row']} | {extra} | {r['seconds']:.2f} | {r['peak_rss_mib']:.0f} |"
                      + ratio)
+    if w.get("folder"):
+        lines.append(f"\n(The folder rows: one command restores {w['folder']} copies of the "
+                     "photo; their seconds and ratios are per photo.)")
     lines += [f"\nNot run: {label} ({reason})." for label, reason in w.get("skipped", {}).items()]
     return "\n".join(lines)

@@ -538,10 +538,15 @@ def evaluate(data: str, gray: bool, qf_text: str | None, double_text: str | None
               help="A classical decoder run as `PROGRAM in.jpg out.png` in the same rounds as "
                    "the whole-process rows, which then give their time as a multiple of its "
                    "[default: knusperli on the PATH; none: rows without the ratio].")
+@click.option("--folder", "folder_photos", type=click.IntRange(min=0), default=0,
+              show_default=True,
+              help="With --end-to-end, also restore a folder of this many copies of the photo "
+                   "in one command, with the default --jobs and with --jobs 1 (per photo).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
 def benchmark(model_names: tuple[str, ...], sizes: str, published: bool, device: str,
               threads: int | None, repeats: int, tile: int, precisions: str, backends: str,
-              end_to_end: bool, yardstick: str | None, json_path: str | None) -> None:
+              end_to_end: bool, yardstick: str | None, folder_photos: int,
+              json_path: str | None) -> None:
     """Megapixels per second and peak memory per model, size, tiled and untiled, in each
     precision; and the end-to-end restore of a photo."""
     from ..device import pick_device
@@ -581,7 +586,8 @@ def benchmark(model_names: tuple[str, ...], sizes: str, published: bool, device:
         result["end_to_end"] = rows
         from ..evaluation.benchmark import whole_process
 
-        result["whole_process"] = whole_process(yardstick=stick, repeats=repeats)
+        result["whole_process"] = whole_process(yardstick=stick, repeats=repeats,
+                                                folder=folder_photos)
     click.echo(format_benchmark(result))
     if json_path:
         write_json(json_path, result)
