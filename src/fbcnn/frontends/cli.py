@@ -302,6 +302,8 @@ def _restore_batch(inputs: tuple[str, ...], outdir: str | None, recursive: bool,
     import time
     from concurrent.futures import ThreadPoolExecutor
 
+    from tqdm import tqdm
+
     from ..engine.pipeline import (
         batch_summary,
         check_output_folders,
@@ -331,8 +333,6 @@ def _restore_batch(inputs: tuple[str, ...], outdir: str | None, recursive: bool,
     if jobs > 1:
         models.set_threads(max(1, _physical_cores() // jobs))
     models.prefetch(paths[0])  # loads while the first image is read and analysed
-    from tqdm import tqdm  # (after the prefetch: its import need not hold up the load)
-
     counts = {"done": 0, "skipped": 0, "failed": 0, "copied": 0}
     lock = threading.Lock()
     started = time.perf_counter()
