@@ -20,6 +20,10 @@ $(VENV)/.installed: pyproject.toml Makefile src/fbcnn/mozjpeg/package-lock.json
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps "spandrel==0.4.2"
 	# MozJPEG (WebAssembly, run under node) for training data and per-encoder evaluation
 	npm ci --silent --no-audit --no-fund --prefix src/fbcnn/mozjpeg
+	# the package's bytecode, as pip compiles a wheel's at install (an editable install does
+	# not, and where PYTHONDONTWRITEBYTECODE is set every `fbcnn restore` compiled the
+	# package again); a source edited later is compiled again in memory, as before
+	$(BIN)/python -m compileall -q src/fbcnn
 	touch $@
 
 demo: setup
