@@ -101,9 +101,13 @@ def load_models(text: str | None) -> list[tuple[str, FBCNN]] | None:
     return models
 
 
+FOLDER_PHOTOS = 6  # the whole-process table's batch rows (`fbcnn benchmark --folder`)
+
+
 def measure_end_to_end(run: dict, repeats: int, yardstick: str) -> None:
     """Add the whole-process `fbcnn restore` rows, the default restore's phases and each
-    runtime beside the yardstick (all on a 2048x1536 JPEG) to `run`."""
+    runtime beside the yardstick, and a folder of FOLDER_PHOTOS of it (all on a 2048x1536
+    JPEG) to `run`."""
     print("benchmark end to end: fbcnn restore, 2048x1536", file=sys.stderr)
     extras: list[tuple[str, ...]] = [(), ("--double", "off"),
                                      ("--double", "off", "--tile", "0")]
@@ -112,7 +116,8 @@ def measure_end_to_end(run: dict, repeats: int, yardstick: str) -> None:
     print("benchmark the default restore's phases, 2048x1536", file=sys.stderr)
     run["phases"] = restore_phases(repeats=repeats)
     print("benchmark each runtime whole-process beside the yardstick", file=sys.stderr)
-    run["whole_process"] = whole_process(yardstick=find_yardstick(yardstick), repeats=repeats)
+    run["whole_process"] = whole_process(yardstick=find_yardstick(yardstick), repeats=repeats,
+                                         folder=FOLDER_PHOTOS)
 
 
 def write_docs(runs: list[dict], command: str, out_dir: Path, device: str) -> None:

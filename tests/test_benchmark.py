@@ -214,3 +214,13 @@ def test_whole_process_folder_rows_are_per_photo(tmp_path, monkeypatch) -> None:
     text = bench.format_whole_process(w)
     assert "| --jobs 1, a folder of 3 | --jobs 1 | 1.00 | 100 | 2.00 |" in text
     assert "per photo" in text
+
+
+def test_benchmark_command_refuses_a_negative_folder() -> None:
+    from click.testing import CliRunner
+
+    from fbcnn.frontends.cli import main
+
+    result = CliRunner().invoke(main, ["benchmark", "--folder", "-2"])
+    assert result.exit_code == 2 and "Invalid value for '--folder'" in result.output
+    assert "Traceback" not in result.output and "benchmark color" not in result.output
