@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import cmyk_jpeg, cmyk_profile, make_photo
-from PIL import Image, ImageCms
+from PIL import Image
 
 from fbcnn.images.files import (
     MIN_SIDE,
@@ -39,7 +39,9 @@ def _save(path: Path, array: np.ndarray, **options: object) -> Path:
 
 
 def _srgb_profile() -> bytes:
-    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    # one profile for the whole run: Little CMS stamps each new one with the time, so two
+    # made a second apart differ (a CI run failed comparing them across a second boundary)
+    return srgb_profile()
 
 
 def _expect_error(path: Path, match: str) -> ImageError:
