@@ -17,6 +17,7 @@ from PIL import Image
 
 from fbcnn.images.files import (
     MIN_SIDE,
+    SRGB_PROFILE_DATE,
     ImageError,
     LoadedImage,
     check_output_size,
@@ -36,12 +37,6 @@ def _rgb(h: int = 16, w: int = 24, seed: int = 0) -> np.ndarray:
 def _save(path: Path, array: np.ndarray, **options: object) -> Path:
     Image.fromarray(array).save(path, **options)
     return path
-
-
-def _srgb_profile() -> bytes:
-    # one profile for the whole run: Little CMS stamps each new one with the time, so two
-    # made a second apart differ (a CI run failed comparing them across a second boundary)
-    return srgb_profile()
 
 
 def _expect_error(path: Path, match: str) -> ImageError:
@@ -122,9 +117,9 @@ def test_write_at_a_quality_keeps_icc_and_exif(tmp_path: Path, suffix: str) -> N
     exif = Image.Exif()
     exif[0x010F] = "TestCam"
     out = write_image(tmp_path / f"o{suffix}", make_photo(32, 32), quality=50,
-                      icc_profile=_srgb_profile(), exif=b"Exif\0\0" + exif.tobytes())
+                      icc_profile=srgb_profile(), exif=b"Exif\0\0" + exif.tobytes())
     with Image.open(out) as back:
-        assert back.info.get("icc_profile") == _srgb_profile()
+        assert back.info.get("icc_profile") == srgb_profile()
         assert back.getexif()[0x010F] == "TestCam"
 
 
@@ -179,7 +174,7 @@ def test_exif_orientation_applied(tmp_path: Path) -> None:
 
 
 def test_icc_profile_carried(tmp_path: Path) -> None:
-    icc = _srgb_profile()
+    icc = srgb_profile()
     src = _save(tmp_path / "in.png", _rgb(), icc_profile=icc)
     img = read_image(src)
     assert img.icc_profile == icc
@@ -414,6 +409,20 @@ def test_cmyk_jpeg_is_read_as_rgb(tmp_path: Path) -> None:
     assert np.abs(img.pixels.astype(int) - rgb).mean() < 4
 
 
+def test_the_srgb_profile_is_the_same_bytes_in_every_run() -> None:
+    """Was: Little CMS stamped the time into each profile it made, so a CMYK photo restored
+    twice (or by two processes) came out with different bytes; CI failed comparing two
+    profiles made either side of a second boundary."""
+    from PIL import ImageCms
+
+    made = srgb_profile.__wrapped__()
+    assert made[24:36] == struct.pack(">6H", *SRGB_PROFILE_DATE)
+    profile = ImageCms.ImageCmsProfile(io.BytesIO(made))
+    assert ImageCms.getProfileDescription(profile).strip() == "sRGB built-in"
+    fresh = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    assert made[:24] + made[36:] == fresh[:24] + fresh[36:]  # only the date is set
+
+
 @pytest.mark.parametrize("swap", [False, True])
 def test_cmyk_jpeg_with_a_profile_is_converted_through_it(tmp_path: Path, swap: bool) -> None:
     """A CMYK profile in the file decides the colours (converted into sRGB, tagged sRGB):
@@ -430,7 +439,7 @@ def test_cmyk_jpeg_with_a_profile_is_converted_through_it(tmp_path: Path, swap: 
 def test_cmyk_jpeg_with_a_bad_profile_falls_back_to_the_plain_conversion(tmp_path: Path
                                                                          ) -> None:
     rgb = make_photo(24, 32)
-    for icc in (b"not a profile at all", _srgb_profile()):  # garbage; an RGB profile
+    for icc in (b"not a profile at all", srgb_profile()):  # garbage; an RGB profile
         img = read_image(cmyk_jpeg(tmp_path / "cmyk.jpg", rgb, quality=95, icc=icc))
         assert img.converted == "CMYK converted to RGB (its ICC profile is unusable: " \
             "plain conversion)"

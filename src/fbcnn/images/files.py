@@ -421,12 +421,21 @@ def _loaded(path: Path, img: Image.Image) -> LoadedImage:
                        exif=_exif_of(img, upright=transposed), converted=converted)
 
 
+# the creation date written in the header of the sRGB profile we attach (ICC.1 7.2.8):
+# Little CMS stamps the time it made the profile, so one image restored twice, or by two
+# processes, came out with different bytes
+SRGB_PROFILE_DATE = (2021, 1, 1, 0, 0, 0)
+
+
 @lru_cache(maxsize=1)
 def srgb_profile() -> bytes:
-    """The ICC profile of sRGB (Little CMS's), given to images converted into it."""
+    """The ICC profile of sRGB (Little CMS's), given to images converted into it; the same
+    bytes in every run."""
     from PIL import ImageCms
 
-    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    made = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    # the date is not covered by a checksum: Little CMS leaves the profile ID (84..99) zero
+    return made[:24] + struct.pack(">6H", *SRGB_PROFILE_DATE) + made[36:]
 
 
 def _cmyk_to_rgb(img: Image.Image, icc: bytes | None,
