@@ -464,10 +464,30 @@ def test_turned_cmyk_jpeg_is_upright_and_keeps_its_exif(tmp_path: Path) -> None:
     assert kept[0x0112] == 1 and kept[0x010F] == "TestCam"
 
 
-def test_palette_gif(tmp_path: Path) -> None:
-    path = _save(tmp_path / "pal.gif", _rgb())
-    assert Image.open(path).mode == "P"
-    _expect_error(path, "palette images are not supported")
+def test_palette_images_are_read_as_the_colours_they_show(tmp_path: Path) -> None:
+    """Was: refused ("palette images are not supported"), so a folder of memes and PNG-8
+    screenshots failed file by file."""
+    colours = Image.fromarray(_rgb()).quantize(64)
+    shown = np.array(colours.convert("RGB"))
+    for name in ("pal.gif", "pal.png"):
+        path = tmp_path / name
+        colours.save(path)
+        assert Image.open(path).mode == "P"
+        img = read_image(path)
+        np.testing.assert_array_equal(img.pixels, shown)
+        assert img.alpha is None and img.pixels.shape[2] == 3
+    # a grey palette gives one channel; a transparent index gives alpha
+    grey = Image.fromarray(make_photo(24, 32, channels=1)[:, :, 0]).convert("P")
+    grey.save(tmp_path / "grey.png")
+    img = read_image(tmp_path / "grey.png")
+    assert img.pixels.shape == (24, 32, 1)
+    np.testing.assert_array_equal(img.pixels[:, :, 0], np.array(grey.convert("L")))
+    colours.save(tmp_path / "clear.png", transparency=0)
+    img = read_image(tmp_path / "clear.png")
+    index = np.array(colours)
+    assert img.alpha is not None and img.pixels.shape[2] == 3
+    np.testing.assert_array_equal(img.alpha == 0, index == 0)
+    assert (index == 0).any() and (index != 0).any()
 
 
 def test_animated_gif(tmp_path: Path) -> None:

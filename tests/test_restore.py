@@ -186,10 +186,12 @@ def test_grey_image_on_colour_model_stays_grey() -> None:
         Model(tiny_network(1), name="g", device="cpu").restore(compress(make_photo(32, 32), 20))
 
 
-def test_api_refuses_modes_it_would_change() -> None:
+def test_api_refuses_modes_it_cannot_read() -> None:
     model = Model(tiny_network(), name="tiny", device="cpu")
-    palette = Image.fromarray(make_photo(16, 16)).convert("P")
-    with pytest.raises(ValueError, match="mode P"):
-        model.restore(palette)
+    floats = Image.fromarray(make_photo(16, 16, channels=1)[:, :, 0]).convert("F")
+    with pytest.raises(ValueError, match="mode F"):
+        model.restore(floats)
+    palette = Image.fromarray(make_photo(16, 16)).convert("P")  # read as a GIF is
+    assert model.restore(palette).image.mode == "RGB"
     cmyk = Image.fromarray(make_photo(16, 16)).convert("CMYK")  # converted, as a CMYK file
     assert model.restore(cmyk).image.mode == "RGB"

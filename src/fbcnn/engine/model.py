@@ -159,8 +159,8 @@ class Model:
     def restore(self, image: np.ndarray | Image.Image | str | os.PathLike[str],
                 qf: float | None = None, consistency: bool = True,
                 near_lossless: bool = True) -> Result[np.ndarray] | Result[Image.Image]:
-        """Restore an image file (a path), a PIL image (L, LA, RGB, RGBA) or a numpy uint8
-        array (HxW, HxWx1, HxWx3).
+        """Restore an image file (a path), a PIL image (L, LA, RGB, RGBA; P, PA and CMYK are
+        read as their files are) or a numpy uint8 array (HxW, HxWx1, HxWx3).
 
         A path or a PIL image goes the way `fbcnn restore` takes a file (`imageio`, then
         `analysis.analyse` and `analysis.restore_loaded`): the result is a PIL image turned
@@ -182,10 +182,10 @@ class Model:
             loaded = read_image(image)
             source: Path | None = loaded.path
         elif isinstance(image, Image.Image):
-            if image.mode not in (*API_MODES, "CMYK"):
+            if image.mode not in (*API_MODES, "CMYK", "P", "PA"):
                 raise ValueError(f"cannot restore a PIL image in mode {image.mode} (convert it "
                                  f"to one of {', '.join(API_MODES)} first)")
-            loaded = loaded_from_pil(image)  # CMYK: to RGB, as a CMYK file is read
+            loaded = loaded_from_pil(image)  # CMYK, palettes: as their files are read
             filename = getattr(image, "filename", "")
             source = Path(filename) if filename else None
         else:

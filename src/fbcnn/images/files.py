@@ -6,7 +6,7 @@ profile, EXIF (its orientation then set to 1) and, for JPEGs, the quantisation t
 their QF and the chroma subsampling (`loaded_from_pil` does the same for a PIL image).
 CMYK and YCCK images (print JPEGs) are converted to RGB here, through their ICC profile
 when they carry one (`LoadedImage.converted` says so; their tables then say nothing about
-the RGB pixels).
+the RGB pixels). Palette images (GIF, PNG-8) are read as the colours they show.
 Writing is atomic (temp file `.NAME.XXXXXXXX.tmp` in the same folder, then os.replace) and
 never overwrites an input; `remove_stale_temps` clears the temp files a killed writer left.
 Every failure is an ImageError with a one-line message "<path>: <reason>"; warnings of the
@@ -199,9 +199,8 @@ def _check_mode(path: Path, mode: str) -> None:
     if mode == "F":
         raise ImageError(path, "floating-point images are not supported (mode F); "
                                "convert to 8 bits per channel first")
-    if mode in ("P", "PA"):
-        raise ImageError(path, "palette images are not supported; convert to RGB first")
-    if mode not in ("1", "L", "LA", "La", "RGB", "RGBA", "RGBa", "RGBX", "YCbCr", "CMYK"):
+    if mode not in ("1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "YCbCr",
+                    "CMYK"):
         raise ImageError(path, f"colour mode {mode} is not supported")
 
 
@@ -215,6 +214,8 @@ def _split(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
         return np.array(img)[:, :, None], None
     if mode == "1":
         return np.array(img.convert("L"))[:, :, None], None
+    if mode in ("P", "PA"):  # GIFs, PNG-8 (screenshots through pngquant): their colours
+        return _unpalette(img)
     if mode in ("LA", "La"):
         arr = np.array(img.convert("LA"))
         return np.ascontiguousarray(arr[:, :, :1]), np.ascontiguousarray(arr[:, :, 1])
@@ -222,6 +223,17 @@ def _split(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
         arr = np.array(img.convert("RGBA"))
         return np.ascontiguousarray(arr[:, :, :3]), np.ascontiguousarray(arr[:, :, 3])
     return np.array(img if mode == "RGB" else img.convert("RGB")), None
+
+
+def _unpalette(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """The colours a palette image shows, grey (one channel) when they all are, with its
+    transparency as alpha when it has any."""
+    alpha = img.mode == "PA" or img.has_transparency_data
+    arr = np.array(img.convert("RGBA" if alpha else "RGB"))
+    grey = np.array_equal(arr[:, :, 0], arr[:, :, 1]) and \
+        np.array_equal(arr[:, :, 1], arr[:, :, 2])
+    pixels = np.ascontiguousarray(arr[:, :, :1] if grey else arr[:, :, :3])
+    return pixels, np.ascontiguousarray(arr[:, :, 3]) if alpha else None
 
 
 @cache
