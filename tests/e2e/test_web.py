@@ -433,6 +433,18 @@ def test_never_jpeg_png_is_left_unchanged(server, page, tmp_path) -> None:
     assert page.is_hidden("#not-jpeg")
     assert page.inner_text("#status").startswith("Restored with QF ")
 
+    # a PNG-8 whose colours are all grey is a grey image, as the CLI reads it (was: RGB)
+    grey = tmp_path / "grey8.png"
+    Image.fromarray(pixels[:, :, 0]).convert("P").save(grey)
+    cli("restore", str(grey), "-o", str(tmp_path / "cli_grey"))
+    with Image.open(tmp_path / "cli_grey" / "grey8.png") as im:
+        assert im.mode == "L"
+    page.set_input_files("#file", str(grey))
+    wait_for_run(page, 4)
+    assert page.inner_text("#info-size") == "260 × 150, grey"
+    name, got, mode = download(page, tmp_path)
+    assert (name, mode) == ("grey8_restored.png", "L") and np.array_equal(got, pixels[:, :, 0])
+
 
 def test_javascript_ports_match_python(server, page) -> None:
     """jpeg.js (IJG tables, QF from tables), tiles.js (tile plan, QF tiles, ramps) and

@@ -183,6 +183,7 @@ function parsePng(bytes) {
   const colourType = bytes[25];
   info.grey = colourType === 0 || colourType === 4;
   info.alpha = colourType === 4 || colourType === 6;
+  info.palette = colourType === 3;
   return info;
 }
 
@@ -200,10 +201,12 @@ export function inspectBytes(bytes) {
     return info;
   }
   if (startsWith(bytes, [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])) return parsePng(bytes);
-  const known = startsWith(bytes, [0x47, 0x49, 0x46, 0x38]) || startsWith(bytes, [0x42, 0x4d])
+  const gif = startsWith(bytes, [0x47, 0x49, 0x46, 0x38]);
+  const known = gif || startsWith(bytes, [0x42, 0x4d])
     || startsWith(bytes, [0x49, 0x49, 0x2a, 0x00]) || startsWith(bytes, [0x4d, 0x4d, 0x00, 0x2a])
     || (startsWith(bytes, [0x52, 0x49, 0x46, 0x46]) && String.fromCharCode(...bytes.subarray(8, 12)) === "WEBP");
-  return { format: known ? "image" : null, width: null, height: null, grey: false, problem: null };
+  return { format: known ? "image" : null, width: null, height: null, grey: false, palette: gif,
+    problem: null };
 }
 
 /** jpeg/tables.py grid_multiple: tile starts must be multiples of this to keep the JPEG blocks. */

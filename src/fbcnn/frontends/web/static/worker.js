@@ -226,6 +226,13 @@ function checkSize(width, height) {
   }
 }
 
+function everyPixelGrey(rgba) {
+  for (let i = 0; i < rgba.length; i += 4) {
+    if (rgba[i] !== rgba[i + 1] || rgba[i + 1] !== rgba[i + 2]) return false;
+  }
+  return true;
+}
+
 async function openImage(file, name) {
   image = null;
   const bytes = new Uint8Array(await file.arrayBuffer());
@@ -253,7 +260,8 @@ async function openImage(file, name) {
   bitmap.close();
   const rgba = context.getImageData(0, 0, width, height).data;
   const n = width * height;
-  const channels = info.grey ? 1 : 3;
+  // a palette image (GIF, PNG-8) whose colours are all grey is grey (images/files.py _unpalette)
+  const channels = info.grey || (info.palette && everyPixelGrey(rgba)) ? 1 : 3;
   const pixels = new Uint8Array(n * channels);
   let alpha = null;
   for (let i = 0; i < n; i++) {
