@@ -129,6 +129,26 @@ def test_inspect_json(tiny_named_models, photos, tmp_path) -> None:
     assert info["converted"].startswith("CMYK converted to RGB") and info["double"] is None
 
 
+def test_inspect_takes_folders_as_restore_does(tiny_named_models, tmp_path) -> None:
+    """Was: "is a folder, not an image file"."""
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    Image.fromarray(make_photo(48, 64)).save(folder / "a.jpg", quality=20)
+    Image.fromarray(make_photo(48, 64)).save(folder / "sub" / "b.jpg", quality=40)
+    (folder / "notes.txt").write_text("not an image")
+    infos = json.loads(run("inspect", "--json", str(folder)).output)
+    assert [(Path(i["path"]).name, i["header_qf"]) for i in infos] == [("a.jpg", 20)]
+    result = run("inspect", "--json", "--recursive", str(folder))
+    assert result.exit_code == 0, result.output
+    assert [Path(i["path"]).name for i in json.loads(result.output)] == ["a.jpg", "b.jpg"]
+    lines = run("inspect", "--recursive", str(folder)).output.splitlines()
+    assert len(lines) == 2 and lines[1].startswith(f"{folder / 'sub' / 'b.jpg'}: 64x48 RGB")
+    (folder / "sub" / "b.jpg").unlink()
+    (folder / "a.jpg").unlink()
+    result = run("inspect", str(folder))
+    assert result.exit_code == 1 and "no images found in" in result.output
+
+
 def test_module_entry_point() -> None:
     import subprocess
     import sys

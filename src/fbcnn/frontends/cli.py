@@ -366,55 +366,67 @@ def _restore_batch(inputs: tuple[str, ...], outdir: str | None, recursive: bool,
 @main.command()
 @click.argument("images", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True,
-              help="One JSON object per image (a list if several).")
+              help="One JSON object per image (a list if several, or if a folder is given).")
 @click.option("--model", default=None, help="Model for the QF prediction (default: by image).")
 @click.option("--device", type=DEVICES, default="auto", show_default=True)
-def inspect(images: tuple[str, ...], as_json: bool, model: str | None, device: str) -> None:
-    """Report the QF in the file, the predicted QF, size, mode, subsampling, double JPEG."""
+@click.option("--recursive", is_flag=True, help="Look into sub-folders of folder inputs.")
+def inspect(images: tuple[str, ...], as_json: bool, model: str | None, device: str,
+            recursive: bool) -> None:
+    """Report the QF in the file, the predicted QF, size, mode, subsampling, double JPEG.
+    IMAGES are files or folders (their images, as `fbcnn restore` lists them)."""
     from ..engine.pipeline import ModelSet, inspect_file
-    from ..images.files import ImageError
+    from ..images.files import ImageError, list_inputs
     from ..networks.modelfiles import CheckpointError
 
     models = ModelSet(model, device=device)
+    paths = list_inputs(images, recursive=recursive)
+    if not paths:
+        raise click.ClickException("no images found in " + ", ".join(images))
+    one = len(images) == 1 and len(paths) == 1 and not Path(images[0]).is_dir()
     infos, failed = [], 0
-    for name in images:
+    for path in paths:
         try:
-            infos.append(inspect_file(Path(name), models))
+            infos.append(inspect_file(path, models))
         except (ImageError, CheckpointError, ValueError) as e:
             failed += 1
             fail(str(e))
     if as_json:
         if infos:
-            click.echo(json.dumps(infos[0] if len(images) == 1 else infos, indent=2))
+            click.echo(json.dumps(infos[0] if one else infos, indent=2))
     else:
         for info in infos:
-            d = info.get("double") or {}
-            verdict = "no" if not d.get("detected") else (
-                f"{d['kind']}, QF1 {d['qf1']}, offset {d['offset']}, "
-                f"confidence {d['confidence']:.2f}")
-            tables = info.get("tables")
-            trace = info.get("jpeg_trace")
-            found = ""
-            if tables and not tables["ijg"]:
-                jpegli = (f"jpegli quality {tables['jpegli_quality']}, "
-                          if tables.get("jpegli_quality") else "")
-                found = f", tables: not IJG, {jpegli}equivalent QF {tables['equivalent_qf']}"
-            elif trace is not None:
-                found = (f", JPEG compression in the pixels: grid offset {trace['offset']}"
-                         if trace["found"] else ", JPEG compression in the pixels: none"
-                         if trace["judged"] else ", JPEG compression in the pixels: too small "
-                         "to judge")
-            if info.get("converted"):
-                found += f", {info['converted']}"
-            fed = ("" if info["fed_qf"] == info["predicted_qf"]
-                   else f" (restored with QF {info['fed_qf']:.0f})")
-            click.echo(f"{info['path']}: {info['width']}x{info['height']} {info['mode']} "
-                       f"{info['format']}, subsampling {info['subsampling'] or '-'}, "
-                       f"header QF {info['header_qf'] if info['header_qf'] is not None else '-'}"
-                       f"{found}, predicted QF {info['predicted_qf']:.1f}{fed}, "
-                       f"double JPEG: {verdict}")
+            click.echo(_inspect_line(info))
     if failed:
         sys.exit(1)
+
+
+def _inspect_line(info: dict[str, Any]) -> str:
+    """`fbcnn inspect`'s line for one image's report."""
+    d = info.get("double") or {}
+    verdict = "no" if not d.get("detected") else (
+        f"{d['kind']}, QF1 {d['qf1']}, offset {d['offset']}, "
+        f"confidence {d['confidence']:.2f}")
+    tables = info.get("tables")
+    trace = info.get("jpeg_trace")
+    found = ""
+    if tables and not tables["ijg"]:
+        jpegli = (f"jpegli quality {tables['jpegli_quality']}, "
+                  if tables.get("jpegli_quality") else "")
+        found = f", tables: not IJG, {jpegli}equivalent QF {tables['equivalent_qf']}"
+    elif trace is not None:
+        found = (f", JPEG compression in the pixels: grid offset {trace['offset']}"
+                 if trace["found"] else ", JPEG compression in the pixels: none"
+                 if trace["judged"] else ", JPEG compression in the pixels: too small "
+                 "to judge")
+    if info.get("converted"):
+        found += f", {info['converted']}"
+    fed = ("" if info["fed_qf"] == info["predicted_qf"]
+           else f" (restored with QF {info['fed_qf']:.0f})")
+    return (f"{info['path']}: {info['width']}x{info['height']} {info['mode']} "
+            f"{info['format']}, subsampling {info['subsampling'] or '-'}, "
+            f"header QF {info['header_qf'] if info['header_qf'] is not None else '-'}"
+            f"{found}, predicted QF {info['predicted_qf']:.1f}{fed}, "
+            f"double JPEG: {verdict}")
 
 
 def parse_pairs(value: str | None) -> list[tuple[int, int]] | None:
