@@ -353,3 +353,52 @@ def test_restore_many_takes_the_output_options_and_checks_first(tiny_named_model
     blocker.write_text("x")
     with pytest.raises(EngineError, match="a parent path is not a folder"):
         fbcnn.restore_many([jpg], blocker / "out")
+
+
+def test_plan_names_the_output_file_of_one_image(tmp_path) -> None:
+    """-o photo_restored.jpg: the file itself (was: a folder named photo_restored.jpg)."""
+    a = save(tmp_path / "p" / "a.jpg")
+    target = tmp_path / "o" / "x.JPEG"
+    assert plan_outputs([a], [a], target, ext="jpg")[a].outputs == [target]
+    plan = plan_outputs([a], [a], tmp_path / "x.webp", [10, 60], True, ext="webp")
+    assert [o.name for o in plan[a].all] == ["x_qf10.webp", "x_qf60.webp",
+                                             "x_qf10_compare.webp", "x_qf60_compare.webp"]
+    # a folder that exists is a folder, whatever its name
+    (tmp_path / "d.png").mkdir()
+    assert plan_outputs([a], [a], tmp_path / "d.png")[a].outputs == [tmp_path / "d.png" / "a.png"]
+    b = save(tmp_path / "p" / "b.jpg", 1)
+    from fbcnn.images.files import ImageError
+
+    for paths, inputs, out, options, message in (
+            ([a, b], [a, b], "x.png", {}, "takes one input image, got 2 images"),
+            ([a], [a.parent], "x.png", {}, f"got the folder {a.parent}"),
+            ([a], [a], "x.png", {"suffix": "_r"}, "takes no suffix"),
+            ([a], [a], "x.png", {"ext": "jpg"}, "is a png file but the output format asked "
+                                                "for is jpg"),
+            ([a], [a], a, {"ext": "jpg"}, "would overwrite this input")):
+        with pytest.raises(ImageError, match=message):
+            plan_outputs(paths, inputs, tmp_path / out, **options)
+
+
+def test_cli_and_api_write_the_output_file_named(tiny_named_models, tmp_path) -> None:
+    import fbcnn
+    from fbcnn.images.files import read_image
+
+    jpg = save(tmp_path / "in" / "p.jpg")
+    out = tmp_path / "out" / "p_restored.jpg"
+    result = run("restore", jpg, "-o", out, "--quality", "70")
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in out.parent.iterdir()] == ["p_restored.jpg"]
+    assert read_image(out).header_qf == 70  # its suffix set the format
+    result = run("restore", jpg, "-o", out)
+    assert result.exit_code == 1 and "p_restored.jpg: exists" in result.output
+    assert run("restore", jpg, "-o", out, "--overwrite").exit_code == 0
+    # refused before anything is written: several inputs, another --ext
+    for args, message in (([jpg, save(tmp_path / "in" / "q.jpg", 2)], "takes one input image"),
+                          ([jpg, "--ext", "webp"], "is a jpg file but the output format")):
+        result = run("restore", *args, "-o", tmp_path / "none.jpg")
+        assert result.exit_code == 1 and message in result.output, result.output
+        assert not (tmp_path / "none.jpg").exists()
+    done = fbcnn.restore_many([jpg], tmp_path / "api.webp", quality=60)
+    assert [o.error for o in done] == [None]
+    assert Image.open(tmp_path / "api.webp").format == "WEBP"

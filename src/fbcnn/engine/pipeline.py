@@ -164,6 +164,27 @@ class RestoreOptions:
 
 NOT_JPEG_ACTIONS = ("copy", "skip", "restore")
 OUTPUT_EXTS = ("png", "jpg", "webp")
+# an output "folder" with one of these suffixes that is not a folder names the output file
+OUTPUT_FILE_SUFFIXES = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg", ".webp": "webp"}
+
+
+def output_file(outdir: str | Path | None) -> Path | None:
+    """`outdir` when it names an image file rather than a folder (`-o photo_restored.png`):
+    a .png, .jpg, .jpeg or .webp name that is not a folder already; else None."""
+    if outdir is None:
+        return None
+    path = Path(outdir)
+    if path.suffix.lower() in OUTPUT_FILE_SUFFIXES and not path.is_dir():
+        return path
+    return None
+
+
+def output_ext(outdir: str | Path | None, ext: str | None) -> str:
+    """The outputs' format: `ext` when given, else the named output file's, else png."""
+    named = output_file(outdir)
+    if ext is None:
+        return OUTPUT_FILE_SUFFIXES[named.suffix.lower()] if named is not None else "png"
+    return ext
 
 
 def check_suffix(suffix: str | None) -> None:
@@ -251,7 +272,11 @@ def plan_outputs(paths: Sequence[Path], inputs: Sequence[str | Path], outdir: Pa
     and `a.png`, or two `x.jpg` from different folders into one `outdir`) are named after
     their whole file name instead (`a.jpg.png`, `a.png.png`), then numbered if needed
     (`x.jpg_2.png`). ImageError (one line) when an output would be an input file of the
-    run (`--suffix ""` and `--ext jpg` beside `photo.jpg`, or `-o` the input's folder)."""
+    run (`--suffix ""` and `--ext jpg` beside `photo.jpg`, or `-o` the input's folder).
+    An `outdir` that names an image file (`output_file`) is the output of the run's one
+    input image (`x_qf10.png`, `x_compare.png` beside it for a sweep and the side-by-side);
+    ImageError for several inputs, a folder input, a `suffix`, or an `ext` other than the
+    file's."""
     plan = _name_outputs(paths, inputs, outdir, sweep, compare, suffix, ext)
     _refuse_overwriting_inputs(plan, paths)
     return plan
@@ -264,6 +289,9 @@ def _name_outputs(paths: Sequence[Path], inputs: Sequence[str | Path], outdir: P
     check_suffix(suffix)
     if ext not in OUTPUT_EXTS:
         raise ValueError(f"ext must be one of {', '.join(OUTPUT_EXTS)}, got {ext!r}")
+    target = output_file(outdir)
+    if target is not None:
+        return {paths[0]: _planned_file(target, paths, inputs, sweep, compare, suffix, ext)}
     listed = set(paths)
     roots = [Path(i) for i in inputs if Path(i) not in listed]  # the folder inputs
 
@@ -285,6 +313,29 @@ def _name_outputs(paths: Sequence[Path], inputs: Sequence[str | Path], outdir: P
     if _clashing(plan):  # still: numbered, in input order (the first keeps its name)
         _number(plan, paths, named)
     return plan
+
+
+def _planned_file(target: Path, paths: Sequence[Path], inputs: Sequence[str | Path],
+                  sweep: Sequence[int] | None, compare: bool, suffix: str | None,
+                  ext: str) -> Planned:
+    """The outputs of the one input of a run whose output is named (`output_file`): the
+    file itself, or with the sweep's `_qf<N>` and `_compare` before its suffix."""
+    folders = [i for i in inputs if Path(i).is_dir()]
+    if len(paths) != 1 or folders:
+        given = f"the folder {folders[0]}" if folders else f"{len(paths)} images"
+        raise ImageError(target, f"an output file name takes one input image, got {given} "
+                                 "(give an output folder instead)")
+    if suffix is not None:
+        raise ImageError(target, "an output file name takes no suffix")
+    made = OUTPUT_FILE_SUFFIXES[target.suffix.lower()]
+    if made != ext:
+        raise ImageError(target, f"the output file is a {made} file but the output format "
+                                 f"asked for is {ext} (--ext)")
+    stem, kind = target.stem, target.suffix
+    outs = [target.with_name(f"{stem}{s}{kind}") for s in _suffixes(sweep)]
+    cmps = ([target.with_name(f"{stem}{s}_compare{kind}") for s in _suffixes(sweep)]
+            if compare else [])
+    return Planned(outs, cmps)
 
 
 def _number(plan: dict[Path, Planned], paths: Sequence[Path],

@@ -137,14 +137,16 @@ def _physical_cores() -> int:
 
 @main.command()
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("-o", "--outdir", type=click.Path(file_okay=False), default=None,
+@click.option("-o", "--outdir", type=click.Path(), default=None,
               help="Output folder (default: a restored/ folder beside each input, or the "
-                   "input's own folder with --suffix).")
+                   "input's own folder with --suffix); or, for one input image, the output "
+                   "file (a .png, .jpg, .jpeg or .webp name that is not a folder).")
 @click.option("--suffix", default=None, metavar="TEXT",
               help="Name outputs <stem><TEXT>.<ext>, beside the inputs unless -o is given, "
                    "e.g. --suffix _restored.")
 @click.option("--ext", type=click.Choice(["png", "jpg", "webp"]), default="png",
-              show_default=True, help="Output format (jpg: alpha flattened onto white).")
+              show_default=True, help="Output format (jpg: alpha flattened onto white; "
+                                      "default: an output file's, else png).")
 @click.option("--quality", type=click.IntRange(1, 100), default=None,
               help="Quality of jpg and webp outputs, 1..100  [default: 95]")
 @click.option("--model", default=None,
@@ -204,8 +206,11 @@ def restore(inputs: tuple[str, ...], outdir: str | None, suffix: str | None, ext
             address: str | None, workers: int | None, threads_per_worker: int | None,
             gpus_per_worker: float | None) -> None:
     """Remove JPEG artifacts from INPUT files or folders; writes PNGs (or --ext)."""
-    from ..engine.pipeline import RestoreOptions, check_suffix
+    from ..engine.pipeline import RestoreOptions, check_suffix, output_ext
 
+    source = click.get_current_context().get_parameter_source("ext")
+    # -o photo.jpg: a JPEG unless --ext says otherwise
+    ext = output_ext(outdir, None if source is click.core.ParameterSource.DEFAULT else ext)
     qf = parse_qf(qf_text)
     sweep = parse_int_list(qf_sweep)
     if sweep and qf is not None:

@@ -45,6 +45,7 @@ from ..engine.pipeline import (
     RestoreOptions,
     batch_summary,
     check_output_folders,
+    output_ext,
     plan_outputs,
     restore_file,
 )
@@ -469,9 +470,11 @@ def restore_many(inputs: Sequence[str | Path], outdir: str | Path | None = None,
     `gpus_per_worker` GPUs each; Ray at `address` ("auto", "ray://host:port"), or a local
     instance started and stopped here; an already connected Ray is used as it is).
     `options`: the fields of `pipeline.RestoreOptions` (qf, sweep, double, consistency,
-    compare, skip_existing, overwrite, max_megapixels). Raises EngineError (one line) when
-    the batch cannot run; files that fail do not raise."""
+    compare, skip_existing, overwrite, max_megapixels, ...). `outdir` may name the output
+    file of one input image ("x_restored.jpg": its format unless `ext` is given). Raises
+    EngineError (one line) when the batch cannot run; files that fail do not raise."""
     items = expand_inputs(inputs, recursive=recursive)
+    options["ext"] = output_ext(outdir, options.get("ext"))  # outdir "x.jpg": a JPEG
     found = {o.input: o for o in iter_restore(
         inputs, outdir, RestoreOptions(**options), ModelSpec(model, device, tile, precision),
         Engine(engine, address, workers, threads_per_worker, gpus_per_worker), items=items)}
