@@ -402,3 +402,45 @@ def test_cli_and_api_write_the_output_file_named(tiny_named_models, tmp_path) ->
     done = fbcnn.restore_many([jpg], tmp_path / "api.webp", quality=60)
     assert [o.error for o in done] == [None]
     assert Image.open(tmp_path / "api.webp").format == "WEBP"
+
+
+def test_cli_reads_standard_input_and_writes_standard_output(tiny_named_models,
+                                                             tmp_path) -> None:
+    import io
+
+    from fbcnn.images.files import read_image
+
+    jpg = save(tmp_path / "in" / "p.jpg")
+    runner = CliRunner()
+    # - to -: the PNG on standard output, the report line on standard error, naming "-"
+    done = runner.invoke(main, ["restore", "-", "-o", "-"], input=jpg.read_bytes())
+    assert done.exit_code == 0, done.stderr
+    with Image.open(io.BytesIO(done.stdout_bytes)) as im:
+        assert im.format == "PNG" and im.size == (48, 40)
+        piped = np.asarray(im)
+    assert done.stderr.startswith("-: predicted QF") and done.stderr.count("-> -") == 1
+    # the same pixels as the file restored to a file; --ext sets the format on stdout
+    assert run("restore", jpg, "-o", tmp_path / "p.png").exit_code == 0
+    assert np.array_equal(piped, np.asarray(Image.open(tmp_path / "p.png")))
+    done = runner.invoke(main, ["restore", str(jpg), "-o", "-", "--ext", "jpg",
+                                "--quality", "60"])
+    assert done.exit_code == 0 and read_image(_saved(tmp_path, done.stdout_bytes)).header_qf == 60
+    # standard input into a folder or a file
+    done = runner.invoke(main, ["restore", "-", "-o", str(tmp_path / "o")],
+                         input=jpg.read_bytes())
+    assert done.exit_code == 0 and (tmp_path / "o" / "stdin.png").exists()
+    # bad input: one line on standard error, nothing on standard output
+    done = runner.invoke(main, ["restore", "-", "-o", "-"], input=b"not an image")
+    assert done.exit_code == 1 and done.stdout_bytes == b""
+    assert "error: -: not an image" in done.stderr
+    for args, message in ((["-"], "needs -o"), (["-", str(jpg), "-o", "-"], "one input image"),
+                          ([str(jpg), "-o", "-", "--compare"], "no --qf-sweep, --compare"),
+                          (["-", "-o", "-", "--engine", "ray"], "--engine local")):
+        done = runner.invoke(main, ["restore", *args], input=b"")
+        assert done.exit_code == 2 and message in done.output, (args, done.output)
+
+
+def _saved(folder: Path, data: bytes) -> Path:
+    path = folder / "saved.bin"
+    path.write_bytes(data)
+    return path

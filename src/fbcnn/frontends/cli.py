@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
@@ -140,7 +140,9 @@ def _physical_cores() -> int:
 @click.option("-o", "--outdir", type=click.Path(), default=None,
               help="Output folder (default: a restored/ folder beside each input, or the "
                    "input's own folder with --suffix); or, for one input image, the output "
-                   "file (a .png, .jpg, .jpeg or .webp name that is not a folder).")
+                   "file (a .png, .jpg, .jpeg or .webp name that is not a folder), or - for "
+                   "standard output (--ext sets the format). An INPUT of - is read from "
+                   "standard input.")
 @click.option("--suffix", default=None, metavar="TEXT",
               help="Name outputs <stem><TEXT>.<ext>, beside the inputs unless -o is given, "
                    "e.g. --suffix _restored.")
@@ -234,6 +236,10 @@ def restore(inputs: tuple[str, ...], outdir: str | None, suffix: str | None, ext
                                "--gpus-per-worker need --engine ray")
     from .distributed import is_uri
 
+    if STDIO in inputs or outdir == STDIO:
+        _check_stdio(inputs, outdir, options, engine)
+        sys.exit(_restore_stdio(inputs[0], outdir, options, lambda first: _model_set(
+            model, device, tile, precision, backend, (first,), False)))
     if engine == "ray" or any(is_uri(u) for u in (*inputs, outdir or "", model or "")):
         if engine == "ray" and jobs:
             raise click.UsageError("--jobs is for --engine local (Ray: --workers)")
@@ -246,6 +252,56 @@ def restore(inputs: tuple[str, ...], outdir: str | None, suffix: str | None, ext
                             jobs=(os.cpu_count() or 1) if jobs == 0 else jobs)
     if failed:
         sys.exit(1)
+
+
+STDIO = "-"  # the input read from standard input, the output written to standard output
+
+
+def _check_stdio(inputs: tuple[str, ...], outdir: str | None, options: RestoreOptions,
+                 engine: str) -> None:
+    """Usage errors of a run through standard input or output (one image, one output)."""
+    if len(inputs) != 1:
+        raise click.UsageError("'-' (standard input or output) takes one input image")
+    if engine != "local":
+        raise click.UsageError("'-' (standard input or output) is for --engine local")
+    if outdir is None:
+        raise click.UsageError("an image from standard input needs -o (a file, a folder, or "
+                               "- for standard output)")
+    if outdir == STDIO and (options.sweep or options.compare or options.suffix is not None):
+        raise click.UsageError("-o - writes one image: no --qf-sweep, --compare or --suffix")
+    if outdir == STDIO and sys.stdout.isatty():
+        raise click.UsageError("-o - writes the image to standard output, which is a "
+                               "terminal here: redirect it (> out.png) or pipe it")
+    if inputs[0] == STDIO and sys.stdin.isatty():
+        raise click.UsageError("'-' reads the image from standard input, which is a terminal "
+                               "here: redirect it (< photo.jpg) or pipe it")
+
+
+def _restore_stdio(source: str, outdir: str, options: RestoreOptions,
+                   models_for: Callable[[str], ModelSet]) -> int:
+    """`fbcnn restore - -o out.png`, `fbcnn restore photo.jpg -o - > out.png`: the image read
+    from standard input and the output written to standard output go through files in a
+    temporary folder (the report line names them "-"); with -o -, report lines go to
+    standard error and nothing reaches standard output unless the image was written.
+    Returns the exit code."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="fbcnn-") as tmp:
+        work = Path(tmp)
+        path = Path(source)
+        if source == STDIO:
+            path = work / "stdin"
+            path.write_bytes(sys.stdin.buffer.read())
+        target = work / f"stdout.{options.ext}" if outdir == STDIO else Path(outdir)
+        shown = {str(p): STDIO for p, stdio in ((path, source == STDIO),
+                                                 (target, outdir == STDIO)) if stdio}
+        failed = _restore_batch((str(path),), str(target), False, models_for(str(path)),
+                                options, shown=shown,
+                                report_to=sys.stderr if outdir == STDIO else sys.stdout)
+        if outdir == STDIO and not failed and target.exists():
+            sys.stdout.buffer.write(target.read_bytes())
+            sys.stdout.buffer.flush()
+    return 1 if failed else 0
 
 
 def _restore_distributed(inputs: tuple[str, ...], outdir: str | None, recursive: bool,
@@ -300,9 +356,13 @@ def _tile_bar(path: Path) -> Callable[[int, int], None]:
 
 
 def _restore_batch(inputs: tuple[str, ...], outdir: str | None, recursive: bool,
-                   models: ModelSet, options: RestoreOptions, jobs: int = 1) -> int:
-    """Restore every input, a line each, `jobs` images at a time (threads sharing the
-    models; the network's threads are split between them); returns the number that failed."""
+                   models: ModelSet, options: RestoreOptions, jobs: int = 1, *,
+                   shown: dict[str, str] | None = None, report_to: TextIO | None = None
+                   ) -> int:
+    """Restore every input, a line each (to `report_to`, default standard output; errors to
+    standard error; each path in `shown` named as its value), `jobs` images at a time
+    (threads sharing the models; the network's threads are split between them); returns the
+    number that failed."""
     import threading
     import time
     from concurrent.futures import ThreadPoolExecutor
@@ -353,9 +413,11 @@ def _restore_batch(inputs: tuple[str, ...], outdir: str | None, recursive: bool,
             kind = ("skipped" if report.skipped else
                     "copied" if report.not_jpeg == "copied" else "done")
             line = report_line(report, options.sweep)
+        for path_text, name in (shown or {}).items():
+            line = line.replace(path_text, name)
         with lock:
             counts[kind] += 1
-            bar.write(line, file=sys.stderr if kind == "failed" else sys.stdout)
+            bar.write(line, file=sys.stderr if kind == "failed" else report_to or sys.stdout)
             bar.update(1)
 
     with ThreadPoolExecutor(jobs) as pool:
