@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ..engine.pipeline import ModelSet, RestoreOptions
 
 DEVICES = click.Choice(["auto", "cpu", "cuda", "mps"])
+STDIO = "-"  # restore's input read from standard input, its output written to standard output
 
 
 def parse_qf(value: str) -> float | None:
@@ -252,9 +253,6 @@ def restore(inputs: tuple[str, ...], outdir: str | None, suffix: str | None, ext
                             jobs=(os.cpu_count() or 1) if jobs == 0 else jobs)
     if failed:
         sys.exit(1)
-
-
-STDIO = "-"  # the input read from standard input, the output written to standard output
 
 
 def _check_stdio(inputs: tuple[str, ...], outdir: str | None, options: RestoreOptions,
