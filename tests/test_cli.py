@@ -149,6 +149,19 @@ def test_inspect_takes_folders_as_restore_does(tiny_named_models, tmp_path) -> N
     assert result.exit_code == 1 and "no images found in" in result.output
 
 
+def test_inspect_reads_standard_input(tiny_named_models, photos) -> None:
+    runner = CliRunner()
+    done = runner.invoke(main, ["inspect", "--json", "-"],
+                         input=(photos / "color.jpg").read_bytes())
+    assert done.exit_code == 0, done.output
+    info = json.loads(done.stdout)
+    assert info["path"] == "-" and info["header_qf"] == 15 and info["width"] == 80
+    done = runner.invoke(main, ["inspect", "-"], input=b"not an image")
+    assert done.exit_code == 1 and done.stderr == "error: -: not an image\n"
+    done = runner.invoke(main, ["inspect", "-", str(photos / "color.jpg")], input=b"")
+    assert done.exit_code == 2 and "takes one image" in done.output
+
+
 def test_module_entry_point() -> None:
     import subprocess
     import sys

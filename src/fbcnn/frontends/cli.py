@@ -438,20 +438,20 @@ def _restore_batch(inputs: tuple[str, ...], outdir: str | None, recursive: bool,
 def inspect(images: tuple[str, ...], as_json: bool, model: str | None, device: str,
             recursive: bool) -> None:
     """Report the QF in the file, the predicted QF, size, mode, subsampling, double JPEG.
-    IMAGES are files or folders (their images, as `fbcnn restore` lists them)."""
+    IMAGES are files or folders (their images, as `fbcnn restore` lists them), or - for an
+    image on standard input."""
     from ..engine.pipeline import ModelSet, inspect_file
-    from ..images.files import ImageError, list_inputs
+    from ..images.files import ImageError
     from ..networks.modelfiles import CheckpointError
 
     models = ModelSet(model, device=device)
-    paths = list_inputs(images, recursive=recursive)
-    if not paths:
-        raise click.ClickException("no images found in " + ", ".join(images))
+    paths = _inspected_paths(images, recursive)
     one = len(images) == 1 and len(paths) == 1 and not Path(images[0]).is_dir()
     infos, failed = [], 0
     for path in paths:
         try:
-            infos.append(inspect_file(path, models))
+            infos.append(_inspect_stdin(models) if images == (STDIO,)
+                         else inspect_file(path, models))
         except (ImageError, CheckpointError, ValueError) as e:
             failed += 1
             fail(str(e))
@@ -463,6 +463,40 @@ def inspect(images: tuple[str, ...], as_json: bool, model: str | None, device: s
             click.echo(_inspect_line(info))
     if failed:
         sys.exit(1)
+
+
+def _inspected_paths(images: tuple[str, ...], recursive: bool) -> list[Path]:
+    """The files `fbcnn inspect` reports on (folders listed as restore lists them); usage
+    errors for standard input given with other images or from a terminal."""
+    from ..images.files import list_inputs
+
+    if STDIO in images:
+        if len(images) != 1:
+            raise click.UsageError("'-' (standard input) takes one image")
+        if sys.stdin.isatty():
+            raise click.UsageError("'-' reads the image from standard input, which is a "
+                                   "terminal here: redirect it (< photo.jpg) or pipe it")
+        return [Path(STDIO)]
+    paths = list_inputs(images, recursive=recursive)
+    if not paths:
+        raise click.ClickException("no images found in " + ", ".join(images))
+    return paths
+
+
+def _inspect_stdin(models: ModelSet) -> dict[str, Any]:
+    """`fbcnn inspect -`: the image on standard input, through a temporary file, named "-"."""
+    import tempfile
+
+    from ..engine.pipeline import inspect_file
+    from ..images.files import ImageError
+
+    with tempfile.TemporaryDirectory(prefix="fbcnn-") as tmp:
+        path = Path(tmp) / "stdin"
+        path.write_bytes(sys.stdin.buffer.read())
+        try:
+            return {**inspect_file(path, models), "path": STDIO}
+        except ImageError as e:
+            raise ImageError(str(e).replace(str(path), STDIO)) from None
 
 
 def _inspect_line(info: dict[str, Any]) -> str:
