@@ -355,14 +355,14 @@ def test_read_only_or_full_file_system_is_refused_before_any_restore(
 
     import fbcnn.images.files as imageio
 
-    real = tempfile.mkstemp
+    real = tempfile.TemporaryFile
 
-    def mkstemp(*args, **kwargs):
+    def temporary_file(*args, **kwargs):
         if kwargs.get("prefix") == ".fbcnn-check.":
             raise OSError(errno_, "refused")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(imageio.tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(imageio.tempfile, "TemporaryFile", temporary_file)
     _never_restore(monkeypatch)
     line = _refused_up_front(run("restore", str(batch), "-o", str(tmp_path / "out")), reason)
     assert line == f"error: {tmp_path / 'out'}: cannot write there: {reason}"

@@ -694,9 +694,11 @@ def _saver(fmt: str, options: dict, arr: np.ndarray, mode: str, *, icc_profile: 
 
 def check_writable_folder(folder: str | Path, probe_bytes: int = 4096) -> None:
     """Make sure image files can be written into `folder`, creating it (and its parents)
-    when missing: writes a small hidden file (`probe_bytes` of zeros) there and deletes it.
-    ImageError with one line naming the folder otherwise: a file where the folder should
-    be, a parent that cannot be created, no permission, a read-only or full file system."""
+    when missing: writes a small temporary file (`probe_bytes` of zeros) there, unnamed
+    where the system allows (Linux: a run killed meanwhile leaves nothing; a named probe was
+    left behind), else deleted as soon as it is made. ImageError with one line naming the
+    folder otherwise: a file where the folder should be, a parent that cannot be created,
+    no permission, a read-only or full file system."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise ImageError(folder, "cannot write there: not a folder (a file has that name)")
@@ -708,17 +710,15 @@ def check_writable_folder(folder: str | Path, probe_bytes: int = 4096) -> None:
     except OSError as exc:
         raise ImageError(folder, f"cannot create the folder: {_os_reason(exc)}") from None
     try:
-        fd, name = tempfile.mkstemp(prefix=".fbcnn-check.", suffix=".tmp", dir=folder)
+        probe = tempfile.TemporaryFile(prefix=".fbcnn-check.", suffix=".tmp", dir=folder)
     except OSError as exc:
         raise ImageError(folder, f"cannot write there: {_os_reason(exc)}") from None
     try:
-        with os.fdopen(fd, "wb") as f:  # a full disk fails the write or the close
-            f.write(bytes(probe_bytes))
+        with probe:  # a full disk fails the write or the flush
+            probe.write(bytes(probe_bytes))
+            probe.flush()
     except OSError as exc:
         raise ImageError(folder, f"cannot write there: {_os_reason(exc)}") from None
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(name)
 
 
 def _prepare_target(path: Path, protect: Iterable[Path]) -> None:
