@@ -444,3 +444,21 @@ def _saved(folder: Path, data: bytes) -> Path:
     path = folder / "saved.bin"
     path.write_bytes(data)
     return path
+
+
+def test_cli_restores_a_grey_photo_saved_in_colour_as_grey(tiny_named_models,
+                                                           tmp_path) -> None:
+    """A black-and-white photo in a colour JPEG is picked the grey model (was: the colour
+    one, whose result had faint colour); its result, in RGB, is the grey JPEG's."""
+    grey = make_photo(48, 64, channels=1)[:, :, 0]
+    (tmp_path / "in").mkdir()
+    Image.fromarray(grey).convert("RGB").save(tmp_path / "in" / "rgb.jpg", quality=20)
+    Image.fromarray(grey).save(tmp_path / "in" / "grey.jpg", quality=20)
+    result = run("restore", tmp_path / "in", "-o", tmp_path / "out", "--jobs", "1")
+    assert result.exit_code == 0, result.output
+    assert "rgb.jpg: predicted QF" in result.output and result.output.count("[gray]") == 2
+    with Image.open(tmp_path / "out" / "rgb.png") as im:
+        rgb = np.asarray(im)
+    with Image.open(tmp_path / "out" / "grey.png") as im:
+        assert im.mode == "L"
+        np.testing.assert_array_equal(rgb, np.repeat(np.asarray(im)[:, :, None], 3, axis=2))

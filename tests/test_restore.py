@@ -186,6 +186,37 @@ def test_grey_image_on_colour_model_stays_grey() -> None:
         Model(tiny_network(1), name="g", device="cpu").restore(compress(make_photo(32, 32), 20))
 
 
+def test_is_neutral_reads_every_row() -> None:
+    from fbcnn.jpeg.color import is_neutral
+
+    grey = np.repeat(make_photo(40, 32, channels=1), 3, axis=2)
+    assert is_neutral(grey) and not is_neutral(grey[:, :, :1]) and not is_neutral(grey[0])
+    grey[5, 7, 2] += 1  # a row the first look (every 17th) skips
+    assert not is_neutral(grey)
+    assert not is_neutral(make_photo(40, 32))
+
+
+def test_a_grey_image_stored_in_colour_comes_back_grey() -> None:
+    """Was: a black-and-white photo saved as a colour JPEG came back with faint colour (the
+    colour model's channels differ by up to 10 levels on a Kodak photo at QF 20). On the
+    colour model its result is the mean of the network's channels; on a grey model, its one
+    channel restored as a grey image is, in all three, the same pixels."""
+    grey = compress(make_photo(48, 64, channels=1), 20)
+    neutral = np.repeat(grey, 3, axis=2)
+    colour = Model(tiny_network(3), name="c", device="cpu")
+    raw = colour.restorer.restore(neutral).pixels
+    assert np.abs(raw[..., :1].astype(int) - raw).max() > 0  # the network alone tints it
+    out = colour.restore_array(neutral).image
+    assert out.shape == neutral.shape and (out == out[..., :1]).all()
+    want = np.round(raw.mean(axis=2, dtype=np.float32)).astype(np.uint8)
+    np.testing.assert_array_equal(out[..., 0], want)
+    grey_model = Model(tiny_network(1), name="g", device="cpu")
+    out = grey_model.restore_array(neutral, qf=30).image
+    assert out.shape == neutral.shape and (out == out[..., :1]).all()
+    np.testing.assert_array_equal(out[..., 0], grey_model.restore_array(grey, qf=30).image[..., 0])
+    assert grey_model.predict_qf(neutral) == grey_model.predict_qf(grey)
+
+
 def test_api_refuses_modes_it_cannot_read() -> None:
     model = Model(tiny_network(), name="tiny", device="cpu")
     floats = Image.fromarray(make_photo(16, 16, channels=1)[:, :, 0]).convert("F")

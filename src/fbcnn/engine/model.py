@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image
 
 from ..device import available_cpus
+from ..jpeg.color import is_neutral
 from ..jpeg.consistency import JpegTables
 from ..networks.modelfiles import NAMED_MODELS, resolve_model, training_patch_size
 from ..networks.runtimes import Runtime
@@ -112,14 +113,19 @@ class Model:
     def channels(self) -> int:
         return self.info.channels
 
-    def _fit_channels(self, pixels: np.ndarray) -> tuple[np.ndarray, bool]:
-        """Grey images on a colour model are restored as RGB and turned back into grey."""
+    def _fit_channels(self, pixels: np.ndarray) -> tuple[np.ndarray, str | None]:
+        """The pixels the network takes, and how they were fitted: "grey on colour" (grey
+        images on a colour model are restored as RGB and turned back into grey), "neutral
+        on grey" (a colour image whose channels are all equal, on a grey model: one of them
+        restored, then given to all three), None (as they are)."""
         if pixels.ndim == 2:
             pixels = pixels[:, :, None]
         if pixels.shape[2] == self.channels:
-            return pixels, False
+            return pixels, None
         if pixels.shape[2] == 1 and self.channels == 3:
-            return np.repeat(pixels, 3, axis=2), True
+            return np.repeat(pixels, 3, axis=2), "grey on colour"
+        if self.channels == 1 and is_neutral(pixels):
+            return pixels[:, :, :1], "neutral on grey"
         raise ValueError(f"model '{self.name}' takes {self.channels}-channel images, "
                          f"got {pixels.shape[2]} channels (use a colour model)")
 
@@ -137,12 +143,16 @@ class Model:
         `predict_qf` of the pixels when already known; `progress(done, total)` per tile;
         `near_lossless`: without `qf`, a near-lossless JPEG keeps only part of the change
         (`fbcnn.jpeg.nearlossless`; False for a double JPEG)."""
-        fitted, grey_on_colour = self._fit_channels(pixels)
+        fitted, fit = self._fit_channels(pixels)
         out = self.restorer.restore(fitted, qf=qf, grid=grid, predicted_qf=predicted_qf,
                                     progress=progress)
-        result = finish(out.pixels, fitted, tables, out.predicted_qf,
+        restored, decoded = out.pixels, fitted
+        if fit == "neutral on grey":  # finished in colour: the file's tables are colour's
+            restored, decoded = np.repeat(restored, 3, axis=2), pixels.reshape(fitted.shape[:2]
+                                                                               + (3,))
+        result = finish(restored, decoded, tables, out.predicted_qf,
                         near_lossless=near_lossless and qf is None, workers=self.threads)
-        if grey_on_colour:
+        if fit == "grey on colour":
             grey = result.astype(np.float32).mean(axis=2, keepdims=True)
             result = np.round(grey).astype(np.uint8)
         return Result(result.reshape(pixels.shape), out.predicted_qf, out.used_qf)

@@ -105,7 +105,7 @@ class ModelSet:
         megapixels = image.pixels.shape[0] * image.pixels.shape[1] / 1e6
         if self.fixed:
             return self.get(self.fixed, megapixels)
-        return self.get("gray" if image.is_gray else "color", megapixels)
+        return self.get("gray" if image.looks_grey else "color", megapixels)
 
 
 def _likely_model(path: Path) -> str | None:

@@ -252,7 +252,7 @@ class Handlers:
         if progress is not None:
             progress(0, desc="reading the image")
         image = self._read(path)
-        name = self.model_name(kind, variant, image.is_gray)
+        name = self.model_name(kind, variant, image.looks_grey)
         model = self.models.get(name, image.width * image.height / 1e6)  # as fbcnn restore
 
         def double(fraction: float) -> None:
@@ -313,7 +313,7 @@ class Handlers:
             before = write_image(folder / f"{path.stem}_input.png", image.pixels,
                                  alpha=image.alpha)
         name = found.model.name
-        default = "gray" if image.is_gray else "color"
+        default = "gray" if image.looks_grey else "color"
         command = "fbcnn restore" + ("" if qf is None else f" --qf {qf:g}") + (
             "" if name == default else f" --model {name}") + (
             "" if consistency else " --consistency off") + (

@@ -27,7 +27,7 @@ import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import cache, cached_property, lru_cache
 from pathlib import Path
 from typing import BinaryIO
 
@@ -36,6 +36,7 @@ from PIL import Image, ImageOps
 
 from ..device import available_cpus
 from ..jpeg import tables as jpeg
+from ..jpeg.color import is_neutral
 from .png import write_png
 
 DEFAULT_MAX_MEGAPIXELS = 200.0  # read_image refuses bigger images before decoding
@@ -144,6 +145,12 @@ class LoadedImage:
         """True for one-channel (HxWx1) pixels."""
         return self.pixels.shape[2] == 1
 
+    @cached_property
+    def looks_grey(self) -> bool:
+        """One channel, or three equal ones (`jpeg.color.is_neutral`: a black-and-white photo
+        saved in colour): restored by the grey model when the model is picked by image."""
+        return self.is_gray or is_neutral(self.pixels)
+
     @property
     def width(self) -> int:
         """Width in pixels, after EXIF orientation."""
@@ -230,8 +237,7 @@ def _unpalette(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
     transparency as alpha when it has any."""
     alpha = img.mode == "PA" or img.has_transparency_data
     arr = np.array(img.convert("RGBA" if alpha else "RGB"))
-    grey = np.array_equal(arr[:, :, 0], arr[:, :, 1]) and \
-        np.array_equal(arr[:, :, 1], arr[:, :, 2])
+    grey = is_neutral(arr[:, :, :3])
     pixels = np.ascontiguousarray(arr[:, :, :1] if grey else arr[:, :, :3])
     return pixels, np.ascontiguousarray(arr[:, :, 3]) if alpha else None
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["rgb_to_gray_plain", "rgb_to_y"]
+__all__ = ["is_neutral", "rgb_to_gray_plain", "rgb_to_y"]
 
 _STRIP_ROWS = 256
 
@@ -33,3 +33,13 @@ def rgb_to_gray_plain(image: np.ndarray) -> np.ndarray:
     """A plain full-range RGB -> grey conversion (ITU-R 601 weights), HxWx1 uint8."""
     return _by_strips(image, lambda rgb: 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1]
                       + 0.114 * rgb[..., 2])
+
+
+def is_neutral(image: np.ndarray) -> bool:
+    """Colour (HxWx3) pixels whose three channels are equal everywhere: a grey image stored
+    in colour (a black-and-white photo saved as a colour JPEG, a grey palette)."""
+    if image.ndim != 3 or image.shape[2] != 3:
+        return False
+    sample = image[::17]  # a colour photo shows colour in a few rows: the rest not read
+    return all(np.array_equal(rows[..., 0], rows[..., 1])
+               and np.array_equal(rows[..., 1], rows[..., 2]) for rows in (sample, image))

@@ -260,8 +260,13 @@ async function openImage(file, name) {
   bitmap.close();
   const rgba = context.getImageData(0, 0, width, height).data;
   const n = width * height;
-  // a palette image (GIF, PNG-8) whose colours are all grey is grey (images/files.py _unpalette)
-  const channels = info.grey || (info.palette && everyPixelGrey(rgba)) ? 1 : 3;
+  // an image whose pixels are all grey is restored as grey (the grey model), as the CLI
+  // restores it: a palette image (GIF, PNG-8) is read as grey (images/files.py _unpalette),
+  // a colour one (a black-and-white photo saved as a colour JPEG) keeps three equal
+  // channels (jpeg/color.py is_neutral), so its tiles start on the colour grid
+  const grey = info.grey || everyPixelGrey(rgba);
+  const channels = grey ? 1 : 3;
+  const stored = info.grey || (grey && info.palette) ? 1 : 3; // the channels Python reads
   const pixels = new Uint8Array(n * channels);
   let alpha = null;
   for (let i = 0; i < n; i++) {
@@ -278,7 +283,7 @@ async function openImage(file, name) {
   }
   image = {
     name, width, height, channels, pixels, alpha,
-    grid: gridMultiple(cmyk ? null : subsampling, channels),
+    grid: gridMultiple(cmyk ? null : subsampling, stored),
     tables: cmyk ? null : consistencyTables(info),
     floor: cmyk ? null : floorTables(info), // what the QF rule of a single JPEG reads
     model: channels === 1 ? "gray" : "color",
