@@ -28,7 +28,7 @@ def finish(restored: np.ndarray, decoded: np.ndarray, tables: JpegTables | None,
     threads for the projection (default one per CPU). A colour `decoded` whose channels
     are all equal (a black-and-white photo saved as a colour JPEG) gets the mean of the
     network's channels in all three: the colour model leaves faint colour in a grey image
-    (up to 10 levels, 0.5-0.8 on average at QF 20)."""
+    (0.5-1.0 levels on average, up to 16, on Kodak at QF 10-40: docs/real_world.md)."""
     if is_neutral(decoded):
         mean = restored.mean(axis=2, keepdims=True, dtype=np.float32)
         restored = np.repeat(np.round(mean).astype(np.uint8), 3, axis=2)
