@@ -270,7 +270,7 @@ def test_grey_jpeg_matches_cli(server, page, tmp_path) -> None:
     assert last["usedQf"] == pytest.approx(fed_qf(jpeg, last["predictedQf"]))
 
     # the same grey photo in a colour JPEG (4:2:0): the grey model, as `fbcnn restore` picks
-    # it; the CLI's RGB result has three equal channels, the page's download is grey
+    # it; both give RGB with three equal channels
     neutral = tmp_path / "neutral.jpg"
     neutral.write_bytes(encode(np.repeat(make_photo(141, 203, 1, seed=4), 3, axis=2), 30))
     before = runs(page)
@@ -283,9 +283,9 @@ def test_grey_jpeg_matches_cli(server, page, tmp_path) -> None:
     assert "[gray]" in printed
     with Image.open(tmp_path / "cli_neutral" / "neutral.png") as im:
         want = np.asarray(im).copy()
-    assert mode == "L" and want.shape[2] == 3 and (want == want[:, :, :1]).all()
-    PARITY.setdefault("grey photo in a colour JPEG", {})["auto"] = max_diff(got, want[:, :, 0])
-    assert max_diff(got, want[:, :, 0]) <= 1
+    assert mode == "RGB" and (want == want[:, :, :1]).all() and (got == got[:, :, :1]).all()
+    PARITY.setdefault("grey photo in a colour JPEG", {})["auto"] = max_diff(got, want)
+    assert max_diff(got, want) <= 1
 
 
 def test_cmyk_jpeg_is_converted_and_restored(server, page, tmp_path) -> None:

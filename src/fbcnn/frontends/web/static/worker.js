@@ -282,7 +282,7 @@ async function openImage(file, name) {
     trace = { found, offset, score, median, judged };
   }
   image = {
-    name, width, height, channels, pixels, alpha,
+    name, width, height, channels, stored, pixels, alpha,
     grid: gridMultiple(cmyk ? null : subsampling, stored),
     tables: cmyk ? null : consistencyTables(info),
     floor: cmyk ? null : floorTables(info), // what the QF rule of a single JPEG reads
@@ -516,16 +516,19 @@ async function blendTiles(net, tiles, qf, overlap, progress) {
 
 async function png() {
   if (!image?.result) throw new ImageFileError("nothing restored yet");
-  const { width: w, height: h, channels: c, alpha } = image;
+  const { width: w, height: h, channels: c, stored, alpha } = image;
   const { pixels, qf, auto } = image.result;
   let data = pixels;
   let channels = c;
-  if (alpha) {
-    channels = c + 1;
+  if (alpha || stored !== c) {
+    // a grey image stored in colour comes back in colour, three equal channels (as the CLI
+    // writes it)
+    const colours = stored;
+    channels = colours + (alpha ? 1 : 0);
     data = new Uint8Array(w * h * channels);
     for (let i = 0; i < w * h; i++) {
-      for (let k = 0; k < c; k++) data[i * channels + k] = pixels[i * c + k];
-      data[i * channels + c] = alpha[i];
+      for (let k = 0; k < colours; k++) data[i * channels + k] = pixels[i * c + (c === 1 ? 0 : k)];
+      if (alpha) data[i * channels + colours] = alpha[i];
     }
   }
   const blob = await encodePng(data, w, h, channels);
