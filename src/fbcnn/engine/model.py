@@ -146,15 +146,15 @@ class Model:
         fitted, fit = self._fit_channels(pixels)
         out = self.restorer.restore(fitted, qf=qf, grid=grid, predicted_qf=predicted_qf,
                                     progress=progress)
-        restored, decoded = out.pixels, fitted
-        if fit == "neutral on grey":  # finished in colour: the file's tables are colour's
-            restored, decoded = np.repeat(restored, 3, axis=2), pixels.reshape(fitted.shape[:2]
-                                                                               + (3,))
-        result = finish(restored, decoded, tables, out.predicted_qf,
+        # finished in one channel for a grey model on three equal ones: a colour JPEG's
+        # tables then bound its luma (as `consistency.project` does a grey image's)
+        result = finish(out.pixels, fitted, tables, out.predicted_qf,
                         near_lossless=near_lossless and qf is None, workers=self.threads)
         if fit == "grey on colour":
             grey = result.astype(np.float32).mean(axis=2, keepdims=True)
             result = np.round(grey).astype(np.uint8)
+        elif fit == "neutral on grey":
+            result = np.repeat(result, 3, axis=2)
         return Result(result.reshape(pixels.shape), out.predicted_qf, out.used_qf)
 
     @overload

@@ -331,11 +331,7 @@ def _planned_file(target: Path, paths: Sequence[Path], inputs: Sequence[str | Pa
     if made != ext:
         raise ImageError(target, f"the output file is a {made} file but the output format "
                                  f"asked for is {ext} (--ext)")
-    stem, kind = target.stem, target.suffix
-    outs = [target.with_name(f"{stem}{s}{kind}") for s in _suffixes(sweep)]
-    cmps = ([target.with_name(f"{stem}{s}_compare{kind}") for s in _suffixes(sweep)]
-            if compare else [])
-    return Planned(outs, cmps)
+    return _planned(target.parent, target.stem, sweep, compare, "", target.suffix[1:])
 
 
 def _number(plan: dict[Path, Planned], paths: Sequence[Path],

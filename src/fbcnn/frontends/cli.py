@@ -270,9 +270,22 @@ def _check_stdio(inputs: tuple[str, ...], outdir: str | None, options: RestoreOp
     if outdir == STDIO and sys.stdout.isatty():
         raise click.UsageError("-o - writes the image to standard output, which is a "
                                "terminal here: redirect it (> out.png) or pipe it")
-    if inputs[0] == STDIO and sys.stdin.isatty():
+    if inputs[0] == STDIO:
+        _check_stdin()
+
+
+def _check_stdin() -> None:
+    """A usage error when '-' would wait for an image typed at a terminal."""
+    if sys.stdin.isatty():
         raise click.UsageError("'-' reads the image from standard input, which is a terminal "
                                "here: redirect it (< photo.jpg) or pipe it")
+
+
+def _stdin_file(folder: Path) -> Path:
+    """The image on standard input, written to `folder`/stdin (what the library reads)."""
+    path = folder / "stdin"
+    path.write_bytes(sys.stdin.buffer.read())
+    return path
 
 
 def _restore_stdio(source: str, outdir: str, options: RestoreOptions,
@@ -286,10 +299,7 @@ def _restore_stdio(source: str, outdir: str, options: RestoreOptions,
 
     with tempfile.TemporaryDirectory(prefix="fbcnn-") as tmp:
         work = Path(tmp)
-        path = Path(source)
-        if source == STDIO:
-            path = work / "stdin"
-            path.write_bytes(sys.stdin.buffer.read())
+        path = _stdin_file(work) if source == STDIO else Path(source)
         target = work / f"stdout.{options.ext}" if outdir == STDIO else Path(outdir)
         shown = {str(p): STDIO for p, stdio in ((path, source == STDIO),
                                                  (target, outdir == STDIO)) if stdio}
@@ -473,9 +483,7 @@ def _inspected_paths(images: tuple[str, ...], recursive: bool) -> list[Path]:
     if STDIO in images:
         if len(images) != 1:
             raise click.UsageError("'-' (standard input) takes one image")
-        if sys.stdin.isatty():
-            raise click.UsageError("'-' reads the image from standard input, which is a "
-                                   "terminal here: redirect it (< photo.jpg) or pipe it")
+        _check_stdin()
         return [Path(STDIO)]
     paths = list_inputs(images, recursive=recursive)
     if not paths:
@@ -491,8 +499,7 @@ def _inspect_stdin(models: ModelSet) -> dict[str, Any]:
     from ..images.files import ImageError
 
     with tempfile.TemporaryDirectory(prefix="fbcnn-") as tmp:
-        path = Path(tmp) / "stdin"
-        path.write_bytes(sys.stdin.buffer.read())
+        path = _stdin_file(Path(tmp))
         try:
             return {**inspect_file(path, models), "path": STDIO}
         except ImageError as e:
